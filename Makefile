@@ -1,0 +1,48 @@
+# alert-jobs: `make run` starts the product, `make test` runs the tests.
+# Everything is installed into .venv from requirements.lock (exact pins).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: install run test lint typecheck bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+run: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m alert_jobs.demo $(DAGSTER_HOME)/demo.db
+	$(BIN)/alert-jobs db upgrade
+	$(BIN)/alert-jobs rules validate alerts.yaml
+	@echo "alert-jobs: Dagster UI on http://$(HOST):$(PORT) (Ctrl-C stops webserver and daemon)"
+	@trap 'kill 0' EXIT INT TERM; \
+	  $(BIN)/dagster-daemon run -w workspace.yaml & \
+	  $(BIN)/dagster-webserver -h $(HOST) -p $(PORT) -w workspace.yaml & \
+	  wait
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy alert_jobs assets sensors
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .dagster_home .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,452 @@
+"""The rules file (``alerts.yaml``): pydantic models and a loader whose errors help.
+
+Every error names the file, the YAML path and the reason, and all errors are
+reported at once::
+
+    alerts.yaml: checks.sql_metric[0].for: expected a duration like 5m, got '5 minutes' (line 14)
+
+Secrets are written as env references (``url: {env: SLACK_WEBHOOK_URL}``) and stay
+references in the model; they are resolved only at the moment of use, so a
+secret's value never reaches a log, Dagster metadata or the timeline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from alert_jobs.durations import DurationError, parse_duration
+from alert_jobs.model import NoDataPolicy, Severity
+
+DEFAULT_RULES_FILE = "alerts.yaml"
+RULES_FILE_ENV = "ALERT_JOBS_RULES"
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+class SecretMissingError(RuntimeError):
+    """An env reference whose variable is not set where the secret is needed."""
+
+
+class EnvRef(BaseModel):
+    """A value that lives in an environment variable: ``{env: NAME}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+    def resolve(self) -> str:
+        value = os.environ.get(self.env)
+        if value is None or value == "":
+            raise SecretMissingError(f"environment variable {self.env} is not set")
+        return value
+
+    def __str__(self) -> str:
+        return f"{{env: {self.env}}}"
+
+
+SecretOrText = EnvRef | str
+
+
+def resolve(value: SecretOrText) -> str:
+    """The real value of a plain string or an env reference."""
+    return value.resolve() if isinstance(value, EnvRef) else value
+
+
+def _duration(value: Any) -> timedelta:
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise PydanticCustomError("duration", str(exc)) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise PydanticCustomError(
+            "name",
+            "expected a name of lowercase letters, digits and _ starting with a letter "
+            "(it becomes a Dagster asset name), got {value!r}",
+            {"value": value},
+        )
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_name)]
+
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+
+
+def _cron(value: Any) -> str:
+    text = str(value).strip()
+    fields = text.split()
+    if text.startswith("@") and text in {"@hourly", "@daily", "@weekly", "@monthly", "@yearly"}:
+        return text
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields) or not _dagster_accepts(text):
+        raise PydanticCustomError(
+            "cron",
+            "expected a 5-field cron expression like '*/5 * * * *', got {value!r}",
+            {"value": value},
+        )
+    return text
+
+
+def _dagster_accepts(cron: str) -> bool:
+    """Ask Dagster's own validator, so a rule never passes here and fails at schedule load."""
+    try:
+        from dagster._utils.schedules import is_valid_cron_string
+    except ImportError:  # pragma: no cover - Dagster moved its helper; the regex still guards
+        return True
+    return bool(is_valid_cron_string(cron))
+
+
+Cron = Annotated[str, BeforeValidator(_cron)]
+
+
+def _timezone(value: Any) -> str:
+    try:
+        zoneinfo.ZoneInfo(str(value))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "timezone",
+            "unknown timezone {value!r} (use an IANA name like UTC or Europe/Berlin)",
+            {"value": value},
+        ) from None
+    return str(value)
+
+
+Timezone = Annotated[str, BeforeValidator(_timezone)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ReceiverConfig(_Strict):
+    """Where notifications go. The notifiers issue adds Slack, PagerDuty, email, …"""
+
+    name: Name
+    type: Literal["console", "webhook"]
+    url: SecretOrText | None = None
+    headers: dict[str, SecretOrText] = Field(default_factory=dict)
+    timeout: Duration = timedelta(seconds=5)
+    send_resolved: bool = True
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> ReceiverConfig:
+        if self.type == "webhook" and self.url is None:
+            raise PydanticCustomError("missing_url", "a webhook receiver needs url")
+        return self
+
+
+class Defaults(_Strict):
+    receivers: list[str] = Field(default_factory=lambda: ["console"])
+    repeat_interval: Duration = timedelta(hours=4)
+    timezone: Timezone = "UTC"
+    schedule: Cron = "*/5 * * * *"
+    dagster_url: str = "http://127.0.0.1:3000"
+
+
+class Expect(_Strict):
+    """The good range: ``min`` and/or ``max`` (inclusive).
+
+    ``resolve_min``/``resolve_max`` give hysteresis: once firing, the value must come
+    back inside this narrower range to count as good again.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    resolve_min: float | None = None
+    resolve_max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Expect:
+        if self.min is None and self.max is None:
+            raise PydanticCustomError("bounds", "give at least one of min or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise PydanticCustomError(
+                "bounds", "min ({min}) is greater than max ({max})", {"min": self.min, "max": self.max}
+            )
+        return self
+
+
+class Annotations(_Strict):
+    """Text and links the message standard puts in every notification."""
+
+    why: str = ""
+    runbook_url: str = ""
+    dashboard_url: str = ""
+    audience: Literal["engineering", "data_science", "business"] = "engineering"
+
+
+class RuleBase(_Strict):
+    """Fields every rule has, whatever its check family."""
+
+    name: Name
+    description: str = ""
+    severity: Severity = Severity.WARNING
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
+    repeat_interval: Duration | None = None
+    nodata: NoDataPolicy = NoDataPolicy.ALERT
+    error: NoDataPolicy = NoDataPolicy.ALERT
+    schedule: Cron | None = None
+    timezone: Timezone | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=Annotations)
+    receivers: list[str] | None = None
+    enabled: bool = True
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise PydanticCustomError("label", "bad label name {key!r}", {"key": key})
+            if key in ("alertname", "severity"):
+                raise PydanticCustomError(
+                    "label", "label {key!r} is set by alert-jobs itself", {"key": key}
+                )
+        return labels
+
+
+class SqlMetricRule(RuleBase):
+    """A SQL query returning one number over a window, compared with an expected range.
+
+    The query may use the bind parameters ``:window_start``, ``:window_end`` (UTC
+    timestamps) and ``:window_seconds``.
+    """
+
+    database: SecretOrText
+    query: str
+    window: Duration = timedelta(minutes=30)
+    expect: Expect
+    unit: str = ""
+    query_timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("query")
+    @classmethod
+    def _one_statement(cls, query: str) -> str:
+        if ";" in query.strip().rstrip(";"):
+            raise PydanticCustomError("query", "give exactly one SQL statement")
+        if not query.strip():
+            raise PydanticCustomError("query", "query is empty")
+        return query
+
+
+class Checks(_Strict):
+    sql_metric: list[SqlMetricRule] = Field(default_factory=list)
+
+
+class RulesFile(_Strict):
+    version: Literal[1] = 1
+    defaults: Defaults = Field(default_factory=Defaults)
+    receivers: list[ReceiverConfig] = Field(
+        default_factory=lambda: [ReceiverConfig(name="console", type="console")]
+    )
+    checks: Checks = Field(default_factory=Checks)
+
+    def rules(self) -> list[RuleBase]:
+        return [*self.checks.sql_metric]
+
+    def rule(self, name: str) -> RuleBase:
+        for rule in self.rules():
+            if rule.name == name:
+                return rule
+        known = ", ".join(sorted(r.name for r in self.rules())) or "none"
+        raise KeyError(f"unknown rule {name!r} (known rules: {known})")
+
+    def receiver(self, name: str) -> ReceiverConfig:
+        for receiver in self.receivers:
+            if receiver.name == name:
+                return receiver
+        raise KeyError(f"unknown receiver {name!r}")
+
+    def receivers_for(self, rule: RuleBase) -> list[str]:
+        return list(rule.receivers if rule.receivers is not None else self.defaults.receivers)
+
+    def schedule_for(self, rule: RuleBase) -> str:
+        return rule.schedule or self.defaults.schedule
+
+    def timezone_for(self, rule: RuleBase) -> str:
+        return rule.timezone or self.defaults.timezone
+
+    def repeat_interval_for(self, rule: RuleBase) -> timedelta:
+        return rule.repeat_interval or self.defaults.repeat_interval
+
+
+@dataclass(frozen=True)
+class RuleFileProblem:
+    """One problem in a rules file, with where it is."""
+
+    path: str
+    reason: str
+    line: int | None = None
+
+
+class RulesError(ValueError):
+    """The rules file is unreadable or invalid; ``problems`` lists every error found."""
+
+    def __init__(self, file: str, problems: list[RuleFileProblem]):
+        self.file = file
+        self.problems = problems
+        super().__init__(self.render())
+
+    def lines(self) -> list[str]:
+        out = []
+        for p in self.problems:
+            where = f"{self.file}: {p.path}: " if p.path else f"{self.file}: "
+            line = f" (line {p.line})" if p.line else ""
+            out.append(f"{where}{p.reason}{line}")
+        return out
+
+    def render(self) -> str:
+        return "\n".join(self.lines())
+
+
+def default_rules_path() -> Path:
+    return Path(os.environ.get(RULES_FILE_ENV, DEFAULT_RULES_FILE))
+
+
+def load_rules(path: str | os.PathLike[str] | None = None) -> RulesFile:
+    """Read and validate a rules file. Raises :class:`RulesError` listing every problem."""
+    file = Path(path) if path is not None else default_rules_path()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError(str(file), [RuleFileProblem("", "file not found")]) from None
+    except OSError as exc:
+        raise RulesError(str(file), [RuleFileProblem("", f"cannot read: {exc.strerror}")]) from None
+    return parse_rules(text, str(file))
+
+
+def parse_rules(text: str, filename: str = DEFAULT_RULES_FILE) -> RulesFile:
+    """Validate rules given as YAML text; ``filename`` is only used in messages."""
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_index(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        reason = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        line = mark.line + 1 if mark is not None else None
+        raise RulesError(filename, [RuleFileProblem("", reason, line)]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RulesError(filename, [RuleFileProblem("", "expected a mapping at the top level")])
+    try:
+        rules = RulesFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(err, lines) for err in exc.errors()]
+        raise RulesError(filename, problems) from None
+    problems = _cross_checks(rules, lines)
+    if problems:
+        raise RulesError(filename, problems)
+    return rules
+
+
+def _problem(err: Any, lines: dict[tuple[Any, ...], int]) -> RuleFileProblem:
+    loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+    reason = err["msg"]
+    if err["type"] == "extra_forbidden":
+        reason = "unknown key"
+    elif err["type"] == "missing":
+        reason = "required key is missing"
+    elif reason.startswith("Value error, "):
+        reason = reason[len("Value error, ") :]
+    return RuleFileProblem(yaml_path(loc), reason, _nearest_line(loc, lines))
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the union member's type name in the location (``str``, ``EnvRef``);
+    # the user never wrote it, so it must not show in the path.
+    return isinstance(part, str) and (part in ("str", "EnvRef") or part.startswith("function-"))
+
+
+def yaml_path(loc: tuple[Any, ...]) -> str:
+    """``('checks', 'sql_metric', 0, 'for')`` → ``checks.sql_metric[0].for``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
+    """Map each YAML path to its 1-based line, so errors can point at the line."""
+    index: dict[tuple[Any, ...], int] = {}
+
+    def walk(n: yaml.Node, path: tuple[Any, ...]) -> None:
+        index[path] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                child = (*path, key.value)
+                walk(value, child)
+                index[child] = key.start_mark.line + 1
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*path, i))
+
+    if node is not None:
+        walk(node, ())
+    return index
+
+
+def _nearest_line(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    for cut in range(len(loc), 0, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
+
+
+def _cross_checks(rules: RulesFile, lines: dict[tuple[Any, ...], int]) -> list[RuleFileProblem]:
+    """Checks that span several parts of the file: names unique, receivers known."""
+    problems: list[RuleFileProblem] = []
+
+    def add(loc: tuple[Any, ...], reason: str) -> None:
+        problems.append(RuleFileProblem(yaml_path(loc), reason, _nearest_line(loc, lines)))
+
+    receiver_names = [r.name for r in rules.receivers]
+    seen_receivers: set[str] = set()
+    for i, name in enumerate(receiver_names):
+        if name in seen_receivers:
+            add(("receivers", i, "name"), f"receiver name {name!r} is used twice")
+        seen_receivers.add(name)
+    known = ", ".join(receiver_names) or "none"
+    for i, name in enumerate(rules.defaults.receivers):
+        if name not in seen_receivers:
+            add(("defaults", "receivers", i), f"unknown receiver {name!r} (known: {known})")
+    seen_rules: set[str] = set()
+    for family in type(rules.checks).model_fields:
+        for i, rule in enumerate(getattr(rules.checks, family)):
+            if rule.name in seen_rules:
+                add(("checks", family, i, "name"), f"rule name {rule.name!r} is used twice")
+            seen_rules.add(rule.name)
+            for j, name in enumerate(rule.receivers or []):
+                if name not in seen_receivers:
+                    add(
+                        ("checks", family, i, "receivers", j),
+                        f"unknown receiver {name!r} (known: {known})",
+                    )
+    return problems

@@ -1,0 +1,32 @@
+"""The code location: ``Definitions`` built from the rules file.
+
+Thin on purpose: each family module builds its own assets and schedules; this file
+only assembles them with the shared resource. The rules file is read here to know
+which rules exist (one asset per rule); thresholds are re-read at every run.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from alert_jobs.config import load_rules
+from alert_jobs.resources import AlertJobsResource
+from assets.operator_jobs import OPERATOR_JOBS
+from assets.sql_metric import build_sql_metric_definitions
+from sensors.outbox import outbox_retry_sensor
+
+
+def build_definitions(rules_file: str | None = None) -> dg.Definitions:
+    resource = AlertJobsResource(rules_file=rules_file) if rules_file else AlertJobsResource()
+    rules = load_rules(resource.rules_file)
+    sql_assets, sql_schedules = build_sql_metric_definitions(rules)
+    return dg.Definitions(
+        assets=sql_assets,
+        jobs=OPERATOR_JOBS,
+        schedules=sql_schedules,
+        sensors=[outbox_retry_sensor],
+        resources={"alert_jobs": resource},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,173 @@
+"""Timeline tables (SQLAlchemy Core) and the migrations that create them.
+
+All tables carry the ``alert_`` prefix so they can share a database with other
+things. Times are stored as UTC; :class:`UTCDateTime` gives them back timezone-aware
+on every backend (SQLite has no timezone type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A DateTime that refuses naive input and always returns aware UTC datetimes."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the timeline; pass an aware UTC time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+alerts = sa.Table(
+    "alert_alerts",
+    metadata,
+    sa.Column("fingerprint", sa.String(32), primary_key=True),
+    sa.Column("rule", sa.String(128), nullable=False, index=True),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("episode", sa.Integer, nullable=False, default=0),
+    sa.Column("active_since", UTCDateTime),
+    sa.Column("fired_at", UTCDateTime),
+    sa.Column("recovering_since", UTCDateTime),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("last_notified_at", UTCDateTime),
+    sa.Column("last_suppressed_at", UTCDateTime),
+    sa.Column("notified_firing", sa.Boolean, nullable=False, default=False),
+    sa.Column("notify_seq", sa.Integer, nullable=False, default=0),
+    sa.Column("acked_at", UTCDateTime),
+    sa.Column("acked_by", sa.String(128)),
+    sa.Column("ack_note", sa.Text),
+    sa.Column("ack_outcome", sa.String(32)),
+    sa.Column("snoozed_until", UTCDateTime),
+    sa.Column("escalation_step", sa.Integer, nullable=False, default=0),
+    sa.Column("last_status", sa.String(16)),
+    sa.Column("last_value", sa.Float),
+    sa.Column("last_summary", sa.Text, nullable=False, default=""),
+    sa.Column("last_eval_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("fingerprint", sa.String(32), index=True),
+    sa.Column("rule", sa.String(128), index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("actor", sa.String(128), nullable=False, default="system"),
+    sa.Column("source", sa.String(32), nullable=False, default="engine"),
+    sa.Column("run_id", sa.String(64), index=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Index("ix_alert_events_at", "at"),
+    sa.Index("ix_alert_events_kind_at", "kind", "at"),
+)
+
+evaluations = sa.Table(
+    "alert_evaluations",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("expected", sa.Text, nullable=False, default=""),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+    sa.Column("state_after", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_alert_evaluations_rule_at", "rule", "at"),
+)
+
+silences = sa.Table(
+    "alert_silences",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("matchers", sa.JSON, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+outbox = sa.Table(
+    "alert_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("receiver", sa.String(128), nullable=False),
+    sa.Column("fingerprint", sa.String(32)),
+    sa.Column("rule", sa.String(128)),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("dedup_key", sa.String(255), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("claim_token", sa.String(36)),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("failed_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("run_id", sa.String(64)),
+    sa.UniqueConstraint("receiver", "dedup_key", name="uq_alert_outbox_receiver_dedup"),
+    sa.Index("ix_alert_outbox_due", "delivered_at", "failed_at", "next_attempt_at"),
+)
+
+rule_settings = sa.Table(
+    "alert_rule_settings",
+    metadata,
+    sa.Column("rule", sa.String(128), primary_key=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("changed_by", sa.String(128), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
+
+schema_version = sa.Table(
+    "alert_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+
+def _v1_initial(conn: Connection) -> None:
+    """Version 1: every table above. Later versions append ALTERs here, never edit this."""
+    metadata.create_all(conn, checkfirst=True)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "initial timeline schema", _v1_initial),
+]
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,623 @@
+"""The SQL timeline: current alert state, append-only events, silences, outbox, evaluations.
+
+One engine decision is one database transaction that locks the alert's row, so two
+runs evaluating the same alert at once (a schedule and a manual trigger, or 16
+processes) produce one notification: the second sees the first's result. On SQLite
+the lock is ``BEGIN IMMEDIATE`` (one writer at a time, with a busy timeout); on
+PostgreSQL it is ``SELECT … FOR UPDATE`` on the alert row. The outbox's unique
+``(receiver, dedup_key)`` is the second line of defence.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from alert_jobs import schema
+from alert_jobs.engine import Decision, Event, RulePolicy, evaluate
+from alert_jobs.model import (
+    AlertRecord,
+    AlertState,
+    Matcher,
+    Observation,
+    Severity,
+    Silence,
+    Status,
+)
+
+DATABASE_URL_ENV = "ALERT_JOBS_DATABASE_URL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class TimelineError(RuntimeError):
+    """A timeline operation that cannot be done as asked (unknown id, bad state)."""
+
+
+def default_database_url() -> str:
+    """``$ALERT_JOBS_DATABASE_URL``, else SQLite at ``$DAGSTER_HOME/alerts.db``."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        return url
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(home / 'alerts.db').resolve()}"
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for the timeline: WAL + busy timeout + IMMEDIATE writes on SQLite."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, future=True)
+
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        future=True,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, own transaction boundaries, so BEGIN IMMEDIATE
+        # below takes the write lock up front instead of failing mid-transaction.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """What one observation did: the decision and the outbox rows it queued."""
+
+    decision: Decision
+    outbox_ids: list[int]
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    receiver: str
+    kind: str
+    dedup_key: str
+    payload: dict[str, Any]
+    attempts: int
+    fingerprint: str | None
+    rule: str | None
+    claim_token: str
+
+
+_RECORD_FIELDS = [f.name for f in fields(AlertRecord)]
+
+
+def _record_from_row(row: Any) -> AlertRecord:
+    data = {name: getattr(row, name) for name in _RECORD_FIELDS}
+    data["state"] = AlertState(data["state"])
+    data["severity"] = Severity(data["severity"])
+    data["last_status"] = Status(data["last_status"]) if data["last_status"] else None
+    data["labels"] = dict(data["labels"] or {})
+    data["last_summary"] = data["last_summary"] or ""
+    return AlertRecord(**data)
+
+
+def _record_values(record: AlertRecord, now: datetime) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    values["state"] = str(record.state)
+    values["severity"] = str(record.severity)
+    values["last_status"] = str(record.last_status) if record.last_status else None
+    values["updated_at"] = now
+    return values
+
+
+class Timeline:
+    """Repository over the timeline tables. Safe to share across threads; one per process."""
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None):
+        self.url = url or default_database_url()
+        self.engine = engine or make_engine(self.url)
+        self._schema_ready = False
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # ----- schema -----------------------------------------------------------------
+
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; returns what was applied. Safe to run twice, or at once."""
+        applied: list[str] = []
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7438201)"))
+            schema.schema_version.create(conn, checkfirst=True)
+            done = set(conn.execute(sa.select(schema.schema_version.c.version)).scalars())
+            for version, title, step in schema.MIGRATIONS:
+                if version in done:
+                    continue
+                step(conn)
+                conn.execute(schema.schema_version.insert().values(version=version,
+                                                                   applied_at=utcnow()))
+                applied.append(f"{version}: {title}")
+        self._schema_ready = True
+        return applied
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(schema.schema_version.name):
+                return 0
+            return int(conn.execute(sa.select(sa.func.max(schema.schema_version.c.version)))
+                       .scalar() or 0)
+
+    def ensure_schema(self) -> None:
+        """Upgrade on first use, so a new install needs no separate step."""
+        if not self._schema_ready:
+            if self.schema_version() < schema.LATEST_VERSION:
+                self.upgrade()
+            self._schema_ready = True
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        self.ensure_schema()
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ----- evaluation -------------------------------------------------------------
+
+    def process(
+        self,
+        obs: Observation,
+        policy: RulePolicy,
+        *,
+        now: datetime | None = None,
+        run_id: str | None = None,
+        message: dict[str, Any] | None = None,
+    ) -> ProcessResult:
+        """Run the engine on ``obs`` inside one locked transaction and persist everything.
+
+        ``message`` is the rendered, secret-free notification body (see
+        :mod:`alert_jobs.notify.render`) stored with each queued outbox row.
+        """
+        now = now or utcnow()
+        fp = obs.fingerprint
+        with self._tx() as conn:
+            prior = self._lock_alert(conn, obs, policy, now)
+            silences = self._active_silences(conn, now)
+            disabled = self._rule_disabled(conn, obs.rule)
+            decision = evaluate(obs, prior, policy, now, silences, disabled)
+            conn.execute(
+                schema.alerts.update()
+                .where(schema.alerts.c.fingerprint == fp)
+                .values(**_record_values(decision.record, now))
+            )
+            for ev in decision.events:
+                self._event(conn, now, ev.kind, ev.reason, fingerprint=fp, rule=obs.rule,
+                            run_id=run_id, payload=ev.payload)
+            conn.execute(schema.evaluations.insert().values(
+                at=now, rule=obs.rule, fingerprint=fp, status=str(obs.status), value=obs.value,
+                expected=obs.expected, summary=obs.summary, state_after=str(decision.record.state),
+                run_id=run_id, details=obs.details,
+            ))
+            ids: list[int] = []
+            for n in decision.notifications:
+                for receiver in n.receivers:
+                    body = {**(message or {}), "status": n.kind, "notification_reason": n.reason,
+                            "dedup_key": n.dedup_key, **_episode_times(decision.record)}
+                    new_id = self._enqueue(conn, now, receiver, fp, obs.rule, n.kind, n.dedup_key,
+                                           body, run_id)
+                    if new_id is not None:
+                        ids.append(new_id)
+        return ProcessResult(decision, ids)
+
+    def _lock_alert(
+        self, conn: Connection, obs: Observation, policy: RulePolicy, now: datetime
+    ) -> AlertRecord | None:
+        """Create the alert row if missing, then lock it for this transaction."""
+        fp = obs.fingerprint
+        fresh = _record_values(AlertRecord.new(obs.rule, obs.labels), now)
+        fresh["severity"] = str(policy.severity)
+        insert = self._insert_ignore(schema.alerts, ["fingerprint"]).values(**fresh)
+        created = conn.execute(insert).rowcount == 1
+        query = sa.select(schema.alerts).where(schema.alerts.c.fingerprint == fp)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).one()
+        return None if created else _record_from_row(row)
+
+    def _insert_ignore(self, table: sa.Table, keys: list[str]) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
+        return table.insert().prefix_with("IGNORE")
+
+    def _enqueue(
+        self, conn: Connection, now: datetime, receiver: str, fp: str | None, rule: str | None,
+        kind: str, dedup_key: str, payload: dict[str, Any], run_id: str | None,
+    ) -> int | None:
+        stmt = self._insert_ignore(schema.outbox, ["receiver", "dedup_key"]).values(
+            created_at=now, receiver=receiver, fingerprint=fp, rule=rule, kind=kind,
+            dedup_key=dedup_key, payload=payload, attempts=0, next_attempt_at=now, run_id=run_id,
+        )
+        result = conn.execute(stmt)
+        if result.rowcount != 1:
+            return None
+        return int(result.inserted_primary_key[0])
+
+    def _event(
+        self, conn: Connection, now: datetime, kind: str, reason: str, *,
+        fingerprint: str | None = None, rule: str | None = None, actor: str = "system",
+        source: str = "engine", run_id: str | None = None, payload: dict[str, Any] | None = None,
+    ) -> None:
+        conn.execute(schema.events.insert().values(
+            at=now, fingerprint=fingerprint, rule=rule, kind=kind, reason=reason, actor=actor,
+            source=source, run_id=run_id, payload=payload or {},
+        ))
+
+    def record_event(
+        self, kind: str, reason: str, *, fingerprint: str | None = None, rule: str | None = None,
+        actor: str = "system", source: str = "engine", run_id: str | None = None,
+        payload: dict[str, Any] | None = None, now: datetime | None = None,
+    ) -> None:
+        """Append one event outside an evaluation (delivery results, admin actions)."""
+        with self._tx() as conn:
+            self._event(conn, now or utcnow(), kind, reason, fingerprint=fingerprint, rule=rule,
+                        actor=actor, source=source, run_id=run_id, payload=payload)
+
+    # ----- reads ------------------------------------------------------------------
+
+    def alerts(self, *, include_inactive: bool = False) -> list[AlertRecord]:
+        query = sa.select(schema.alerts).order_by(schema.alerts.c.rule, schema.alerts.c.fingerprint)
+        if not include_inactive:
+            query = query.where(schema.alerts.c.state.in_(
+                [str(AlertState.PENDING), str(AlertState.FIRING), str(AlertState.RECOVERING)]))
+        with self._tx() as conn:
+            return [_record_from_row(r) for r in conn.execute(query)]
+
+    def alert(self, fingerprint: str) -> AlertRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(sa.select(schema.alerts).where(
+                schema.alerts.c.fingerprint == fingerprint)).first()
+        return _record_from_row(row) if row else None
+
+    def events(
+        self, *, rule: str | None = None, fingerprint: str | None = None,
+        since: datetime | None = None, kinds: Sequence[str] = (), run_id: str | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        t = schema.events
+        query = sa.select(t)
+        if rule:
+            query = query.where(t.c.rule == rule)
+        if fingerprint:
+            query = query.where(t.c.fingerprint == fingerprint)
+        if since:
+            query = query.where(t.c.at >= since)
+        if kinds:
+            query = query.where(t.c.kind.in_(list(kinds)))
+        if run_id:
+            query = query.where(t.c.run_id == run_id)
+        query = query.order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
+        with self._tx() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        return list(reversed(rows))
+
+    def evaluations(self, rule: str, limit: int = 100) -> list[dict[str, Any]]:
+        t = schema.evaluations
+        query = sa.select(t).where(t.c.rule == rule).order_by(t.c.id.desc()).limit(limit)
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def known_rules(self) -> set[str]:
+        with self._tx() as conn:
+            return set(conn.execute(sa.select(schema.alerts.c.rule).distinct()).scalars())
+
+    def resolve_target(self, target: str, *, active_only: bool = True) -> list[AlertRecord]:
+        """Alerts named by a fingerprint (or unique prefix of 6+) or a rule name."""
+        candidates = self.alerts(include_inactive=not active_only)
+        by_rule = [a for a in candidates if a.rule == target]
+        if by_rule:
+            return by_rule
+        if len(target) >= 6:
+            by_fp = [a for a in candidates if a.fingerprint.startswith(target)]
+            if len(by_fp) > 1:
+                raise TimelineError(f"{target!r} matches {len(by_fp)} alerts; give more characters")
+            if by_fp:
+                return by_fp
+        scope = "active alert" if active_only else "alert"
+        raise TimelineError(f"no {scope} matches {target!r} (give a rule name or a fingerprint; "
+                            "see `alert-jobs status`)")
+
+    # ----- human actions ----------------------------------------------------------
+
+    def ack(
+        self, fingerprint: str, *, by: str, note: str = "", outcome: str | None = None,
+        source: str = "cli", run_id: str | None = None, now: datetime | None = None,
+    ) -> AlertRecord:
+        """Acknowledge: no more pages until it resolves, even if it re-triggers."""
+        now = now or utcnow()
+
+        def change(rec: AlertRecord) -> tuple[dict[str, Any], str]:
+            if not rec.state.is_active:
+                raise TimelineError(f"alert {fingerprint[:8]} ({rec.rule}) is {rec.state}; "
+                                    "only firing alerts can be acked")
+            values = {"acked_at": now, "acked_by": by, "ack_note": note, "ack_outcome": outcome}
+            reason = f"acked by {by}" + (f" as {outcome}" if outcome else "") + (
+                f": {note}" if note else "")
+            return values, reason
+
+        return self._act(fingerprint, "acked", change, by, source, run_id, now,
+                         {"note": note, "outcome": outcome})
+
+    def unack(self, fingerprint: str, *, by: str, source: str = "cli",
+              now: datetime | None = None) -> AlertRecord:
+        now = now or utcnow()
+
+        def change(rec: AlertRecord) -> tuple[dict[str, Any], str]:
+            return {"acked_at": None, "acked_by": None, "ack_note": None}, f"unacked by {by}"
+
+        return self._act(fingerprint, "unacked", change, by, source, None, now, {})
+
+    def snooze(
+        self, fingerprint: str, *, until: datetime, by: str, note: str = "", source: str = "cli",
+        run_id: str | None = None, now: datetime | None = None,
+    ) -> AlertRecord:
+        """Mute one alert instance until ``until``; it speaks again after, if still firing."""
+        now = now or utcnow()
+        if until <= now:
+            raise TimelineError("snooze end must be in the future")
+
+        def change(rec: AlertRecord) -> tuple[dict[str, Any], str]:
+            reason = f"snoozed by {by} until {until.isoformat(timespec='minutes')}" + (
+                f": {note}" if note else "")
+            return {"snoozed_until": until}, reason
+
+        return self._act(fingerprint, "snoozed", change, by, source, run_id, now,
+                         {"until": until.isoformat(), "note": note})
+
+    def _act(
+        self, fingerprint: str, kind: str, change: Any, actor: str, source: str,
+        run_id: str | None, now: datetime, payload: dict[str, Any],
+    ) -> AlertRecord:
+        t = schema.alerts
+        with self._tx() as conn:
+            query = sa.select(t).where(t.c.fingerprint == fingerprint)
+            if self.dialect == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                raise TimelineError(f"no alert with fingerprint {fingerprint!r}")
+            rec = _record_from_row(row)
+            values, reason = change(rec)
+            conn.execute(t.update().where(t.c.fingerprint == fingerprint)
+                         .values(**values, updated_at=now))
+            self._event(conn, now, kind, reason, fingerprint=fingerprint, rule=rec.rule,
+                        actor=actor, source=source, run_id=run_id, payload=payload)
+            return rec.evolve(**values)
+
+    def add_silence(
+        self, matchers: Sequence[Matcher], *, ends_at: datetime, created_by: str, comment: str,
+        starts_at: datetime | None = None, source: str = "cli", run_id: str | None = None,
+        now: datetime | None = None,
+    ) -> Silence:
+        now = now or utcnow()
+        starts_at = starts_at or now
+        if not matchers:
+            raise TimelineError("a silence needs at least one matcher")
+        if ends_at <= starts_at:
+            raise TimelineError("silence must end after it starts")
+        if not comment.strip():
+            raise TimelineError("a silence needs a comment saying why")
+        silence = Silence(str(uuid.uuid4()), tuple(matchers), starts_at, ends_at, created_by,
+                          comment)
+        with self._tx() as conn:
+            conn.execute(schema.silences.insert().values(
+                id=silence.id, matchers=[[m.name, m.op, m.value] for m in matchers],
+                starts_at=starts_at, ends_at=ends_at, created_by=created_by, comment=comment,
+                created_at=now, updated_at=now,
+            ))
+            self._event(conn, now, "silenced", silence.describe(), actor=created_by,
+                        source=source, run_id=run_id,
+                        payload={"silence_id": silence.id, "ends_at": ends_at.isoformat()})
+        return silence
+
+    def expire_silence(self, silence_id: str, *, by: str, source: str = "cli",
+                       now: datetime | None = None) -> Silence:
+        """End a silence now (Alertmanager's expire). Idempotent for already-ended ones."""
+        now = now or utcnow()
+        with self._tx() as conn:
+            row = conn.execute(sa.select(schema.silences).where(
+                schema.silences.c.id.startswith(silence_id))).all()
+            if not row:
+                raise TimelineError(f"no silence with id {silence_id!r} (see `alert-jobs silences`)")
+            if len(row) > 1:
+                raise TimelineError(f"{silence_id!r} matches {len(row)} silences; give more of the id")
+            silence = _silence_from_row(row[0])
+            if silence.ends_at > now:
+                conn.execute(schema.silences.update().where(schema.silences.c.id == silence.id)
+                             .values(ends_at=max(now, silence.starts_at), updated_at=now))
+                self._event(conn, now, "unsilenced", f"silence {silence.id} expired by {by}",
+                            actor=by, source=source, payload={"silence_id": silence.id})
+        return silence
+
+    def silences(self, *, include_expired: bool = False,
+                 now: datetime | None = None) -> list[Silence]:
+        now = now or utcnow()
+        query = sa.select(schema.silences).order_by(schema.silences.c.starts_at)
+        if not include_expired:
+            query = query.where(schema.silences.c.ends_at > now)
+        with self._tx() as conn:
+            return [_silence_from_row(r) for r in conn.execute(query)]
+
+    def _active_silences(self, conn: Connection, now: datetime) -> list[Silence]:
+        t = schema.silences
+        rows = conn.execute(sa.select(t).where(t.c.starts_at <= now, t.c.ends_at > now))
+        return [_silence_from_row(r) for r in rows]
+
+    def set_rule_disabled(self, rule: str, disabled: bool, *, by: str, note: str = "",
+                          source: str = "cli", now: datetime | None = None) -> None:
+        now = now or utcnow()
+        t = schema.rule_settings
+        with self._tx() as conn:
+            exists = conn.execute(sa.select(t.c.rule).where(t.c.rule == rule)).first()
+            values = {"disabled": disabled, "changed_at": now, "changed_by": by, "note": note}
+            if exists:
+                conn.execute(t.update().where(t.c.rule == rule).values(**values))
+            else:
+                conn.execute(t.insert().values(rule=rule, **values))
+            kind = "disabled" if disabled else "enabled"
+            self._event(conn, now, kind, f"rule {kind} by {by}" + (f": {note}" if note else ""),
+                        rule=rule, actor=by, source=source)
+
+    def disabled_rules(self) -> set[str]:
+        t = schema.rule_settings
+        with self._tx() as conn:
+            return set(conn.execute(sa.select(t.c.rule).where(t.c.disabled.is_(True))).scalars())
+
+    def _rule_disabled(self, conn: Connection, rule: str) -> bool:
+        t = schema.rule_settings
+        return bool(conn.execute(sa.select(t.c.disabled).where(t.c.rule == rule)).scalar())
+
+    # ----- outbox -----------------------------------------------------------------
+
+    def enqueue(self, receiver: str, kind: str, dedup_key: str, payload: dict[str, Any], *,
+                fingerprint: str | None = None, rule: str | None = None,
+                run_id: str | None = None, now: datetime | None = None) -> int | None:
+        """Queue one message outside an evaluation (e.g. a test notification)."""
+        with self._tx() as conn:
+            return self._enqueue(conn, now or utcnow(), receiver, fingerprint, rule, kind,
+                                 dedup_key, payload, run_id)
+
+    def claim_due(self, *, limit: int = 100, lease: timedelta = timedelta(minutes=2),
+                  now: datetime | None = None, ids: Sequence[int] | None = None) -> list[OutboxItem]:
+        """Claim undelivered rows that are due, for ``lease``; another worker skips them.
+
+        A worker that dies after sending but before :meth:`mark_delivered` loses its
+        lease, and the row is sent again: at most one duplicate per lost lease, never
+        a loss. Receivers get the stable ``dedup_key`` to drop such duplicates.
+        """
+        now = now or utcnow()
+        t = schema.outbox
+        token = str(uuid.uuid4())
+        due = sa.and_(
+            t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at <= now,
+            sa.or_(t.c.claimed_until.is_(None), t.c.claimed_until < now),
+        )
+        with self._tx() as conn:
+            pick = sa.select(t.c.id).where(due).order_by(t.c.id).limit(limit)
+            if ids is not None:
+                pick = pick.where(t.c.id.in_(list(ids)))
+            if self.dialect == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            chosen = list(conn.execute(pick).scalars())
+            if not chosen:
+                return []
+            conn.execute(t.update().where(t.c.id.in_(chosen), due)
+                         .values(claimed_until=now + lease, claim_token=token))
+            rows = conn.execute(sa.select(t).where(t.c.claim_token == token)).all()
+        return [OutboxItem(r.id, r.receiver, r.kind, r.dedup_key, dict(r.payload), r.attempts,
+                           r.fingerprint, r.rule, token) for r in rows]
+
+    def mark_delivered(self, item: OutboxItem, *, run_id: str | None = None,
+                       now: datetime | None = None) -> None:
+        now = now or utcnow()
+        t = schema.outbox
+        with self._tx() as conn:
+            conn.execute(t.update().where(t.c.id == item.id).values(
+                delivered_at=now, claimed_until=None, attempts=t.c.attempts + 1, last_error=None))
+            self._event(conn, now, "notification_sent", f"{item.kind} sent to {item.receiver}",
+                        fingerprint=item.fingerprint, rule=item.rule, source="outbox",
+                        run_id=run_id, payload={"receiver": item.receiver,
+                                                "dedup_key": item.dedup_key,
+                                                "attempt": item.attempts + 1})
+
+    def mark_failed(self, item: OutboxItem, error: str, *, retry_at: datetime | None,
+                    run_id: str | None = None, now: datetime | None = None) -> None:
+        """Record a failed attempt; ``retry_at=None`` means permanent (never retried)."""
+        now = now or utcnow()
+        t = schema.outbox
+        values: dict[str, Any] = {"claimed_until": None, "attempts": t.c.attempts + 1,
+                                  "last_error": error}
+        if retry_at is None:
+            values["failed_at"] = now
+        else:
+            values["next_attempt_at"] = retry_at
+        with self._tx() as conn:
+            conn.execute(t.update().where(t.c.id == item.id).values(**values))
+            when = "gave up" if retry_at is None else f"retry at {retry_at.isoformat(timespec='seconds')}"
+            self._event(conn, now, "notification_failed",
+                        f"{item.kind} to {item.receiver} failed: {error}; {when}",
+                        fingerprint=item.fingerprint, rule=item.rule, source="outbox",
+                        run_id=run_id, payload={"receiver": item.receiver,
+                                                "dedup_key": item.dedup_key,
+                                                "attempt": item.attempts + 1,
+                                                "permanent": retry_at is None})
+
+    def outbox_rows(self, *, pending_only: bool = False) -> list[dict[str, Any]]:
+        t = schema.outbox
+        query = sa.select(t).order_by(t.c.id)
+        if pending_only:
+            query = query.where(t.c.delivered_at.is_(None), t.c.failed_at.is_(None))
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def due_count(self, now: datetime | None = None) -> int:
+        """How many outbox rows are waiting and due; cheap enough for a sensor tick."""
+        now = now or utcnow()
+        t = schema.outbox
+        query = sa.select(sa.func.count()).select_from(t).where(
+            t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at <= now,
+            sa.or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _episode_times(record: AlertRecord) -> dict[str, str | None]:
+    def iso(when: datetime | None) -> str | None:
+        return when.isoformat() if when else None
+
+    ends = record.resolved_at if record.state == AlertState.RESOLVED else None
+    return {"starts_at": iso(record.fired_at), "ends_at": iso(ends)}
+
+
+def _silence_from_row(row: Any) -> Silence:
+    matchers = tuple(Matcher(name, op, value) for name, op, value in row.matchers)
+    return Silence(row.id, matchers, row.starts_at, row.ends_at, row.created_by, row.comment)
+
+
+__all__ = ["Event", "OutboxItem", "ProcessResult", "Timeline", "TimelineError"]

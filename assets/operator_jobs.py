@@ -1,0 +1,125 @@
+"""Jobs an operator launches from the Dagster UI with launchpad config: ack, snooze,
+silence, and outbox delivery. They do exactly what the CLI does, through the same
+timeline methods, and record the Dagster run id on the event.
+"""
+
+# No `from __future__ import annotations` here: Dagster reads these annotations at
+# definition time to find context types and config classes.
+
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from alert_jobs.durations import parse_duration
+from alert_jobs.model import AckOutcome, Matcher
+from alert_jobs.resources import AlertJobsResource
+from alert_jobs.runner import deliver
+from alert_jobs.timeline import TimelineError, utcnow
+
+
+class AckConfig(dg.Config):
+    target: str = Field(description="Rule name or alert fingerprint (see `alert-jobs status`).")
+    by: str = Field(description="Who acknowledges.")
+    note: str = ""
+    outcome: str | None = Field(
+        default=None, description="actionable | false-positive | noise | duplicate"
+    )
+
+
+class SnoozeConfig(dg.Config):
+    target: str = Field(description="Rule name or alert fingerprint.")
+    duration: str = Field(default="1h", description="How long, e.g. 1h, 6h, 2d.")
+    by: str = "dagster-ui"
+    note: str = ""
+
+
+class SilenceConfig(dg.Config):
+    matchers: list[str] = Field(description="Label matchers, e.g. alertname=dead_letters, team=~pay.*")
+    duration: str = Field(default="2h", description="How long, e.g. 2h.")
+    by: str = Field(description="Who creates the silence.")
+    comment: str = Field(description="Why (required, shown on every muted alert).")
+
+
+def _fail(exc: Exception) -> dg.Failure:
+    return dg.Failure(description=str(exc))
+
+
+@dg.op(description="Acknowledge alerts: no more pages until they resolve.")
+def ack_alert(context: dg.OpExecutionContext, config: AckConfig,
+              alert_jobs: AlertJobsResource) -> None:
+    timeline = alert_jobs.timeline()
+    try:
+        outcome = str(AckOutcome(config.outcome)) if config.outcome else None
+        for alert in timeline.resolve_target(config.target):
+            timeline.ack(alert.fingerprint, by=config.by, note=config.note, outcome=outcome,
+                         source="dagster", run_id=context.run_id)
+            context.log.info(f"acked {alert.rule} [{alert.fingerprint[:8]}]")
+    except (TimelineError, ValueError) as exc:
+        raise _fail(exc) from None
+
+
+@dg.op(description="Snooze alerts until a time; they speak again after, if still firing.")
+def snooze_alert(context: dg.OpExecutionContext, config: SnoozeConfig,
+                 alert_jobs: AlertJobsResource) -> None:
+    timeline = alert_jobs.timeline()
+    try:
+        until = utcnow() + _positive(config.duration)
+        for alert in timeline.resolve_target(config.target):
+            timeline.snooze(alert.fingerprint, until=until, by=config.by, note=config.note,
+                            source="dagster", run_id=context.run_id)
+            context.log.info(f"snoozed {alert.rule} [{alert.fingerprint[:8]}] until {until}")
+    except (TimelineError, ValueError) as exc:
+        raise _fail(exc) from None
+
+
+@dg.op(description="Silence every alert matching all label matchers for a while.")
+def silence_alerts(context: dg.OpExecutionContext, config: SilenceConfig,
+                   alert_jobs: AlertJobsResource) -> None:
+    try:
+        matchers = [Matcher.parse(m) for m in config.matchers]
+        silence = alert_jobs.timeline().add_silence(
+            matchers, ends_at=utcnow() + _positive(config.duration), created_by=config.by,
+            comment=config.comment, source="dagster", run_id=context.run_id)
+    except (TimelineError, ValueError) as exc:
+        raise _fail(exc) from None
+    context.log.info(f"created {silence.describe()}")
+
+
+@dg.op(description="Deliver every due notification in the outbox (retries included).")
+def deliver_outbox(context: dg.OpExecutionContext, alert_jobs: AlertJobsResource) -> None:
+    report = deliver(alert_jobs.load_rules(), alert_jobs.timeline(), run_id=context.run_id)
+    context.log.info(f"delivery: {report}")
+    for error in report.errors:
+        context.log.warning(error)
+
+
+def _positive(text: str) -> timedelta:
+    delta = parse_duration(text)
+    if delta <= timedelta(0):
+        raise ValueError(f"duration must be positive, got {text!r}")
+    return delta
+
+
+@dg.job(description="Acknowledge alerts (launchpad: target, by, note, outcome).")
+def ack_alert_job() -> None:
+    ack_alert()
+
+
+@dg.job(description="Snooze alerts (launchpad: target, duration).")
+def snooze_alert_job() -> None:
+    snooze_alert()
+
+
+@dg.job(description="Silence alerts by label matchers (launchpad: matchers, duration, by, comment).")
+def silence_alerts_job() -> None:
+    silence_alerts()
+
+
+@dg.job(description="Deliver due notifications from the outbox.",
+        tags={"alert_jobs/kind": "delivery"})
+def deliver_outbox_job() -> None:
+    deliver_outbox()
+
+
+OPERATOR_JOBS = [ack_alert_job, snooze_alert_job, silence_alerts_job, deliver_outbox_job]

@@ -1,0 +1,1 @@
+"""Dagster sensors (light ticks, cursors) and schedule builders."""
