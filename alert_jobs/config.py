@@ -85,8 +85,8 @@ def _name(value: Any) -> str:
         raise PydanticCustomError(
             "name",
             "expected a name of lowercase letters, digits and _ starting with a letter "
-            "(it becomes a Dagster asset name), got {value!r}",
-            {"value": value},
+            "(it becomes a Dagster asset name), got {value}",
+            {"value": repr(value)},
         )
     return value
 
@@ -104,8 +104,8 @@ def _cron(value: Any) -> str:
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields) or not _dagster_accepts(text):
         raise PydanticCustomError(
             "cron",
-            "expected a 5-field cron expression like '*/5 * * * *', got {value!r}",
-            {"value": value},
+            "expected a 5-field cron expression like '*/5 * * * *', got {value}",
+            {"value": repr(value)},
         )
     return text
 
@@ -128,8 +128,8 @@ def _timezone(value: Any) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise PydanticCustomError(
             "timezone",
-            "unknown timezone {value!r} (use an IANA name like UTC or Europe/Berlin)",
-            {"value": value},
+            "unknown timezone {value} (use an IANA name like UTC or Europe/Berlin)",
+            {"value": repr(value)},
         ) from None
     return str(value)
 
@@ -221,10 +221,10 @@ class RuleBase(_Strict):
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
         for key in labels:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise PydanticCustomError("label", "bad label name {key!r}", {"key": key})
+                raise PydanticCustomError("label", "bad label name {key}", {"key": repr(key)})
             if key in ("alertname", "severity"):
                 raise PydanticCustomError(
-                    "label", "label {key!r} is set by alert-jobs itself", {"key": key}
+                    "label", "label {key} is set by alert-jobs itself", {"key": repr(key)}
                 )
         return labels
 
@@ -353,15 +353,19 @@ def parse_rules(text: str, filename: str = DEFAULT_RULES_FILE) -> RulesFile:
         data = {}
     if not isinstance(data, dict):
         raise RulesError(filename, [RuleFileProblem("", "expected a mapping at the top level")])
+    problems = _cross_checks(data, lines)
     try:
         rules = RulesFile.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem(err, lines) for err in exc.errors()]
-        raise RulesError(filename, problems) from None
-    problems = _cross_checks(rules, lines)
+        schema_problems = [_problem(err, lines) for err in exc.errors()]
+        raise RulesError(filename, _in_file_order(schema_problems + problems)) from None
     if problems:
         raise RulesError(filename, problems)
     return rules
+
+
+def _in_file_order(problems: list[RuleFileProblem]) -> list[RuleFileProblem]:
+    return sorted(problems, key=lambda p: (p.line or 0, p.path))
 
 
 def _problem(err: Any, lines: dict[tuple[Any, ...], int]) -> RuleFileProblem:
@@ -420,33 +424,47 @@ def _nearest_line(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> in
     return None
 
 
-def _cross_checks(rules: RulesFile, lines: dict[tuple[Any, ...], int]) -> list[RuleFileProblem]:
-    """Checks that span several parts of the file: names unique, receivers known."""
+def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> list[RuleFileProblem]:
+    """Checks that span several parts of the file: names unique, receivers known.
+
+    They read the raw YAML (not the validated model) so they are reported together
+    with schema errors elsewhere in the file: all errors at once.
+    """
     problems: list[RuleFileProblem] = []
 
     def add(loc: tuple[Any, ...], reason: str) -> None:
         problems.append(RuleFileProblem(yaml_path(loc), reason, _nearest_line(loc, lines)))
 
-    receiver_names = [r.name for r in rules.receivers]
-    seen_receivers: set[str] = set()
-    for i, name in enumerate(receiver_names):
-        if name in seen_receivers:
-            add(("receivers", i, "name"), f"receiver name {name!r} is used twice")
-        seen_receivers.add(name)
+    def items(value: Any) -> list[tuple[int, dict[str, Any]]]:
+        return [(i, x) for i, x in enumerate(value) if isinstance(x, dict)] \
+            if isinstance(value, list) else []
+
+    receivers = data.get("receivers", [{"name": "console"}])
+    receiver_names: list[str] = []
+    for i, receiver in items(receivers):
+        name = receiver.get("name")
+        if isinstance(name, str):
+            if name in receiver_names:
+                add(("receivers", i, "name"), f"receiver name {name!r} is used twice")
+            receiver_names.append(name)
     known = ", ".join(receiver_names) or "none"
-    for i, name in enumerate(rules.defaults.receivers):
-        if name not in seen_receivers:
-            add(("defaults", "receivers", i), f"unknown receiver {name!r} (known: {known})")
+
+    def check_refs(loc: tuple[Any, ...], refs: Any) -> None:
+        for j, name in enumerate(refs if isinstance(refs, list) else []):
+            if isinstance(name, str) and name not in receiver_names:
+                add((*loc, j), f"unknown receiver {name!r} (known: {known})")
+
+    defaults = data.get("defaults")
+    if isinstance(defaults, dict):
+        check_refs(("defaults", "receivers"), defaults.get("receivers"))
+    checks = data.get("checks")
     seen_rules: set[str] = set()
-    for family in type(rules.checks).model_fields:
-        for i, rule in enumerate(getattr(rules.checks, family)):
-            if rule.name in seen_rules:
-                add(("checks", family, i, "name"), f"rule name {rule.name!r} is used twice")
-            seen_rules.add(rule.name)
-            for j, name in enumerate(rule.receivers or []):
-                if name not in seen_receivers:
-                    add(
-                        ("checks", family, i, "receivers", j),
-                        f"unknown receiver {name!r} (known: {known})",
-                    )
+    for family, rules in (checks.items() if isinstance(checks, dict) else []):
+        for i, rule in items(rules):
+            name = rule.get("name")
+            if isinstance(name, str):
+                if name in seen_rules:
+                    add(("checks", family, i, "name"), f"rule name {name!r} is used twice")
+                seen_rules.add(name)
+            check_refs(("checks", family, i, "receivers"), rule.get("receivers"))
     return problems

@@ -267,7 +267,8 @@ def _notify(
         reason = "repeat"
     else:
         due = True
-        reason = "first" if before != AlertState.FIRING else "unmuted"
+        # A relapse from recovering is the same incident, so it is never a "first".
+        reason = "first" if not before.is_active else "unmuted"
 
     if not due:
         return record, [], []

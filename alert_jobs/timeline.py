@@ -244,8 +244,9 @@ class Timeline:
         fp = obs.fingerprint
         fresh = _record_values(AlertRecord.new(obs.rule, obs.labels), now)
         fresh["severity"] = str(policy.severity)
-        insert = self._insert_ignore(schema.alerts, ["fingerprint"]).values(**fresh)
-        created = conn.execute(insert).rowcount == 1
+        insert = (self._insert_ignore(schema.alerts, ["fingerprint"]).values(**fresh)
+                  .returning(schema.alerts.c.fingerprint))
+        created = conn.execute(insert).first() is not None
         query = sa.select(schema.alerts).where(schema.alerts.c.fingerprint == fp)
         if self.dialect == "postgresql":
             query = query.with_for_update()
@@ -261,7 +262,8 @@ class Timeline:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
-        return table.insert().prefix_with("IGNORE")
+        raise TimelineError(f"unsupported timeline database {self.dialect!r}: "
+                            "use SQLite or PostgreSQL")
 
     def _enqueue(
         self, conn: Connection, now: datetime, receiver: str, fp: str | None, rule: str | None,
@@ -270,11 +272,9 @@ class Timeline:
         stmt = self._insert_ignore(schema.outbox, ["receiver", "dedup_key"]).values(
             created_at=now, receiver=receiver, fingerprint=fp, rule=rule, kind=kind,
             dedup_key=dedup_key, payload=payload, attempts=0, next_attempt_at=now, run_id=run_id,
-        )
-        result = conn.execute(stmt)
-        if result.rowcount != 1:
-            return None
-        return int(result.inserted_primary_key[0])
+        ).returning(schema.outbox.c.id)
+        new_id = conn.execute(stmt).scalar()
+        return None if new_id is None else int(new_id)
 
     def _event(
         self, conn: Connection, now: datetime, kind: str, reason: str, *,
@@ -459,7 +459,7 @@ class Timeline:
         now = now or utcnow()
         with self._tx() as conn:
             row = conn.execute(sa.select(schema.silences).where(
-                schema.silences.c.id.startswith(silence_id))).all()
+                schema.silences.c.id.startswith(silence_id, autoescape=True))).all()
             if not row:
                 raise TimelineError(f"no silence with id {silence_id!r} (see `alert-jobs silences`)")
             if len(row) > 1:

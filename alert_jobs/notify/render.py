@@ -79,9 +79,10 @@ def render_text(message: dict[str, Any]) -> str:
     ]
     if links:
         lines.append(" | ".join(links))
-    if message.get("status") != "resolved":
-        actions = message.get("actions", {})
-        lines.append(f"Ack: {actions.get('ack', '')}  ·  Snooze: {actions.get('snooze_1h', '')}")
+    actions = message.get("actions") or {}
+    if message.get("status") != "resolved" and actions:
+        lines.append(f"Ack: {actions['ack']}  ·  Snooze: {actions['snooze_1h']}  ·  "
+                     f"Silence: {actions['silence']}")
     labels = {k: v for k, v in message.get("labels", {}).items()
               if k not in ("alertname", "severity")}
     if labels:

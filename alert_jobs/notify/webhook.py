@@ -23,7 +23,7 @@ PERMANENT_STATUSES = {400, 401, 403, 404, 405, 410, 413, 422}
 def alertmanager_payload(message: dict[str, Any], receiver: str) -> dict[str, Any]:
     """Alertmanager webhook v4 body for one alert."""
     status = message.get("status", "firing")
-    labels = dict(message.get("labels", {}))
+    labels = {"alertname": message.get("rule", ""), **message.get("labels", {})}
     annotations = {
         key: value
         for key, value in (

@@ -1,0 +1,179 @@
+"""Shared fixtures: real databases and a real local HTTP receiver, never mocks.
+
+PostgreSQL comes from ``TEST_DATABASE_URL`` (CI and this machine), else a private
+server started from the ``pgserver`` test dependency, so ``make test`` passes on a
+machine with no PostgreSQL at all. Each test gets its own schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----- PostgreSQL -------------------------------------------------------------------
+
+
+def _reachable(url: str) -> bool:
+    try:
+        engine = sa.create_engine(_driver(url), connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+def _driver(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> Iterator[str]:
+    """A reachable PostgreSQL URL: $TEST_DATABASE_URL or a private pgserver instance."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        if not _reachable(url):
+            pytest.fail(f"TEST_DATABASE_URL is set but PostgreSQL is unreachable: "
+                        f"{sa.make_url(url).render_as_string(hide_password=True)}")
+        yield url
+        return
+    import pgserver  # test dependency; ships PostgreSQL binaries
+
+    datadir = tempfile.mkdtemp(prefix="alert-jobs-pg-")
+    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(_driver(pg_base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in pg_base_url else "?"
+    yield f"{_driver(pg_base_url)}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'alerts.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'alerts.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+# ----- a real HTTP receiver on 127.0.0.1 -------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    answered: int = 0
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class HttpReceiver:
+    """A local HTTP server that records requests and answers from a script.
+
+    ``script`` is consumed one entry per request: an int status, or a tuple
+    ``(status, headers)``, or ``"hang"`` (sleep past the client's timeout), or
+    ``"close"`` (drop the connection). When empty, ``default`` answers.
+    """
+
+    url: str
+    requests: list[Recorded] = field(default_factory=list)
+    script: list[Any] = field(default_factory=list)
+    default: Any = 200
+    hang_seconds: float = 3.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_answer(self) -> Any:
+        with self.lock:
+            return self.script.pop(0) if self.script else self.default
+
+
+def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            answer = receiver.next_answer()
+            rec = Recorded("POST", self.path, dict(self.headers.items()), body)
+            if answer == "close":
+                self.close_connection = True
+                self.connection.close()
+                return
+            if answer == "hang":
+                time.sleep(receiver.hang_seconds)
+                return
+            status, headers = answer if isinstance(answer, tuple) else (answer, {})
+            rec.answered = status
+            with receiver.lock:
+                receiver.requests.append(rec)
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    return Handler
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server.daemon_threads = True
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
+
+
+def write_rules(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
