@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 the operation failed at run time (e.g. database down),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -79,10 +80,8 @@ def _targets(timeline: Timeline, target: str, known_rules: set[str]) -> list[Ale
 
 def _rule_names(args: argparse.Namespace, timeline: Timeline) -> set[str]:
     names = set(timeline.known_rules())
-    try:
+    with contextlib.suppress(RulesError):  # a broken rules file must not block an ack
         names |= {r.name for r in load_rules(args.rules).rules()}
-    except RulesError:
-        pass
     return names
 
 
@@ -281,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rules file (default: $ALERT_JOBS_RULES or alerts.yaml)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def add(name: str, fn: Callable[[argparse.Namespace], int],
+            help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
         sp.set_defaults(fn=fn)
         return sp

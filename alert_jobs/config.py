@@ -101,7 +101,8 @@ def _cron(value: Any) -> str:
     fields = text.split()
     if text.startswith("@") and text in {"@hourly", "@daily", "@weekly", "@monthly", "@yearly"}:
         return text
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields) or not _dagster_accepts(text):
+    well_formed = len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields)
+    if not well_formed or not _dagster_accepts(text):
         raise PydanticCustomError(
             "cron",
             "expected a 5-field cron expression like '*/5 * * * *', got {value}",
@@ -184,7 +185,8 @@ class Expect(_Strict):
             raise PydanticCustomError("bounds", "give at least one of min or max")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise PydanticCustomError(
-                "bounds", "min ({min}) is greater than max ({max})", {"min": self.min, "max": self.max}
+                "bounds", "min ({min}) is greater than max ({max})",
+                {"min": self.min, "max": self.max},
             )
         return self
 

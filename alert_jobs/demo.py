@@ -44,4 +44,5 @@ def seed(path: str | Path, *, now: datetime | None = None) -> Path:
 if __name__ == "__main__":  # pragma: no cover - used by `make run`
     import sys
 
-    print(f"demo data written to {seed(sys.argv[1] if len(sys.argv) > 1 else '.dagster_home/demo.db')}")
+    target = sys.argv[1] if len(sys.argv) > 1 else ".dagster_home/demo.db"
+    print(f"demo data written to {seed(target)}")

@@ -43,7 +43,7 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
 
 def format_duration(delta: timedelta) -> str:
     """Format ``delta`` the way a person says it: ``30 minutes``, ``1 hour``, ``2 days``."""
-    seconds = int(round(delta.total_seconds()))
+    seconds = round(delta.total_seconds())
     if seconds == 0:
         return "0 seconds"
     for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -61,7 +61,7 @@ def format_duration(delta: timedelta) -> str:
 
 def short_duration(delta: timedelta) -> str:
     """Compact form for tables: ``90s`` → ``1m30s``, ``3600s`` → ``1h``."""
-    seconds = int(round(delta.total_seconds()))
+    seconds = round(delta.total_seconds())
     if seconds <= 0:
         return "0s"
     parts = []

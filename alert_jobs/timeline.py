@@ -461,9 +461,11 @@ class Timeline:
             row = conn.execute(sa.select(schema.silences).where(
                 schema.silences.c.id.startswith(silence_id, autoescape=True))).all()
             if not row:
-                raise TimelineError(f"no silence with id {silence_id!r} (see `alert-jobs silences`)")
+                raise TimelineError(f"no silence with id {silence_id!r} "
+                                    "(see `alert-jobs silences`)")
             if len(row) > 1:
-                raise TimelineError(f"{silence_id!r} matches {len(row)} silences; give more of the id")
+                raise TimelineError(f"{silence_id!r} matches {len(row)} silences; "
+                                    "give more of the id")
             silence = _silence_from_row(row[0])
             if silence.ends_at > now:
                 conn.execute(schema.silences.update().where(schema.silences.c.id == silence.id)
@@ -521,7 +523,8 @@ class Timeline:
                                  dedup_key, payload, run_id)
 
     def claim_due(self, *, limit: int = 100, lease: timedelta = timedelta(minutes=2),
-                  now: datetime | None = None, ids: Sequence[int] | None = None) -> list[OutboxItem]:
+                  now: datetime | None = None,
+                  ids: Sequence[int] | None = None) -> list[OutboxItem]:
         """Claim undelivered rows that are due, for ``lease``; another worker skips them.
 
         A worker that dies after sending but before :meth:`mark_delivered` loses its
@@ -576,7 +579,8 @@ class Timeline:
             values["next_attempt_at"] = retry_at
         with self._tx() as conn:
             conn.execute(t.update().where(t.c.id == item.id).values(**values))
-            when = "gave up" if retry_at is None else f"retry at {retry_at.isoformat(timespec='seconds')}"
+            when = ("gave up" if retry_at is None
+                    else f"retry at {retry_at.isoformat(timespec='seconds')}")
             self._event(conn, now, "notification_failed",
                         f"{item.kind} to {item.receiver} failed: {error}; {when}",
                         fingerprint=item.fingerprint, rule=item.rule, source="outbox",

@@ -35,7 +35,8 @@ class SnoozeConfig(dg.Config):
 
 
 class SilenceConfig(dg.Config):
-    matchers: list[str] = Field(description="Label matchers, e.g. alertname=dead_letters, team=~pay.*")
+    matchers: list[str] = Field(
+        description="Label matchers, e.g. alertname=dead_letters, team=~pay.*")
     duration: str = Field(default="2h", description="How long, e.g. 2h.")
     by: str = Field(description="Who creates the silence.")
     comment: str = Field(description="Why (required, shown on every muted alert).")
@@ -111,7 +112,8 @@ def snooze_alert_job() -> None:
     snooze_alert()
 
 
-@dg.job(description="Silence alerts by label matchers (launchpad: matchers, duration, by, comment).")
+@dg.job(description="Silence alerts by label matchers "
+                    "(launchpad: matchers, duration, by, comment).")
 def silence_alerts_job() -> None:
     silence_alerts()
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from alert_jobs.config import ReceiverConfig
 from alert_jobs.engine import RulePolicy
 from alert_jobs.model import Observation, Status
 from alert_jobs.notify.base import DeliveryError
 from alert_jobs.notify.outbox import backoff, deliver_due
 from alert_jobs.notify.registry import UnavailableReceiver, build_receiver
 from alert_jobs.notify.webhook import WebhookReceiver, alertmanager_payload, parse_retry_after
-from alert_jobs.config import ReceiverConfig
 from alert_jobs.timeline import Timeline
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -88,5 +88,6 @@ def render_text(message: dict[str, Any]) -> str:
     if labels:
         lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
     if message.get("notification_reason"):
-        lines.append(f"({message['notification_reason']}, fingerprint {message.get('fingerprint')})")
+        reason, fp = message["notification_reason"], message.get("fingerprint")
+        lines.append(f"({reason}, fingerprint {fp})")
     return "\n".join(line for line in lines if line)

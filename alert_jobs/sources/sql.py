@@ -6,7 +6,6 @@ Errors come back as :class:`SourceError` with a message that names the database
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -109,6 +108,7 @@ def _apply_timeout(conn: sa.Connection, dialect: str, seconds: float, started: f
         conn.exec_driver_sql(f"SET statement_timeout = {int(seconds * 1000)}")
     elif dialect == "sqlite":
         raw = conn.connection.driver_connection
+        assert raw is not None
         deadline = started + seconds
         raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
 
@@ -120,6 +120,3 @@ def _reason(exc: BaseException) -> str:
     text = re.sub(r"\(Background on this error at:.*?\)", "", text).strip()
     return text[:300]
 
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
