@@ -113,14 +113,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     disabled = timeline.disabled_rules()
     if disabled:
         print(f"\ndisabled rules: {', '.join(sorted(disabled))}")
-    stuck = [o for o in timeline.outbox_rows(pending_only=True) if o["attempts"] > 0]
-    failed = [o for o in timeline.outbox_rows() if o["failed_at"] is not None]
-    if stuck:
-        print(f"\n{len(stuck)} notification(s) waiting for retry; last error: "
-              f"{stuck[-1]['last_error']}")
-    if failed:
-        print(f"{len(failed)} notification(s) failed permanently; last error: "
-              f"{failed[-1]['last_error']}")
+    problems = timeline.delivery_problems()
+    if problems["retrying"]:
+        print(f"\n{problems['retrying']} notification(s) waiting for retry; last error: "
+              f"{problems['retrying_last_error']}")
+    if problems["failed"]:
+        print(f"{problems['failed']} notification(s) failed permanently; last error: "
+              f"{problems['failed_last_error']}")
     return EXIT_OK
 
 

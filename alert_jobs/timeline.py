@@ -597,6 +597,21 @@ class Timeline:
         with self._tx() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def delivery_problems(self) -> dict[str, Any]:
+        """Counts and latest errors of undelivered messages, without loading the outbox."""
+        t = schema.outbox
+        waiting = sa.and_(t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.attempts > 0)
+        failed = t.c.failed_at.is_not(None)
+        out: dict[str, Any] = {}
+        with self._tx() as conn:
+            for name, cond in (("retrying", waiting), ("failed", failed)):
+                count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar()
+                last = conn.execute(sa.select(t.c.receiver, t.c.last_error).where(cond)
+                                    .order_by(t.c.id.desc()).limit(1)).first()
+                out[name] = int(count or 0)
+                out[f"{name}_last_error"] = f"{last.receiver}: {last.last_error}" if last else None
+        return out
+
     def due_count(self, now: datetime | None = None) -> int:
         """How many outbox rows are waiting and due; cheap enough for a sensor tick."""
         now = now or utcnow()

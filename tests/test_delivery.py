@@ -227,3 +227,22 @@ def test_payload_shape_for_resolved() -> None:
     assert body["status"] == "resolved"
     assert body["alerts"][0]["endsAt"] == "2026-03-01T13:00:00+00:00"
     assert body["groupLabels"] == {"alertname": "r"}
+
+
+def test_status_shows_stuck_and_failed_deliveries(sqlite_url: str, http_receiver,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from alert_jobs.cli import main
+
+    timeline = Timeline(sqlite_url)
+    fire(timeline)
+    http_receiver.script = [503]
+    deliver_due(timeline, hook(http_receiver.url), now=lambda: T0)
+    assert main(["--database-url", sqlite_url, "status"]) == 0
+    out = capsys.readouterr().out
+    assert "1 notification(s) waiting for retry; last error: hook: HTTP 503" in out
+    http_receiver.default = 404
+    deliver_due(timeline, hook(http_receiver.url), now=lambda: T0 + timedelta(hours=1))
+    assert main(["--database-url", sqlite_url, "status"]) == 0
+    out = capsys.readouterr().out
+    assert "waiting for retry" not in out
+    assert "1 notification(s) failed permanently; last error: hook: HTTP 404" in out
