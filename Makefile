@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOST ?= 127.0.0.1
 PORT ?= 3000
+DEMO_REDIS_PORT ?= 6390
 
 .PHONY: install run test lint typecheck bench clean
 
@@ -30,6 +31,7 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/alert-jobs rules validate alerts.yaml
 	@echo "alert-jobs: Dagster UI on http://$(HOST):$(PORT) (Ctrl-C stops webserver and daemon)"
 	@trap 'kill 0' EXIT INT TERM; \
+	  $(BIN)/python -m alert_jobs.demo redis $(DEMO_REDIS_PORT) & \
 	  $(BIN)/dagster-daemon run -w workspace.yaml & \
 	  $(BIN)/dagster-webserver -h $(HOST) -p $(PORT) -w workspace.yaml & \
 	  wait

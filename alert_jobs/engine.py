@@ -69,7 +69,7 @@ class Notification:
     """A message to queue for each receiver. ``dedup_key`` makes queuing idempotent."""
 
     kind: str  # "firing" | "resolved"
-    reason: str  # "first" | "repeat" | "unmuted" | "resolved"
+    reason: str  # "first" | "repeat" | "unmuted" | "escalated" | "resolved"
     dedup_key: str
     receivers: tuple[str, ...]
 
@@ -120,8 +120,9 @@ def evaluate(
     if transition is not None:
         events.append(transition)
 
+    prior_severity = record.severity
     record = record.evolve(
-        severity=policy.severity,
+        severity=obs.severity or policy.severity,
         labels=dict(obs.labels),
         last_status=obs.status,
         last_value=obs.value,
@@ -129,7 +130,8 @@ def evaluate(
         last_eval_at=now,
     )
     muted_by = _muted_by(record, policy, now, silences, rule_disabled)
-    record, notifications, notify_events = _notify(record, before, policy, now, muted_by)
+    raised = prior is not None and record.severity.rank > prior_severity.rank
+    record, notifications, notify_events = _notify(record, before, policy, now, muted_by, raised)
     events.extend(notify_events)
     return Decision(before, record, events, notifications, muted_by)
 
@@ -238,8 +240,13 @@ def _notify(
     policy: RulePolicy,
     now: datetime,
     muted_by: str | None,
+    severity_raised: bool = False,
 ) -> tuple[AlertRecord, list[Notification], list[Event]]:
-    """Alertmanager-style decision: first / repeat / unmuted / resolved, each with a reason."""
+    """Alertmanager-style decision: first / repeat / unmuted / escalated / resolved, with a reason.
+
+    ``escalated``: a firing, notified alert whose severity rose (warning → critical) is
+    re-sent at once, not after repeat_interval: the change is news.
+    """
     receivers = policy.receivers
     key_base = f"{record.fingerprint}:{record.episode}"
 
@@ -261,7 +268,9 @@ def _notify(
     if record.state != AlertState.FIRING:
         return record, [], []
 
-    if record.notified_firing:
+    if record.notified_firing and severity_raised:
+        due, reason = True, "escalated"
+    elif record.notified_firing:
         assert record.last_notified_at is not None
         due = now - record.last_notified_at >= policy.repeat_interval
         reason = "repeat"
@@ -275,7 +284,7 @@ def _notify(
     if muted_by is not None:
         last = max(d for d in (record.last_notified_at, record.last_suppressed_at, record.fired_at)
                    if d is not None)
-        if reason != "first" and now - last < policy.repeat_interval:
+        if reason not in ("first", "escalated") and now - last < policy.repeat_interval:
             return record, [], []
         suppressed = record.evolve(last_suppressed_at=now)
         return suppressed, [], [Event("suppressed", muted_by, {"would_send": reason})]
@@ -284,7 +293,8 @@ def _notify(
     n = Notification("firing", reason, f"{key_base}:firing:{seq}", receivers)
     sent = record.evolve(notified_firing=True, last_notified_at=now, notify_seq=seq)
     verb = {"first": "first notification", "repeat": "repeat_interval "
-            f"{format_duration(policy.repeat_interval)} elapsed", "unmuted": "no longer muted"}
+            f"{format_duration(policy.repeat_interval)} elapsed", "unmuted": "no longer muted",
+            "escalated": f"severity raised to {record.severity}"}
     return sent, [n], [Event("notify", f"firing queued: {verb[reason]}",
                              {"receivers": list(receivers), "reason": reason})]
 

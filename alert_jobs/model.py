@@ -31,6 +31,10 @@ class Severity(StrEnum):
     WARNING = "warning"
     CRITICAL = "critical"
 
+    @property
+    def rank(self) -> int:
+        return ("info", "warning", "critical").index(self.value)
+
 
 class AlertState(StrEnum):
     """Lifecycle of one alert instance (one fingerprint)."""
@@ -91,6 +95,7 @@ class Observation:
     seen: str = ""
     window: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    severity: Severity | None = None  # overrides the rule's, e.g. quota 70 % warning, 90 % critical
 
     @property
     def fingerprint(self) -> str:

@@ -71,10 +71,19 @@ def evaluate_rule(
     prior = timeline.alert(fingerprint(rule.name, rule.labels))
     was_firing = prior is not None and prior.state.is_active
     obs = observe_sql_metric(rule, now=now, was_firing=was_firing)
+    return process_observation(rules, rule, timeline, obs, now=now, run_id=run_id)
+
+
+def process_observation(
+    rules: RulesFile, rule: RuleBase, timeline: Timeline, obs: Observation, *,
+    now: datetime, run_id: str | None, why: str = "",
+) -> RuleOutcome:
+    """Render the message for ``obs`` and let the engine decide, in one transaction."""
     message = build_message(
-        obs, severity=rule.severity, description=rule.description, why=rule.annotations.why,
-        runbook_url=rule.annotations.runbook_url, dashboard_url=rule.annotations.dashboard_url,
-        dagster_url=rules.defaults.dagster_url, run_id=run_id,
+        obs, severity=obs.severity or rule.severity, description=rule.description,
+        why=rule.annotations.why or why, runbook_url=rule.annotations.runbook_url,
+        dashboard_url=rule.annotations.dashboard_url, dagster_url=rules.defaults.dagster_url,
+        run_id=run_id,
     )
     result = timeline.process(obs, policy_for(rules, rule), now=now, run_id=run_id,
                               message=message)

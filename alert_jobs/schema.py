@@ -162,12 +162,63 @@ schema_version = sa.Table(
 )
 
 
+# ----- version 2: Redis quota counting ----------------------------------------------
+
+redis_samples = sa.Table(
+    "alert_redis_samples",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("target", sa.String(128), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("server_id", sa.String(64), nullable=False, default=""),
+    sa.Column("uptime_seconds", sa.Float),
+    sa.Column("total_commands", sa.Float, nullable=False),
+    sa.Column("increment", sa.Float, nullable=False),
+    sa.Column("reset", sa.Boolean, nullable=False, default=False),
+    sa.Column("counted", sa.Boolean, nullable=False, default=True),
+    sa.Column("keyspace_hits", sa.Float),
+    sa.Column("keyspace_misses", sa.Float),
+    sa.Column("evicted_keys", sa.Float),
+    sa.Column("rejected_connections", sa.Float),
+    sa.Column("commands_spent", sa.Integer, nullable=False, default=0),
+    sa.Column("run_id", sa.String(64)),
+    sa.Index("ix_alert_redis_samples_target_at", "target", "at"),
+)
+
+redis_windows = sa.Table(
+    "alert_redis_windows",
+    metadata,
+    sa.Column("target", sa.String(128), primary_key=True),
+    sa.Column("window_start", UTCDateTime, primary_key=True),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("window_kind", sa.String(8), nullable=False),
+    sa.Column("used", sa.Float, nullable=False),
+    sa.Column("partial", sa.Boolean, nullable=False),
+    sa.Column("resets", sa.Integer, nullable=False, default=0),
+    sa.Column("last_at", UTCDateTime, nullable=False),
+    sa.Column("last_total", sa.Float, nullable=False),
+    sa.Column("last_server_id", sa.String(64), nullable=False, default=""),
+    sa.Column("last_uptime", sa.Float),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+_V1_TABLES = [alerts, events, evaluations, silences, outbox, rule_settings]
+
+
 def _v1_initial(conn: Connection) -> None:
-    """Version 1: every table above. Later versions append ALTERs here, never edit this."""
-    metadata.create_all(conn, checkfirst=True)
+    """Version 1: the core timeline. Never edit a released migration; add a new one."""
+    metadata.create_all(conn, tables=_V1_TABLES, checkfirst=True)
+
+
+def _v2_redis_quota(conn: Connection) -> None:
+    """Version 2: Redis samples and per-window usage (baselines survive restarts)."""
+    metadata.create_all(conn, tables=[redis_samples, redis_windows], checkfirst=True)
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial timeline schema", _v1_initial),
+    (2, "redis quota samples and windows", _v2_redis_quota),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]

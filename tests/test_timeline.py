@@ -31,7 +31,8 @@ def good(rule: str = "dead_letters", **labels: str) -> Observation:
 def test_upgrade_is_idempotent(db_url: str) -> None:
     timeline = Timeline(db_url)
     assert timeline.schema_version() == 0
-    assert timeline.upgrade() == ["1: initial timeline schema"]
+    assert timeline.upgrade() == ["1: initial timeline schema",
+                                  "2: redis quota samples and windows"]
     assert timeline.upgrade() == []
     assert Timeline(db_url).upgrade() == []
     assert timeline.schema_version() == schema.LATEST_VERSION
@@ -184,7 +185,7 @@ def test_concurrent_upgrades_are_safe(db_url: str) -> None:
     assert [w.exitcode for w in workers] == [0] * 4
     with Timeline(db_url).engine.connect() as conn:
         versions = conn.execute(sa.select(schema.schema_version.c.version)).scalars().all()
-    assert versions == [1]
+    assert versions == [1, 2]
 
 
 def test_naive_datetimes_are_refused(sqlite_url: str) -> None:

@@ -41,6 +41,7 @@ def build_message(
         "window": obs.window,
         "value": obs.value,
         "why": why,
+        "first_steps": str(obs.details.get("first_steps", "")),
         "runbook_url": runbook_url,
         "dashboard_url": dashboard_url,
         "run_url": run_url,
@@ -71,6 +72,8 @@ def render_text(message: dict[str, Any]) -> str:
         lines.append(message.get("summary", ""))
     if message.get("why"):
         lines.append(f"Why it matters: {message['why']}")
+    if message.get("first_steps") and message.get("status") != "resolved":
+        lines.append(message["first_steps"])
     links = [
         f"{name}: {message[key]}"
         for name, key in (("Runbook", "runbook_url"), ("Dashboard", "dashboard_url"),

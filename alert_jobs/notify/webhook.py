@@ -30,6 +30,7 @@ def alertmanager_payload(message: dict[str, Any], receiver: str) -> dict[str, An
             ("summary", message.get("summary", "")),
             ("description", message.get("description", "")),
             ("why", message.get("why", "")),
+            ("first_steps", message.get("first_steps", "")),
             ("runbook_url", message.get("runbook_url", "")),
             ("dashboard_url", message.get("dashboard_url", "")),
         )

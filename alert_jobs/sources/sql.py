@@ -16,13 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from alert_jobs.sources.errors import SourceError
+
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 _PARAM = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
-
-
-class SourceError(RuntimeError):
-    """The source could not be read; the message is safe to show and store."""
 
 
 def masked(url: str) -> str:
