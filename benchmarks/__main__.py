@@ -1,10 +1,35 @@
-"""``python -m benchmarks``: run every benchmark, print a table, write results/latest.json."""
+"""``python -m benchmarks``: run every benchmark, print tables, write results/latest.json."""
 
 from __future__ import annotations
 
 import sys
+import time
 
-from benchmarks.timeline_bench import main
+import redis
+
+from benchmarks import redis_bench, timeline_bench
+
+
+def main() -> int:
+    started = time.perf_counter()
+    results, skipped, failed = timeline_bench.run()
+    redis_results, redis_skipped, redis_failed = redis_bench.run()
+
+    print(timeline_bench.format_table(results, skipped))
+    print()
+    print(redis_bench.format_table(redis_results, redis_skipped))
+    report = timeline_bench.metadata()
+    report["packages"]["redis"] = redis.__version__
+    report["parameters"].update(redis_bench.PARAMETERS)
+    report.update({
+        "elapsed_s": time.perf_counter() - started,
+        "results": [c.as_json() for c in [*results, *redis_results]],
+        "skipped": {**skipped, **redis_skipped},
+    })
+    timeline_bench.write_results(report)
+    print(f"\nwrote {timeline_bench.RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
+    return 1 if failed or redis_failed else 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

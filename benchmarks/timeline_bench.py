@@ -516,7 +516,7 @@ def _git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
-def _metadata() -> dict[str, Any]:
+def metadata() -> dict[str, Any]:
     versions: dict[str, str] = {"sqlalchemy": sa.__version__}
     try:
         import psycopg
@@ -542,8 +542,8 @@ def _metadata() -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    started = time.perf_counter()
+def run() -> tuple[list[Comparison], dict[str, str], bool]:
+    """Run the engine and timeline benchmarks: (results, skipped backends, failed)."""
     results: list[Comparison] = []
     skipped: dict[str, str] = {}
     failed = False
@@ -567,11 +567,21 @@ def main() -> int:
         except sa.exc.OperationalError as exc:
             skipped["postgresql"] = f"cannot connect to {safe_url(pg_url)}: {exc.orig or exc}"
             failed = True
+    return results, skipped, failed
 
-    print(format_table(results, skipped))
-    report = {**_metadata(), "elapsed_s": time.perf_counter() - started,
-              "results": [c.as_json() for c in results], "skipped": skipped}
+
+def write_results(report: dict[str, Any]) -> None:
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def main() -> int:
+    """The timeline benchmarks alone (``python -m benchmarks`` runs them all)."""
+    started = time.perf_counter()
+    results, skipped, failed = run()
+    print(format_table(results, skipped))
+    report = {**metadata(), "elapsed_s": time.perf_counter() - started,
+              "results": [c.as_json() for c in results], "skipped": skipped}
+    write_results(report)
     print(f"\nwrote {RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
     return 1 if failed else 0

