@@ -267,6 +267,54 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     return EXIT_OK if report.failed == 0 else EXIT_FAILED
 
 
+def cmd_redis_check(args: argparse.Namespace) -> int:
+    """Check Redis targets now, like one scheduled run: the guide's "test the monitor"."""
+    from alert_jobs.checks.formatting import fmt_number
+    from alert_jobs.checks.redis_quota import fmt_bytes
+    from alert_jobs.redis_check import check_targets
+    from alert_jobs.runner import deliver
+
+    try:
+        rules = load_rules(args.rules)
+    except RulesError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_USAGE
+    by_name = {t.name: t for t in rules.checks.redis_quota}
+    unknown = [n for n in args.targets if n not in by_name]
+    if unknown:
+        raise UsageError(f"unknown redis_quota target(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(by_name) or 'none'})")
+    targets = [by_name[n] for n in args.targets] or list(by_name.values())
+    if not targets:
+        raise UsageError(f"{args.rules} has no redis_quota targets")
+    timeline = _timeline(args)
+    results = check_targets(rules, targets, timeline)
+    for r in results:
+        m = r.metrics
+        print(f"{r.target}:")
+        if r.error:
+            print(f"  ERROR {r.error}")
+        if "used" in m:
+            print(f"  commands used: {fmt_number(round(m['used']))} of {fmt_number(m['limit'])} "
+                  f"({m['percent']:.1f} %)")
+        if "rate_ops_per_sec" in m:
+            projected = fmt_number(round(m.get("projected", 0)))
+            print(f"  rate: {m['rate_ops_per_sec']:.2f} ops/s, projected {projected}")
+        if "keys" in m:
+            hit = f"{m['hit_rate_percent']:.1f} %" if "hit_rate_percent" in m else "n/a"
+            print(f"  keys: {fmt_number(m['keys'])}, hit rate: {hit}, "
+                  f"memory: {fmt_bytes(m['memory_used_bytes'])}")
+        print(f"  monitor spent {r.commands_spent} command(s) on this check")
+        for outcome in r.outcomes:
+            obs = outcome.observation
+            level = f"{obs.severity}" if obs.severity else str(obs.status)
+            print(f"  {obs.labels.get('check', 'quota')}: {level}, {outcome.state}: {obs.summary}")
+    queued = [i for r in results for o in r.outcomes for i in o.result.outbox_ids]
+    if queued:
+        print(f"delivery: {deliver(rules, timeline, ids=queued)}")
+    return EXIT_FAILED if any(r.error for r in results) else EXIT_OK
+
+
 # ----- parser -----------------------------------------------------------------------
 
 
@@ -348,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_db_upgrade)
 
     add("deliver", cmd_deliver, "send due notifications from the outbox now")
+
+    redis_cmd = sub.add_parser("redis", help="Redis quota commands")
+    redis_sub = redis_cmd.add_subparsers(dest="redis_command", required=True, metavar="COMMAND")
+    sp = redis_sub.add_parser("check", help="check redis_quota targets now (all by default); "
+                                            "exit 1 if any cannot be read")
+    sp.add_argument("targets", nargs="*", metavar="TARGET")
+    sp.set_defaults(fn=cmd_redis_check)
     return p
 
 

@@ -429,3 +429,26 @@ checks:
             == ["alpha"]
         (check,) = by_hand.get_asset_check_evaluations()
         assert check.passed
+
+
+def test_cli_redis_check(redis_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from alert_jobs.cli import main
+
+    server = redis_factory()
+    rules_file = tmp_path / "alerts.yaml"
+    rules_file.write_text(f"""
+checks:
+  redis_quota:
+    - {target("cache", server.url, quota="{window: day, limit: 10}")}
+    - {target("down", f"redis://127.0.0.1:{free_port()}/0", timeout="1s")}
+""")
+    base = ["--rules", str(rules_file), "--database-url", f"sqlite:///{tmp_path / 't.db'}"]
+    load(server.client(), 50)
+    assert main([*base, "redis", "check", "cache"]) == 0
+    out = capsys.readouterr().out
+    assert "monitor spent 1 command(s) on this check" in out
+    assert "quota: critical, firing: Expected under 9 commands (90 % of 10/day)" in out
+    assert main([*base, "redis", "check"]) == 1
+    assert "ERROR down: redis://127.0.0.1:" in capsys.readouterr().out
+    assert main([*base, "redis", "check", "nope"]) == 2
+    assert "unknown redis_quota target(s) nope" in capsys.readouterr().err
