@@ -713,20 +713,12 @@ def test_fmt_bytes(n, text):
 # ----- aware datetimes in a non-UTC zone ----------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (latent): trailing_rate subtracts aware datetimes that share one ZoneInfo, which "
-    "Python does in wall-clock time; across the spring-forward hour the span is 2 h instead "
-    "of 1 h and the rate is halved. Production passes UTC, so it is not reachable today."))
 def test_trailing_rate_local_zone_across_dst():
     points = [RatePoint(berlin(2026, 3, 29, 1, 30), 0), RatePoint(berlin(2026, 3, 29, 3, 30), 3600)]
     # 01:30 CET is 00:30 UTC and 03:30 CEST is 01:30 UTC: one real hour, 3,600 commands.
     assert trailing_rate(points, berlin(2026, 3, 29, 3, 30), timedelta(hours=6)) == 1.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (latent): advance computes the boot time as sample.at - uptime in wall-clock time "
-    "when sample.at is in a DST zone, so a server booted at 23:00 local the day before "
-    "counts as started inside the 23-hour spring-forward day. Production passes UTC."))
 def test_advance_first_sample_local_zone_across_dst():
     window = window_at(berlin(2026, 3, 29, 10), "day", "Europe/Berlin")
     # 10:00 CEST is 08:00 UTC; minus 10 h is 22:00 UTC on Mar 28, before the 23:00 UTC start.

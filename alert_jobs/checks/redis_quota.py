@@ -119,6 +119,9 @@ def advance(state: WindowUsage | None, sample: CounterSample, window: QuotaWindo
     A sample not newer than the last one counted (a slower concurrent run) changes
     nothing: counting it would look like a reset and count twice.
     """
+    # Arithmetic on aware datetimes that share a zone is wall-clock arithmetic in Python,
+    # which is off by an hour across DST changes: compute in UTC.
+    sample = replace(sample, at=sample.at.astimezone(UTC))
     if state is None:
         started_in_window = (sample.uptime_seconds is not None
                              and sample.at - timedelta(seconds=sample.uptime_seconds)
@@ -156,7 +159,9 @@ def trailing_rate(points: Sequence[RatePoint], now: datetime, span: timedelta) -
     earliest point in the span only marks where counting starts; its increment belongs
     to the interval before it. ``None`` until two samples at least a minute apart exist.
     """
-    recent = [p for p in points if p.at >= now - span]
+    now = now.astimezone(UTC)  # real elapsed time, also across DST changes
+    recent = [RatePoint(p.at.astimezone(UTC), p.increment) for p in points
+              if p.at >= now - span]
     if len(recent) < 2:
         return None
     seconds = (recent[-1].at - recent[0].at).total_seconds()
