@@ -20,10 +20,10 @@ from alert_jobs.checks.sql_metric import error_observation
 from alert_jobs.config import RedisQuotaTarget, RulesFile, SecretMissingError, resolve
 from alert_jobs.model import Observation, Status
 from alert_jobs.redis_store import RedisUsageStore
-from alert_jobs.runner import RuleOutcome, process_observation
+from alert_jobs.runner import RuleOutcome, process_observations
 from alert_jobs.sources.errors import SourceError
 from alert_jobs.sources.redis_info import InfoSnapshot, RedisEndpoint, read_info
-from alert_jobs.sources.upstash import read_usage
+from alert_jobs.sources.upstash import UpstashUsage, read_usage
 from alert_jobs.timeline import Timeline, utcnow
 
 log = logging.getLogger("alert_jobs.redis")
@@ -62,64 +62,102 @@ def endpoint(target: RedisQuotaTarget) -> RedisEndpoint:
     )
 
 
+@dataclass(frozen=True)
+class SourceReading:
+    """What one target's source returned (or why it could not be read). Network only."""
+
+    at: datetime
+    snapshot: InfoSnapshot | None = None
+    usage: UpstashUsage | None = None
+    error: str | None = None
+
+
+def read_source(target: RedisQuotaTarget, now: datetime) -> SourceReading:
+    """The only part of a check that waits on the network; safe to run in threads."""
+    try:
+        if target.source == "upstash":
+            assert target.upstash is not None
+            api = target.upstash
+            usage = read_usage(api.api_url, api.database_id, resolve(api.email),
+                               resolve(api.api_key), timeout=target.timeout.total_seconds())
+            return SourceReading(now, usage=usage)
+        return SourceReading(now, snapshot=read_info(endpoint(target), now=now))
+    except (SourceError, SecretMissingError) as exc:
+        return SourceReading(now, error=f"{target.name}: {exc}")
+    except Exception as exc:  # a bug must not hide this target's problem, nor the others'
+        log.exception("reading %s failed", target.name)
+        return SourceReading(now, error=f"{target.name}: internal error: {type(exc).__name__}")
+
+
 def check_target(rules: RulesFile, target: RedisQuotaTarget, timeline: Timeline, *,
                  now: datetime | None = None, run_id: str | None = None) -> TargetResult:
     """Check one target once and persist every decision."""
     now = now or utcnow()
-    result = TargetResult(target.name)
-    try:
-        observations = _observe(target, timeline, now, run_id, result)
-    except (SourceError, SecretMissingError) as exc:
-        result.error = f"{target.name}: {exc}"
-        observations = [error_observation(target.name, result.error,
-                                          {**target.labels, "check": "quota"})]
-    except Exception as exc:  # a bug must not hide this target's problem, nor the others'
-        log.exception("checking %s failed", target.name)
-        result.error = f"{target.name}: internal error: {type(exc).__name__}"
-        observations = [error_observation(target.name, result.error,
-                                          {**target.labels, "check": "quota"})]
-    for obs in observations:
-        why = q.WHY_QUOTA if obs.labels.get("check") == "quota" else ""
-        result.outcomes.append(process_observation(rules, target, timeline, obs, now=now,
-                                                   run_id=run_id, why=why))
-    return result
+    return record_and_judge(rules, target, read_source(target, now), timeline, run_id=run_id)
 
 
 def check_targets(rules: RulesFile, targets: Sequence[RedisQuotaTarget], timeline: Timeline, *,
                   now: datetime | None = None, run_id: str | None = None,
                   concurrency: int = 16) -> list[TargetResult]:
-    """Check many targets at once; one slow or broken target delays none of the others
-    beyond its own timeout. Results come back in the order of ``targets``."""
+    """Check many targets: read every source concurrently (the waiting is on the
+    network), then record and decide one target at a time (the database serializes
+    writes anyway, and SQLite's busy-wait makes contending writers slower than a queue).
+    One slow or broken target delays the others by at most its own timeout.
+    Results come back in the order of ``targets``."""
     now = now or utcnow()
-
-    def one(target: RedisQuotaTarget) -> TargetResult:
-        return check_target(rules, target, timeline, now=now, run_id=run_id)
-
     if concurrency <= 1 or len(targets) <= 1:
-        return [one(t) for t in targets]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(targets)),
-                            thread_name_prefix="redis-check") as pool:
-        return list(pool.map(one, targets))
+        readings = [read_source(t, now) for t in targets]
+    else:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(targets)),
+                                thread_name_prefix="redis-read") as pool:
+            readings = list(pool.map(lambda t: read_source(t, now), targets))
+    return [record_and_judge(rules, t, r, timeline, run_id=run_id)
+            for t, r in zip(targets, readings, strict=True)]
 
 
-def _observe(target: RedisQuotaTarget, timeline: Timeline, now: datetime, run_id: str | None,
-             result: TargetResult) -> list[Observation]:
+def record_and_judge(rules: RulesFile, target: RedisQuotaTarget, reading: SourceReading,
+                     timeline: Timeline, *, run_id: str | None = None) -> TargetResult:
+    """Fold the reading into the window's usage, judge it, and let the engine decide."""
+    result = TargetResult(target.name)
+    if reading.error is not None:
+        result.error = reading.error
+        observations = [error_observation(target.name, reading.error,
+                                          {**target.labels, "check": "quota"})]
+    else:
+        try:
+            observations = _judge(target, reading, timeline, run_id, result)
+        except Exception as exc:  # e.g. the timeline database is down: say so, per target
+            log.exception("recording %s failed", target.name)
+            result.error = f"{target.name}: internal error: {type(exc).__name__}"
+            observations = [error_observation(target.name, result.error,
+                                              {**target.labels, "check": "quota"})]
+    items = [(obs, q.WHY_QUOTA if obs.labels.get("check") in ("quota", "state") else "")
+             for obs in observations]
+    result.outcomes = process_observations(rules, target, timeline, items, now=reading.at,
+                                           run_id=run_id)
+    return result
+
+
+def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
+           run_id: str | None, result: TargetResult) -> list[Observation]:
+    now = reading.at
     window = q.window_at(now, target.quota.window or "day", target.quota.timezone)
     store = RedisUsageStore(timeline)
-    snapshot: InfoSnapshot | None = None
-    if target.source == "upstash":
-        assert target.upstash is not None
-        api = target.upstash
-        usage = read_usage(api.api_url, api.database_id, resolve(api.email),
-                           resolve(api.api_key), timeout=target.timeout.total_seconds())
+    snapshot = reading.snapshot
+    state_obs: list[Observation] = []
+    if reading.usage is not None:
+        usage = reading.usage
         used_now = usage.used(window.kind)
         sample = q.CounterSample(now, used_now, server_id=f"upstash:{window.start.isoformat()}")
         recorded = store.record(target.name, window, sample, source="upstash",
                                 rate_span=target.rate_window, run_id=run_id)
         used, partial = used_now, False
         result.metrics["upstash_suspended"] = float(usage.state == "suspended")
+        if usage.request_limit is not None:
+            result.metrics["upstash_request_limit"] = usage.request_limit
+        state_obs = [q.judge_database_state(target.name, usage.state, labels=target.labels)]
     else:
-        snapshot = read_info(endpoint(target), now=now)
+        assert snapshot is not None
         result.commands_spent = snapshot.commands_spent
         sample = q.CounterSample(now, snapshot.num("total_commands_processed"),
                                  snapshot.server_id, snapshot.num("uptime_in_seconds"))
@@ -135,11 +173,13 @@ def _observe(target: RedisQuotaTarget, timeline: Timeline, now: datetime, run_id
         rate = used / (now - window.start).total_seconds()  # whole-window average
     projected = q.project(used, rate, now, window)
     limit = int(target.quota.limit or 1)
-    reading = q.QuotaReading(target.name, used, limit, window, now, rate, projected, partial,
-                             may_project=now - window.start >= target.projection_delay)
-    observations = [q.judge_quota(reading, warn_percent=target.warn_percent,
-                                  critical_percent=target.critical_percent, labels=target.labels,
-                                  page_on_projection=target.page_on_projection)]
+    quota_reading = q.QuotaReading(target.name, used, limit, window, now, rate, projected,
+                                   partial,
+                                   may_project=now - window.start >= target.projection_delay)
+    quota_obs = q.judge_quota(quota_reading, warn_percent=target.warn_percent,
+                              critical_percent=target.critical_percent, labels=target.labels,
+                              page_on_projection=target.page_on_projection)
+    observations = [*state_obs, quota_obs]
     result.metrics.update({
         "used": float(used), "limit": float(limit), "percent": 100.0 * used / limit,
         "window_seconds_left": max(0.0, (window.end - now).total_seconds()),

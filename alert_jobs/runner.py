@@ -79,15 +79,27 @@ def process_observation(
     now: datetime, run_id: str | None, why: str = "",
 ) -> RuleOutcome:
     """Render the message for ``obs`` and let the engine decide, in one transaction."""
-    message = build_message(
-        obs, severity=obs.severity or rule.severity, description=rule.description,
-        why=rule.annotations.why or why, runbook_url=rule.annotations.runbook_url,
-        dashboard_url=rule.annotations.dashboard_url, dagster_url=rules.defaults.dagster_url,
-        run_id=run_id,
-    )
-    result = timeline.process(obs, policy_for(rules, rule), now=now, run_id=run_id,
-                              message=message)
-    return RuleOutcome(obs, result)
+    return process_observations(rules, rule, timeline, [(obs, why)], now=now, run_id=run_id)[0]
+
+
+def process_observations(
+    rules: RulesFile, rule: RuleBase, timeline: Timeline, observations: list[tuple[
+        Observation, str]], *, now: datetime, run_id: str | None,
+) -> list[RuleOutcome]:
+    """Several observations of one rule (with their 'why it matters' text) in one transaction."""
+    policy = policy_for(rules, rule)
+    items = []
+    for obs, why in observations:
+        message = build_message(
+            obs, severity=obs.severity or rule.severity, description=rule.description,
+            why=rule.annotations.why or why, runbook_url=rule.annotations.runbook_url,
+            dashboard_url=rule.annotations.dashboard_url, dagster_url=rules.defaults.dagster_url,
+            run_id=run_id,
+        )
+        items.append((obs, policy, message))
+    results = timeline.process_many(items, now=now, run_id=run_id)
+    return [RuleOutcome(obs, result) for (obs, _), result in zip(observations, results,
+                                                                 strict=True)]
 
 
 def deliver(rules: RulesFile, timeline: Timeline, *, run_id: str | None = None,

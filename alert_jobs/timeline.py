@@ -206,35 +206,59 @@ class Timeline:
         ``message`` is the rendered, secret-free notification body (see
         :mod:`alert_jobs.notify.render`) stored with each queued outbox row.
         """
+        return self.process_many([(obs, policy, message)], now=now, run_id=run_id)[0]
+
+    def process_many(
+        self,
+        items: Sequence[tuple[Observation, RulePolicy, dict[str, Any] | None]],
+        *,
+        now: datetime | None = None,
+        run_id: str | None = None,
+    ) -> list[ProcessResult]:
+        """:meth:`process` for several observations (e.g. one target's checks) in one
+        transaction: one commit instead of one per alert, same locks, same results."""
         now = now or utcnow()
-        fp = obs.fingerprint
+        # Lock alert rows in one global order (fingerprint), so two transactions that
+        # touch overlapping alerts can never deadlock on PostgreSQL.
+        order = sorted(range(len(items)), key=lambda i: items[i][0].fingerprint)
+        results: list[ProcessResult | None] = [None] * len(items)
         with self._tx() as conn:
-            prior = self._lock_alert(conn, obs, policy, now)
             silences = self._active_silences(conn, now)
-            disabled = self._rule_disabled(conn, obs.rule)
-            decision = evaluate(obs, prior, policy, now, silences, disabled)
-            conn.execute(
-                schema.alerts.update()
-                .where(schema.alerts.c.fingerprint == fp)
-                .values(**_record_values(decision.record, now))
-            )
-            for ev in decision.events:
-                self._event(conn, now, ev.kind, ev.reason, fingerprint=fp, rule=obs.rule,
-                            run_id=run_id, payload=ev.payload)
-            conn.execute(schema.evaluations.insert().values(
-                at=now, rule=obs.rule, fingerprint=fp, status=str(obs.status), value=obs.value,
-                expected=obs.expected, summary=obs.summary, state_after=str(decision.record.state),
-                run_id=run_id, details=obs.details,
-            ))
-            ids: list[int] = []
-            for n in decision.notifications:
-                for receiver in n.receivers:
-                    body = {**(message or {}), "status": n.kind, "notification_reason": n.reason,
-                            "dedup_key": n.dedup_key, **_episode_times(decision.record)}
-                    new_id = self._enqueue(conn, now, receiver, fp, obs.rule, n.kind, n.dedup_key,
-                                           body, run_id)
-                    if new_id is not None:
-                        ids.append(new_id)
+            for i in order:
+                obs, policy, message = items[i]
+                results[i] = self._process_one(conn, obs, policy, now, run_id, message, silences)
+        return [r for r in results if r is not None]
+
+    def _process_one(
+        self, conn: Connection, obs: Observation, policy: RulePolicy, now: datetime,
+        run_id: str | None, message: dict[str, Any] | None, silences: list[Silence],
+    ) -> ProcessResult:
+        fp = obs.fingerprint
+        prior = self._lock_alert(conn, obs, policy, now)
+        disabled = self._rule_disabled(conn, obs.rule)
+        decision = evaluate(obs, prior, policy, now, silences, disabled)
+        conn.execute(
+            schema.alerts.update()
+            .where(schema.alerts.c.fingerprint == fp)
+            .values(**_record_values(decision.record, now))
+        )
+        for ev in decision.events:
+            self._event(conn, now, ev.kind, ev.reason, fingerprint=fp, rule=obs.rule,
+                        run_id=run_id, payload=ev.payload)
+        conn.execute(schema.evaluations.insert().values(
+            at=now, rule=obs.rule, fingerprint=fp, status=str(obs.status), value=obs.value,
+            expected=obs.expected, summary=obs.summary, state_after=str(decision.record.state),
+            run_id=run_id, details=obs.details,
+        ))
+        ids: list[int] = []
+        for n in decision.notifications:
+            for receiver in n.receivers:
+                body = {**(message or {}), "status": n.kind, "notification_reason": n.reason,
+                        "dedup_key": n.dedup_key, **_episode_times(decision.record)}
+                new_id = self._enqueue(conn, now, receiver, fp, obs.rule, n.kind, n.dedup_key,
+                                       body, run_id)
+                if new_id is not None:
+                    ids.append(new_id)
         return ProcessResult(decision, ids)
 
     def _lock_alert(

@@ -44,6 +44,7 @@ import redis
 from alert_jobs.config import RedisQuotaTarget, RulesFile, parse_rules
 from alert_jobs.redis_check import TargetResult, check_target, check_targets
 from alert_jobs.timeline import Timeline
+from benchmarks.latency_proxy import latency_proxy
 from benchmarks.timeline_bench import BenchmarkError, Comparison, _spread
 
 REDIS_SERVERS = 4
@@ -57,6 +58,7 @@ CALIBRATION_READINGS = 4
 SERVER_START_ATTEMPTS = 3
 SERVER_START_TIMEOUT_S = 5.0
 MEASURED = f"check_targets, concurrency={REDIS_CONCURRENCY} [sqlite]"
+REMOTE_RTT_MS = 20.0  # a hosted Redis in the same region is typically 5-50 ms away
 BASELINE = "one by one (concurrency=1)"
 
 PARAMETERS: dict[str, Any] = {
@@ -303,9 +305,15 @@ def _single_check(rules: RulesFile, target: RedisQuotaTarget) -> dict[str, Any]:
     }
 
 
-def bench_redis_checks(binary: str) -> Comparison:
-    with redis_servers(binary, REDIS_SERVERS) as servers:
-        rules = parse_rules(rules_yaml([s.url for s in servers]), "<redis benchmark>")
+def bench_redis_checks(binary: str, rtt_ms: float = 0.0) -> Comparison:
+    """``rtt_ms`` > 0 puts a delaying TCP proxy (loopback) between monitor and servers."""
+    with redis_servers(binary, REDIS_SERVERS) as servers, ExitStack() as proxies:
+        urls = [s.url for s in servers]
+        if rtt_ms > 0:
+            ports = [proxies.enter_context(latency_proxy(s.port, rtt_ms / 2000))
+                     for s in servers]
+            urls = [f"redis://127.0.0.1:{p}/0" for p in ports]
+        rules = parse_rules(rules_yaml(urls), "<redis benchmark>")
         targets = list(rules.checks.redis_quota)
         version = servers[0].reader.info("server")["redis_version"]
 
@@ -357,8 +365,12 @@ def bench_redis_checks(binary: str) -> Comparison:
         "single_check": single,
         "server": {"redis_version": version, "binary": binary},
     }
-    comparison = Comparison(MEASURED, "sqlite", REDIS_TARGETS, [r.seconds for r in measured],
-                            BASELINE, REDIS_TARGETS, [r.seconds for r in baseline], extra)
+    where = "sqlite" if rtt_ms <= 0 else f"sqlite, {rtt_ms:g} ms RTT"
+    extra["network"] = ("loopback" if rtt_ms <= 0 else
+                        f"loopback through a proxy adding {rtt_ms / 2:g} ms each way")
+    comparison = Comparison(MEASURED.replace("[sqlite]", f"[{where}]"), where, REDIS_TARGETS,
+                            [r.seconds for r in measured], BASELINE, REDIS_TARGETS,
+                            [r.seconds for r in baseline], extra)
     comparison.extra["speed_up"] = 1 / comparison.ratio
     comparison.extra["speed_up_meaning"] = (f"'{BASELINE}' time per check / '{MEASURED}' time "
                                             "per check (median of pairs; >1 = faster)")
@@ -373,7 +385,8 @@ def run() -> tuple[list[Comparison], dict[str, str], bool]:
     print(f"running Redis checks ({REDIS_TARGETS} targets on {REDIS_SERVERS} servers) …",
           file=sys.stderr, flush=True)
     try:
-        return [bench_redis_checks(binary)], {}, False
+        return [bench_redis_checks(binary), bench_redis_checks(binary, rtt_ms=REMOTE_RTT_MS)], \
+            {}, False
     except RedisStartError as exc:
         return [], {"redis": str(exc)}, True
 
@@ -407,6 +420,7 @@ def format_table(results: list[Comparison], skipped: dict[str, str]) -> str:
                "(>1: concurrent is faster)")
     for c in results:
         cmd, one, wl = c.extra["commands"], c.extra["single_check"], c.extra["workload"]
+        out.append(f"[{c.extra['network']}]")
         out.append(
             f"commands per check: {cmd['per_check']:g} (servers' total_commands_processed, "
             f"reader's own {'/'.join(map(str, cmd['reading_cost_per_server']))} per reading "

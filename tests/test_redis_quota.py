@@ -344,13 +344,29 @@ def test_upstash_usage_from_the_developer_api(upstash_api: dict[str, Any], sqlit
     monthly, daily = results["monthly"], results["daily"]
     assert monthly.metrics["used"] == 410_000 and monthly.metrics["limit"] == 500_000
     assert daily.metrics["used"] == 7_400
-    quota = {r: next(o for o in results[r].observations) for r in results}
+    quota = {r: next(o for o in results[r].observations if o.labels["check"] == "quota")
+             for r in results}
+    state = next(o for o in monthly.observations if o.labels["check"] == "state")
+    assert state.status == Status.OK and monthly.metrics["upstash_request_limit"] == 500_000
     assert quota["monthly"].severity == Severity.WARNING  # 82 % used
     assert quota["daily"].severity == Severity.WARNING    # 74 % used
     assert "(70 % of 500,000/month) this month (UTC)" in quota["monthly"].summary
     assert monthly.commands_spent == 0, "the Developer API is not a database command"
     expected_auth = "Basic " + base64.b64encode(b"ops@example.com:key-abc-123").decode()
     assert {auth for _, auth in upstash_api["requests"]} == {expected_auth}
+
+
+def test_suspended_upstash_database_pages(upstash_api: dict[str, Any], sqlite_url: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSTASH_TEST_KEY", "key-abc-123")
+    monkeypatch.setitem(DATABASE, "state", "suspended")
+    rules = rules_for(upstash_target("up", upstash_api, "{preset: upstash_free}"))
+    (result,) = check_targets(rules, rules.checks.redis_quota, Timeline(sqlite_url), now=NOON)
+    state = next(o for o in result.outcomes if o.observation.labels["check"] == "state")
+    assert state.observation.severity == Severity.CRITICAL
+    assert state.observation.summary == ("Expected the database to be active; the provider "
+                                         "reports it suspended")
+    assert state.state == AlertState.FIRING
 
 
 @pytest.mark.parametrize(("status", "text"), [

@@ -325,6 +325,15 @@ def judge_keys(target: str, keys: float, keys_max: int, *, labels: dict[str, str
                 severity)
 
 
+def judge_database_state(target: str, state: str, *, labels: dict[str, str]) -> Observation:
+    """A provider that reports the database suspended is the outage the quota check exists
+    to prevent: critical, whatever the numbers say."""
+    expected = "the database to be active"
+    ok = state != "suspended"
+    summary = f"Expected {expected}; the provider reports it {state}"
+    return _obs(target, "state", labels, ok, None, summary, expected, Severity.CRITICAL)
+
+
 def fmt_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":
