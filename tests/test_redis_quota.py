@@ -468,3 +468,20 @@ checks:
     assert "ERROR down: redis://127.0.0.1:" in capsys.readouterr().out
     assert main([*base, "redis", "check", "nope"]) == 2
     assert "unknown redis_quota target(s) nope" in capsys.readouterr().err
+
+
+def test_acl_user_allowed_only_info(redis_factory, sqlite_url: str) -> None:
+    """Least privilege: a monitor user that may run INFO and nothing else is enough."""
+    server = redis_factory()
+    admin = server.client()
+    admin.acl_setuser("monitor", enabled=True, passwords=["+mon-pw"], commands=["+info"])
+    admin.acl_setuser("nobody", enabled=True, passwords=["+nob-pw"], commands=["+ping"])
+    rules = rules_for(target("acl_ok", server.url, username="monitor", password="mon-pw"),
+                      target("acl_denied", server.url, username="nobody", password="nob-pw"))
+    results = {r.target: r for r in check_targets(rules, rules.checks.redis_quota,
+                                                  Timeline(sqlite_url), now=NOON)}
+    assert results["acl_ok"].error is None
+    assert results["acl_ok"].commands_spent == 2  # AUTH + INFO
+    assert "INFO refused" in str(results["acl_denied"].error)
+    assert "no permissions to run the 'info' command" in str(results["acl_denied"].error)
+    assert "nob-pw" not in str(results["acl_denied"].error)
