@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# `make run` is the embedded demo: it always uses the project's own instance folder and
+# never touches a DAGSTER_HOME you may have set for your own Dagster.
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
 HOST ?= 127.0.0.1
 PORT ?= 3000
 DEMO_REDIS_PORT ?= 6390
@@ -21,7 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alert_jobs.config import RulesError, load_rules
+from alert_jobs.config import RulesError, RulesFile, load_rules
 from alert_jobs.durations import DurationError, parse_duration, short_duration
 from alert_jobs.model import AckOutcome, AlertRecord, Matcher, MatcherError
 from alert_jobs.timeline import Timeline, TimelineError, safe_url, utcnow
@@ -150,15 +150,69 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _rules_or_defaults(args: argparse.Namespace) -> RulesFile:
+    """The rules file if it loads; acking must work even while the file is being fixed."""
+    try:
+        return load_rules(args.rules)
+    except RulesError:
+        return RulesFile()
+
+
 def cmd_ack(args: argparse.Namespace) -> int:
+    from alert_jobs.runner import ack_alert, deliver
+
     timeline = _timeline(args)
-    outcome = args.outcome
-    for alert in _targets(timeline, args.target, _rule_names(args, timeline)):
+    rules = _rules_or_defaults(args)
+    alerts = _targets(timeline, args.target, _rule_names(args, timeline))
+    pending = [a for a in alerts if not a.state.is_active]
+    alerts = [a for a in alerts if a.state.is_active]
+    for alert in pending:
+        print(f"skipped {alert.rule} [{alert.fingerprint[:12]}]: {alert.state}, not firing yet")
+    if not alerts:
+        raise UsageError(f"nothing to ack: no firing alert matches {args.target!r}")
+    for alert in alerts:
         try:
-            timeline.ack(alert.fingerprint, by=args.by, note=args.note or "", outcome=outcome)
+            ack_alert(rules, timeline, alert.fingerprint, by=args.by, note=args.note or "",
+                      outcome=args.outcome)
         except TimelineError as exc:
             raise UsageError(str(exc)) from None
         print(f"acked {alert.rule} [{alert.fingerprint[:12]}]")
+    deliver(rules, timeline)  # incident tools (PagerDuty) learn about the ack now
+    return EXIT_OK
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    from alert_jobs.notify.testing import send_test
+
+    try:
+        rules = load_rules(args.rules)
+    except RulesError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        error = send_test(rules, _timeline(args), args.receiver, by=args.by)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    if error is not None:
+        print(f"test message to {args.receiver} failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"test message delivered to {args.receiver}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from alert_jobs.links import SECRET_ENV, link_secret
+    from alert_jobs.server import create_app
+
+    if link_secret() is None:
+        print(f"alert-jobs: warning: ${SECRET_ENV} is unset or shorter than 16 characters; "
+              "action links are refused until it is set", file=sys.stderr)
+    database_url = args.database_url
+    app = create_app(lambda: Timeline(database_url) if database_url else Timeline(),
+                     lambda: load_rules(args.rules))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return EXIT_OK
 
 
@@ -396,6 +450,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_db_upgrade)
 
     add("deliver", cmd_deliver, "send due notifications from the outbox now")
+
+    notify = sub.add_parser("notify", help="receiver commands")
+    notify_sub = notify.add_subparsers(dest="notify_command", required=True, metavar="COMMAND")
+    sp = notify_sub.add_parser("test", help="send a clearly marked test message through a "
+                                            "receiver; exit 1 if it fails")
+    sp.add_argument("receiver")
+    sp.add_argument("--by", default=_default_actor())
+    sp.set_defaults(fn=cmd_notify_test)
+
+    sp = add("serve", cmd_serve, "serve signed action links and /healthz over HTTP")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8787)
 
     redis_cmd = sub.add_parser("redis", help="Redis quota commands")
     redis_sub = redis_cmd.add_subparsers(dest="redis_command", required=True, metavar="COMMAND")

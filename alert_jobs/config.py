@@ -142,21 +142,115 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class ReceiverConfig(_Strict):
-    """Where notifications go. The notifiers issue adds Slack, PagerDuty, email, …"""
-
+class _ReceiverBase(_Strict):
     name: Name
-    type: Literal["console", "webhook"]
-    url: SecretOrText | None = None
-    headers: dict[str, SecretOrText] = Field(default_factory=dict)
-    timeout: Duration = timedelta(seconds=5)
-    send_resolved: bool = True
+    timeout: Duration = timedelta(seconds=10)
+    send_resolved: bool | None = None  # None: the receiver type's default
 
-    @model_validator(mode="after")
-    def _webhook_needs_url(self) -> ReceiverConfig:
-        if self.type == "webhook" and self.url is None:
-            raise PydanticCustomError("missing_url", "a webhook receiver needs url")
-        return self
+
+class ConsoleReceiverConfig(_ReceiverBase):
+    type: Literal["console"]
+
+
+class WebhookReceiverConfig(_ReceiverBase):
+    """Alertmanager webhook format v4, for existing webhook consumers."""
+
+    type: Literal["webhook"]
+    url: SecretOrText
+    headers: dict[str, SecretOrText] = Field(default_factory=dict)
+    max_alerts: Annotated[int, Field(ge=0)] = 0  # 0: all
+
+
+class SlackReceiverConfig(_ReceiverBase):
+    type: Literal["slack"]
+    webhook_url: SecretOrText
+
+
+class DiscordReceiverConfig(_ReceiverBase):
+    type: Literal["discord"]
+    webhook_url: SecretOrText
+
+
+class PagerDutyReceiverConfig(_ReceiverBase):
+    type: Literal["pagerduty"]
+    routing_key: SecretOrText
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+class EmailReceiverConfig(_ReceiverBase):
+    type: Literal["email"]
+    host: str
+    port: Annotated[int, Field(gt=0, lt=65536)] = 587
+    security: Literal["starttls", "ssl", "plain"] = "starttls"
+    username: SecretOrText | None = None
+    password: SecretOrText | None = None
+    from_address: str
+    to: Annotated[list[str], Field(min_length=1)]
+
+
+class AlertmanagerReceiverConfig(_ReceiverBase):
+    """Push to an existing Alertmanager's ``/api/v2/alerts``; it routes from there."""
+
+    type: Literal["alertmanager"]
+    url: SecretOrText
+    headers: dict[str, SecretOrText] = Field(default_factory=dict)
+
+
+ReceiverConfig = Annotated[
+    ConsoleReceiverConfig | WebhookReceiverConfig | SlackReceiverConfig
+    | DiscordReceiverConfig | PagerDutyReceiverConfig | EmailReceiverConfig
+    | AlertmanagerReceiverConfig,
+    Field(discriminator="type"),
+]
+RECEIVER_TYPES = ("console", "webhook", "slack", "discord", "pagerduty", "email",
+                  "alertmanager")
+
+
+def _matcher(value: Any) -> str:
+    from alert_jobs.model import Matcher, MatcherError
+
+    try:
+        Matcher.parse(str(value))
+    except MatcherError as exc:
+        raise PydanticCustomError("matcher", str(exc)) from None
+    return str(value)
+
+
+MatcherText = Annotated[str, BeforeValidator(_matcher)]
+
+
+class EscalationStep(_Strict):
+    """While an alert fires un-acked, after ``after`` also notify ``receiver``."""
+
+    after: Duration
+    receiver: str
+
+
+class Route(_Strict):
+    """Alertmanager's route: matchers, receiver, grouping and timers, children, continue.
+
+    Unset values are inherited from the parent; the root's defaults are in ``defaults``.
+    """
+
+    receiver: str | None = None
+    matchers: list[MatcherText] = Field(default_factory=list)
+    continue_: bool = Field(default=False, alias="continue")
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    escalation: list[EscalationStep] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
+
+
+class InhibitRule(_Strict):
+    """Mute alerts matching ``target_matchers`` while an alert matching ``source_matchers``
+    fires with the same values of the ``equal`` labels."""
+
+    name: str = ""
+    source_matchers: Annotated[list[MatcherText], Field(min_length=1)]
+    target_matchers: Annotated[list[MatcherText], Field(min_length=1)]
+    equal: list[str] = Field(default_factory=list)
 
 
 class Defaults(_Strict):
@@ -166,6 +260,13 @@ class Defaults(_Strict):
     schedule: Cron = "*/5 * * * *"
     dagster_url: str = "http://127.0.0.1:3000"
     redis_quota_schedule: Cron = "*/15 * * * *"
+    group_by: list[str] = Field(default_factory=lambda: ["alertname"])
+    group_wait: Duration = timedelta(0)
+    group_interval: Duration = timedelta(minutes=5)
+    max_alerts: Annotated[int, Field(ge=1)] = 100
+    fallback_receiver: str | None = None  # default: console if defined, else receivers[0]
+    action_base_url: str = ""  # where `alert-jobs serve` answers signed links
+    action_link_ttl: Duration = timedelta(days=2)
 
 
 class Expect(_Strict):
@@ -199,6 +300,10 @@ class Annotations(_Strict):
     runbook_url: str = ""
     dashboard_url: str = ""
     audience: Literal["engineering", "data_science", "business"] = "engineering"
+    # Text per audience, e.g. {business: "Checkout conversions may drop."}; the rule's
+    # audience picks which one goes into messages.
+    audience_text: dict[Literal["engineering", "data_science", "business"], str] = Field(
+        default_factory=dict)
 
 
 class RuleBase(_Strict):
@@ -364,12 +469,16 @@ class Checks(_Strict):
     redis_quota: list[RedisQuotaTarget] = Field(default_factory=list)
 
 
+def _console() -> ReceiverConfig:
+    return ConsoleReceiverConfig(name="console", type="console")
+
+
 class RulesFile(_Strict):
     version: Literal[1] = 1
     defaults: Defaults = Field(default_factory=Defaults)
-    receivers: list[ReceiverConfig] = Field(
-        default_factory=lambda: [ReceiverConfig(name="console", type="console")]
-    )
+    receivers: list[ReceiverConfig] = Field(default_factory=lambda: [_console()])
+    route: Route | None = None
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
 
     def rules(self) -> list[RuleBase]:
@@ -387,6 +496,20 @@ class RulesFile(_Strict):
             if receiver.name == name:
                 return receiver
         raise KeyError(f"unknown receiver {name!r}")
+
+    def fallback_receiver(self) -> str:
+        """Where "receiver broken" alerts go: configured, else console, else the default."""
+        names = [r.name for r in self.receivers]
+        if self.defaults.fallback_receiver:
+            return self.defaults.fallback_receiver
+        return "console" if "console" in names else (self.defaults.receivers or names)[0]
+
+    def direct_receivers(self, rule_name: str) -> tuple[str, ...]:
+        """A rule's own ``receivers:`` (which bypass the route tree), or () to route."""
+        for rule in self.rules():
+            if rule.name == rule_name:
+                return tuple(rule.receivers or ())
+        return ()
 
     def receivers_for(self, rule: RuleBase) -> list[str]:
         return list(rule.receivers if rule.receivers is not None else self.defaults.receivers)
@@ -477,6 +600,8 @@ def _in_file_order(problems: list[RuleFileProblem]) -> list[RuleFileProblem]:
 
 def _problem(err: Any, lines: dict[tuple[Any, ...], int]) -> RuleFileProblem:
     loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+    if len(loc) > 2 and loc[0] == "receivers" and loc[2] in RECEIVER_TYPES:
+        loc = loc[:2] + loc[3:]  # the discriminator tag pydantic adds; the user never wrote it
     reason = err["msg"]
     if err["type"] == "extra_forbidden":
         reason = "unknown key"
@@ -561,9 +686,32 @@ def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> li
             if isinstance(name, str) and name not in receiver_names:
                 add((*loc, j), f"unknown receiver {name!r} (known: {known})")
 
-    defaults = data.get("defaults")
-    if isinstance(defaults, dict):
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    assert isinstance(defaults, dict)
+    if "receivers" in defaults:
         check_refs(("defaults", "receivers"), defaults.get("receivers"))
+    elif "console" not in receiver_names:
+        add(("defaults",), "rules without receivers go to 'console', which is not defined: "
+                           "add defaults.receivers or a console receiver")
+    fallback = defaults.get("fallback_receiver")
+    if isinstance(fallback, str) and fallback not in receiver_names:
+        add(("defaults", "fallback_receiver"), f"unknown receiver {fallback!r} (known: {known})")
+
+    def check_route(route: Any, loc: tuple[Any, ...]) -> None:
+        if not isinstance(route, dict):
+            return
+        name = route.get("receiver")
+        if isinstance(name, str) and name not in receiver_names:
+            add((*loc, "receiver"), f"unknown receiver {name!r} (known: {known})")
+        for j, step in enumerate(route.get("escalation") or []):
+            if isinstance(step, dict) and isinstance(step.get("receiver"), str) \
+                    and step["receiver"] not in receiver_names:
+                add((*loc, "escalation", j, "receiver"),
+                    f"unknown receiver {step['receiver']!r} (known: {known})")
+        for j, child in enumerate(route.get("routes") or []):
+            check_route(child, (*loc, "routes", j))
+
+    check_route(data.get("route"), ("route",))
     checks = data.get("checks")
     seen_rules: set[str] = set()
     for family, rules in (checks.items() if isinstance(checks, dict) else []):

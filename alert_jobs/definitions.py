@@ -10,10 +10,12 @@ from __future__ import annotations
 import dagster as dg
 
 from alert_jobs.config import load_rules
+from alert_jobs.notify.registry import receiver_resource
 from alert_jobs.resources import AlertJobsResource
 from assets.operator_jobs import OPERATOR_JOBS
 from assets.redis_quota import build_redis_quota_definitions
 from assets.sql_metric import build_sql_metric_definitions
+from sensors.escalation import escalation_sensor
 from sensors.outbox import outbox_retry_sensor
 
 
@@ -26,8 +28,10 @@ def build_definitions(rules_file: str | None = None) -> dg.Definitions:
         assets=[*sql_assets, *redis_assets],
         jobs=[*OPERATOR_JOBS, *redis_jobs],
         schedules=[*sql_schedules, *redis_schedules],
-        sensors=[outbox_retry_sensor],
-        resources={"alert_jobs": resource},
+        sensors=[outbox_retry_sensor, escalation_sensor],
+        # Receivers appear in the UI's resources (secrets as EnvVar names, never values).
+        resources={"alert_jobs": resource,
+                   **{f"receiver_{r.name}": receiver_resource(r) for r in rules.receivers}},
     )
 
 

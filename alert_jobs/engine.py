@@ -69,7 +69,7 @@ class Notification:
     """A message to queue for each receiver. ``dedup_key`` makes queuing idempotent."""
 
     kind: str  # "firing" | "resolved"
-    reason: str  # "first" | "repeat" | "unmuted" | "escalated" | "resolved"
+    reason: str  # "first" | "repeat" | "unmuted" | "severity_raised" | "resolved"
     dedup_key: str
     receivers: tuple[str, ...]
 
@@ -106,8 +106,13 @@ def evaluate(
     now: datetime,
     silences: Sequence[Silence] = (),
     rule_disabled: bool = False,
+    inhibited: str | None = None,
 ) -> Decision:
-    """Decide what ``obs`` means for its alert instance at ``now``."""
+    """Decide what ``obs`` means for its alert instance at ``now``.
+
+    ``inhibited`` is the router's reason this alert is inhibited right now (or None):
+    the engine only ranks it among the other mutes.
+    """
     record = prior or AlertRecord.new(obs.rule, obs.labels)
     before = record.state
     events: list[Event] = []
@@ -120,7 +125,6 @@ def evaluate(
     if transition is not None:
         events.append(transition)
 
-    prior_severity = record.severity
     record = record.evolve(
         severity=obs.severity or policy.severity,
         labels=dict(obs.labels),
@@ -129,8 +133,11 @@ def evaluate(
         last_summary=obs.summary,
         last_eval_at=now,
     )
-    muted_by = _muted_by(record, policy, now, silences, rule_disabled)
-    raised = prior is not None and record.severity.rank > prior_severity.rank
+    muted_by = _muted_by(record, policy, now, silences, rule_disabled) or inhibited
+    # Only a severity above everything already sent in this episode is news: a target
+    # flapping warning ↔ critical pages once, not at every flip.
+    raised = (record.notified_severity is not None
+              and record.severity.rank > Severity(record.notified_severity).rank)
     record, notifications, notify_events = _notify(record, before, policy, now, muted_by, raised)
     events.extend(notify_events)
     return Decision(before, record, events, notifications, muted_by)
@@ -200,6 +207,7 @@ def _fire(record: AlertRecord, now: datetime, why: str) -> tuple[AlertRecord, Ev
         recovering_since=None,
         episode=record.episode + 1,
         notified_firing=False,
+        notified_severity=None,
         last_notified_at=None,
         last_suppressed_at=None,
         escalation_step=0,
@@ -222,7 +230,7 @@ def _muted_by(
     """The first suppression that applies, in DESIGN.md §3 order, as a sentence."""
     if rule_disabled or not policy.enabled:
         return "rule disabled"
-    labels = alert_labels(record, policy.severity)
+    labels = alert_labels(record, record.severity)  # the alert's own, e.g. quota warning
     for silence in silences:
         if silence.is_active(now) and silence.matches(labels):
             return silence.describe()
@@ -242,9 +250,9 @@ def _notify(
     muted_by: str | None,
     severity_raised: bool = False,
 ) -> tuple[AlertRecord, list[Notification], list[Event]]:
-    """Alertmanager-style decision: first / repeat / unmuted / escalated / resolved, with a reason.
+    """Alertmanager-style decision (first, repeat, unmuted, severity_raised, resolved) + reason.
 
-    ``escalated``: a firing, notified alert whose severity rose (warning → critical) is
+    ``severity_raised``: a firing, notified alert whose severity rose (warning → critical) is
     re-sent at once, not after repeat_interval: the change is news.
     """
     receivers = policy.receivers
@@ -269,7 +277,7 @@ def _notify(
         return record, [], []
 
     if record.notified_firing and severity_raised:
-        due, reason = True, "escalated"
+        due, reason = True, "severity_raised"
     elif record.notified_firing:
         assert record.last_notified_at is not None
         due = now - record.last_notified_at >= policy.repeat_interval
@@ -284,17 +292,20 @@ def _notify(
     if muted_by is not None:
         last = max(d for d in (record.last_notified_at, record.last_suppressed_at, record.fired_at)
                    if d is not None)
-        if reason not in ("first", "escalated") and now - last < policy.repeat_interval:
+        if reason not in ("first", "severity_raised") and now - last < policy.repeat_interval:
             return record, [], []
         suppressed = record.evolve(last_suppressed_at=now)
         return suppressed, [], [Event("suppressed", muted_by, {"would_send": reason})]
 
     seq = record.notify_seq + 1
     n = Notification("firing", reason, f"{key_base}:firing:{seq}", receivers)
-    sent = record.evolve(notified_firing=True, last_notified_at=now, notify_seq=seq)
+    highest = max(filter(None, [record.notified_severity, str(record.severity)]),
+                  key=lambda s: Severity(s).rank)
+    sent = record.evolve(notified_firing=True, last_notified_at=now, notify_seq=seq,
+                         notified_severity=highest)
     verb = {"first": "first notification", "repeat": "repeat_interval "
             f"{format_duration(policy.repeat_interval)} elapsed", "unmuted": "no longer muted",
-            "escalated": f"severity raised to {record.severity}"}
+            "severity_raised": f"severity raised to {record.severity}"}
     return sent, [n], [Event("notify", f"firing queued: {verb[reason]}",
                              {"receivers": list(receivers), "reason": reason})]
 

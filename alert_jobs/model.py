@@ -119,6 +119,7 @@ class AlertRecord:
     last_notified_at: datetime | None = None
     last_suppressed_at: datetime | None = None
     notified_firing: bool = False
+    notified_severity: str | None = None  # highest severity sent in this firing episode
     notify_seq: int = 0
     acked_at: datetime | None = None
     acked_by: str | None = None

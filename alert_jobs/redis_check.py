@@ -20,6 +20,7 @@ from alert_jobs.checks.sql_metric import error_observation
 from alert_jobs.config import RedisQuotaTarget, RulesFile, SecretMissingError, resolve
 from alert_jobs.model import Observation, Status
 from alert_jobs.redis_store import RedisUsageStore
+from alert_jobs.routing import Router
 from alert_jobs.runner import RuleOutcome, process_observations
 from alert_jobs.sources.errors import SourceError
 from alert_jobs.sources.redis_info import InfoSnapshot, RedisEndpoint, read_info
@@ -93,7 +94,8 @@ def check_target(rules: RulesFile, target: RedisQuotaTarget, timeline: Timeline,
                  now: datetime | None = None, run_id: str | None = None) -> TargetResult:
     """Check one target once and persist every decision."""
     now = now or utcnow()
-    return record_and_judge(rules, target, read_source(target, now), timeline, run_id=run_id)
+    return record_and_judge(rules, target, read_source(target, now), timeline, run_id=run_id,
+                            flush=True)
 
 
 def check_targets(rules: RulesFile, targets: Sequence[RedisQuotaTarget], timeline: Timeline, *,
@@ -111,12 +113,15 @@ def check_targets(rules: RulesFile, targets: Sequence[RedisQuotaTarget], timelin
         with ThreadPoolExecutor(max_workers=min(concurrency, len(targets)),
                                 thread_name_prefix="redis-read") as pool:
             readings = list(pool.map(lambda t: read_source(t, now), targets))
-    return [record_and_judge(rules, t, r, timeline, run_id=run_id)
-            for t, r in zip(targets, readings, strict=True)]
+    results = [record_and_judge(rules, t, r, timeline, run_id=run_id, flush=False)
+               for t, r in zip(targets, readings, strict=True)]
+    timeline.flush_due(router=Router(rules), now=now)  # one message per group, not per target
+    return results
 
 
 def record_and_judge(rules: RulesFile, target: RedisQuotaTarget, reading: SourceReading,
-                     timeline: Timeline, *, run_id: str | None = None) -> TargetResult:
+                     timeline: Timeline, *, run_id: str | None = None,
+                     flush: bool = True) -> TargetResult:
     """Fold the reading into the window's usage, judge it, and let the engine decide."""
     result = TargetResult(target.name)
     if reading.error is not None:
@@ -134,7 +139,7 @@ def record_and_judge(rules: RulesFile, target: RedisQuotaTarget, reading: Source
     items = [(obs, q.WHY_QUOTA if obs.labels.get("check") in ("quota", "state") else "")
              for obs in observations]
     result.outcomes = process_observations(rules, target, timeline, items, now=reading.at,
-                                           run_id=run_id)
+                                           run_id=run_id, flush=flush)
     return result
 
 
@@ -192,12 +197,14 @@ def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
         result.metrics["projected_percent"] = 100.0 * projected / limit
     if snapshot is not None:
         result.metrics["monitor_commands"] = float(snapshot.commands_spent)
-        observations += _info_observations(target, snapshot, recorded.previous, result)
+        observations += _info_observations(target, snapshot, recorded.previous, result,
+                                           counted=recorded.step.counted)
     return observations
 
 
 def _info_observations(target: RedisQuotaTarget, snap: InfoSnapshot,
-                       previous: dict[str, Any] | None, result: TargetResult) -> list[Observation]:
+                       previous: dict[str, Any] | None, result: TargetResult, *,
+                       counted: bool = True) -> list[Observation]:
     labels = target.labels
     out: list[Observation] = []
     used_memory, maxmemory = snap.num("used_memory"), snap.num("maxmemory")
@@ -215,8 +222,8 @@ def _info_observations(target: RedisQuotaTarget, snap: InfoSnapshot,
                                    max_percent=target.clients_max_percent, labels=labels))
     if target.keys_max is not None:
         out.append(q.judge_keys(target.name, snap.keys, target.keys_max, labels=labels))
-    if previous is None:
-        return out  # counters need two samples
+    if previous is None or not counted:
+        return out  # counters need two samples, in order
     same_server = previous["server_id"] == snap.server_id
 
     def delta(name: str) -> float:

@@ -51,7 +51,7 @@ class RedisUsageStore:
         self.timeline.ensure_schema()
         with self.timeline.engine.begin() as conn:
             self._lock(conn, target)
-            state = self._latest_window(conn, target)
+            state = self._current_window(conn, target, window.start)
             step = advance(state, sample, window)
             previous = conn.execute(
                 sa.select(t_smp).where(t_smp.c.target == target, t_smp.c.counted.is_(True))
@@ -75,20 +75,25 @@ class RedisUsageStore:
         return Recorded(step, [RatePoint(p.at, p.increment) for p in points],
                         dict(previous._mapping) if previous is not None else None)
 
-    def window_usage(self, target: str) -> WindowUsage | None:
-        with self.timeline.engine.connect() as conn:
-            return self._latest_window(conn, target)
-
     def _lock(self, conn: Connection, target: str) -> None:
         # SQLite: the transaction already holds the write lock (BEGIN IMMEDIATE).
         if self.timeline.dialect == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                          {"k": f"alert_jobs.redis:{target}"})
 
-    def _latest_window(self, conn: Connection, target: str) -> WindowUsage | None:
+    def _current_window(self, conn: Connection, target: str,
+                        window_start: datetime) -> WindowUsage | None:
+        """This window's usage; else the most recently counted window (a rollover).
+
+        Looking up by the current start, not the latest start, keeps counting right
+        when a quota's window or timezone changes (a month starts before today).
+        """
         t = schema.redis_windows
-        row = conn.execute(sa.select(t).where(t.c.target == target)
-                           .order_by(t.c.window_start.desc()).limit(1)).first()
+        row = conn.execute(sa.select(t).where(t.c.target == target,
+                                              t.c.window_start == window_start)).first()
+        if row is None:
+            row = conn.execute(sa.select(t).where(t.c.target == target)
+                               .order_by(t.c.last_at.desc()).limit(1)).first()
         if row is None:
             return None
         last = CounterSample(row.last_at, row.last_total, row.last_server_id, row.last_uptime)

@@ -57,6 +57,7 @@ alerts = sa.Table(
     sa.Column("last_notified_at", UTCDateTime),
     sa.Column("last_suppressed_at", UTCDateTime),
     sa.Column("notified_firing", sa.Boolean, nullable=False, default=False),
+    sa.Column("notified_severity", sa.String(16)),
     sa.Column("notify_seq", sa.Integer, nullable=False, default=0),
     sa.Column("acked_at", UTCDateTime),
     sa.Column("acked_by", sa.String(128)),
@@ -204,6 +205,40 @@ redis_windows = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# ----- version 3: grouped notifications ----------------------------------------------
+
+notify_queue = sa.Table(
+    "alert_notify_queue",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("receiver", sa.String(128), nullable=False),
+    sa.Column("group_key", sa.String(512), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Index("ix_alert_notify_queue_group", "receiver", "group_key"),
+)
+
+groups = sa.Table(
+    "alert_groups",
+    metadata,
+    sa.Column("receiver", sa.String(128), primary_key=True),
+    sa.Column("group_key", sa.String(512), primary_key=True),
+    sa.Column("route_id", sa.String(64), nullable=False),
+    sa.Column("group_labels", sa.JSON, nullable=False),
+    sa.Column("group_interval_seconds", sa.Float, nullable=False),
+    sa.Column("first_at", UTCDateTime, nullable=False),
+    sa.Column("last_flush_at", UTCDateTime),
+    sa.Column("next_flush_at", UTCDateTime, index=True),
+    sa.Column("flush_seq", sa.Integer, nullable=False, default=0),
+    sa.Column("firing", sa.JSON, nullable=False),  # fingerprints last notified as firing
+)
+
 _V1_TABLES = [alerts, events, evaluations, silences, outbox, rule_settings]
 
 
@@ -217,8 +252,14 @@ def _v2_redis_quota(conn: Connection) -> None:
     metadata.create_all(conn, tables=[redis_samples, redis_windows], checkfirst=True)
 
 
+def _v3_groups(conn: Connection) -> None:
+    """Version 3: notifications are grouped per route, receiver and group labels."""
+    metadata.create_all(conn, tables=[notify_queue, groups], checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial timeline schema", _v1_initial),
     (2, "redis quota samples and windows", _v2_redis_quota),
+    (3, "grouped notifications", _v3_groups),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from alert_jobs import schema
+from alert_jobs.durations import format_duration
 from alert_jobs.engine import Decision, Event, RulePolicy, evaluate
 from alert_jobs.model import (
     AlertRecord,
@@ -32,7 +33,11 @@ from alert_jobs.model import (
     Severity,
     Silence,
     Status,
+    alert_labels,
 )
+from alert_jobs.notify import grouping
+from alert_jobs.routing import Router, RouteTarget
+from alert_jobs.urls import driver_url, safe_url
 
 DATABASE_URL_ENV = "ALERT_JOBS_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -52,18 +57,9 @@ def default_database_url() -> str:
     return f"sqlite:///{(home / 'alerts.db').resolve()}"
 
 
-def safe_url(url: str) -> str:
-    """The URL with any password masked, for messages."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable database URL>"
-
-
 def make_engine(url: str) -> Engine:
     """An engine tuned for the timeline: WAL + busy timeout + IMMEDIATE writes on SQLite."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    url = driver_url(url)
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True, future=True)
 
@@ -145,6 +141,7 @@ class Timeline:
         self.url = url or default_database_url()
         self.engine = engine or make_engine(self.url)
         self._schema_ready = False
+        self._default_router: Router | None = None
 
     @property
     def dialect(self) -> str:
@@ -214,29 +211,88 @@ class Timeline:
         *,
         now: datetime | None = None,
         run_id: str | None = None,
+        router: Router | None = None,
+        flush: bool = True,
     ) -> list[ProcessResult]:
         """:meth:`process` for several observations (e.g. one target's checks) in one
-        transaction: one commit instead of one per alert, same locks, same results."""
+        transaction: one commit instead of one per alert, same locks, same results.
+
+        Notifications are queued into their route's groups; with ``flush`` the groups
+        that are due are flushed into the outbox at the end of the same transaction.
+        Pass ``flush=False`` to process many batches first and :meth:`flush_due` once.
+        """
         now = now or utcnow()
+        router = router or self.default_router
         # Lock alert rows in one global order (fingerprint), so two transactions that
         # touch overlapping alerts can never deadlock on PostgreSQL.
         order = sorted(range(len(items)), key=lambda i: items[i][0].fingerprint)
-        results: list[ProcessResult | None] = [None] * len(items)
+        decisions: list[Decision | None] = [None] * len(items)
         with self._tx() as conn:
             silences = self._active_silences(conn, now)
+            firing = self._firing_labels(conn) if router.inhibit_rules else []
             for i in order:
                 obs, policy, message = items[i]
-                results[i] = self._process_one(conn, obs, policy, now, run_id, message, silences)
-        return [r for r in results if r is not None]
+                decisions[i] = self._process_one(conn, obs, policy, now, run_id, message,
+                                                 silences, router, firing)
+            flushed = self._flush(conn, now, router) if flush else []
+        carried: dict[str, list[int]] = {}
+        for outbox_id, fingerprints in flushed:
+            for fp in fingerprints:
+                carried.setdefault(fp, []).append(outbox_id)
+        return [ProcessResult(d, carried.get(d.record.fingerprint, []))
+                for d in decisions if d is not None]
+
+    @property
+    def default_router(self) -> Router:
+        """Routing when the caller has no rules file: each rule's own receivers, ungrouped
+        beyond ``alertname``, no waiting. Real runs pass the rules file's router."""
+        if self._default_router is None:
+            from alert_jobs.config import RulesFile
+
+            self._default_router = Router(RulesFile())
+        return self._default_router
+
+    def flush_due(self, *, router: Router | None = None,
+                  now: datetime | None = None) -> list[int]:
+        """Flush every group whose timer is due into the outbox; returns the outbox ids."""
+        with self._tx() as conn:
+            flushed = self._flush(conn, now or utcnow(), router or self.default_router)
+        return [outbox_id for outbox_id, _ in flushed]
+
+    def _flush(self, conn: Connection, now: datetime, router: Router
+               ) -> list[tuple[int, list[str]]]:
+        out: list[tuple[int, list[str]]] = []
+        for group in grouping.due_groups(conn, now, limit=1000,
+                                         skip_locked=self.dialect == "postgresql"):
+            outbox_id, fps = grouping.flush(
+                conn, group, now=now, max_alerts=router.rules.defaults.max_alerts,
+                dagster_url=router.rules.defaults.dagster_url, enqueue=self._enqueue_group)
+            if outbox_id is not None:
+                out.append((outbox_id, fps))
+        return out
+
+    def _enqueue_group(self, conn: Connection, now: datetime, receiver: str, rule: str | None,
+                       kind: str, dedup_key: str, payload: dict[str, Any]) -> int | None:
+        return self._enqueue(conn, now, receiver, None, rule, kind, dedup_key, payload,
+                             payload.get("run_id"))
+
+    def _firing_labels(self, conn: Connection) -> list[dict[str, str]]:
+        t = schema.alerts
+        rows = conn.execute(sa.select(t.c.rule, t.c.labels, t.c.severity)
+                            .where(t.c.state == str(AlertState.FIRING))).all()
+        return [{**(r.labels or {}), "alertname": r.rule, "severity": r.severity} for r in rows]
 
     def _process_one(
         self, conn: Connection, obs: Observation, policy: RulePolicy, now: datetime,
         run_id: str | None, message: dict[str, Any] | None, silences: list[Silence],
-    ) -> ProcessResult:
+        router: Router, firing: list[dict[str, str]],
+    ) -> Decision:
         fp = obs.fingerprint
         prior = self._lock_alert(conn, obs, policy, now)
         disabled = self._rule_disabled(conn, obs.rule)
-        decision = evaluate(obs, prior, policy, now, silences, disabled)
+        labels = alert_labels(obs, obs.severity or policy.severity)
+        inhibited = router.inhibited_by(labels, firing) if firing else None
+        decision = evaluate(obs, prior, policy, now, silences, disabled, inhibited)
         conn.execute(
             schema.alerts.update()
             .where(schema.alerts.c.fingerprint == fp)
@@ -250,16 +306,16 @@ class Timeline:
             expected=obs.expected, summary=obs.summary, state_after=str(decision.record.state),
             run_id=run_id, details=obs.details,
         ))
-        ids: list[int] = []
+        labels = alert_labels(decision.record, decision.record.severity)
         for n in decision.notifications:
-            for receiver in n.receivers:
-                body = {**(message or {}), "status": n.kind, "notification_reason": n.reason,
-                        "dedup_key": n.dedup_key, **_episode_times(decision.record)}
-                new_id = self._enqueue(conn, now, receiver, fp, obs.rule, n.kind, n.dedup_key,
-                                       body, run_id)
-                if new_id is not None:
-                    ids.append(new_id)
-        return ProcessResult(decision, ids)
+            body = {**(message or {}), "rule": obs.rule, "fingerprint": fp,
+                    "severity": str(decision.record.severity), "labels": labels,
+                    **_episode_times(decision.record)}
+            for target in router.targets(labels, n.receivers):
+                grouping.queue(conn, now=now, target=target, labels=labels, fingerprint=fp,
+                               rule=obs.rule, kind=n.kind, reason=n.reason, payload=body,
+                               run_id=run_id, lock=self.dialect == "postgresql")
+        return decision
 
     def _lock_alert(
         self, conn: Connection, obs: Observation, policy: RulePolicy, now: datetime
@@ -404,6 +460,72 @@ class Timeline:
 
         return self._act(fingerprint, "acked", change, by, source, run_id, now,
                          {"note": note, "outcome": outcome})
+
+    def record_outcome(self, fingerprint: str, *, outcome: str, by: str, source: str = "cli",
+                       run_id: str | None = None, now: datetime | None = None) -> AlertRecord:
+        """Say what an alert was (actionable, false-positive, …) in any state, even resolved."""
+        now = now or utcnow()
+
+        def change(rec: AlertRecord) -> tuple[dict[str, Any], str]:
+            return {"ack_outcome": outcome}, f"{by} marked it {outcome}"
+
+        return self._act(fingerprint, "outcome", change, by, source, run_id, now,
+                         {"outcome": outcome})
+
+    def queue_acknowledged(self, record: AlertRecord, router: Router, *, by: str,
+                           now: datetime | None = None,
+                           direct_receivers: Sequence[str] = ()) -> None:
+        """Tell incident tools (PagerDuty) that an alert was acked, through its groups."""
+        now = now or utcnow()
+        labels = alert_labels(record, record.severity)
+        payload = {"rule": record.rule, "fingerprint": record.fingerprint, "labels": labels,
+                   "severity": str(record.severity), "summary": record.last_summary,
+                   "acked_by": by, **_episode_times(record)}
+        with self._tx() as conn:
+            for target in router.targets(labels, direct_receivers):
+                grouping.queue(conn, now=now, target=target, labels=labels,
+                               fingerprint=record.fingerprint, rule=record.rule,
+                               kind="acknowledged", reason="acknowledged", payload=payload,
+                               run_id=None, lock=self.dialect == "postgresql")
+
+    def escalate(self, fingerprint: str, *, step: int, receiver: str, router: Router,
+                 after: timedelta, now: datetime | None = None,
+                 run_id: str | None = None) -> bool:
+        """Run escalation ``step`` (0-based) of a firing, un-acked alert, exactly once.
+
+        Returns False when another tick already did it or the alert no longer qualifies
+        (acked, resolved, snoozed): the check and the write share one locked transaction.
+        """
+        now = now or utcnow()
+        t = schema.alerts
+        with self._tx() as conn:
+            query = sa.select(t).where(t.c.fingerprint == fingerprint)
+            if self.dialect == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                return False
+            rec = _record_from_row(row)
+            if (rec.state != AlertState.FIRING or rec.is_acked or rec.is_snoozed(now)
+                    or rec.escalation_step != step or not rec.notified_firing):
+                return False
+            labels = alert_labels(rec, rec.severity)
+            target = RouteTarget(f"escalation.{step}", receiver, ("alertname",), timedelta(0),
+                                 timedelta(0), timedelta(0))
+            payload = {"rule": rec.rule, "fingerprint": rec.fingerprint, "labels": labels,
+                       "severity": str(rec.severity), "summary": rec.last_summary,
+                       "escalation_step": step + 1, **_episode_times(rec)}
+            grouping.queue(conn, now=now, target=target, labels=labels, fingerprint=fingerprint,
+                           rule=rec.rule, kind="escalation", reason="escalation",
+                           payload=payload, run_id=run_id, lock=self.dialect == "postgresql")
+            conn.execute(t.update().where(t.c.fingerprint == fingerprint)
+                         .values(escalation_step=step + 1, updated_at=now))
+            self._event(conn, now, "escalated",
+                        f"not acked {format_duration(after)} after firing: escalated to "
+                        f"{receiver} (step {step + 1})", fingerprint=fingerprint, rule=rec.rule,
+                        source="escalation", run_id=run_id,
+                        payload={"step": step + 1, "receiver": receiver})
+        return True
 
     def unack(self, fingerprint: str, *, by: str, source: str = "cli",
               now: datetime | None = None) -> AlertRecord:
@@ -578,12 +700,19 @@ class Timeline:
                            r.fingerprint, r.rule, token) for r in rows]
 
     def mark_delivered(self, item: OutboxItem, *, run_id: str | None = None,
-                       now: datetime | None = None) -> None:
+                       now: datetime | None = None, skipped: bool = False) -> None:
+        """Done with a row: sent, or ``skipped`` because the receiver does not want it
+        (a resolve to a receiver with send_resolved off)."""
         now = now or utcnow()
         t = schema.outbox
         with self._tx() as conn:
-            conn.execute(t.update().where(t.c.id == item.id).values(
+            # Only while this worker still holds the claim: a row reclaimed by another
+            # worker after a lost lease is that worker's to mark.
+            held = conn.execute(t.update().where(t.c.id == item.id,
+                                                 t.c.claim_token == item.claim_token).values(
                 delivered_at=now, claimed_until=None, attempts=t.c.attempts + 1, last_error=None))
+            if skipped or held.rowcount == 0:
+                return
             self._event(conn, now, "notification_sent", f"{item.kind} sent to {item.receiver}",
                         fingerprint=item.fingerprint, rule=item.rule, source="outbox",
                         run_id=run_id, payload={"receiver": item.receiver,
@@ -602,7 +731,11 @@ class Timeline:
         else:
             values["next_attempt_at"] = retry_at
         with self._tx() as conn:
-            conn.execute(t.update().where(t.c.id == item.id).values(**values))
+            held = conn.execute(t.update().where(t.c.id == item.id,
+                                                 t.c.claim_token == item.claim_token)
+                                .values(**values))
+            if held.rowcount == 0:
+                return
             when = ("gave up" if retry_at is None
                     else f"retry at {retry_at.isoformat(timespec='seconds')}")
             self._event(conn, now, "notification_failed",
@@ -637,14 +770,16 @@ class Timeline:
         return out
 
     def due_count(self, now: datetime | None = None) -> int:
-        """How many outbox rows are waiting and due; cheap enough for a sensor tick."""
+        """Outbox rows due plus groups due for a flush: cheap enough for a sensor tick."""
         now = now or utcnow()
-        t = schema.outbox
-        query = sa.select(sa.func.count()).select_from(t).where(
+        t, g = schema.outbox, schema.groups
+        outbox_due = sa.select(sa.func.count()).select_from(t).where(
             t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at <= now,
             sa.or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
+        groups_due = sa.select(sa.func.count()).select_from(g).where(g.c.next_flush_at <= now)
         with self._tx() as conn:
-            return int(conn.execute(query).scalar() or 0)
+            return int(conn.execute(outbox_due).scalar() or 0) + int(
+                conn.execute(groups_due).scalar() or 0)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -663,4 +798,4 @@ def _silence_from_row(row: Any) -> Silence:
     return Silence(row.id, matchers, row.starts_at, row.ends_at, row.created_by, row.comment)
 
 
-__all__ = ["Event", "OutboxItem", "ProcessResult", "Timeline", "TimelineError"]
+__all__ = ["Event", "OutboxItem", "ProcessResult", "Timeline", "TimelineError", "safe_url"]

@@ -13,7 +13,9 @@ from pydantic import Field
 
 from alert_jobs.durations import parse_duration
 from alert_jobs.model import AckOutcome, Matcher
+from alert_jobs.notify.testing import send_test
 from alert_jobs.resources import AlertJobsResource
+from alert_jobs.runner import ack_alert as ack_and_notify
 from alert_jobs.runner import deliver
 from alert_jobs.timeline import TimelineError, utcnow
 
@@ -50,14 +52,19 @@ def _fail(exc: Exception) -> dg.Failure:
 def ack_alert(context: dg.OpExecutionContext, config: AckConfig,
               alert_jobs: AlertJobsResource) -> None:
     timeline = alert_jobs.timeline()
+    rules = alert_jobs.load_rules()
     try:
         outcome = str(AckOutcome(config.outcome)) if config.outcome else None
-        for alert in timeline.resolve_target(config.target):
-            timeline.ack(alert.fingerprint, by=config.by, note=config.note, outcome=outcome,
-                         source="dagster", run_id=context.run_id)
+        alerts = [a for a in timeline.resolve_target(config.target) if a.state.is_active]
+        if not alerts:
+            raise TimelineError(f"nothing to ack: no firing alert matches {config.target!r}")
+        for alert in alerts:
+            ack_and_notify(rules, timeline, alert.fingerprint, by=config.by, note=config.note,
+                      outcome=outcome, source="dagster", run_id=context.run_id)
             context.log.info(f"acked {alert.rule} [{alert.fingerprint[:8]}]")
     except (TimelineError, ValueError) as exc:
         raise _fail(exc) from None
+    context.log.info(f"delivery: {deliver(rules, timeline, run_id=context.run_id)}")
 
 
 @dg.op(description="Snooze alerts until a time; they speak again after, if still firing.")
@@ -95,6 +102,24 @@ def deliver_outbox(context: dg.OpExecutionContext, alert_jobs: AlertJobsResource
         context.log.warning(error)
 
 
+class NotifyTestConfig(dg.Config):
+    receiver: str = Field(description="Receiver name from the rules file.")
+    by: str = "dagster-ui"
+
+
+@dg.op(description="Send a clearly marked test message through one receiver.")
+def notify_test(context: dg.OpExecutionContext, config: NotifyTestConfig,
+                alert_jobs: AlertJobsResource) -> None:
+    try:
+        error = send_test(alert_jobs.load_rules(), alert_jobs.timeline(), config.receiver,
+                          by=config.by, run_id=context.run_id, source="dagster")
+    except KeyError as exc:
+        raise _fail(ValueError(exc.args[0])) from None
+    if error is not None:
+        raise dg.Failure(description=f"test message to {config.receiver} failed: {error}")
+    context.log.info(f"test message delivered to {config.receiver}")
+
+
 def _positive(text: str) -> timedelta:
     delta = parse_duration(text)
     if delta <= timedelta(0):
@@ -124,4 +149,10 @@ def deliver_outbox_job() -> None:
     deliver_outbox()
 
 
-OPERATOR_JOBS = [ack_alert_job, snooze_alert_job, silence_alerts_job, deliver_outbox_job]
+@dg.job(description="Send a test notification through a receiver (launchpad: receiver).")
+def notify_test_job() -> None:
+    notify_test()
+
+
+OPERATOR_JOBS = [ack_alert_job, snooze_alert_job, silence_alerts_job, deliver_outbox_job,
+                 notify_test_job]

@@ -75,18 +75,15 @@ def build_redis_quota_asset(target_names: list[str]) -> dg.AssetsDefinition:
         targets = select_targets(rules, context.partition_keys)
         timeline = alert_jobs.timeline()
         results = check_targets(rules, targets, timeline, run_id=context.run_id)
-        queued: list[int] = []
         for result in results:
             for outcome in result.outcomes:
                 context.log.info(outcome.result.decision.describe())
-                queued += outcome.result.outbox_ids
             if result.error:
                 context.log.warning(f"check failed: {result.error}")
             context.log_event(dg.AssetMaterialization(
                 asset_key=ASSET_KEY, partition=result.target, metadata=target_metadata(result)))
-        if queued:
-            report = deliver(rules, timeline, run_id=context.run_id, ids=queued)
-            context.log.info(f"delivery: {report}")
+        report = deliver(rules, timeline, run_id=context.run_id)
+        context.log.info(f"delivery: {report}")
         yield _check_result(results)
 
     return redis_quota

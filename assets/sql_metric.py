@@ -83,11 +83,10 @@ def build_sql_metric_asset(rule_name: str, description: str) -> dg.AssetsDefinit
         context.log.info(decision.describe())
         for event in decision.events:
             context.log.info(f"timeline: {event.kind}: {event.reason}")
-        if outcome.result.outbox_ids:
-            report = deliver(rules, timeline, run_id=context.run_id, ids=outcome.result.outbox_ids)
-            context.log.info(f"delivery: {report}")
-            for error in report.errors:
-                context.log.warning(f"delivery failed, will retry: {error}")
+        report = deliver(rules, timeline, run_id=context.run_id)
+        context.log.info(f"delivery: {report}")
+        for error in report.errors:
+            context.log.warning(f"delivery failed: {error}")
         obs = outcome.observation
         check = dg.AssetCheckResult(
             check_name=CHECK_NAME,

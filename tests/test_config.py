@@ -412,5 +412,5 @@ receivers:
 """
     [problem] = _problems(text)
     assert problem.path.startswith("receivers[1]")
-    assert "needs url" in problem.reason
+    assert "required key is missing" in problem.reason
     assert problem.line == _line_of(text, "name: hook")

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RULES = """
 version: 1
-defaults: {{receivers: [hook], timezone: Europe/Berlin}}
+defaults: {{receivers: [hook], timezone: Europe/Berlin, group_interval: 0s}}
 receivers:
   - {{name: hook, type: webhook, url: {{env: TEST_HOOK_URL}}, timeout: 2s}}
 checks:

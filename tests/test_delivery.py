@@ -8,14 +8,16 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import TypeAdapter
 
 from alert_jobs.config import ReceiverConfig
 from alert_jobs.engine import RulePolicy
 from alert_jobs.model import Observation, Status
-from alert_jobs.notify.base import DeliveryError
+from alert_jobs.notify.base import DeliveryError, parse_retry_after
+from alert_jobs.notify.contract import sample_group
 from alert_jobs.notify.outbox import backoff, deliver_due
 from alert_jobs.notify.registry import UnavailableReceiver, build_receiver
-from alert_jobs.notify.webhook import WebhookReceiver, alertmanager_payload, parse_retry_after
+from alert_jobs.notify.webhook import WebhookReceiver, alertmanager_payload
 from alert_jobs.timeline import Timeline
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -42,7 +44,7 @@ def clock(start: datetime):
 
 
 def hook(url: str, timeout: float = 2.0) -> dict[str, WebhookReceiver]:
-    return {"hook": WebhookReceiver("hook", url, timeout=timeout)}
+    return {"hook": WebhookReceiver(name="hook", url=url, timeout_seconds=timeout)}
 
 
 def test_success_sends_alertmanager_v4_once(sqlite_url: str, http_receiver) -> None:
@@ -53,7 +55,7 @@ def test_success_sends_alertmanager_v4_once(sqlite_url: str, http_receiver) -> N
     body = http_receiver.requests[0].json()
     assert body["version"] == "4" and body["status"] == "firing"
     assert body["alerts"][0]["labels"]["alertname"] == "dead_letters"
-    assert body["alerts"][0]["fingerprint"] and body["dedup_key"].endswith(":firing:1")
+    assert body["alerts"][0]["fingerprint"] and body["dedup_key"].endswith("#1")
     assert body["notification_reason"] == "first"
     assert deliver_due(timeline, hook(http_receiver.url), now=lambda: T0).sent == 0
     assert len(http_receiver.requests) == 1
@@ -131,13 +133,17 @@ def test_receiver_down_then_up_loses_nothing(db_url: str, http_receiver) -> None
 
 
 def test_hanging_receiver_times_out_and_retries(sqlite_url: str, http_receiver) -> None:
-    http_receiver.script = ["hang"]
+    http_receiver.script = ["hang", "hang"]
     http_receiver.hang_seconds = 2.0
     timeline = Timeline(sqlite_url)
     fire(timeline)
     report = deliver_due(timeline, hook(http_receiver.url, timeout=0.5), now=lambda: T0)
     assert report.retrying == 1
     assert timeline.outbox_rows()[0]["last_error"] == "timed out after 0.5 s"
+    deadline = deliver_due(timeline, hook(http_receiver.url, timeout=5), deadline=0.5,
+                           now=lambda: T0 + timedelta(hours=1))
+    assert deadline.retrying == 1 and "0.5 s delivery deadline" in timeline.outbox_rows()[0][
+        "last_error"]
 
 
 def test_secret_url_never_stored(sqlite_url: str, http_receiver) -> None:
@@ -156,7 +162,7 @@ def test_secret_url_never_stored(sqlite_url: str, http_receiver) -> None:
 def test_missing_secret_keeps_message_until_configured(sqlite_url: str, http_receiver,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ALERT_HOOK_URL", raising=False)
-    config = ReceiverConfig.model_validate(
+    config = TypeAdapter(ReceiverConfig).validate_python(
         {"name": "hook", "type": "webhook", "url": {"env": "ALERT_HOOK_URL"}})
     broken = build_receiver(config)
     assert isinstance(broken, UnavailableReceiver)
@@ -172,9 +178,18 @@ def test_missing_secret_keeps_message_until_configured(sqlite_url: str, http_rec
 
 def _send_then_die(url: str, hook_url: str) -> None:
     """Claim and send, then die before marking: the crash the outbox must survive."""
+    import asyncio
+
+    import httpx
+
     timeline = Timeline(url)
     (item,) = timeline.claim_due(now=T0, lease=timedelta(minutes=2))
-    WebhookReceiver("hook", hook_url).send(item.payload)
+
+    async def send() -> None:
+        async with httpx.AsyncClient() as http:
+            await WebhookReceiver(name="hook", url=hook_url).deliver(item.payload, http)
+
+    asyncio.run(send())
     os._exit(9)
 
 
@@ -214,19 +229,33 @@ def test_parse_retry_after(header: str | None, expected: float | None) -> None:
 
 
 def test_delivery_error_text_has_no_url(http_receiver) -> None:
+    import asyncio
+
+    import httpx
+
     http_receiver.default = 401
-    receiver = WebhookReceiver("hook", f"{http_receiver.url}/{SECRET}")
+    receiver = WebhookReceiver(name="hook", url=f"{http_receiver.url}/{SECRET}")
+
+    async def send() -> None:
+        async with httpx.AsyncClient() as http:
+            await receiver.deliver(sample_group(), http)
+
     with pytest.raises(DeliveryError) as info:
-        receiver.send({"rule": "r"})
+        asyncio.run(send())
     assert info.value.permanent and SECRET not in str(info.value)
 
 
 def test_payload_shape_for_resolved() -> None:
-    body = alertmanager_payload({"status": "resolved", "rule": "r", "labels": {"alertname": "r"},
-                                 "ends_at": "2026-03-01T13:00:00+00:00"}, "hook")
-    assert body["status"] == "resolved"
+    body = alertmanager_payload(sample_group("resolved"), "hook")
+    assert body["status"] == "resolved" and body["version"] == "4"
     assert body["alerts"][0]["endsAt"] == "2026-03-01T13:00:00+00:00"
-    assert body["groupLabels"] == {"alertname": "r"}
+    assert body["groupLabels"] == {"alertname": "dead_letters"}
+    assert body["truncatedAlerts"] == 0
+
+
+def test_webhook_max_alerts_truncates() -> None:
+    body = alertmanager_payload(sample_group("firing", n_alerts=30), "hook", max_alerts=10)
+    assert len(body["alerts"]) == 10 and body["truncatedAlerts"] == 20
 
 
 def test_status_shows_stuck_and_failed_deliveries(sqlite_url: str, http_receiver,

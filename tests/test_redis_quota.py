@@ -171,10 +171,10 @@ def test_thresholds_become_statuses_and_escalate(redis_factory, sqlite_url: str)
     assert critical.observation.severity == Severity.CRITICAL
     assert "(90 % of 100/day)" in critical.observation.summary
     reasons = [n.reason for n in critical.result.decision.notifications]
-    assert reasons == ["escalated"], "warning → critical is news: sent at once"
+    assert reasons == ["severity_raised"], "warning → critical is news: sent at once"
     firing = [o for o in timeline.outbox_rows() if o["kind"] == "firing"]
-    assert [o["payload"]["severity"] for o in firing] == ["warning", "critical"]
-    assert "polling loops" in firing[0]["payload"]["first_steps"]
+    assert [o["payload"]["alerts"][0]["severity"] for o in firing] == ["warning", "critical"]
+    assert "polling loops" in firing[0]["payload"]["alerts"][0]["first_steps"]
 
 
 # ----- bad input ----------------------------------------------------------------------

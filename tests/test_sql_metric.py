@@ -138,3 +138,11 @@ checks:
     obs = observe_sql_metric(rules.checks.sql_metric[0], now=NOW, was_firing=False)
     assert obs.status == Status.ERROR
     assert obs.summary == "check failed: dl: environment variable APP_DB_URL is not set"
+
+
+def test_password_in_query_string_is_masked_too() -> None:
+    url = "postgresql://app@127.0.0.1:1/orders?password=S3cr3tPW&sslmode=disable"
+    with pytest.raises(SourceError) as info:
+        query_number(url, "SELECT 1", window_start=NOW, window_end=NOW,
+                     timeout=timedelta(seconds=2))
+    assert "S3cr3tPW" not in str(info.value) and "127.0.0.1:1" in str(info.value)

@@ -32,7 +32,8 @@ def test_upgrade_is_idempotent(db_url: str) -> None:
     timeline = Timeline(db_url)
     assert timeline.schema_version() == 0
     assert timeline.upgrade() == ["1: initial timeline schema",
-                                  "2: redis quota samples and windows"]
+                                  "2: redis quota samples and windows",
+                                  "3: grouped notifications"]
     assert timeline.upgrade() == []
     assert Timeline(db_url).upgrade() == []
     assert timeline.schema_version() == schema.LATEST_VERSION
@@ -85,8 +86,8 @@ def test_lifecycle_is_persisted_with_run_ids(db_url: str) -> None:
 
     outbox = timeline.outbox_rows()
     assert [o["kind"] for o in outbox] == ["firing", "resolved"]
-    assert outbox[0]["payload"]["starts_at"] == T0.isoformat()
-    assert outbox[1]["payload"]["ends_at"] == (T0 + timedelta(hours=3)).isoformat()
+    assert outbox[0]["payload"]["alerts"][0]["starts_at"] == T0.isoformat()
+    assert outbox[1]["payload"]["alerts"][0]["ends_at"] == (T0 + timedelta(hours=3)).isoformat()
 
 
 def test_state_survives_a_new_process_object(db_url: str) -> None:
@@ -144,7 +145,7 @@ def _evaluate_in_process(url: str, hook_url: str, barrier: mp.synchronize.Barrie
     timeline = Timeline(url)
     barrier.wait(timeout=60)
     timeline.process(bad(), POLICY, run_id=f"worker-{index}", message={"rule": "dead_letters"})
-    deliver_due(timeline, {"hook": WebhookReceiver("hook", hook_url, timeout=5)})
+    deliver_due(timeline, {"hook": WebhookReceiver(name="hook", url=hook_url, timeout_seconds=5)})
 
 
 def test_sixteen_processes_one_notification(db_url: str, http_receiver) -> None:
@@ -185,7 +186,7 @@ def test_concurrent_upgrades_are_safe(db_url: str) -> None:
     assert [w.exitcode for w in workers] == [0] * 4
     with Timeline(db_url).engine.connect() as conn:
         versions = conn.execute(sa.select(schema.schema_version.c.version)).scalars().all()
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
 
 
 def test_naive_datetimes_are_refused(sqlite_url: str) -> None:

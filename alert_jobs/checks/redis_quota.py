@@ -103,6 +103,14 @@ class WindowUsage:
     resets: int = 0
 
 
+def _older_reading(last: CounterSample, sample: CounterSample) -> bool:
+    """Same server, less uptime: read before ``last`` though stamped after it (two runs
+    overlapping). Counting it as a reset would add the whole lifetime counter."""
+    return (bool(sample.server_id) and sample.server_id == last.server_id
+            and sample.uptime_seconds is not None and last.uptime_seconds is not None
+            and sample.uptime_seconds < last.uptime_seconds)
+
+
 @dataclass(frozen=True)
 class Step:
     """What folding one sample did: the new usage, the corrected increment, and flags."""
@@ -129,7 +137,7 @@ def advance(state: WindowUsage | None, sample: CounterSample, window: QuotaWindo
         used = sample.total if started_in_window else 0.0
         return Step(WindowUsage(window.start, used, not started_in_window, sample), used,
                     False, True)
-    if sample.at <= state.last.at:
+    if sample.at <= state.last.at or _older_reading(state.last, sample):
         return Step(state, 0.0, False, False)
     increment, reset = corrected_increment(state.last, sample)
     resets = state.resets + int(reset)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
-from alert_jobs.notify.render import render_text
+import httpx
+
+from alert_jobs.notify.base import Receiver
+from alert_jobs.notify.contract import GroupMessage
+from alert_jobs.notify.render import render_group_text
 
 log = logging.getLogger("alert_jobs.console")
 
 
-@dataclass
-class ConsoleReceiver:
-    """Logs each notification; the default receiver so a fresh install shows alerts."""
+class ConsoleReceiver(Receiver):
+    """Logs each notification; the default receiver, so a fresh install shows alerts."""
 
     name: str = "console"
-    send_resolved: bool = True
-    logger: logging.Logger = field(default=log)
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.logger.warning("%s", render_text(message))
+    def render(self, group: GroupMessage) -> str:
+        return render_group_text(group)
+
+    async def deliver(self, group: GroupMessage, http: httpx.AsyncClient) -> None:
+        log.warning("%s", self.render(group))

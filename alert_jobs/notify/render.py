@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from alert_jobs.model import Observation, Severity
+from alert_jobs.notify.contract import AlertLinks, GroupMessage, group_title
 
 
 def build_message(
@@ -24,8 +25,11 @@ def build_message(
     dashboard_url: str = "",
     dagster_url: str = "",
     run_id: str | None = None,
+    audience: str = "engineering",
+    audience_text: str = "",
+    actions: AlertLinks | None = None,
 ) -> dict[str, Any]:
-    """Everything a receiver needs to say what happened and what to do about it."""
+    """One alert in the message standard's order (an :class:`AlertMessage` minus status)."""
     run_url = f"{dagster_url.rstrip('/')}/runs/{run_id}" if dagster_url and run_id else ""
     fp = obs.fingerprint
     return {
@@ -42,18 +46,14 @@ def build_message(
         "value": obs.value,
         "why": why,
         "first_steps": str(obs.details.get("first_steps", "")),
+        "audience": audience,
+        "audience_text": audience_text,
         "runbook_url": runbook_url,
         "dashboard_url": dashboard_url,
         "run_url": run_url,
         "run_id": run_id,
         "dagster_url": dagster_url,
-        "actions": {
-            "ack": f"alert-jobs ack {fp[:12]} --by YOU",
-            "snooze_1h": f"alert-jobs snooze {fp[:12]} --for 1h",
-            "snooze_6h": f"alert-jobs snooze {fp[:12]} --for 6h",
-            "silence": f"alert-jobs silence alertname={obs.rule} --for 2h --comment WHY",
-            "edit_rule": f"alerts.yaml: rule {obs.rule}",
-        },
+        "actions": dict(actions or {}),
     }
 
 
@@ -84,8 +84,10 @@ def render_text(message: dict[str, Any]) -> str:
         lines.append(" | ".join(links))
     actions = message.get("actions") or {}
     if message.get("status") != "resolved" and actions:
-        lines.append(f"Ack: {actions['ack']}  ·  Snooze: {actions['snooze_1h']}  ·  "
-                     f"Silence: {actions['silence']}")
+        lines.append("  ·  ".join(f"{label}: {actions[key]}" for label, key in (
+            ("Ack", "ack"), ("Snooze 1h", "snooze_1h"), ("Snooze 6h", "snooze_6h"),
+            ("Actionable", "actionable"), ("False positive", "false_positive"),
+            ("Silence", "silence"), ("Edit rule", "edit_rule")) if actions.get(key)))
     labels = {k: v for k, v in message.get("labels", {}).items()
               if k not in ("alertname", "severity")}
     if labels:
@@ -94,3 +96,14 @@ def render_text(message: dict[str, Any]) -> str:
         reason, fp = message["notification_reason"], message.get("fingerprint")
         lines.append(f"({reason}, fingerprint {fp})")
     return "\n".join(line for line in lines if line)
+
+
+def render_group_text(group: GroupMessage) -> str:
+    """Plain text for a whole group: the shared headline, then each alert."""
+    parts = [group_title(group)]
+    for alert in group.get("alerts", []):
+        parts.append(render_text({**alert, "notification_reason": ""}))
+    if group.get("truncated_alerts"):
+        parts.append(f"… and {group['truncated_alerts']} more alerts")
+    parts.append(f"({group.get('notification_reason', '')}, group {group.get('group_key', '')})")
+    return "\n\n".join(parts)

@@ -17,32 +17,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from alert_jobs.sources.errors import SourceError
+from alert_jobs.urls import driver_url, safe_url
 
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 _PARAM = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def masked(url: str) -> str:
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<database URL that cannot be parsed>"
-
-
 def _engine(url: str, timeout: float) -> Engine:
     with _LOCK:
         engine = _ENGINES.get(url)
         if engine is None:
-            driver_url = url
-            if driver_url.startswith("postgresql://"):
-                driver_url = "postgresql+psycopg://" + driver_url[len("postgresql://"):]
+            real = driver_url(url)
             connect_args: dict[str, Any] = {}
-            if driver_url.startswith("postgresql"):
+            if real.startswith("postgresql"):
                 connect_args["connect_timeout"] = max(1, int(timeout))
-            elif driver_url.startswith("sqlite"):
+            elif real.startswith("sqlite"):
                 connect_args["timeout"] = timeout
-            engine = sa.create_engine(driver_url, connect_args=connect_args, pool_pre_ping=True)
+            engine = sa.create_engine(real, connect_args=connect_args, pool_pre_ping=True)
             _ENGINES[url] = engine
         return engine
 
@@ -75,7 +67,7 @@ def query_number(url: str, query: str, *, window_start: datetime, window_end: da
     try:
         engine = _engine(url, seconds)
     except Exception as exc:
-        raise SourceError(f"bad database URL {masked(url)}: {_reason(exc)}") from None
+        raise SourceError(f"bad database URL {safe_url(url)}: {_reason(exc)}") from None
     dialect = engine.dialect.name
     wanted = set(_PARAM.findall(query))
     params = {k: v for k, v in window_params(window_start, window_end, dialect).items()
@@ -87,8 +79,8 @@ def query_number(url: str, query: str, *, window_start: datetime, window_end: da
             row = conn.execute(sa.text(query), params).first()
     except Exception as exc:
         if time.monotonic() - started >= seconds:
-            raise SourceError(f"query on {masked(url)} timed out after {seconds:g} s") from None
-        raise SourceError(f"query on {masked(url)} failed: {_reason(exc)}") from None
+            raise SourceError(f"query on {safe_url(url)} timed out after {seconds:g} s") from None
+        raise SourceError(f"query on {safe_url(url)} failed: {_reason(exc)}") from None
     if row is None or row[0] is None:
         return None
     value = row[0]

@@ -1,0 +1,145 @@
+"""The message every receiver renders: one *group notification* (Alertmanager's model).
+
+The engine decides per alert; the router puts alerts that share a route, a receiver
+and the route's ``group_by`` labels into one group, and each flush of a group becomes
+one :class:`GroupMessage` in the outbox. Receivers turn it into their wire format
+(Slack blocks, Discord embeds, PagerDuty events, email, Alertmanager webhook v4 …)
+and must enforce their own size limits. Everything here is plain JSON-able data and
+holds no secrets, so it can be stored in the outbox and the timeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+Status = Literal["firing", "resolved"]
+
+
+class AlertLinks(TypedDict, total=False):
+    """Signed action links (empty strings when no link secret/base URL is configured)."""
+
+    ack: str
+    snooze_1h: str
+    snooze_6h: str
+    actionable: str
+    false_positive: str
+    silence: str  # CLI command text: silencing by matchers needs a human to choose them
+    edit_rule: str  # where the rule lives (file and rule name)
+
+
+class AlertMessage(TypedDict, total=False):
+    """One alert inside a group, in the order of the message standard (DESIGN.md §5)."""
+
+    status: Status  # this alert's own status
+    rule: str
+    fingerprint: str
+    severity: str  # info | warning | critical
+    labels: dict[str, str]  # includes alertname and severity
+    summary: str  # expected vs seen with the time frame: the first line people read
+    expected: str
+    seen: str
+    window: str
+    value: float | None
+    description: str
+    why: str  # why it matters
+    first_steps: str
+    audience: str  # engineering | data_science | business
+    audience_text: str  # the rule's text for that audience, if any
+    runbook_url: str
+    dashboard_url: str
+    run_url: str  # the Dagster run that decided it
+    starts_at: str | None  # ISO 8601
+    ends_at: str | None
+    notification_reason: str  # first | repeat | unmuted | severity_raised | resolved | escalation
+    actions: AlertLinks
+
+
+class GroupMessage(TypedDict, total=False):
+    """One notification for one receiver: a group of alerts at one flush."""
+
+    receiver: str
+    group_key: str  # stable per (route, receiver, group labels)
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    status: Status  # firing if any alert in it is firing
+    notification_reason: str  # first | new_alerts | resolved | repeat | escalation | test
+    dedup_key: str  # stable per group flush; receivers may pass it on for idempotency
+    alerts: list[AlertMessage]  # firing first, then resolved; receivers may truncate
+    truncated_alerts: int  # alerts left out of ``alerts`` by the router's max_alerts
+    dagster_url: str
+    test: bool  # True for `alert-jobs notify test`: render a clearly marked test message
+
+
+def group_title(group: GroupMessage) -> str:
+    """``[FIRING:3 · critical] dead_letters`` — the same headline on every receiver."""
+    alerts = group.get("alerts", [])
+    firing = [a for a in alerts if a.get("status") == "firing"]
+    status = group.get("status", "firing").upper()
+    count = len(firing) if group.get("status") == "firing" else len(alerts)
+    worst = _worst_severity(firing or alerts)
+    rules = sorted({a.get("rule", "") for a in alerts}) or [""]
+    name = rules[0] if len(rules) == 1 else f"{rules[0]} and {len(rules) - 1} more rules"
+    prefix = "[TEST] " if group.get("test") else ""
+    counted = f":{count}" if count > 1 else ""
+    return f"{prefix}[{status}{counted} · {worst}] {name}"
+
+
+def _worst_severity(alerts: list[AlertMessage]) -> str:
+    order = {"info": 0, "warning": 1, "critical": 2}
+    return max((a.get("severity", "warning") for a in alerts), key=lambda s: order.get(s, 1),
+               default="warning")
+
+
+def sample_group(status: Status = "firing", n_alerts: int = 1, **overrides: Any) -> GroupMessage:
+    """A realistic group for tests, golden files and `notify test`."""
+    alerts: list[AlertMessage] = []
+    for i in range(n_alerts):
+        alerts.append({
+            "status": status,
+            "rule": "dead_letters",
+            "fingerprint": f"e9ad46c199ac{i:04d}",
+            "severity": "critical",
+            "labels": {"alertname": "dead_letters", "severity": "critical", "team": "payments",
+                       "queue": f"q{i}"},
+            "summary": "Expected dead letters to be 0 in the last 30 minutes, got 1,000",
+            "expected": "to be 0",
+            "seen": "1,000",
+            "window": "30 minutes",
+            "value": 1000.0,
+            "description": "dead letters",
+            "why": "Each dead letter is a payment that was not booked.",
+            "first_steps": "",
+            "audience": "engineering",
+            "audience_text": "",
+            "runbook_url": "https://runbooks.example.com/dead-letters",
+            "dashboard_url": "https://grafana.example.com/d/queues",
+            "run_url": "http://127.0.0.1:3000/runs/193523d9-7d55-4a29-bbc1-d420fbecd942",
+            "starts_at": "2026-03-01T12:00:00+00:00",
+            "ends_at": "2026-03-01T13:00:00+00:00" if status == "resolved" else None,
+            "notification_reason": "first" if status == "firing" else "resolved",
+            "actions": {
+                "ack": "http://127.0.0.1:8787/a/ack-token",
+                "snooze_1h": "http://127.0.0.1:8787/a/snooze1h-token",
+                "snooze_6h": "http://127.0.0.1:8787/a/snooze6h-token",
+                "actionable": "http://127.0.0.1:8787/a/actionable-token",
+                "false_positive": "http://127.0.0.1:8787/a/fp-token",
+                "silence": "alert-jobs silence alertname=dead_letters --for 2h --comment WHY",
+                "edit_rule": "alerts.yaml: checks.sql_metric dead_letters",
+            },
+        })
+    group: GroupMessage = {
+        "receiver": "test-receiver",
+        "group_key": "{}:{alertname=\"dead_letters\"}",
+        "group_labels": {"alertname": "dead_letters"},
+        "common_labels": {"alertname": "dead_letters", "severity": "critical",
+                          "team": "payments"},
+        "status": status,
+        "notification_reason": "first" if status == "firing" else "resolved",
+        "dedup_key": "hook:ab12cd34:1",
+        "alerts": alerts,
+        "truncated_alerts": 0,
+        "dagster_url": "http://127.0.0.1:3000",
+        "test": False,
+    }
+    group.update(overrides)  # type: ignore[typeddict-item]
+    return group

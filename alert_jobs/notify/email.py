@@ -1,0 +1,340 @@
+"""Email receiver (SMTP): one multipart text + HTML mail per group.
+
+Same layout as every other receiver (DESIGN.md §5): the headline, then per alert the
+summary, why it matters, first steps, the audience's text, the links and the actions.
+``send_resolved`` defaults to false, as in Alertmanager: a mail per resolution is noise
+for most teams. smtplib blocks, so it runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import html
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import httpx
+from pydantic import Field
+
+from alert_jobs.notify.base import DeliveryError, Receiver, truncate
+from alert_jobs.notify.contract import AlertMessage, GroupMessage, group_title
+
+SECURITY_MODES = ("starttls", "ssl", "plain")
+#: Alerts rendered in one mail; the rest are counted, not listed.
+MAX_ALERTS = 100
+_SERVER_TEXT_LIMIT = 200
+_HIDDEN_LABELS = ("alertname", "severity")
+_COLORS = {"critical": "#b91c1c", "warning": "#b45309", "info": "#1d4ed8", "resolved": "#15803d"}
+
+
+class EmailReceiver(Receiver):
+    """Sends mail through an SMTP server.
+
+    ``security``: ``starttls`` (port 587), ``ssl`` (implicit TLS, port 465) or ``plain``
+    (no TLS, for a local relay only). ``username``/``password`` are secrets: out of
+    ``repr`` and of every error. ``verify_tls`` false accepts any certificate — for
+    tests and self-signed relays only.
+    """
+
+    host: str
+    port: int = 587
+    security: str = "starttls"
+    username: str | None = Field(default=None, repr=False)
+    password: str | None = Field(default=None, repr=False)
+    from_address: str
+    to: list[str]
+    send_resolved: bool = False
+    verify_tls: bool = True
+
+    def render(self, group: GroupMessage) -> EmailMessage:
+        """The mail without ``Date``/``Message-ID`` (added at send time, so this stays pure)."""
+        msg = EmailMessage()
+        msg["Subject"] = _one_line(group_title(group))
+        msg["From"] = self.from_address
+        msg["To"] = ", ".join(self.to)
+        # Phantom threading (Alertmanager's): every mail of a group refers to one
+        # made-up message id, so mail clients thread firing and resolved together.
+        thread = hashlib.sha256(f"{self.name}\x00{group.get('group_key', '')}".encode())
+        msg["References"] = f"<{thread.hexdigest()[:32]}@alert-jobs>"
+        msg["In-Reply-To"] = msg["References"]
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
+        msg.set_content(render_text(group))
+        msg.add_alternative(render_html(group), subtype="html")
+        return msg
+
+    async def deliver(self, group: GroupMessage, http: httpx.AsyncClient) -> None:
+        """Send over SMTP in a worker thread; ``http`` is unused (the interface is shared)."""
+        if self.security not in SECURITY_MODES:
+            raise DeliveryError(f"email: security must be one of {', '.join(SECURITY_MODES)}, "
+                                f"not {self.security!r}", permanent=True)
+        if not self.to:
+            raise DeliveryError("email: no recipients ('to' is empty)", permanent=True)
+        msg = self.render(group)
+        msg["Date"] = formatdate(usegmt=True)
+        msg["Message-ID"] = make_msgid(domain=self.from_address.rpartition("@")[2] or None)
+        await asyncio.to_thread(self._send, msg)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _send(self, msg: EmailMessage) -> None:
+        """Blocking send; every failure becomes a :class:`DeliveryError` without secrets."""
+        where = f"{self.host}:{self.port}"
+        try:
+            smtp: smtplib.SMTP
+            if self.security == "ssl":
+                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_seconds,
+                                        context=self._tls_context())
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds)
+            with smtp:
+                if self.security == "starttls":
+                    smtp.starttls(context=self._tls_context())
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                refused = smtp.send_message(msg, from_addr=self.from_address, to_addrs=self.to)
+        except smtplib.SMTPAuthenticationError as exc:
+            # The server's text is left out: a server may echo the credentials back.
+            raise DeliveryError(f"email: authentication failed at {where} (SMTP "
+                                f"{exc.smtp_code}); check username and password",
+                                permanent=True) from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = {rcpt: code for rcpt, (code, _) in exc.recipients.items()}
+            raise DeliveryError(f"email: all recipients refused: {_refusals(codes)}",
+                                permanent=all(c >= 500 for c in codes.values())) from None
+        except smtplib.SMTPSenderRefused as exc:
+            reply = f"SMTP {exc.smtp_code} {self._scrub(exc.smtp_error)}"
+            if exc.smtp_code == 530:  # "authentication required" / "STARTTLS first"
+                raise DeliveryError(f"email: {where} requires authentication or TLS ({reply}); "
+                                    "set username/password or security", permanent=True) from None
+            raise DeliveryError(f"email: sender {self.from_address} refused ({reply}); "
+                                "check from_address", permanent=exc.smtp_code >= 500) from None
+        except smtplib.SMTPNotSupportedError:
+            raise DeliveryError(f"email: {where} does not support STARTTLS or AUTH; check "
+                                "security (ssl for port 465) and credentials",
+                                permanent=True) from None
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(f"email: {where} answered SMTP {exc.smtp_code} "
+                                f"{self._scrub(exc.smtp_error)}") from None
+        except smtplib.SMTPServerDisconnected as exc:
+            # smtplib turns a read timeout into "Connection unexpectedly closed".
+            if isinstance(exc.__context__, TimeoutError):
+                raise DeliveryError(f"email: {where} timed out after "
+                                    f"{self.timeout_seconds:g} s") from None
+            raise DeliveryError(f"email: {where} closed the connection") from None
+        except smtplib.SMTPException as exc:
+            raise DeliveryError(f"email: SMTP error at {where} ({type(exc).__name__})") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(f"email: TLS certificate of {where} not trusted "
+                                f"({exc.verify_message}); fix the server certificate or, for "
+                                "a self-signed relay, set verify_tls false",
+                                permanent=True) from None
+        except ssl.SSLError as exc:
+            raise DeliveryError(f"email: TLS handshake with {where} failed ({exc.reason}); "
+                                "check security (ssl on 465, starttls on 587)") from None
+        except TimeoutError:
+            raise DeliveryError(f"email: {where} timed out after "
+                                f"{self.timeout_seconds:g} s") from None
+        except ConnectionRefusedError:
+            raise DeliveryError(f"email: connection refused by {where}") from None
+        except OSError as exc:
+            raise DeliveryError(f"email: cannot connect to {where} "
+                                f"({type(exc).__name__})") from None
+        if refused:
+            # Some recipients got it: a retry would send them a duplicate.
+            codes = {rcpt: code for rcpt, (code, _) in refused.items()}
+            raise DeliveryError(f"email: sent to {len(self.to) - len(refused)} of "
+                                f"{len(self.to)} recipients; refused: {_refusals(codes)}",
+                                permanent=True)
+
+    def _scrub(self, reply: bytes | str) -> str:
+        """A server reply, short, with the password (plain or AUTH-encoded) masked."""
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        if self.password:
+            forms = [self.password, base64.b64encode(self.password.encode()).decode()]
+            if self.username:
+                plain = f"\0{self.username}\0{self.password}".encode()
+                forms.append(base64.b64encode(plain).decode())
+            for form in forms:
+                text = text.replace(form, "***")
+        return truncate(_one_line(text), _SERVER_TEXT_LIMIT)
+
+
+def _refusals(codes: dict[str, int]) -> str:
+    return ", ".join(f"{rcpt} ({code})" for rcpt, code in sorted(codes.items()))
+
+
+def _one_line(text: str) -> str:
+    """Headers may not hold line breaks; collapse all whitespace runs."""
+    return " ".join(text.split())
+
+
+# ----- rendering -----------------------------------------------------------------------
+
+
+def _label_text(alert: AlertMessage, group: GroupMessage) -> str:
+    """The labels that tell this alert apart from the rest of the group."""
+    common = group.get("common_labels", {})
+    labels = alert.get("labels", {})
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())
+                     if k not in _HIDDEN_LABELS and common.get(k) != v)
+
+
+def _heading(alert: AlertMessage, group: GroupMessage) -> str:
+    status = alert.get("status", "firing").upper()
+    parts = [status, alert.get("severity", "warning"), alert.get("rule", "")]
+    distinct = _label_text(alert, group)
+    if distinct:
+        parts.append(distinct)
+    text = " · ".join(p for p in parts if p)
+    if alert.get("status") == "resolved" and alert.get("ends_at"):
+        text += f" (resolved at {alert['ends_at']})"
+    return text
+
+
+def _audience(alert: AlertMessage) -> str:
+    text = alert.get("audience_text", "")
+    if not text:
+        return ""
+    audience = alert.get("audience", "").replace("_", " ")
+    return f"For {audience}: {text}" if audience else text
+
+
+def _links(alert: AlertMessage) -> list[tuple[str, str]]:
+    links = [("Runbook", alert.get("runbook_url", "")),
+             ("Dashboard", alert.get("dashboard_url", "")),
+             ("Dagster run", alert.get("run_url", ""))]
+    return [(name, url) for name, url in links if url]
+
+
+def _actions(alert: AlertMessage) -> list[tuple[str, str]]:
+    """Ack/snooze/silence only while firing; the outcome vote also after resolution."""
+    a = alert.get("actions", {})
+    outcome = [("Was it actionable? Yes", a.get("actionable", "")),
+               ("No, false positive", a.get("false_positive", ""))]
+    if alert.get("status") == "resolved":
+        actions = outcome
+    else:
+        actions = [("Acknowledge", a.get("ack", "")), ("Snooze 1 h", a.get("snooze_1h", "")),
+                   ("Snooze 6 h", a.get("snooze_6h", "")), *outcome,
+                   ("Silence", a.get("silence", ""))]
+    actions.append(("Edit rule", a.get("edit_rule", "")))
+    return [(name, value) for name, value in actions if value]
+
+
+def _sections(group: GroupMessage) -> list[tuple[str, list[AlertMessage]]]:
+    alerts = group.get("alerts", [])[:MAX_ALERTS]
+    firing = [a for a in alerts if a.get("status") != "resolved"]
+    resolved = [a for a in alerts if a.get("status") == "resolved"]
+    sections = [(f"Firing ({len(firing)})", firing), (f"Resolved ({len(resolved)})", resolved)]
+    return [(title, items) for title, items in sections if items]
+
+
+def _not_shown(group: GroupMessage) -> int:
+    alerts = group.get("alerts", [])
+    return max(0, len(alerts) - MAX_ALERTS) + group.get("truncated_alerts", 0)
+
+
+def _footer(group: GroupMessage) -> list[str]:
+    lines = []
+    labels = group.get("group_labels", {})
+    if labels:
+        lines.append("Group: " + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
+    sent = f"Sent by alert-jobs to {group.get('receiver', '')}"
+    if group.get("notification_reason"):
+        sent += f" ({group['notification_reason']})"
+    lines.append(sent)
+    if group.get("dagster_url"):
+        lines.append(f"Dagster: {group['dagster_url']}")
+    return lines
+
+
+def render_text(group: GroupMessage) -> str:
+    """The text/plain part: what a terminal mail reader or a pager gateway shows."""
+    lines = [group_title(group), ""]
+    if group.get("test"):
+        lines += ["This is a test notification from alert-jobs; no action needed.", ""]
+    for title, alerts in _sections(group):
+        lines += [f"== {title} ==", ""]
+        for alert in alerts:
+            block = [
+                _heading(alert, group),
+                alert.get("summary", ""),
+                f"Why it matters: {alert['why']}" if alert.get("why") else "",
+                f"First steps: {alert['first_steps']}" if alert.get("first_steps") else "",
+                _audience(alert),
+                *(f"{name}: {url}" for name, url in _links(alert)),
+                *(f"{name}: {value}" for name, value in _actions(alert)),
+            ]
+            lines += [line for line in block if line] + [""]
+    more = _not_shown(group)
+    if more:
+        lines += [f"… and {more} more alerts not shown.", ""]
+    lines += ["-- ", *_footer(group)]
+    return "\n".join(lines) + "\n"
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("https://", "http://"))
+
+
+def _html_link(name: str, value: str) -> str:
+    """A link when ``value`` is an http(s) URL; otherwise code to copy (the silence command)."""
+    if _is_url(value):
+        return f'<a href="{html.escape(value)}">{html.escape(name)}</a>'
+    return f"{html.escape(name)}: <code>{html.escape(value)}</code>"
+
+
+def render_html(group: GroupMessage) -> str:
+    """The text/html part: the same content, every alert text escaped."""
+    e = html.escape
+    out = ['<!DOCTYPE html>', '<html><body style="font-family: sans-serif; '
+           'font-size: 14px; color: #111827">',
+           f'<h2 style="margin: 0 0 12px 0">{e(group_title(group))}</h2>']
+    if group.get("test"):
+        out.append("<p><strong>This is a test notification from alert-jobs; no action "
+                   "needed.</strong></p>")
+    for title, alerts in _sections(group):
+        out.append(f'<h3 style="margin: 16px 0 8px 0">{e(title)}</h3>')
+        for alert in alerts:
+            key = "resolved" if alert.get("status") == "resolved" else alert.get("severity", "")
+            color = _COLORS.get(key, _COLORS["warning"])
+            out.append(f'<div style="border-left: 4px solid {color}; padding: 4px 12px; '
+                       'margin: 0 0 12px 0">')
+            out.append(f'<p style="margin: 0; font-weight: bold; color: {color}">'
+                       f"{e(_heading(alert, group))}</p>")
+            out.append(f'<p style="margin: 4px 0">{e(alert.get("summary", ""))}</p>')
+            if alert.get("why"):
+                out.append(f'<p style="margin: 4px 0"><strong>Why it matters:</strong> '
+                           f"{e(alert['why'])}</p>")
+            if alert.get("first_steps"):
+                out.append(f'<p style="margin: 4px 0"><strong>First steps:</strong> '
+                           f"{e(alert['first_steps'])}</p>")
+            if _audience(alert):
+                out.append(f'<p style="margin: 4px 0">{e(_audience(alert))}</p>')
+            links = _links(alert)
+            if links:
+                out.append('<p style="margin: 4px 0">'
+                           + " · ".join(_html_link(n, u) for n, u in links) + "</p>")
+            actions = _actions(alert)
+            if actions:
+                out.append('<p style="margin: 4px 0">'
+                           + " · ".join(_html_link(n, v) for n, v in actions) + "</p>")
+            out.append("</div>")
+    more = _not_shown(group)
+    if more:
+        out.append(f"<p>… and {more} more alerts not shown.</p>")
+    footer = [e(line) for line in _footer(group)]
+    if group.get("dagster_url"):  # the last footer line, as a link
+        footer[-1] = _html_link("Dagster", group["dagster_url"])
+    out.append('<p style="color: #6b7280; font-size: 12px">' + "<br>".join(footer) + "</p>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
