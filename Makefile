@@ -11,6 +11,11 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 HOST ?= 127.0.0.1
 PORT ?= 3000
 DEMO_REDIS_PORT ?= 6390
+SERVE_PORT ?= 8787
+# Signed ack/snooze links need a secret; the demo makes one per `make run` unless you set it.
+ifndef ALERT_JOBS_LINK_SECRET
+export ALERT_JOBS_LINK_SECRET := $(shell $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(24))")
+endif
 
 .PHONY: install run test lint typecheck bench clean
 
@@ -31,9 +36,10 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m alert_jobs.demo $(DAGSTER_HOME)/demo.db
 	$(BIN)/alert-jobs db upgrade
 	$(BIN)/alert-jobs rules validate alerts.yaml
-	@echo "alert-jobs: Dagster UI on http://$(HOST):$(PORT) (Ctrl-C stops webserver and daemon)"
+	@echo "alert-jobs: Dagster UI on http://$(HOST):$(PORT), action links on http://$(HOST):$(SERVE_PORT) (Ctrl-C stops all)"
 	@trap 'kill 0' EXIT INT TERM; \
 	  $(BIN)/python -m alert_jobs.demo redis $(DEMO_REDIS_PORT) & \
+	  $(BIN)/alert-jobs serve --host $(HOST) --port $(SERVE_PORT) & \
 	  $(BIN)/dagster-daemon run -w workspace.yaml & \
 	  $(BIN)/dagster-webserver -h $(HOST) -p $(PORT) -w workspace.yaml & \
 	  wait

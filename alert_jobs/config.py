@@ -453,6 +453,13 @@ class RedisQuotaTarget(RuleBase):
             raise PydanticCustomError(
                 "schedule", "redis_quota targets are checked together in one run; set "
                 "defaults.redis_quota_schedule instead of a per-target schedule")
+        if self.timezone is not None:
+            raise PydanticCustomError(
+                "timezone", "a redis_quota target's window timezone is quota.timezone")
+        if (self.source == "upstash" and self.quota.window == "day"
+                and self.quota.timezone != "UTC"):
+            raise PydanticCustomError(
+                "timezone", "Upstash counts daily commands per UTC day; use quota.timezone UTC")
         return self
 
     @property

@@ -25,7 +25,8 @@ class Status(StrEnum):
 
 
 class Severity(StrEnum):
-    """How loud an alert is. ``critical`` pages, ``warning`` notifies, ``info`` records."""
+    """How loud an alert is; routes decide who hears which (e.g. ``severity=critical`` →
+    the pager), and a rise while firing is sent at once."""
 
     INFO = "info"
     WARNING = "warning"
