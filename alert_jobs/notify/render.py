@@ -101,8 +101,11 @@ def render_text(message: dict[str, Any]) -> str:
 def render_group_text(group: GroupMessage) -> str:
     """Plain text for a whole group: the shared headline, then each alert."""
     parts = [group_title(group)]
-    for alert in group.get("alerts", []):
-        parts.append(render_text({**alert, "notification_reason": ""}))
+    alerts = group.get("alerts", [])
+    for alert in alerts:
+        text = render_text({**alert, "notification_reason": ""})
+        # One alert: the group headline already names it. Several: each keeps its own.
+        parts.append(text.split("\n", 1)[-1] if len(alerts) == 1 else text)
     if group.get("truncated_alerts"):
         parts.append(f"… and {group['truncated_alerts']} more alerts")
     parts.append(f"({group.get('notification_reason', '')}, group {group.get('group_key', '')})")
