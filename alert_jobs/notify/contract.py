@@ -10,6 +10,7 @@ holds no secrets, so it can be stored in the outbox and the timeline.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
 Status = Literal["firing", "resolved"]
@@ -82,6 +83,32 @@ def group_title(group: GroupMessage) -> str:
     prefix = "[TEST] " if group.get("test") else ""
     counted = f":{count}" if count > 1 else ""
     return f"{prefix}[{status}{counted} · {worst}] {name}"
+
+
+#: Labels every message already shows in its headline.
+HIDDEN_LABELS = frozenset({"alertname", "severity"})
+
+
+def other_labels(labels: dict[str, str]) -> str:
+    """``queue=q1, team=payments``: the labels the headline does not already show."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in HIDDEN_LABELS)
+
+
+def more_alerts(n: int) -> str:
+    return f"… and {n} more alert{'' if n == 1 else 's'}"
+
+
+def format_time(value: str | None) -> str:
+    """ISO 8601 → ``2026-03-01 13:00 UTC``; anything unparseable is shown as given."""
+    if not value:
+        return "an unknown time"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _worst_severity(alerts: list[AlertMessage]) -> str:

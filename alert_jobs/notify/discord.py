@@ -10,14 +10,19 @@ what push notifications show.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from pydantic import Field
 
 from alert_jobs.notify.base import Receiver, post_json, truncate
-from alert_jobs.notify.contract import AlertMessage, GroupMessage, group_title
+from alert_jobs.notify.contract import (
+    AlertMessage,
+    GroupMessage,
+    format_time,
+    group_title,
+    other_labels,
+)
 
 MAX_CONTENT = 2000
 MAX_EMBEDS = 10
@@ -50,7 +55,6 @@ LINK_ACTIONS = (
     ("false_positive", "False positive"),
 )
 LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("run_url", "Dagster run"))
-HIDDEN_LABELS = frozenset({"alertname", "severity"})
 
 
 class DiscordReceiver(Receiver):
@@ -102,7 +106,7 @@ def _content(group: GroupMessage, left_out: int) -> str:
     lines = [f"**{_md_cut(group_title(group), CAP_CONTENT_TITLE, brackets=False)}**"]
     if group.get("test"):
         lines.append("Test message from `alert-jobs notify test`: nothing is wrong.")
-    labels = _labels(group.get("common_labels", {}))
+    labels = other_labels(group.get("common_labels", {}))
     if labels:
         lines.append(_md_cut(labels, CAP_CONTENT_LABELS))
     if left_out:
@@ -118,7 +122,7 @@ def _embed(alert: AlertMessage, common: dict[str, str]) -> dict[str, Any]:
     if firing:
         lines.append(f"**{summary}**" if summary else "")
     else:
-        lines.append(f"✅ **Resolved** at {_when(alert.get('ends_at'))}.")
+        lines.append(f"✅ **Resolved** at {format_time(alert.get('ends_at'))}.")
         lines.append(summary)
     if alert.get("why"):
         lines.append(f"**Why it matters:** {_md_cut(alert.get('why', ''), CAP_PROSE)}")
@@ -140,8 +144,8 @@ def _embed(alert: AlertMessage, common: dict[str, str]) -> dict[str, Any]:
             if actions.get(key):
                 fields.append(_field(name, _code(str(actions.get(key, "")))))
     own = {k: v for k, v in alert.get("labels", {}).items() if common.get(k) != v}
-    if _labels(own):
-        fields.append(_field("Labels", _md_cut(_labels(own), CAP_FIELD), inline=True))
+    if other_labels(own):
+        fields.append(_field("Labels", _md_cut(other_labels(own), CAP_FIELD), inline=True))
     severity = alert.get("severity", "warning")
     title = " · ".join(x for x in (alert.get("rule", ""), severity) if x)
     description = "\n".join(x for x in lines if x)
@@ -155,7 +159,7 @@ def _embed(alert: AlertMessage, common: dict[str, str]) -> dict[str, Any]:
     if fields:
         embed["fields"] = fields[:MAX_FIELDS]
     footer = " · ".join(x for x in (
-        f"since {_when(alert.get('starts_at'))}" if alert.get("starts_at") else "",
+        f"since {format_time(alert.get('starts_at'))}" if alert.get("starts_at") else "",
         alert.get("fingerprint", ""),
     ) if x)
     if footer:
@@ -168,21 +172,7 @@ def _field(name: str, value: str, inline: bool = False) -> dict[str, Any]:
             "inline": inline}
 
 
-def _labels(labels: dict[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in HIDDEN_LABELS)
 
-
-def _when(value: str | None) -> str:
-    """ISO 8601 → ``2026-03-01 13:00 UTC``; anything unparseable is shown as given."""
-    if not value:
-        return "an unknown time"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        return moment.strftime("%Y-%m-%d %H:%M")
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _link(url: str, label: str) -> str:

@@ -11,14 +11,20 @@ closing "… and N more alerts" line, together with those the router already lef
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from pydantic import Field
 
 from alert_jobs.notify.base import Receiver, post_json
-from alert_jobs.notify.contract import AlertMessage, GroupMessage, group_title
+from alert_jobs.notify.contract import (
+    AlertMessage,
+    GroupMessage,
+    format_time,
+    group_title,
+    more_alerts,
+    other_labels,
+)
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -47,7 +53,6 @@ LINK_ACTIONS = (
     ("false_positive", "False positive"),
 )
 LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("run_url", "Dagster run"))
-HIDDEN_LABELS = frozenset({"alertname", "severity"})
 
 
 class SlackReceiver(Receiver):
@@ -83,7 +88,7 @@ class SlackReceiver(Receiver):
             shown += 1
         left_out = len(alerts) - shown + hidden
         if left_out:
-            blocks.append(_context([_more(left_out)]))
+            blocks.append(_context([more_alerts(left_out)]))
         return {
             "text": _fallback_text(group),
             "blocks": blocks,
@@ -107,7 +112,7 @@ def _alert_blocks(alert: AlertMessage, common: dict[str, str]) -> list[dict[str,
     if firing:
         lines.append(f"*{summary}*" if summary else "")
     else:
-        lines.append(f":white_check_mark: *Resolved* at {_when(alert.get('ends_at'))}.")
+        lines.append(f":white_check_mark: *Resolved* at {format_time(alert.get('ends_at'))}.")
         lines.append(summary)
     if alert.get("why"):
         lines.append(f"*Why it matters:* {_esc_cut(alert.get('why', ''), CAP_PROSE)}")
@@ -142,9 +147,9 @@ def _identity(alert: AlertMessage, common: dict[str, str]) -> str:
     """
     parts = [alert.get("rule", ""), alert.get("severity", "")]
     own = {k: v for k, v in alert.get("labels", {}).items() if common.get(k) != v}
-    parts.append(_labels(own))
+    parts.append(other_labels(own))
     if alert.get("starts_at"):
-        parts.append(f"since {_when(alert.get('starts_at'))}")
+        parts.append(f"since {format_time(alert.get('starts_at'))}")
     if alert.get("fingerprint"):
         parts.append(alert.get("fingerprint", ""))
     return " · ".join(p for p in parts if p)
@@ -157,7 +162,7 @@ def _group_context(group: GroupMessage) -> str:
     parts = []
     if group.get("test"):
         parts.append("*Test message* from `alert-jobs notify test`: nothing is wrong.")
-    labels = _labels(group.get("common_labels", {}))
+    labels = other_labels(group.get("common_labels", {}))
     if labels:
         parts.append(_esc(labels))
     return _cut(" · ".join(parts), CAP_GROUP_CONTEXT)
@@ -177,7 +182,7 @@ def _fallback_text(group: GroupMessage) -> str:
         text += line
         shown += 1
     if len(alerts) - shown + hidden:
-        text += "\n" + _more(len(alerts) - shown + hidden)
+        text += "\n" + more_alerts(len(alerts) - shown + hidden)
     return _cut(text, MAX_FALLBACK_TEXT)
 
 
@@ -196,25 +201,8 @@ def _block_chars(block: dict[str, Any]) -> int:
     return total + sum(len(e.get("text", "")) for e in block.get("elements", []))
 
 
-def _labels(labels: dict[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in HIDDEN_LABELS)
 
 
-def _more(n: int) -> str:
-    return f"… and {n} more alert{'' if n == 1 else 's'}"
-
-
-def _when(value: str | None) -> str:
-    """ISO 8601 → ``2026-03-01 13:00 UTC``; anything unparseable is shown as given."""
-    if not value:
-        return "an unknown time"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        return moment.strftime("%Y-%m-%d %H:%M")
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _link(url: str, label: str) -> str:
