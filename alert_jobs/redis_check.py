@@ -21,7 +21,7 @@ from alert_jobs.config import RedisQuotaTarget, RulesFile, SecretMissingError, r
 from alert_jobs.model import Observation, Status
 from alert_jobs.redis_store import RedisUsageStore
 from alert_jobs.routing import Router
-from alert_jobs.runner import RuleOutcome, process_observations
+from alert_jobs.runner import RuleOutcome, process_observations, resolve_vanished
 from alert_jobs.sources.errors import SourceError
 from alert_jobs.sources.redis_info import InfoSnapshot, RedisEndpoint, read_info
 from alert_jobs.sources.upstash import UpstashUsage, read_usage
@@ -140,6 +140,9 @@ def record_and_judge(rules: RulesFile, target: RedisQuotaTarget, reading: Source
              for obs in observations]
     result.outcomes = process_observations(rules, target, timeline, items, now=reading.at,
                                            run_id=run_id, flush=flush)
+    if result.error is None:  # a complete evaluation: instances not produced are gone
+        resolve_vanished(rules, target, timeline, {o.fingerprint for o in observations},
+                         now=reading.at, run_id=run_id, flush=flush)
     return result
 
 

@@ -74,7 +74,31 @@ def evaluate_rule(
     prior = timeline.alert(fingerprint(rule.name, rule.labels))
     was_firing = prior is not None and prior.state.is_active
     obs = observe_sql_metric(rule, now=now, was_firing=was_firing)
-    return process_observation(rules, rule, timeline, obs, now=now, run_id=run_id)
+    outcome = process_observation(rules, rule, timeline, obs, now=now, run_id=run_id)
+    resolve_vanished(rules, rule, timeline, {obs.fingerprint}, now=now, run_id=run_id)
+    return outcome
+
+
+def resolve_vanished(rules: RulesFile, rule: RuleBase, timeline: Timeline, produced: set[str],
+                     *, now: datetime, run_id: str | None, flush: bool = True
+                     ) -> list[RuleOutcome]:
+    """Resolve the rule's open alerts that this evaluation no longer produces.
+
+    Editing a rule's ``labels`` (or turning one of a target's checks off) changes which
+    alert instances exist; the old ones would otherwise stay firing forever and never
+    send their resolve. Call only with a *complete* evaluation (not after a source
+    error, which says nothing about the other instances).
+    """
+    stale = [a for a in timeline.alerts() if a.rule == rule.name
+             and a.fingerprint not in produced]
+    items = [(Observation(a.rule, Status.OK, dict(a.labels), None,
+                          summary="This alert instance is no longer evaluated (the rule's "
+                                  "labels or checks changed), so it is resolved."), "")
+             for a in stale]
+    if not items:
+        return []
+    return process_observations(rules, rule, timeline, items, now=now, run_id=run_id,
+                                flush=flush)
 
 
 def process_observation(

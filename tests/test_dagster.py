@@ -211,3 +211,18 @@ def test_dagster_asset_materialize_cli(tmp_path: Path, http_receiver) -> None:
     assert [r.json()["status"] for r in http_receiver.requests] == ["firing"]
     events = Timeline(env["ALERT_JOBS_DATABASE_URL"]).events(kinds=["firing"])
     assert events and events[0]["run_id"]
+
+
+def test_changed_labels_resolve_the_old_instance(setup: dict) -> None:
+    assert materialize(setup, "dead_letters").success
+    edited = RULES.format(data=setup["data"], max=0).replace("labels: {team: payments}",
+                                                             "labels: {team: billing}")
+    setup["rules"].write_text(edited)
+    assert materialize(setup, "dead_letters").success
+    timeline = Timeline(setup["db_url"])
+    states = {a.labels["team"]: str(a.state) for a in timeline.alerts(include_inactive=True)
+              if a.rule == "dead_letters"}
+    assert states == {"payments": "resolved", "billing": "firing"}
+    statuses = [(r.json()["status"], r.json()["alerts"][0]["labels"]["team"])
+                for r in setup["receiver"].requests]
+    assert ("resolved", "payments") in statuses and ("firing", "billing") in statuses
