@@ -26,6 +26,7 @@ import httpx
 
 from alert_jobs.notify.base import DeliveryError, Receiver
 from alert_jobs.notify.contract import GroupMessage
+from alert_jobs.notify.transport import ThreadedTransport
 from alert_jobs.timeline import OutboxItem, Timeline, utcnow
 
 log = logging.getLogger("alert_jobs.outbox")
@@ -77,9 +78,9 @@ async def send_all(
     deadline: float,
 ) -> list[tuple[OutboxItem, DeliveryError | None, bool]]:
     """Send claimed items concurrently; (item, error or None, skipped) for each, in order."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     semaphore = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=deadline) as http:
+    transport = ThreadedTransport(max_workers=concurrency)
+    async with httpx.AsyncClient(transport=transport, timeout=deadline) as http:
 
         async def one(item: OutboxItem) -> tuple[OutboxItem, DeliveryError | None, bool]:
             receiver = receivers.get(item.receiver)
