@@ -92,10 +92,22 @@ def test_429_honours_retry_after(sqlite_url: str, http_receiver) -> None:
     fire(timeline)
     deliver_due(timeline, hook(http_receiver.url), now=lambda: T0)
     row = timeline.outbox_rows()[0]
-    assert row["next_attempt_at"] - T0 >= timedelta(seconds=120)
+    assert timedelta(seconds=120) <= row["next_attempt_at"] - T0 <= timedelta(seconds=132)
     assert row["last_error"] == "HTTP 429"
-    report = deliver_due(timeline, hook(http_receiver.url), now=lambda: T0 + timedelta(seconds=121))
+    report = deliver_due(timeline, hook(http_receiver.url), now=lambda: T0 + timedelta(seconds=133))
     assert report.sent == 1
+
+
+def test_short_retry_after_is_not_stretched_by_backoff(sqlite_url: str, http_receiver) -> None:
+    """Retry-After: 2 means two seconds, not the 15-30 s of the default backoff."""
+    http_receiver.script = [(429, {"Retry-After": "2"})]
+    timeline = Timeline(sqlite_url)
+    fire(timeline)
+    deliver_due(timeline, hook(http_receiver.url), now=lambda: T0)
+    wait = timeline.outbox_rows()[0]["next_attempt_at"] - T0
+    assert timedelta(seconds=2) <= wait <= timedelta(seconds=2.2)
+    assert deliver_due(timeline, hook(http_receiver.url),
+                       now=lambda: T0 + timedelta(seconds=3)).sent == 1
 
 
 def test_404_is_permanent_and_kept(sqlite_url: str, http_receiver) -> None:

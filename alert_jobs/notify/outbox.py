@@ -2,8 +2,8 @@
 
 * Claimed rows are sent concurrently over one ``httpx.AsyncClient`` whose pool (and a
   semaphore) bounds how many requests are in flight; each send has a deadline.
-* A failure is rescheduled with exponential backoff and jitter, never earlier than
-  the receiver's ``Retry-After``. Nothing is dropped: later runs (the delivery sensor)
+* A failure is rescheduled after the receiver's ``Retry-After`` when it gives one, else
+  with exponential backoff and jitter. Nothing is dropped: later runs (the delivery sensor)
   pick up what is due.
 * 401/403/404 are permanent: the row is kept with its error, and the receiver is
   reported broken so the caller can raise a "receiver broken" alert elsewhere.
@@ -149,9 +149,12 @@ def deliver_due(
             report.failed += 1
             report.broken[item.receiver] = str(error)
         else:
-            wait = backoff(attempt, base=base_delay)
             if error.retry_after is not None:
-                wait = max(wait, timedelta(seconds=error.retry_after))
+                # The receiver said when to come back: that is the wait, plus up to 10 %
+                # jitter so a queue of rate-limited messages does not return in lockstep.
+                wait = timedelta(seconds=error.retry_after * (1 + 0.1 * random.random()))
+            else:
+                wait = backoff(attempt, base=base_delay)
             timeline.mark_failed(item, str(error), retry_at=now() + wait, run_id=run_id,
                                  now=now())
             report.retrying += 1
