@@ -86,7 +86,8 @@ SCRATCH = sa.Table(
     sa.Column("value", sa.Float),
 )
 _TIMELINE_DATA_TABLES = [schema.outbox, schema.events, schema.evaluations, schema.alerts,
-                         schema.silences, schema.rule_settings]
+                         schema.silences, schema.rule_settings, schema.notify_queue,
+                         schema.groups]
 
 
 class BenchmarkError(RuntimeError):
