@@ -204,14 +204,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from alert_jobs.links import SECRET_ENV, link_secret
+    from alert_jobs.resources import shared_timeline
     from alert_jobs.server import create_app
 
     if link_secret() is None:
         print(f"alert-jobs: warning: ${SECRET_ENV} is unset or shorter than 16 characters; "
               "action links are refused until it is set", file=sys.stderr)
     database_url = args.database_url
-    app = create_app(lambda: Timeline(database_url) if database_url else Timeline(),
-                     lambda: load_rules(args.rules))
+    app = create_app(lambda: shared_timeline(database_url), lambda: load_rules(args.rules))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return EXIT_OK
 

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from alert_jobs.config import RulesError, RulesFile, load_rules
 from alert_jobs.links import LinkAction, LinkError, link_secret, verify
+from alert_jobs.resources import shared_timeline
 from alert_jobs.runner import ack_alert, deliver
 from alert_jobs.timeline import Timeline, TimelineError, utcnow
 
@@ -46,7 +47,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 def create_app(timeline_factory: Callable[[], Timeline] | None = None,
                rules_factory: Callable[[], RulesFile] | None = None) -> Starlette:
     """The ASGI app. Factories make it testable with a temporary database and rules."""
-    get_timeline = timeline_factory or Timeline
+    get_timeline = timeline_factory or shared_timeline  # one engine and pool per process
     get_rules = rules_factory or load_rules
 
     def check(request: Request) -> LinkAction:

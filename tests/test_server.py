@@ -35,7 +35,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
                           RulePolicy(rule="dead_letters", receivers=("console",)),
                           now=now).decision.record.fingerprint
     rules = parse_rules("defaults: {receivers: [console]}")
-    app = create_app(lambda: Timeline(url), lambda: rules)
+    app = create_app(lambda: timeline, lambda: rules)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
