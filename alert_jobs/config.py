@@ -518,9 +518,6 @@ class RulesFile(_Strict):
                 return tuple(rule.receivers or ())
         return ()
 
-    def receivers_for(self, rule: RuleBase) -> list[str]:
-        return list(rule.receivers if rule.receivers is not None else self.defaults.receivers)
-
     def schedule_for(self, rule: RuleBase) -> str:
         return rule.schedule or self.defaults.schedule
 

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -168,7 +166,3 @@ def _short_labels(labels: dict[str, str], keys: Sequence[str]) -> str:
         k: v for k, v in labels.items() if k not in ("alertname",)}
     return "{" + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) + "}"
 
-
-def stable_hash(*parts: str) -> str:
-    """A short, stable id for keys such as PagerDuty's dedup_key."""
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]

@@ -255,8 +255,10 @@ class Timeline:
     def flush_due(self, *, router: Router | None = None,
                   now: datetime | None = None) -> list[int]:
         """Flush every group whose timer is due into the outbox; returns the outbox ids."""
+        now = now or utcnow()
         with self._tx() as conn:
-            flushed = self._flush(conn, now or utcnow(), router or self.default_router)
+            flushed = self._flush(conn, now, router or self.default_router)
+            grouping.forget_idle(conn, now)
         return [outbox_id for outbox_id, _ in flushed]
 
     def _flush(self, conn: Connection, now: datetime, router: Router

@@ -68,7 +68,7 @@ def test_repo_rules_file_loads():
     assert rules.schedule_for(orders) == "*/5 * * * *"
     assert rules.repeat_interval_for(orders) == timedelta(hours=4)
     assert [r.name for r in rules.receivers] == ["console"]
-    assert rules.receivers_for(orders) == ["console"]
+    assert rules.direct_receivers(orders.name) == () and rules.defaults.receivers == ["console"]
 
 
 def test_unknown_rule_lookup_names_the_known_rules():
