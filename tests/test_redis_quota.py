@@ -222,7 +222,10 @@ def test_bad_targets_become_error_alerts_and_others_still_run(
     started = time.monotonic()
     results = {r.target: r for r in check_targets(rules, rules.checks.redis_quota, timeline,
                                                   now=NOON)}
-    assert time.monotonic() - started < 4.0, "each bad target gives up within its timeout"
+    # Nothing hangs: redis-py's default socket timeout is infinite, so a silent server
+    # would block this forever without the configured 1 s timeouts. (A loose bound: the
+    # machine may be busy; speed belongs in benchmarks.)
+    assert time.monotonic() - started < 10.0, "each bad target gives up on its timeout"
     assert results["good"].error is None and results["good"].metrics["used"] >= 0
     assert "connection refused" in str(results["refused"].error)
     assert "authentication failed" in str(results["wrong_password"].error)
