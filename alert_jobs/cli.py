@@ -184,11 +184,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 def cmd_notify_test(args: argparse.Namespace) -> int:
     from alert_jobs.notify.testing import send_test
 
-    try:
-        rules = load_rules(args.rules)
-    except RulesError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_USAGE
+    rules = load_rules(args.rules)  # a RulesError exits 2 in main(), listing every problem
     try:
         error = send_test(rules, _timeline(args), args.receiver, by=args.by)
     except KeyError as exc:
@@ -309,11 +305,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_deliver(args: argparse.Namespace) -> int:
     from alert_jobs.runner import deliver
 
-    try:
-        rules = load_rules(args.rules)
-    except RulesError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_USAGE
+    rules = load_rules(args.rules)  # a RulesError exits 2 in main(), listing every problem
     report = deliver(rules, _timeline(args))
     print(f"delivery: {report}")
     for error in report.errors:
@@ -328,11 +320,7 @@ def cmd_redis_check(args: argparse.Namespace) -> int:
     from alert_jobs.redis_check import check_targets
     from alert_jobs.runner import deliver
 
-    try:
-        rules = load_rules(args.rules)
-    except RulesError as exc:
-        print(exc.render(), file=sys.stderr)
-        return EXIT_USAGE
+    rules = load_rules(args.rules)  # a RulesError exits 2 in main(), listing every problem
     by_name = {t.name: t for t in rules.checks.redis_quota}
     unknown = [n for n in args.targets if n not in by_name]
     if unknown:
@@ -479,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args))
     except UsageError as exc:
         print(f"alert-jobs: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RulesError as exc:
+        print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
     except TimelineError as exc:
         print(f"alert-jobs: error: {exc}", file=sys.stderr)

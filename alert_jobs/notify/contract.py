@@ -85,6 +85,16 @@ def group_title(group: GroupMessage) -> str:
     return f"{prefix}[{status}{counted} · {worst}] {name}"
 
 
+#: (key in ``alert["actions"]``, label): the order of the message standard.
+LINK_ACTIONS = (
+    ("ack", "Ack"),
+    ("snooze_1h", "Snooze 1 h"),
+    ("snooze_6h", "Snooze 6 h"),
+    ("actionable", "Actionable"),
+    ("false_positive", "False positive"),
+)
+LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("run_url", "Dagster run"))
+
 #: Labels every message already shows in its headline.
 HIDDEN_LABELS = frozenset({"alertname", "severity"})
 

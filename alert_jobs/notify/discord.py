@@ -17,6 +17,8 @@ from pydantic import Field
 
 from alert_jobs.notify.base import Receiver, post_json, truncate
 from alert_jobs.notify.contract import (
+    LINK_ACTIONS,
+    LINKS,
     AlertMessage,
     GroupMessage,
     format_time,
@@ -47,14 +49,6 @@ CAP_CONTENT_LABELS = 500
 #: Discord embed colours (0xRRGGBB): green when resolved, else by severity.
 COLOURS = {"resolved": 0x2EB67D, "critical": 0xE01E5A, "warning": 0xECB22E, "info": 0x36C5F0}
 
-LINK_ACTIONS = (
-    ("ack", "Ack"),
-    ("snooze_1h", "Snooze 1 h"),
-    ("snooze_6h", "Snooze 6 h"),
-    ("actionable", "Actionable"),
-    ("false_positive", "False positive"),
-)
-LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("run_url", "Dagster run"))
 
 
 class DiscordReceiver(Receiver):

@@ -18,6 +18,8 @@ from pydantic import Field
 
 from alert_jobs.notify.base import Receiver, post_json
 from alert_jobs.notify.contract import (
+    LINK_ACTIONS,
+    LINKS,
     AlertMessage,
     GroupMessage,
     format_time,
@@ -44,15 +46,6 @@ CAP_SILENCE = 500
 CAP_EDIT_RULE = 300
 FOOTER_RESERVE = 60  # room kept for the "… and N more alerts" line
 
-#: (key in ``alert["actions"]``, label): the order of the message standard.
-LINK_ACTIONS = (
-    ("ack", "Ack"),
-    ("snooze_1h", "Snooze 1 h"),
-    ("snooze_6h", "Snooze 6 h"),
-    ("actionable", "Actionable"),
-    ("false_positive", "False positive"),
-)
-LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("run_url", "Dagster run"))
 
 
 class SlackReceiver(Receiver):
