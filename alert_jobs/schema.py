@@ -239,6 +239,37 @@ groups = sa.Table(
     sa.Column("firing", sa.JSON, nullable=False),  # fingerprints last notified as firing
 )
 
+# ----- version 4: alert quality ------------------------------------------------------
+
+episodes = sa.Table(
+    "alert_episodes",
+    metadata,
+    # One row per firing episode of an alert instance, kept in the same transaction as
+    # the events that change it, so quality rollups are GROUP BYs over small rows
+    # (see alert_jobs/quality/episodes.py for what each column means).
+    sa.Column("fingerprint", sa.String(32), primary_key=True),
+    sa.Column("episode", sa.Integer, primary_key=True),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # UTC date of fired_at, YYYY-MM-DD
+    sa.Column("fired_at", UTCDateTime, nullable=False),
+    sa.Column("first_notified_at", UTCDateTime),
+    sa.Column("first_ack_at", UTCDateTime),
+    sa.Column("first_response_at", UTCDateTime),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("ack_seconds", sa.Float),
+    sa.Column("response_seconds", sa.Float),
+    sa.Column("resolve_seconds", sa.Float),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("outcome_by", sa.String(128)),
+    sa.Column("notifications", sa.Integer, nullable=False, default=0),
+    sa.Column("pages", sa.Integer, nullable=False, default=0),
+    sa.Column("flap", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_alert_episodes_fired_at", "fired_at"),
+    sa.Index("ix_alert_episodes_day_rule", "day", "rule", "severity"),
+)
+
 _V1_TABLES = [alerts, events, evaluations, silences, outbox, rule_settings]
 
 
@@ -257,9 +288,18 @@ def _v3_groups(conn: Connection) -> None:
     metadata.create_all(conn, tables=[notify_queue, groups], checkfirst=True)
 
 
+def _v4_alert_quality(conn: Connection) -> None:
+    """Version 4: one row per alert episode, backfilled from the existing events."""
+    from alert_jobs.quality.episodes import backfill
+
+    metadata.create_all(conn, tables=[episodes], checkfirst=True)
+    backfill(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial timeline schema", _v1_initial),
     (2, "redis quota samples and windows", _v2_redis_quota),
     (3, "grouped notifications", _v3_groups),
+    (4, "alert quality", _v4_alert_quality),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -36,6 +36,7 @@ from alert_jobs.model import (
     alert_labels,
 )
 from alert_jobs.notify import grouping
+from alert_jobs.quality import episodes
 from alert_jobs.routing import Router, RouteTarget
 from alert_jobs.urls import driver_url, safe_url
 
@@ -295,6 +296,7 @@ class Timeline:
         labels = alert_labels(obs, obs.severity or policy.severity)
         inhibited = router.inhibited_by(labels, firing) if firing else None
         decision = evaluate(obs, prior, policy, now, silences, disabled, inhibited)
+        episodes.on_decision(conn, decision, prior, now)
         conn.execute(
             schema.alerts.update()
             .where(schema.alerts.c.fingerprint == fp)
@@ -522,6 +524,7 @@ class Timeline:
                            payload=payload, run_id=run_id, lock=self.dialect == "postgresql")
             conn.execute(t.update().where(t.c.fingerprint == fingerprint)
                          .values(escalation_step=step + 1, updated_at=now))
+            episodes.notified(conn, fingerprint, rec.episode, str(rec.severity), now)
             self._event(conn, now, "escalated",
                         f"not acked {format_duration(after)} after firing: escalated to "
                         f"{receiver} (step {step + 1})", fingerprint=fingerprint, rule=rec.rule,
@@ -573,6 +576,7 @@ class Timeline:
                          .values(**values, updated_at=now))
             self._event(conn, now, kind, reason, fingerprint=fingerprint, rule=rec.rule,
                         actor=actor, source=source, run_id=run_id, payload=payload)
+            episodes.on_action(conn, rec, kind, actor, payload.get("outcome"), now)
             return rec.evolve(**values)
 
     def add_silence(
@@ -599,6 +603,7 @@ class Timeline:
             self._event(conn, now, "silenced", silence.describe(), actor=created_by,
                         source=source, run_id=run_id,
                         payload={"silence_id": silence.id, "ends_at": ends_at.isoformat()})
+            episodes.on_silence(conn, silence, now)
         return silence
 
     def expire_silence(self, silence_id: str, *, by: str, source: str = "cli",

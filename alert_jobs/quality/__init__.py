@@ -1,0 +1,1 @@
+"""Alert quality: per-episode facts, SQL rollups, the monthly review and its report."""
