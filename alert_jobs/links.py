@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from alert_jobs.notify.contract import AlertLinks
 
 SECRET_ENV = "ALERT_JOBS_LINK_SECRET"
-ACTIONS = ("ack", "snooze_1h", "snooze_6h", "actionable", "false_positive", "noise")
+ACTIONS = ("ack", "snooze_1h", "snooze_6h", "actionable", "false_positive", "noise",
+           "duplicate")
 MIN_SECRET_LENGTH = 16
 
 
@@ -90,7 +91,8 @@ def action_links(fingerprint: str, rule: str, *, base_url: str, now: datetime,
     if base_url and secret is not None:
         expires = now + ttl
         root = base_url.rstrip("/")
-        for action in ("ack", "snooze_1h", "snooze_6h", "actionable", "false_positive"):
+        for action in ("ack", "snooze_1h", "snooze_6h", "actionable", "false_positive", "noise",
+                       "duplicate"):
             links[action] = f"{root}/a/{sign(action, fingerprint, expires, secret)}"
     else:
         links["ack"] = f"alert-jobs ack {short} --by YOU"

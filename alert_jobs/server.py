@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from alert_jobs.config import RulesError, RulesFile, load_rules
 from alert_jobs.links import LinkAction, LinkError, link_secret, verify
+from alert_jobs.metrics import metrics_routes
 from alert_jobs.resources import shared_timeline
 from alert_jobs.runner import ack_alert, deliver
 from alert_jobs.timeline import Timeline, TimelineError, utcnow
@@ -32,8 +33,10 @@ LABELS = {
     "actionable": "Mark actionable",
     "false_positive": "Mark false positive",
     "noise": "Mark noise",
+    "duplicate": "Mark duplicate",
 }
-OUTCOMES = {"actionable": "actionable", "false_positive": "false-positive", "noise": "noise"}
+OUTCOMES = {"actionable": "actionable", "false_positive": "false-positive", "noise": "noise",
+            "duplicate": "duplicate"}
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -106,6 +109,7 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
         Route("/healthz", healthz),
         Route("/a/{token}", show, methods=["GET"]),
         Route("/a/{token}", act, methods=["POST"]),
+        *metrics_routes(get_timeline),
     ])
 
 

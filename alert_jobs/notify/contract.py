@@ -24,6 +24,8 @@ class AlertLinks(TypedDict, total=False):
     snooze_6h: str
     actionable: str
     false_positive: str
+    noise: str
+    duplicate: str
     silence: str  # CLI command text: silencing by matchers needs a human to choose them
     edit_rule: str  # where the rule lives (file and rule name)
 
@@ -92,6 +94,8 @@ LINK_ACTIONS = (
     ("snooze_6h", "Snooze 6 h"),
     ("actionable", "Actionable"),
     ("false_positive", "False positive"),
+    ("noise", "Noise"),
+    ("duplicate", "Duplicate"),
 )
 LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("run_url", "Dagster run"))
 

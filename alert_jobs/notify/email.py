@@ -219,7 +219,8 @@ def _actions(alert: AlertMessage) -> list[tuple[str, str]]:
     """Ack/snooze/silence only while firing; the outcome vote also after resolution."""
     a = alert.get("actions", {})
     outcome = [("Was it actionable? Yes", a.get("actionable", "")),
-               ("No, false positive", a.get("false_positive", ""))]
+               ("No, false positive", a.get("false_positive", "")),
+               ("Noise", a.get("noise", "")), ("Duplicate", a.get("duplicate", ""))]
     if alert.get("status") == "resolved":
         actions = outcome
     else:

@@ -87,7 +87,8 @@ def render_text(message: dict[str, Any]) -> str:
         lines.append("  ·  ".join(f"{label}: {actions[key]}" for label, key in (
             ("Ack", "ack"), ("Snooze 1h", "snooze_1h"), ("Snooze 6h", "snooze_6h"),
             ("Actionable", "actionable"), ("False positive", "false_positive"),
-            ("Silence", "silence"), ("Edit rule", "edit_rule")) if actions.get(key)))
+            ("Noise", "noise"), ("Duplicate", "duplicate"), ("Silence", "silence"),
+            ("Edit rule", "edit_rule")) if actions.get(key)))
     labels = {k: v for k, v in message.get("labels", {}).items()
               if k not in ("alertname", "severity")}
     if labels:
