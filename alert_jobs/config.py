@@ -487,6 +487,7 @@ class RulesFile(_Strict):
     route: Route | None = None
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
+    quality: QualityConfig = Field(default_factory=lambda: QualityConfig())
 
     def rules(self) -> list[RuleBase]:
         return [*self.checks.sql_metric, *self.checks.redis_quota]
@@ -716,6 +717,9 @@ def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> li
             check_route(child, (*loc, "routes", j))
 
     check_route(data.get("route"), ("route",))
+    from alert_jobs.config_quality import cross_check as quality_cross_check
+
+    quality_cross_check(data, receiver_names, add)
     checks = data.get("checks")
     seen_rules: set[str] = set()
     for family, rules in (checks.items() if isinstance(checks, dict) else []):
@@ -727,3 +731,9 @@ def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> li
                 seen_rules.add(name)
             check_refs(("checks", family, i, "receivers"), rule.get("receivers"))
     return problems
+
+
+# The quality section lives in its own module, which builds on the base types above.
+from alert_jobs.config_quality import QualityConfig  # noqa: E402
+
+RulesFile.model_rebuild()

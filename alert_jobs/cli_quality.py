@@ -1,0 +1,276 @@
+"""CLI for alert quality: ``quality report``, ``quality review`` and ``rules backtest``.
+
+``alert-jobs rules backtest RULE --set max=5 --set for=10m --since 30d`` replays the
+rule's stored evaluations with the changed settings and says how many alerts would
+have fired, how many of those people marked actionable would still have been caught,
+and how many noisy ones would have been dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from alert_jobs import schema
+from alert_jobs.checks.backtest import (
+    Change,
+    StoredEpisode,
+    StoredEvaluation,
+    backtest,
+    sql_metric_judge,
+    stored_judge,
+)
+from alert_jobs.checks.quality import QualityRow, fmt_rate, fmt_seconds
+from alert_jobs.checks.sql_metric import Bounds
+from alert_jobs.cli import (
+    EXIT_OK,
+    UsageError,
+    _parse_time,
+    _table,
+    _timeline,
+    load_rules,
+)
+from alert_jobs.config import RulesFile, SqlMetricRule
+from alert_jobs.durations import DurationError, parse_duration
+from alert_jobs.quality.review import month_bounds, previous_month, run_review
+from alert_jobs.quality.rollup import quality_rows
+from alert_jobs.runner import deliver, policy_for
+from alert_jobs.timeline import Timeline, utcnow
+
+BOUND_KEYS = ("min", "max", "resolve_min", "resolve_max")
+ALIASES = ("threshold", "critical", "warning")
+TIMING_KEYS = ("for", "keep_firing_for")
+
+
+# ----- rules backtest ---------------------------------------------------------------
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in (*BOUND_KEYS, *ALIASES, *TIMING_KEYS):
+            raise UsageError(f"--set cannot change {key!r} (use "
+                             f"{', '.join((*BOUND_KEYS, *ALIASES, *TIMING_KEYS))})")
+        out[key] = value.strip()
+    return out
+
+
+def build_change(rules: RulesFile, rule_name: str, sets: dict[str, str]) -> tuple[Change, str]:
+    """The change to replay, and a sentence describing it."""
+    try:
+        rule = rules.rule(rule_name)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    timing: dict[str, Any] = {}
+    for key in TIMING_KEYS:
+        if key in sets:
+            try:
+                delta = parse_duration(sets[key])
+            except DurationError as exc:
+                raise UsageError(f"--set {key}: {exc}") from None
+            timing["for_" if key == "for" else key] = delta
+    bound_sets = {k: v for k, v in sets.items() if k not in TIMING_KEYS}
+    bounds = None
+    if bound_sets:
+        if not isinstance(rule, SqlMetricRule):
+            raise UsageError(f"rule {rule_name!r} is not a sql_metric rule: only for= and "
+                             "keep_firing_for= can be backtested for it")
+        e = rule.expect
+        values: dict[str, float | None] = {"min": e.min, "max": e.max,
+                                           "resolve_min": e.resolve_min,
+                                           "resolve_max": e.resolve_max}
+        for key, text in bound_sets.items():
+            try:
+                number = float(text)
+            except ValueError:
+                raise UsageError(f"--set {key}: expected a number, got {text!r}") from None
+            if key in ALIASES:
+                if key != "threshold" and key != str(rule.severity):
+                    raise UsageError(f"rule {rule_name!r} is a {rule.severity} rule; its bound "
+                                     f"is {rule.severity}= (or threshold=, min=, max=)")
+                sides = [k for k in ("min", "max") if values[k] is not None]
+                if len(sides) != 1:
+                    raise UsageError(f"rule {rule_name!r} has both min and max; say which: "
+                                     "--set min=… or --set max=…")
+                key = sides[0]
+            values[key] = number
+        if values["min"] is not None and values["max"] is not None \
+                and values["min"] > values["max"]:
+            raise UsageError(f"min ({values['min']}) is greater than max ({values['max']})")
+        bounds = Bounds(values["min"], values["max"], values["resolve_min"],
+                        values["resolve_max"])
+    text = ", ".join(f"{k}={v}" for k, v in sets.items())
+    return Change(bounds=bounds, **timing), text
+
+
+def load_history(timeline: Timeline, rule: str, since: datetime
+                 ) -> tuple[list[StoredEvaluation], list[StoredEpisode]]:
+    """The rule's evaluations and episodes since ``since`` (one query each)."""
+    ev, ep = schema.evaluations, schema.episodes
+    timeline.ensure_schema()
+    with timeline.engine.connect() as conn:
+        evals = [StoredEvaluation(r.at, r.fingerprint, r.status, r.value) for r in conn.execute(
+            sa.select(ev.c.at, ev.c.fingerprint, ev.c.status, ev.c.value)
+            .where(ev.c.rule == rule, ev.c.at >= since).order_by(ev.c.fingerprint, ev.c.at,
+                                                                  ev.c.id))]
+        episodes = []
+        for r in conn.execute(sa.select(ep).where(ep.c.rule == rule, ep.c.fired_at >= since)):
+            if r.outcome == "actionable" or (r.outcome is None and r.first_ack_at is not None):
+                verdict = "actionable"
+            elif r.outcome is None and r.resolved_at is None:
+                verdict = "open"
+            else:
+                verdict = "noisy"
+            episodes.append(StoredEpisode(r.fingerprint, r.fired_at, r.resolved_at, verdict))
+    return evals, episodes
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    rules = load_rules(args.rules)
+    sets = parse_sets(args.set or [])
+    if not sets:
+        raise UsageError("nothing to change: give --set KEY=VALUE (e.g. --set max=5 --set for=10m)")
+    change, described = build_change(rules, args.rule, sets)
+    now = utcnow()
+    since = _parse_time(args.since, now)
+    rule = rules.rule(args.rule)
+    evals, episodes = load_history(_timeline(args), args.rule, since)
+    if isinstance(rule, SqlMetricRule):
+        e = rule.expect
+        current = sql_metric_judge(rule.name, Bounds(e.min, e.max, e.resolve_min, e.resolve_max))
+    else:
+        current = stored_judge(rule.name)
+    changed = sql_metric_judge(rule.name, change.bounds) if change.bounds else current
+    base = replace(policy_for(rules, rule), enabled=True)
+    result = backtest(evals, episodes, base, change, current_judge=current,
+                      changed_judge=changed, end=now)
+    if args.json:
+        print(json.dumps({"rule": args.rule, "since": since.isoformat(), "change": sets,
+                          **result.as_json()}, indent=2))
+        return EXIT_OK
+    fingerprints = len({e.fingerprint for e in evals})
+    print(f"backtest {args.rule} since {since:%Y-%m-%d %H:%M} UTC: {result.evaluations} "
+          f"evaluations of {fingerprints} alert instance(s); change: {described}")
+    if not evals:
+        print("no stored evaluations in this period: nothing to replay")
+        return EXIT_OK
+    rows = [
+        ["alerts fired", str(result.stored_fired), str(result.replayed_current),
+         str(result.would_fire)],
+        ["actionable still caught", str(result.actionable), "",
+         f"{result.actionable_caught} of {result.actionable}"],
+        ["noisy dropped", str(result.noisy), "", f"{result.noisy_dropped} of {result.noisy}"],
+    ]
+    print(_table(rows, ["", "STORED", "REPLAY (CURRENT)", "REPLAY (CHANGED)"]))
+    if result.open:
+        print(f"{result.open} stored alert(s) are still open and unjudged (not counted above)")
+    if result.actionable_missed:
+        print(f"warning: the change would have missed {result.actionable_missed} actionable "
+              "alert(s)")
+    return EXIT_OK
+
+
+# ----- quality report / review ------------------------------------------------------
+
+
+def _rows_table(rows: list[QualityRow]) -> str:
+    body = [[r.day or "", r.rule, r.severity or "", str(r.fired), str(r.notifications),
+             str(r.pages), fmt_rate(r.actionable_rate), fmt_rate(r.false_positive_rate),
+             fmt_seconds(r.ack_p50), fmt_seconds(r.response_p50), fmt_seconds(r.resolve_p50),
+             fmt_seconds(r.resolve_p90), str(r.flaps), str(r.duplicates)] for r in rows]
+    return _table(body, ["DAY", "RULE", "SEVERITY", "FIRED", "NOTIFIED", "PAGES", "ACTIONABLE",
+                         "FALSE POS.", "ACK P50", "RESPONSE P50", "RESOLVE P50", "RESOLVE P90",
+                         "FLAPS", "DUP."])
+
+
+def cmd_quality_report(args: argparse.Namespace) -> int:
+    now = utcnow()
+    if args.month:
+        try:
+            start, end = month_bounds(args.month)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        start, end = _parse_time(args.since, now), now
+    by = tuple(args.by.split(",")) if args.by else ("rule", "severity")
+    timeline = _timeline(args)
+    timeline.ensure_schema()
+    try:
+        with timeline.engine.connect() as conn:
+            rows = quality_rows(conn, start, end, by=by, rule=args.rule)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps([r.as_json() for r in rows], indent=2))
+    elif not rows:
+        print(f"no alert fired between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC")
+    else:
+        print(_rows_table(rows))
+    return EXIT_OK
+
+
+def cmd_quality_review(args: argparse.Namespace) -> int:
+    rules = load_rules(args.rules)
+    month = args.month or previous_month(utcnow())
+    if args.send and not rules.quality.review_receiver:
+        raise UsageError("--send needs quality.review_receiver in the rules file")
+    timeline = _timeline(args)
+    try:
+        result = run_review(rules, timeline, month, send=args.send,
+                            out_dir=Path(args.out) if args.out else None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(result.markdown)
+    print(f"\nwrote {result.html_path}")
+    if args.send:
+        if result.outbox_id is None:
+            print(f"review for {month} was already queued for "
+                  f"{rules.quality.review_receiver}; not sent again")
+        report = deliver(rules, timeline)
+        print(f"delivery: {report}")
+        for error in report.errors:
+            print(f"  {error}", file=sys.stderr)
+    return EXIT_OK
+
+
+def register(sub: Any, rules_sub: Any) -> None:
+    """Add ``quality report``, ``quality review`` and ``rules backtest`` to the CLI."""
+    sp = rules_sub.add_parser(
+        "backtest", help="replay a rule's stored evaluations with changed thresholds/timing")
+    sp.add_argument("rule")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="min, max, resolve_min, resolve_max, threshold|critical|warning (the "
+                         "rule's single bound), for, keep_firing_for; repeatable")
+    sp.add_argument("--since", default="30d", help="duration ago (30d) or ISO time")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_backtest)
+
+    quality = sub.add_parser("quality", help="alert quality: rollups and the monthly review")
+    qsub = quality.add_subparsers(dest="quality_command", required=True, metavar="COMMAND")
+    sp = qsub.add_parser("report", help="alerts fired, actionable rate, times to ack/resolve")
+    group = sp.add_mutually_exclusive_group()
+    group.add_argument("--since", default="30d", help="duration ago (30d) or ISO time")
+    group.add_argument("--month", help="a calendar month (UTC), e.g. 2026-10")
+    sp.add_argument("--by", help="comma-separated grouping: day, rule, severity "
+                                 "(default rule,severity)")
+    sp.add_argument("--rule")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_quality_report)
+    sp = qsub.add_parser("review", help="the monthly review: Markdown, an HTML file, and "
+                                        "(--send) a message to quality.review_receiver")
+    sp.add_argument("--month", help="YYYY-MM (default: last month)")
+    sp.add_argument("--out", help="directory for the HTML file (default: quality.report_dir)")
+    sp.add_argument("--send", action="store_true")
+    sp.set_defaults(fn=cmd_quality_review)
+
