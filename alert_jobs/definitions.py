@@ -12,6 +12,7 @@ import dagster as dg
 from alert_jobs.config import load_rules
 from alert_jobs.notify.registry import receiver_resource
 from alert_jobs.resources import AlertJobsResource
+from assets.alert_quality import build_alert_quality_definitions
 from assets.operator_jobs import OPERATOR_JOBS
 from assets.redis_quota import build_redis_quota_definitions
 from assets.sql_metric import build_sql_metric_definitions
@@ -24,10 +25,12 @@ def build_definitions(rules_file: str | None = None) -> dg.Definitions:
     rules = load_rules(resource.rules_file)
     sql_assets, sql_schedules = build_sql_metric_definitions(rules)
     redis_assets, redis_schedules, redis_jobs = build_redis_quota_definitions(rules)
+    quality_assets, quality_jobs, quality_schedules = build_alert_quality_definitions(
+        rules, [key for a in [*sql_assets, *redis_assets] for key in a.keys])
     return dg.Definitions(
-        assets=[*sql_assets, *redis_assets],
-        jobs=[*OPERATOR_JOBS, *redis_jobs],
-        schedules=[*sql_schedules, *redis_schedules],
+        assets=[*sql_assets, *redis_assets, *quality_assets],
+        jobs=[*OPERATOR_JOBS, *redis_jobs, *quality_jobs],
+        schedules=[*sql_schedules, *redis_schedules, *quality_schedules],
         sensors=[outbox_retry_sensor, escalation_sensor],
         # Receivers appear in the UI's resources (secrets as EnvVar names, never values).
         resources={"alert_jobs": resource,

@@ -33,7 +33,8 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 
 def previous_month(now: datetime) -> str:
-    first = now.astimezone(UTC).replace(day=1)
+    """The month before ``now``'s own calendar date (in ``now``'s timezone)."""
+    first = now.replace(day=1)
     return f"{first.year - 1}-12" if first.month == 1 else f"{first.year}-{first.month - 1:02d}"
 
 
