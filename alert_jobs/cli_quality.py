@@ -32,6 +32,7 @@ from alert_jobs.checks.sql_metric import Bounds
 from alert_jobs.cli import (
     EXIT_OK,
     UsageError,
+    _default_actor,
     _parse_time,
     _table,
     _timeline,
@@ -39,10 +40,11 @@ from alert_jobs.cli import (
 )
 from alert_jobs.config import RulesFile, SqlMetricRule
 from alert_jobs.durations import DurationError, parse_duration
+from alert_jobs.model import AckOutcome
 from alert_jobs.quality.review import month_bounds, previous_month, run_review
 from alert_jobs.quality.rollup import quality_rows
 from alert_jobs.runner import deliver, policy_for
-from alert_jobs.timeline import Timeline, utcnow
+from alert_jobs.timeline import Timeline, TimelineError, utcnow
 
 BOUND_KEYS = ("min", "max", "resolve_min", "resolve_max")
 ALIASES = ("threshold", "critical", "warning")
@@ -244,8 +246,32 @@ def cmd_quality_review(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_outcome(args: argparse.Namespace) -> int:
+    """Say what an alert was after the fact (also once resolved): feeds the rollups."""
+    timeline = _timeline(args)
+    try:
+        alerts = timeline.resolve_target(args.target, active_only=False)
+    except TimelineError as exc:
+        raise UsageError(str(exc)) from None
+    for alert in alerts:
+        if alert.episode <= 0:
+            print(f"skipped {alert.rule} [{alert.fingerprint[:12]}]: it never fired")
+            continue
+        timeline.record_outcome(alert.fingerprint, outcome=args.outcome, by=args.by)
+        print(f"marked {alert.rule} [{alert.fingerprint[:12]}] episode {alert.episode} "
+              f"{args.outcome}")
+    return EXIT_OK
+
+
 def register(sub: Any, rules_sub: Any) -> None:
-    """Add ``quality report``, ``quality review`` and ``rules backtest`` to the CLI."""
+    """Add ``outcome``, ``quality report|review`` and ``rules backtest`` to the CLI."""
+    sp = sub.add_parser("outcome", help="record what an alert was (also after it resolved), "
+                                        "for alert-quality rollups")
+    sp.add_argument("target", help="rule name or fingerprint (prefix of 6+)")
+    sp.add_argument("outcome", choices=[str(o) for o in AckOutcome])
+    sp.add_argument("--by", default=_default_actor())
+    sp.set_defaults(fn=cmd_outcome)
+
     sp = rules_sub.add_parser(
         "backtest", help="replay a rule's stored evaluations with changed thresholds/timing")
     sp.add_argument("rule")
