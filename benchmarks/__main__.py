@@ -8,7 +8,7 @@ import time
 import httpx
 import redis
 
-from benchmarks import delivery_bench, redis_bench, timeline_bench
+from benchmarks import delivery_bench, quality_bench, redis_bench, timeline_bench
 
 
 def main() -> int:
@@ -16,12 +16,16 @@ def main() -> int:
     results, skipped, failed = timeline_bench.run()
     redis_results, redis_skipped, redis_failed = redis_bench.run()
     delivery_results, delivery, delivery_skipped, delivery_failed = delivery_bench.run()
+    quality_results, quality_skipped = quality_bench.run()
 
     print(timeline_bench.format_table(results, skipped))
     print()
     print(redis_bench.format_table(redis_results, redis_skipped))
     print()
     print(delivery_bench.format_table(delivery_results, delivery, delivery_skipped))
+    print()
+    print(quality_bench.format_table(quality_results, quality_skipped))
+    quality_bench.write_results(quality_results, quality_skipped)
     report = timeline_bench.metadata()
     report["packages"]["redis"] = redis.__version__
     report["packages"]["httpx"] = httpx.__version__

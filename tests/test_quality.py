@@ -453,5 +453,17 @@ def test_review_cli_send_needs_a_receiver(known: Timeline, tmp_path: Path, capsy
 def test_rules_file_rejects_unknown_review_receiver() -> None:
     from alert_jobs.config import RulesError
 
-    with pytest.raises(RulesError, match="quality.review_receiver: unknown receiver 'x'"):
+    with pytest.raises(RulesError, match=r"quality\.review_receiver: unknown receiver"):
         parse_rules("quality: {review_receiver: x}")
+
+
+def test_benchmark_runs_at_tiny_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark's own smoke test: SQL and pandas agree on a small timeline."""
+    from benchmarks import quality_bench
+
+    monkeypatch.delenv("TEST_DATABASE_URL", raising=False)  # SQLite only here
+    results, skipped = quality_bench.run(3000, sql_reps=1, pandas_reps=1, workdir=tmp_path)
+    (sqlite,) = results
+    assert sqlite["backend"] == "sqlite" and sqlite["groups"] > 0 and sqlite["episodes"] > 0
+    assert "quality rollup postgresql" in skipped
+    assert "speedup" in quality_bench.format_table(results, skipped)
