@@ -4,6 +4,8 @@
 fires, then resolves by itself once the burst leaves its 30-minute window);
 ``orders`` gets one order a minute for the 24 hours before ``make run`` (so its rule
 stays green for about an hour, then goes pending and fires: a silent pipeline).
+The timeline gets 35 days of past alerts once, so the alert-quality assets and the
+monthly review have something to show.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 FMT = "%Y-%m-%d %H:%M:%S"
 
@@ -40,6 +43,55 @@ def seed(path: str | Path, *, now: datetime | None = None) -> Path:
             [(10.0 + i % 7, (now - timedelta(minutes=i)).strftime(FMT)) for i in range(24 * 60)],
         )
     return target
+
+
+def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
+    """Give the alert-quality assets a past to show: 35 days of episodes of the demo rules
+    (instances labelled ``demo=history``, so the live alerts are untouched). Runs only
+    on a timeline with no episodes yet; returns how many episodes it wrote.
+
+    ``dead_letters`` fires every few days, is acked within minutes and mostly marked
+    actionable; ``orders_last_hour`` flaps several times a day and nobody looks at it:
+    the review recommends tuning or deleting it.
+    """
+    import random
+
+    import sqlalchemy as sa
+
+    from alert_jobs import schema
+    from alert_jobs.engine import RulePolicy
+    from alert_jobs.model import Observation, Severity, Status
+
+    timeline.ensure_schema()
+    with timeline.engine.connect() as conn:
+        if conn.execute(sa.select(sa.func.count()).select_from(schema.episodes)).scalar():
+            return 0
+    now = now or datetime.now(UTC)
+    rng = random.Random(42)
+    start = (now - timedelta(days=35)).replace(minute=0, second=0, microsecond=0)
+    labels = {"demo": "history"}
+    written = 0
+    plans = [("dead_letters", Severity.CRITICAL, timedelta(days=3), True),
+             ("orders_last_hour", Severity.WARNING, timedelta(hours=7), False)]
+    for rule, severity, every, attended in plans:
+        policy = RulePolicy(rule=rule, severity=severity)
+        at = start + timedelta(minutes=rng.randint(0, 600))
+        while at < now - timedelta(hours=2):
+            fp = timeline.process(Observation(rule, Status.ALERT, labels, 1.0), policy,
+                                  now=at).decision.record.fingerprint
+            if attended:
+                outcome = "actionable" if rng.random() < 0.8 else "false-positive"
+                timeline.ack(fp, by="demo", outcome=outcome,
+                             now=at + timedelta(minutes=rng.randint(2, 20)))
+            resolve = timedelta(minutes=rng.randint(15, 90) if attended else rng.randint(5, 25))
+            timeline.process(Observation(rule, Status.OK, labels, 0.0), policy,
+                             now=at + resolve)
+            written += 1
+            gap = every * rng.uniform(0.5, 1.5)
+            if not attended and rng.random() < 0.2:
+                gap = timedelta(minutes=rng.randint(10, 50))  # re-fires soon after: a flap
+            at += resolve + gap
+    return written
 
 
 def serve_redis(port: int, ops_per_second: float = 20.0) -> None:  # pragma: no cover - demo
@@ -95,3 +147,8 @@ if __name__ == "__main__":  # pragma: no cover - used by `make run`
     else:
         target = sys.argv[1] if len(sys.argv) > 1 else ".dagster_home/demo.db"
         print(f"demo data written to {seed(target)}")
+        from alert_jobs.timeline import Timeline
+
+        episodes = seed_quality_history(Timeline())
+        if episodes:
+            print(f"demo alert history: {episodes} past alerts for the alert-quality assets")

@@ -467,3 +467,26 @@ def test_benchmark_runs_at_tiny_size(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert sqlite["backend"] == "sqlite" and sqlite["groups"] > 0 and sqlite["episodes"] > 0
     assert "quality rollup postgresql" in skipped
     assert "speedup" in quality_bench.format_table(results, skipped)
+
+
+def test_migration_backfills_episodes_of_an_existing_timeline(db_url: str) -> None:
+    """A timeline written before migration 4 gets its episodes when it is upgraded."""
+    timeline = Timeline(db_url)
+    scenario(timeline)
+    cols = [c for c in schema.episodes.c if c.name != "updated_at"]
+    version = next(v for v, title, _ in schema.MIGRATIONS if title == "alert quality")
+    with timeline.engine.begin() as conn:
+        live = sorted(conn.execute(sa.select(*cols)).all())
+        schema.episodes.drop(conn)
+        conn.execute(sa.delete(schema.schema_version).where(
+            schema.schema_version.c.version == version))
+    fresh = Timeline(db_url)
+    assert fresh.upgrade() == [f"{version}: alert quality"]
+    assert fresh.schema_version() == schema.LATEST_VERSION
+    with fresh.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(*cols)).all()) == live
+    # and the live hooks continue on the backfilled rows
+    fp = fingerprint("open", {})
+    fresh.ack(fp, by="zed", outcome="actionable", now=T0 + 21 * 60 * MIN)
+    assert _episode(fresh, fp).outcome == "actionable"
+    assert _episode(fresh, fp).ack_seconds == 3600.0
