@@ -490,3 +490,27 @@ def test_migration_backfills_episodes_of_an_existing_timeline(db_url: str) -> No
     fresh.ack(fp, by="zed", outcome="actionable", now=T0 + 21 * 60 * MIN)
     assert _episode(fresh, fp).outcome == "actionable"
     assert _episode(fresh, fp).ack_seconds == 3600.0
+
+
+def test_review_mail_carries_the_html_report(known: Timeline, tmp_path: Path) -> None:
+    from alert_jobs.notify.email import EmailReceiver
+    from alert_jobs.quality.review import run_review
+
+    rules = parse_rules("""
+receivers:
+  - {name: console, type: console}
+  - {name: mail, type: email, host: 127.0.0.1, from_address: a@example.com, to: [b@example.com]}
+quality: {review_receiver: mail}
+""")
+    result = run_review(rules, known, "2026-10", out_dir=tmp_path)
+    assert result.outbox_id is not None
+    (row,) = [r for r in known.outbox_rows() if r["id"] == result.outbox_id]
+    receiver = EmailReceiver(name="mail", host="127.0.0.1", from_address="a@example.com",
+                             to=["b@example.com"])
+    msg = receiver.render(row["payload"])
+    (attachment,) = list(msg.iter_attachments())
+    assert attachment.get_filename() == "alert-review-2026-10.html"
+    assert "<svg" in attachment.get_content()
+    assert "Monthly alert review 2026-10" in msg.get_body(("plain",)).get_content()
+    # the same month is queued once
+    assert run_review(rules, known, "2026-10", out_dir=tmp_path).outbox_id is None

@@ -57,6 +57,14 @@ class AlertMessage(TypedDict, total=False):
     actions: AlertLinks
 
 
+class Attachment(TypedDict):
+    """A file sent with a message by receivers that can carry files (email)."""
+
+    filename: str
+    content_type: str  # text/html, text/plain …
+    content: str
+
+
 class GroupMessage(TypedDict, total=False):
     """One notification for one receiver: a group of alerts at one flush."""
 
@@ -71,6 +79,7 @@ class GroupMessage(TypedDict, total=False):
     truncated_alerts: int  # alerts left out of ``alerts`` by the router's max_alerts
     dagster_url: str
     test: bool  # True for `alert-jobs notify test`: render a clearly marked test message
+    attachments: list[Attachment]  # e.g. the monthly review's HTML; only email sends them
 
 
 def group_title(group: GroupMessage) -> str:

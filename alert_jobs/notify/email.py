@@ -64,6 +64,11 @@ class EmailReceiver(Receiver):
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
         msg.set_content(render_text(group))
         msg.add_alternative(render_html(group), subtype="html")
+        for attachment in group.get("attachments", []):
+            maintype, _, subtype = attachment["content_type"].partition("/")
+            if maintype == "text":
+                msg.add_attachment(attachment["content"], subtype=subtype or "plain",
+                                   filename=attachment["filename"])
         return msg
 
     async def deliver(self, group: GroupMessage, http: httpx.AsyncClient) -> None:

@@ -64,10 +64,13 @@ def run_review(rules: RulesFile, timeline: Timeline, month: str, *, send: bool =
     directory = out_dir or report_dir(rules)
     directory.mkdir(parents=True, exist_ok=True)
     path = (directory / f"alert-review-{month}.html").resolve()
-    path.write_text(to_html(review), encoding="utf-8")
+    page = to_html(review)
+    path.write_text(page, encoding="utf-8")
     outbox_id = None
     if send and q.review_receiver:
         message = review_message(q.review_receiver, review, str(path), rules)
+        message["attachments"] = [{"filename": path.name, "content_type": "text/html",
+                                   "content": page}]
         outbox_id = timeline.enqueue(q.review_receiver, "review", message["dedup_key"],
                                      dict(message), rule=REVIEW_RULE, run_id=run_id)
     return ReviewResult(review, to_markdown(review), path, outbox_id)
@@ -75,7 +78,11 @@ def run_review(rules: RulesFile, timeline: Timeline, month: str, *, send: bool =
 
 def review_message(receiver: str, review: Review, html_path: str,
                    rules: RulesFile) -> GroupMessage:
-    """The review as a one-alert group message every receiver can render (info severity)."""
+    """The review as a one-alert group message every receiver can render (info severity).
+
+    Email also gets the HTML report attached (see :func:`run_review`); chat receivers
+    get the summary and the report's path.
+    """
     now = utcnow()
     labels = {"alertname": REVIEW_RULE, "severity": "info", "month": review.month}
     alert: AlertMessage = {
