@@ -67,15 +67,19 @@ def generate(n_events: int) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]
     cursor = {fp: rng.uniform(0, 3600) for fp in fps}
     number = dict.fromkeys(fps, 0)
     last_resolved: dict[str, float] = {}
-    while len(events) < n_events:
-        fp = fps[rng.randrange(RULES)]
-        start = cursor[fp] + rng.expovariate(1 / (6 * 3600))
+    # ~6.45 events per episode; space episodes so every instance's month fills up a
+    # little before the event budget is spent (episodes of one instance never overlap).
+    per_fp = n_events / 6.45 / RULES
+    mean_gap = 0.6 * span / max(per_fp, 1.0)
+    active = list(fps)
+    while len(events) < n_events and active:
+        fp = active[rng.randrange(len(active))]
+        start = cursor[fp] + rng.expovariate(1 / mean_gap)
         if rng.random() < 0.15 and fp in last_resolved:  # a flap
             start = last_resolved[fp] + rng.uniform(60, 3000)
-        start = max(start, cursor[fp] + 1)
-        if start >= span:
-            cursor[fp] = rng.uniform(0, 3600)  # wrap: keep the mix, stay in the month
-            last_resolved.pop(fp, None)
+        start = max(start, cursor[fp] + 2)
+        if start + 86400 >= span:
+            active.remove(fp)  # this instance's month is full
             continue
         number[fp] += 1
         rule, sev = f"rule_{fp[-4:]}", severity[fp]
@@ -224,7 +228,7 @@ def bench_backend(name: str, url: str, n_events: int, data: tuple[Any, ...],
                 if sql_result.get(k) != pd_result.get(k)][:5]
         raise AssertionError(f"{name}: SQL and pandas rollups differ, e.g. {diff}")
     sql_median, pd_median = statistics.median(sql_s), statistics.median(pd_s)
-    return {"backend": name, "events": n_events, "episodes": len(data[1]),
+    return {"backend": name, "events": len(data[0]), "episodes": len(data[1]),
             "groups": len(sql_result), "load_s": load_s,
             "sql_median_s": sql_median, "sql_runs_s": sql_s,
             "pandas_median_s": pd_median, "pandas_runs_s": pd_s,

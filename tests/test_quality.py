@@ -514,3 +514,16 @@ quality: {review_receiver: mail}
     assert "Monthly alert review 2026-10" in msg.get_body(("plain",)).get_content()
     # the same month is queued once
     assert run_review(rules, known, "2026-10", out_dir=tmp_path).outbox_id is None
+
+
+def test_rollup_window_edges_that_are_not_midnight(known: Timeline) -> None:
+    """``--since 30d`` style windows cut inside a day: fired_at decides at the edges."""
+    with known.engine.connect() as conn:
+        rows = {r.rule: r for r in quality_rows(conn, T0 + 30 * MIN, T0 + 24 * 60 * MIN + MIN,
+                                                by=("rule",))}
+    assert rows["noisy"].fired == 3  # the first one fired at T0, before the window
+    assert rows["good"].fired == 3 and "dup" not in rows  # dup fired at 01:00 on day 2
+    with known.engine.connect() as conn:
+        rows = {r.rule: r for r in quality_rows(conn, T0, T0 + 25 * 60 * MIN + MIN,
+                                                by=("rule",))}
+    assert rows["dup"].fired == 1
