@@ -18,7 +18,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -34,6 +34,9 @@ from pydantic_core import PydanticCustomError
 
 from alert_jobs.durations import DurationError, parse_duration
 from alert_jobs.model import NoDataPolicy, Severity
+
+if TYPE_CHECKING:
+    from alert_jobs.config_quality import QualityConfig
 
 DEFAULT_RULES_FILE = "alerts.yaml"
 RULES_FILE_ENV = "ALERT_JOBS_RULES"
@@ -487,7 +490,7 @@ class RulesFile(_Strict):
     route: Route | None = None
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
-    quality: QualityConfig = Field(default_factory=lambda: QualityConfig())
+    quality: QualityConfig = Field(default_factory=lambda: _quality_default())
 
     def rules(self) -> list[RuleBase]:
         return [*self.checks.sql_metric, *self.checks.redis_quota]
@@ -527,6 +530,12 @@ class RulesFile(_Strict):
 
     def repeat_interval_for(self, rule: RuleBase) -> timedelta:
         return rule.repeat_interval or self.defaults.repeat_interval
+
+
+def _quality_default() -> QualityConfig:
+    from alert_jobs.config_quality import QualityConfig
+
+    return QualityConfig()
 
 
 @dataclass(frozen=True)
@@ -733,7 +742,6 @@ def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> li
     return problems
 
 
-# The quality section lives in its own module, which builds on the base types above.
-from alert_jobs.config_quality import QualityConfig  # noqa: E402
-
-RulesFile.model_rebuild()
+# The quality section lives in its own module, which builds on the base types above and
+# completes RulesFile when it loads (a plain module import: safe whichever loads first).
+import alert_jobs.config_quality  # noqa: E402, F401

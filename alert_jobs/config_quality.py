@@ -40,3 +40,13 @@ def cross_check(data: dict[str, Any], receiver_names: list[str],
     if isinstance(name, str) and name not in receiver_names:
         add(("quality", "review_receiver"),
             f"unknown receiver {name!r} (known: {', '.join(receiver_names) or 'none'})")
+
+
+def _complete_rules_file() -> None:
+    """Resolve ``RulesFile.quality`` now that :class:`QualityConfig` exists."""
+    from alert_jobs import config
+
+    config.RulesFile.model_rebuild(_types_namespace={"QualityConfig": QualityConfig})
+
+
+_complete_rules_file()

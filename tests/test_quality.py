@@ -527,3 +527,15 @@ def test_rollup_window_edges_that_are_not_midnight(known: Timeline) -> None:
         rows = {r.rule: r for r in quality_rows(conn, T0, T0 + 25 * 60 * MIN + MIN,
                                                 by=("rule",))}
     assert rows["dup"].fired == 1
+
+
+def test_quality_config_module_can_be_imported_first() -> None:
+    """config.py and config_quality.py import each other; either may load first."""
+    import subprocess
+    import sys
+
+    code = ("import alert_jobs.config_quality as q; from alert_jobs.config import parse_rules; "
+            "print(parse_rules('quality: {min_actionable: 0.4}').quality.min_actionable)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "0.4"
