@@ -474,6 +474,7 @@ class RedisQuotaTarget(RuleBase):
 class Checks(_Strict):
     sql_metric: list[SqlMetricRule] = Field(default_factory=list)
     redis_quota: list[RedisQuotaTarget] = Field(default_factory=list)
+    heartbeat: list[_heartbeat.HeartbeatCheck] = Field(default_factory=list)
 
 
 def _console() -> ReceiverConfig:
@@ -487,9 +488,13 @@ class RulesFile(_Strict):
     route: Route | None = None
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
+    heartbeats: _heartbeat.HeartbeatSettings = Field(
+        default_factory=lambda: _heartbeat.HeartbeatSettings())
+    self_monitoring: _heartbeat.SelfMonitoring = Field(
+        default_factory=lambda: _heartbeat.SelfMonitoring())
 
     def rules(self) -> list[RuleBase]:
-        return [*self.checks.sql_metric, *self.checks.redis_quota]
+        return [*self.checks.sql_metric, *self.checks.redis_quota, *self.checks.heartbeat]
 
     def rule(self, name: str) -> RuleBase:
         for rule in self.rules():
@@ -727,3 +732,12 @@ def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> li
                 seen_rules.add(name)
             check_refs(("checks", family, i, "receivers"), rule.get("receivers"))
     return problems
+
+
+# Heartbeat models subclass the bases above, so they are imported last; either import
+# order works (pydantic resolves the forward references when both modules are loaded).
+from alert_jobs import config_heartbeat as _heartbeat  # noqa: E402
+
+if hasattr(_heartbeat, "SelfMonitoring"):
+    Checks.model_rebuild()
+    RulesFile.model_rebuild()

@@ -23,6 +23,7 @@ from alert_jobs.config import RulesError, RulesFile, load_rules
 from alert_jobs.links import LinkAction, LinkError, link_secret, verify
 from alert_jobs.resources import shared_timeline
 from alert_jobs.runner import ack_alert, deliver
+from alert_jobs.server_ping import ping_routes
 from alert_jobs.timeline import Timeline, TimelineError, utcnow
 
 LABELS = {
@@ -106,6 +107,7 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
         Route("/healthz", healthz),
         Route("/a/{token}", show, methods=["GET"]),
         Route("/a/{token}", act, methods=["POST"]),
+        *ping_routes(get_timeline, get_rules),
     ])
 
 
