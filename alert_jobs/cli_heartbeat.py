@@ -1,4 +1,5 @@
-"""CLI for heartbeats: ``alert-jobs ping SLUG`` and ``alert-jobs heartbeat list|pause|resume|pings``."""
+"""CLI for heartbeats: ``alert-jobs ping SLUG`` and
+``alert-jobs heartbeat list|pause|resume|pings``."""
 
 from __future__ import annotations
 

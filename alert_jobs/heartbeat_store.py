@@ -182,7 +182,8 @@ class HeartbeatStore:
         stmt = self.timeline._insert_ignore(t, ["slug"]).values(
             slug=slug, rule=spec.rule, declared=spec.declared, config_hash=spec.config_hash,
             **_schedule_values(spec.schedule), status=str(HeartbeatStatus.NEW),
-            manual_resume=spec.manual_resume, open_problems="", n_pings=0, created_at=now, updated_at=now)
+            manual_resume=spec.manual_resume, open_problems="", n_pings=0, created_at=now,
+            updated_at=now)
         conn.execute(stmt)
 
     def _prune(self, conn: Connection, slug: str, keep: int) -> None:
