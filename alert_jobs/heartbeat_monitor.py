@@ -95,18 +95,33 @@ def sync(rules: RulesFile, timeline: Timeline, *, now: datetime,
 
 def evaluate_rows(rules: RulesFile, timeline: Timeline, rows: list[HeartbeatRow], *,
                   now: datetime, run_id: str | None = None,
-                  report: EvaluationReport | None = None) -> EvaluationReport:
+                  report: EvaluationReport | None = None, retry: bool = True,
+                  ) -> EvaluationReport:
+    """Evaluate rows and tell the engine what opened or closed.
+
+    Which problems are open is read from the alerts themselves (the engine's rows), not
+    from the heartbeat row, so a ping racing with this evaluation can never leave an
+    alert firing: a row a ping changed meanwhile is evaluated once more at once.
+    """
     report = report or EvaluationReport()
     store = HeartbeatStore(timeline)
     declared = declared_checks(rules)
     fallback = auto_rule(rules)
+    slugs = {r.state.slug for r in rows}
+    open_now: dict[tuple[str, str], set[str]] = defaultdict(set)
+    if rows:
+        for alert in timeline.alerts():
+            slug = alert.labels.get("heartbeat")
+            if slug in slugs:
+                open_now[(alert.rule, slug)].add(alert.labels.get("problem", ""))
     batches: dict[str, tuple[HeartbeatCheck, list[tuple[Observation, str]]]] = {}
     saves = []
     for row in rows:
         check = declared.get(row.state.slug) if row.declared else None
         rule = check or fallback
-        ev = evaluate(row.state, now)
-        obs = observations(row.state, ev, rule=rule.name, labels=rule.labels, now=now)
+        state = row.state.evolve(open_problems=frozenset(open_now[(rule.name, row.state.slug)]))
+        ev = evaluate(state, now)
+        obs = observations(state, ev, rule=rule.name, labels=rule.labels, now=now)
         if obs:
             batch = batches.setdefault(rule.name, (rule, []))[1]
             batch.extend((o, WHY[o.labels["problem"]]) for o in obs)
@@ -114,13 +129,19 @@ def evaluate_rows(rules: RulesFile, timeline: Timeline, rows: list[HeartbeatRow]
     for rule, items in batches.values():
         report.outcomes += process_observations(rules, rule, timeline, items, now=now,
                                                 run_id=run_id, flush=False)
+    stale = []
     for row, ev in saves:
         if store.save_evaluation(row, ev, now):
             report.evaluated += 1
         else:
             report.stale += 1
+            stale.append(row.state.slug)
     if batches:
         timeline.flush_due(router=Router(rules), now=now)
+    if stale and retry:
+        fresh = [r for r in (store.get(slug) for slug in stale) if r is not None]
+        evaluate_rows(rules, timeline, fresh, now=max(now, utcnow()), run_id=run_id,
+                      report=report, retry=False)
     return report
 
 

@@ -215,6 +215,9 @@ class HeartbeatStore:
                 t.c.slug == row.state.slug, t.c.updated_at == row.updated_at).values(
                 status=str(stored), open_problems=",".join(sorted(ev.open_problems)),
                 alert_after=ev.alert_after, updated_at=max(now, row.updated_at)))
+            if not result.rowcount:  # changed meanwhile: make sure it is looked at again
+                conn.execute(sa.update(t).where(t.c.slug == row.state.slug)
+                             .values(alert_after=now))
         return bool(result.rowcount)
 
     def sync_declared(self, checks: Sequence[HeartbeatCheck], now: datetime,
