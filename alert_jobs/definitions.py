@@ -12,10 +12,13 @@ import dagster as dg
 from alert_jobs.config import load_rules
 from alert_jobs.notify.registry import receiver_resource
 from alert_jobs.resources import AlertJobsResource
+from assets.heartbeats import build_heartbeat_definitions
 from assets.operator_jobs import OPERATOR_JOBS
 from assets.redis_quota import build_redis_quota_definitions
 from assets.sql_metric import build_sql_metric_definitions
 from sensors.escalation import escalation_sensor
+from sensors.heartbeats import build_heartbeat_sensor
+from sensors.instance_watch import build_instance_watch_sensor, own_asset_keys
 from sensors.outbox import outbox_retry_sensor
 
 
@@ -24,11 +27,15 @@ def build_definitions(rules_file: str | None = None) -> dg.Definitions:
     rules = load_rules(resource.rules_file)
     sql_assets, sql_schedules = build_sql_metric_definitions(rules)
     redis_assets, redis_schedules, redis_jobs = build_redis_quota_definitions(rules)
+    hb_assets, hb_schedules = build_heartbeat_definitions(rules)
+    assets = [*sql_assets, *redis_assets, *hb_assets]
     return dg.Definitions(
-        assets=[*sql_assets, *redis_assets],
+        assets=assets,
         jobs=[*OPERATOR_JOBS, *redis_jobs],
-        schedules=[*sql_schedules, *redis_schedules],
-        sensors=[outbox_retry_sensor, escalation_sensor],
+        schedules=[*sql_schedules, *redis_schedules, *hb_schedules],
+        sensors=[outbox_retry_sensor, escalation_sensor,
+                 build_heartbeat_sensor(rules.heartbeats.sensor_interval_seconds),
+                 build_instance_watch_sensor(own_asset_keys(assets))],
         # Receivers appear in the UI's resources (secrets as EnvVar names, never values).
         resources={"alert_jobs": resource,
                    **{f"receiver_{r.name}": receiver_resource(r) for r in rules.receivers}},
