@@ -1,9 +1,10 @@
 """Instance watch: failed runs, failed asset checks and failed ticks become alerts.
 
 Open-source Dagster records these but tells no one. This sensor reads them for every
-code location of the instance, with a cursor (event-log storage ids for runs and
-asset checks, the last tick id per sensor/schedule), so none is missed or repeated
-across ticks, and feeds them to the one engine:
+code location of the instance, with a cursor (event-log storage ids of run failures
+and successes, whose asset-check evaluations are read with them; the last tick id per
+sensor/schedule), so none is missed or repeated across ticks, and feeds them to the
+one engine:
 
 * ``dagster_run_failed`` {job, location}: fires on a failed run, resolves when that
   job next succeeds;
@@ -63,12 +64,11 @@ class Cursor:
         self.fresh = not data
         self.run_fail: int | None = data.get("run_fail")
         self.run_ok: int | None = data.get("run_ok")
-        self.checks: int | None = data.get("checks")
         self.ticks: dict[str, int] = dict(data.get("ticks", {}))
 
     def dump(self) -> str:
         return json.dumps({"run_fail": self.run_fail, "run_ok": self.run_ok,
-                           "checks": self.checks, "ticks": self.ticks}, sort_keys=True)
+                           "ticks": self.ticks}, sort_keys=True)
 
 
 def _run_changes(instance: dg.DagsterInstance, event_type: dg.DagsterEventType,
@@ -79,8 +79,9 @@ def _run_changes(instance: dg.DagsterInstance, event_type: dg.DagsterEventType,
     return list(instance.fetch_run_status_changes(flt, limit=PAGE, ascending=True).records)
 
 
-def run_observations(instance: dg.DagsterInstance, cursor: Cursor, since: float,
-                     active: set[str], dagster_url: str) -> list[Observation]:
+def finished_runs(instance: dg.DagsterInstance, cursor: Cursor, since: float
+                  ) -> list[tuple[bool, Any]]:
+    """Runs that failed or succeeded since the cursor, oldest first: (succeeded, record)."""
     failed = _run_changes(instance, dg.DagsterEventType.RUN_FAILURE, cursor.run_fail, since)
     succeeded = _run_changes(instance, dg.DagsterEventType.RUN_SUCCESS, cursor.run_ok, since)
     if failed:
@@ -89,8 +90,13 @@ def run_observations(instance: dg.DagsterInstance, cursor: Cursor, since: float,
         cursor.run_ok = succeeded[-1].storage_id
     events = sorted([(r.storage_id, False, r) for r in failed]
                     + [(r.storage_id, True, r) for r in succeeded], key=lambda x: x[0])
+    return [(ok, record) for _, ok, record in events]
+
+
+def run_observations(instance: dg.DagsterInstance, runs: list[tuple[bool, Any]],
+                     active: set[str], dagster_url: str) -> list[Observation]:
     out = []
-    for _, ok, record in events:
+    for ok, record in runs:
         entry = record.event_log_entry
         job = entry.job_name or (entry.dagster_event.job_name if entry.dagster_event else "")
         labels = {"job": job or "?", "location": _run_location(instance, record.run_id)}
@@ -114,43 +120,63 @@ def run_observations(instance: dg.DagsterInstance, cursor: Cursor, since: float,
     return out
 
 
-def check_observations(instance: dg.DagsterInstance, cursor: Cursor, since: float,
+def check_observations(instance: dg.DagsterInstance, runs: list[tuple[bool, Any]],
                        active: set[str], own_assets: frozenset[str]) -> list[Observation]:
-    flt = dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-                                after_cursor=cursor.checks,
-                                after_timestamp=None if cursor.checks is not None else since)
-    records = list(instance.get_event_records(flt, limit=PAGE, ascending=True))
-    if records:
-        cursor.checks = records[-1].storage_id
+    """Asset-check evaluations of the finished runs, in order.
+
+    Read per run (``all_logs``) rather than from a global event-log cursor: the default
+    SQLite instance shards its event log per run and cannot page it globally.
+    """
     out = []
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        evaluation = event.event_specific_data if event is not None else None
-        if not isinstance(evaluation, AssetCheckEvaluation):
-            continue
-        asset = evaluation.asset_key.to_user_string()
-        if asset in own_assets:
-            continue  # our own checks: their alerts already went through the engine
-        labels = {"asset": asset, "check": evaluation.check_name}
-        fp = fingerprint(ASSET_CHECK_FAILED, labels)
-        if evaluation.passed:
-            if fp in active:
-                out.append(Observation(ASSET_CHECK_FAILED, Status.OK, labels, 0.0,
-                                       summary=f"Asset check {asset}:{evaluation.check_name} "
-                                               "passes again"))
-                active.discard(fp)
-            continue
-        error = evaluation.severity == dg.AssetCheckSeverity.ERROR
-        why = _first_line(evaluation.description) or "no description"
-        out.append(Observation(
-            ASSET_CHECK_FAILED, Status.ALERT, labels, 1.0,
-            summary=f"Asset check {asset}:{evaluation.check_name} failed "
-                    f"({evaluation.severity.value}): {why}",
-            expected="the asset check to pass", seen=f"failed in run {record.run_id[:8]}",
-            severity=Severity.CRITICAL if error else Severity.WARNING,
-            details={"run_id": record.run_id}))
-        active.add(fp)
+    for _, record in runs:
+        for entry in instance.all_logs(record.run_id,
+                                       of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            event = entry.dagster_event
+            evaluation = event.event_specific_data if event is not None else None
+            if not isinstance(evaluation, AssetCheckEvaluation):
+                continue
+            obs = _check_observation(evaluation, record.run_id, active, own_assets)
+            if obs is not None:
+                out.append(obs)
     return out
+
+
+def _check_observation(evaluation: AssetCheckEvaluation, run_id: str, active: set[str],
+                       own_assets: frozenset[str]) -> Observation | None:
+    asset = evaluation.asset_key.to_user_string()
+    if asset in own_assets:
+        return None  # our own checks: their alerts already went through the engine
+    labels = {"asset": asset, "check": evaluation.check_name}
+    fp = fingerprint(ASSET_CHECK_FAILED, labels)
+    if evaluation.passed:
+        if fp not in active:
+            return None
+        active.discard(fp)
+        return Observation(ASSET_CHECK_FAILED, Status.OK, labels, 0.0,
+                           summary=f"Asset check {asset}:{evaluation.check_name} passes again")
+    error = evaluation.severity == dg.AssetCheckSeverity.ERROR
+    why = _first_line(evaluation.description) or "no description"
+    active.add(fp)
+    return Observation(
+        ASSET_CHECK_FAILED, Status.ALERT, labels, 1.0,
+        summary=f"Asset check {asset}:{evaluation.check_name} failed "
+                f"({evaluation.severity.value}): {why}",
+        expected="the asset check to pass", seen=f"failed in run {run_id[:8]}",
+        severity=Severity.CRITICAL if error else Severity.WARNING, details={"run_id": run_id})
+
+
+def _error_text(error: Any) -> str:
+    """The error's first line, and its root cause's (a sensor's own exception is wrapped
+    in Dagster's SensorExecutionError)."""
+    if error is None:
+        return "no error recorded"
+    text = _first_line(error.message)
+    root = error
+    while getattr(root, "cause", None) is not None:
+        root = root.cause
+    if root is not error:
+        text += f" (caused by {_first_line(root.message)})"
+    return text[:600]
 
 
 def _tick_statuses() -> Sequence[Any]:
@@ -186,7 +212,7 @@ def tick_observations(instance: dg.DagsterInstance, cursor: Cursor, since: float
         fp = fingerprint(TICK_FAILED, labels)
         for tick in new:
             if tick.is_failure:
-                error = _first_line(tick.error.message if tick.error else "")
+                error = _error_text(tick.error)
                 out.append(Observation(
                     TICK_FAILED, Status.ALERT, labels, 1.0,
                     summary=f"The {kind} {state.instigator_name} failed a tick: {error}",
@@ -210,10 +236,12 @@ def watch_once(instance: dg.DagsterInstance, rules: RulesFile, cursor: Cursor, *
     out: list[Observation] = []
     if not sm.instance_watch:
         return out
-    if sm.run_failures:
-        out += run_observations(instance, cursor, since, active, rules.defaults.dagster_url)
-    if sm.asset_check_failures:
-        out += check_observations(instance, cursor, since, active, frozenset(own_assets))
+    if sm.run_failures or sm.asset_check_failures:
+        runs = finished_runs(instance, cursor, since)
+        if sm.run_failures:
+            out += run_observations(instance, runs, active, rules.defaults.dagster_url)
+        if sm.asset_check_failures:
+            out += check_observations(instance, runs, active, frozenset(own_assets))
     if sm.tick_failures:
         out += tick_observations(instance, cursor, since, active)
     return out
