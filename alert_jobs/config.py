@@ -731,6 +731,7 @@ def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> li
                     add(("checks", family, i, "name"), f"rule name {name!r} is used twice")
                 seen_rules.add(name)
             check_refs(("checks", family, i, "receivers"), rule.get("receivers"))
+    _heartbeat.cross_check(data, add)
     return problems
 
 

@@ -10,6 +10,7 @@ through the one engine, routes and silences.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -143,6 +144,24 @@ class SelfMonitoring(_Strict):
 
 __all__ = ["AUTO_RULE", "AutoCreate", "EnvRef", "HeartbeatCheck", "HeartbeatSettings",
            "SelfMonitoring", "Slug", "Timezone", "valid_slug"]
+
+
+def cross_check(data: dict[str, Any], add: Callable[[tuple[Any, ...], str], None]) -> None:
+    """Slugs are unique: two checks on one ping URL would each see half the pings."""
+    checks = data.get("checks")
+    items = checks.get("heartbeat") if isinstance(checks, dict) else None
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            continue
+        slug = item.get("slug") or item.get("name")
+        if not isinstance(slug, str):
+            continue
+        if slug in seen:
+            add(("checks", "heartbeat", i, "slug" if "slug" in item else "name"),
+                f"heartbeat slug {slug!r} is also used by {seen[slug]!r}")
+        else:
+            seen[slug] = str(item.get("name"))
 
 
 def _rebuild_rules_models() -> None:

@@ -129,13 +129,9 @@ def evaluate_rows(rules: RulesFile, timeline: Timeline, rows: list[HeartbeatRow]
     for rule, items in batches.values():
         report.outcomes += process_observations(rules, rule, timeline, items, now=now,
                                                 run_id=run_id, flush=False)
-    stale = []
-    for row, ev in saves:
-        if store.save_evaluation(row, ev, now):
-            report.evaluated += 1
-        else:
-            report.stale += 1
-            stale.append(row.state.slug)
+    stale = store.save_evaluations(saves, now)
+    report.evaluated += len(saves) - len(stale)
+    report.stale += len(stale)
     if batches:
         timeline.flush_due(router=Router(rules), now=now)
     if stale and retry:

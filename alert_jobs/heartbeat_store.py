@@ -204,21 +204,27 @@ class HeartbeatStore:
                                 .order_by(t.c.alert_after).limit(limit)).all()
         return [row_from_db(r) for r in rows]
 
-    def save_evaluation(self, row: HeartbeatRow, ev: Evaluation, now: datetime) -> bool:
-        """Store what the engine was told; skipped (False) if a ping changed the row since,
-        in which case that ping already set ``alert_after`` for a fresh look."""
+    def save_evaluations(self, items: Sequence[tuple[HeartbeatRow, Evaluation]],
+                         now: datetime) -> list[str]:
+        """Store what the engine was told, in one transaction; returns the slugs skipped
+        because a ping changed them meanwhile (they are marked due again at once)."""
         t = schema.heartbeats
-        stored = HeartbeatStatus.DOWN if ev.status == HeartbeatStatus.DOWN else \
-            row.state.status
+        stale: list[str] = []
+        if not items:
+            return stale
         with self.timeline.engine.begin() as conn:
-            result = conn.execute(sa.update(t).where(
-                t.c.slug == row.state.slug, t.c.updated_at == row.updated_at).values(
-                status=str(stored), open_problems=",".join(sorted(ev.open_problems)),
-                alert_after=ev.alert_after, updated_at=max(now, row.updated_at)))
-            if not result.rowcount:  # changed meanwhile: make sure it is looked at again
-                conn.execute(sa.update(t).where(t.c.slug == row.state.slug)
-                             .values(alert_after=now))
-        return bool(result.rowcount)
+            for row, ev in items:
+                stored = HeartbeatStatus.DOWN if ev.status == HeartbeatStatus.DOWN else \
+                    row.state.status
+                result = conn.execute(sa.update(t).where(
+                    t.c.slug == row.state.slug, t.c.updated_at == row.updated_at).values(
+                    status=str(stored), open_problems=",".join(sorted(ev.open_problems)),
+                    alert_after=ev.alert_after, updated_at=max(now, row.updated_at)))
+                if not result.rowcount:  # changed meanwhile: make sure it is looked at again
+                    stale.append(row.state.slug)
+                    conn.execute(sa.update(t).where(t.c.slug == row.state.slug)
+                                 .values(alert_after=now))
+        return stale
 
     def sync_declared(self, checks: Sequence[HeartbeatCheck], now: datetime,
                       default_tz: str = "UTC") -> list[HeartbeatRow]:

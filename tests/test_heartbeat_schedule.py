@@ -235,6 +235,12 @@ checks:
     - name: bad_slug
       slug: "Bad Slug!"
       period: 1h
+    - name: etl_copy
+      slug: etl-hourly
+      period: 1h
+    - name: etl_again
+      slug: etl-hourly
+      period: 1h
 self_monitoring:
   deadman_url: ftp://x
 """)
@@ -242,3 +248,5 @@ self_monitoring:
     assert "checks.heartbeat[0]: give exactly one of period" in text and "(line 4)" in text
     assert "checks.heartbeat[1].slug: expected a slug" in text
     assert "self_monitoring: deadman_url must be an http(s) URL" in text
+    assert "checks.heartbeat[3].slug: heartbeat slug 'etl-hourly' is also used by " \
+           "'etl_copy'" in text
