@@ -40,6 +40,7 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 	@trap 'kill 0' EXIT INT TERM; \
 	  $(BIN)/python -m alert_jobs.demo redis $(DEMO_REDIS_PORT) & \
 	  $(BIN)/alert-jobs serve --host $(HOST) --port $(SERVE_PORT) & \
+	  $(BIN)/python -m alert_jobs.demo heartbeats http://$(HOST):$(SERVE_PORT) & \
 	  $(BIN)/dagster-daemon run -w workspace.yaml & \
 	  $(BIN)/dagster-webserver -h $(HOST) -p $(PORT) -w workspace.yaml & \
 	  wait

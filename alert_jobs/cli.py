@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alert_jobs import cli_heartbeat
 from alert_jobs.config import RulesError, RulesFile, load_rules
 from alert_jobs.durations import DurationError, parse_duration, short_duration
 from alert_jobs.model import AckOutcome, AlertRecord, Matcher, MatcherError
@@ -457,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "exit 1 if any cannot be read")
     sp.add_argument("targets", nargs="*", metavar="TARGET")
     sp.set_defaults(fn=cmd_redis_check)
+    cli_heartbeat.register(sub)
 
     from alert_jobs import cli_quality  # its commands import this module's helpers
 

@@ -18,7 +18,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -34,9 +34,6 @@ from pydantic_core import PydanticCustomError
 
 from alert_jobs.durations import DurationError, parse_duration
 from alert_jobs.model import NoDataPolicy, Severity
-
-if TYPE_CHECKING:
-    from alert_jobs.config_quality import QualityConfig
 
 DEFAULT_RULES_FILE = "alerts.yaml"
 RULES_FILE_ENV = "ALERT_JOBS_RULES"
@@ -477,6 +474,7 @@ class RedisQuotaTarget(RuleBase):
 class Checks(_Strict):
     sql_metric: list[SqlMetricRule] = Field(default_factory=list)
     redis_quota: list[RedisQuotaTarget] = Field(default_factory=list)
+    heartbeat: list[_heartbeat.HeartbeatCheck] = Field(default_factory=list)
 
 
 def _console() -> ReceiverConfig:
@@ -490,10 +488,14 @@ class RulesFile(_Strict):
     route: Route | None = None
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
-    quality: QualityConfig = Field(default_factory=lambda: _quality_default())
+    quality: _quality.QualityConfig = Field(default_factory=lambda: _quality.QualityConfig())
+    heartbeats: _heartbeat.HeartbeatSettings = Field(
+        default_factory=lambda: _heartbeat.HeartbeatSettings())
+    self_monitoring: _heartbeat.SelfMonitoring = Field(
+        default_factory=lambda: _heartbeat.SelfMonitoring())
 
     def rules(self) -> list[RuleBase]:
-        return [*self.checks.sql_metric, *self.checks.redis_quota]
+        return [*self.checks.sql_metric, *self.checks.redis_quota, *self.checks.heartbeat]
 
     def rule(self, name: str) -> RuleBase:
         for rule in self.rules():
@@ -530,12 +532,6 @@ class RulesFile(_Strict):
 
     def repeat_interval_for(self, rule: RuleBase) -> timedelta:
         return rule.repeat_interval or self.defaults.repeat_interval
-
-
-def _quality_default() -> QualityConfig:
-    from alert_jobs.config_quality import QualityConfig
-
-    return QualityConfig()
 
 
 @dataclass(frozen=True)
@@ -739,9 +735,25 @@ def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> li
                     add(("checks", family, i, "name"), f"rule name {name!r} is used twice")
                 seen_rules.add(name)
             check_refs(("checks", family, i, "receivers"), rule.get("receivers"))
+    _heartbeat.cross_check(data, add)
     return problems
 
 
-# The quality section lives in its own module, which builds on the base types above and
-# completes RulesFile when it loads (a plain module import: safe whichever loads first).
-import alert_jobs.config_quality  # noqa: E402, F401
+def complete_rules_models() -> None:
+    """Resolve the family types in ``Checks`` and ``RulesFile`` once they all exist.
+
+    Family sections (heartbeats, quality, ...) live in their own modules, which subclass
+    the bases above and are imported below. Whichever module Python loads first, each
+    calls this at its end; it stays quiet while another one is still half-imported.
+    """
+    for model in (Checks, RulesFile):
+        try:
+            model.model_rebuild(raise_errors=False)
+        except AttributeError:  # a family module is half-imported; it calls this again
+            return
+
+
+from alert_jobs import config_heartbeat as _heartbeat  # noqa: E402
+from alert_jobs import config_quality as _quality  # noqa: E402
+
+complete_rules_models()

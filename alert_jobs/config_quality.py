@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from alert_jobs import config as _config
 from alert_jobs.config import Cron, Duration, Timezone, _Strict
 
 
@@ -42,11 +43,5 @@ def cross_check(data: dict[str, Any], receiver_names: list[str],
             f"unknown receiver {name!r} (known: {', '.join(receiver_names) or 'none'})")
 
 
-def _complete_rules_file() -> None:
-    """Resolve ``RulesFile.quality`` now that :class:`QualityConfig` exists."""
-    from alert_jobs import config
-
-    config.RulesFile.model_rebuild(_types_namespace={"QualityConfig": QualityConfig})
-
-
-_complete_rules_file()
+# Finish the rules-file models if this module was imported before alert_jobs.config.
+_config.complete_rules_models()

@@ -13,10 +13,13 @@ from alert_jobs.config import load_rules
 from alert_jobs.notify.registry import receiver_resource
 from alert_jobs.resources import AlertJobsResource
 from assets.alert_quality import build_alert_quality_definitions
+from assets.heartbeats import build_heartbeat_definitions
 from assets.operator_jobs import OPERATOR_JOBS
 from assets.redis_quota import build_redis_quota_definitions
 from assets.sql_metric import build_sql_metric_definitions
 from sensors.escalation import escalation_sensor
+from sensors.heartbeats import build_heartbeat_sensor
+from sensors.instance_watch import build_instance_watch_sensor, own_asset_keys
 from sensors.outbox import outbox_retry_sensor
 
 
@@ -27,11 +30,15 @@ def build_definitions(rules_file: str | None = None) -> dg.Definitions:
     redis_assets, redis_schedules, redis_jobs = build_redis_quota_definitions(rules)
     quality_assets, quality_jobs, quality_schedules = build_alert_quality_definitions(
         rules, [key for a in [*sql_assets, *redis_assets] for key in a.keys])
+    hb_assets, hb_schedules = build_heartbeat_definitions(rules)
+    assets = [*sql_assets, *redis_assets, *hb_assets, *quality_assets]
     return dg.Definitions(
-        assets=[*sql_assets, *redis_assets, *quality_assets],
+        assets=assets,
         jobs=[*OPERATOR_JOBS, *redis_jobs, *quality_jobs],
-        schedules=[*sql_schedules, *redis_schedules, *quality_schedules],
-        sensors=[outbox_retry_sensor, escalation_sensor],
+        schedules=[*sql_schedules, *redis_schedules, *hb_schedules, *quality_schedules],
+        sensors=[outbox_retry_sensor, escalation_sensor,
+                 build_heartbeat_sensor(rules.heartbeats.sensor_interval_seconds),
+                 build_instance_watch_sensor(own_asset_keys(assets))],
         # Receivers appear in the UI's resources (secrets as EnvVar names, never values).
         resources={"alert_jobs": resource,
                    **{f"receiver_{r.name}": receiver_resource(r) for r in rules.receivers}},

@@ -139,11 +139,33 @@ def serve_redis(port: int, ops_per_second: float = 20.0) -> None:  # pragma: no 
         server.wait(timeout=10)
 
 
+def ping_heartbeats(base_url: str, every: float = 30.0) -> None:  # pragma: no cover - demo
+    """The demo's jobs: ``demo_etl`` pings (start, then success) every ``every`` seconds;
+    ``demo_backup`` pings once and then falls silent, so it goes down a few minutes
+    later: absence detection, live."""
+    import time
+
+    from alert_jobs.heartbeat import monitored, ping
+
+    time.sleep(5)  # let `alert-jobs serve` start
+    ping("demo_backup", base_url=base_url)
+    print(f"demo heartbeats: demo_etl every {every:g} s; demo_backup pinged once, then silent")
+    try:
+        while True:
+            with monitored("demo_etl", base_url=base_url):
+                time.sleep(1)
+            time.sleep(every)
+    except KeyboardInterrupt:
+        pass
+
+
 if __name__ == "__main__":  # pragma: no cover - used by `make run`
     import sys
 
     if len(sys.argv) > 1 and sys.argv[1] == "redis":
         serve_redis(int(sys.argv[2]) if len(sys.argv) > 2 else 6390)
+    elif len(sys.argv) > 1 and sys.argv[1] == "heartbeats":
+        ping_heartbeats(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:8787")
     else:
         target = sys.argv[1] if len(sys.argv) > 1 else ".dagster_home/demo.db"
         print(f"demo data written to {seed(target)}")

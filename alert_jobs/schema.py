@@ -239,7 +239,57 @@ groups = sa.Table(
     sa.Column("firing", sa.JSON, nullable=False),  # fingerprints last notified as firing
 )
 
-# ----- version 4: alert quality ------------------------------------------------------
+# ----- version 5: heartbeats ----------------------------------------------------------
+
+heartbeats = sa.Table(
+    "alert_heartbeats",
+    metadata,
+    sa.Column("slug", sa.String(128), primary_key=True),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("declared", sa.Boolean, nullable=False, default=False),  # from alerts.yaml
+    sa.Column("config_hash", sa.String(32), nullable=False, default=""),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("period_seconds", sa.Float),
+    sa.Column("cron", sa.String(128)),
+    sa.Column("timezone", sa.String(64), nullable=False, default="UTC"),
+    sa.Column("grace_seconds", sa.Float, nullable=False),
+    sa.Column("max_duration_seconds", sa.Float),
+    sa.Column("manual_resume", sa.Boolean, nullable=False, default=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("last_ping", UTCDateTime),
+    sa.Column("last_signal", sa.String(16)),
+    sa.Column("last_exit_code", sa.Integer),
+    sa.Column("last_start", UTCDateTime),
+    sa.Column("last_start_rid", sa.String(64)),
+    sa.Column("last_duration_seconds", sa.Float),
+    sa.Column("open_problems", sa.String(64), nullable=False, default=""),
+    # When the sensor must look at this row next (deadline, or now after a ping that
+    # changes an alert); NULL when only a ping can change anything (new, down, paused).
+    sa.Column("alert_after", UTCDateTime),
+    sa.Column("n_pings", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_alert_heartbeats_alert_after", "alert_after"),
+)
+
+heartbeat_pings = sa.Table(
+    "alert_heartbeat_pings",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("slug", sa.String(128), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # success | fail | start | ignored
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("rid", sa.String(64)),
+    sa.Column("duration_seconds", sa.Float),
+    sa.Column("body", sa.Text, nullable=False, default=""),
+    sa.Column("remote_addr", sa.String(64), nullable=False, default=""),
+    sa.Column("user_agent", sa.String(256), nullable=False, default=""),
+    sa.Index("ix_alert_heartbeat_pings_slug_id", "slug", "id"),
+)
+
+# ----- version 6: alert quality ------------------------------------------------------
 
 episodes = sa.Table(
     "alert_episodes",
@@ -293,8 +343,13 @@ def _v3_groups(conn: Connection) -> None:
     metadata.create_all(conn, tables=[notify_queue, groups], checkfirst=True)
 
 
-def _v4_alert_quality(conn: Connection) -> None:
-    """Version 4: one row per alert episode, backfilled from the existing events."""
+def _v5_heartbeats(conn: Connection) -> None:
+    """Version 5: heartbeat checks (indexed next deadline) and their bounded ping log."""
+    metadata.create_all(conn, tables=[heartbeats, heartbeat_pings], checkfirst=True)
+
+
+def _v6_alert_quality(conn: Connection) -> None:
+    """Version 6: one row per alert episode, backfilled from the existing events."""
     from alert_jobs.quality.episodes import backfill
 
     metadata.create_all(conn, tables=[episodes], checkfirst=True)
@@ -305,6 +360,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial timeline schema", _v1_initial),
     (2, "redis quota samples and windows", _v2_redis_quota),
     (3, "grouped notifications", _v3_groups),
-    (4, "alert quality", _v4_alert_quality),
+    (5, "heartbeats", _v5_heartbeats),
+    (6, "alert quality", _v6_alert_quality),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]

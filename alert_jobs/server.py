@@ -24,6 +24,7 @@ from alert_jobs.links import LinkAction, LinkError, link_secret, verify
 from alert_jobs.metrics import metrics_routes
 from alert_jobs.resources import shared_timeline
 from alert_jobs.runner import ack_alert, deliver
+from alert_jobs.server_ping import ping_routes
 from alert_jobs.timeline import Timeline, TimelineError, utcnow
 
 LABELS = {
@@ -110,6 +111,7 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
         Route("/a/{token}", show, methods=["GET"]),
         Route("/a/{token}", act, methods=["POST"]),
         *metrics_routes(get_timeline),
+        *ping_routes(get_timeline, get_rules),
     ])
 
 

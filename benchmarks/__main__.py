@@ -8,7 +8,13 @@ import time
 import httpx
 import redis
 
-from benchmarks import delivery_bench, quality_bench, redis_bench, timeline_bench
+from benchmarks import (
+    delivery_bench,
+    heartbeat_bench,
+    quality_bench,
+    redis_bench,
+    timeline_bench,
+)
 
 
 def main() -> int:
@@ -39,7 +45,8 @@ def main() -> int:
     })
     timeline_bench.write_results(report)
     print(f"\nwrote {timeline_bench.RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
-    return 1 if failed or redis_failed or delivery_failed else 0
+    heartbeat_failed = heartbeat_bench.main([])  # prints, writes results/heartbeat.json
+    return 1 if failed or redis_failed or delivery_failed or heartbeat_failed else 0
 
 
 if __name__ == "__main__":

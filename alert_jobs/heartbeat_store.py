@@ -1,0 +1,311 @@
+"""Heartbeat rows and their ping log, in the timeline database.
+
+A ping is one locked read, one UPDATE and one INSERT in one transaction: cheap enough
+for a busy endpoint. Each row keeps ``alert_after``, the next moment its verdict can
+change by time alone (indexed), so the sensor's query returns only overdue rows, and
+100,000 registered checks cost one index range scan. The ping log keeps the last
+``keep`` pings per check (pruned every few pings), so it never grows without bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alert_jobs import schema
+from alert_jobs.checks.heartbeat import (
+    Evaluation,
+    HeartbeatState,
+    HeartbeatStatus,
+    Schedule,
+    Signal,
+    apply_ping,
+    evaluate,
+    pause,
+    resume,
+)
+from alert_jobs.config_heartbeat import AUTO_RULE, HeartbeatCheck
+from alert_jobs.timeline import Timeline, TimelineError
+
+PRUNE_EVERY = 20
+
+
+def schedule_of(check: HeartbeatCheck, default_tz: str = "UTC") -> Schedule:
+    return Schedule(kind=check.kind, period=check.period, cron=check.cron,
+                    timezone=check.timezone or default_tz, grace=check.grace,
+                    max_duration=check.max_duration)
+
+
+def config_hash(check: HeartbeatCheck, default_tz: str = "UTC") -> str:
+    s = schedule_of(check, default_tz)
+    raw = json.dumps([s.kind, s.period and s.period.total_seconds(), s.cron, s.timezone,
+                      s.grace.total_seconds(), s.max_duration and s.max_duration.total_seconds(),
+                      check.manual_resume, check.name])
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class HeartbeatRow:
+    """A row: the pure state plus what the store needs around it."""
+
+    state: HeartbeatState
+    rule: str
+    declared: bool
+    updated_at: datetime
+    n_pings: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PingResult:
+    row: HeartbeatRow
+    kind: str  # success | fail | start | ignored
+    evaluation: Evaluation
+    needs_engine: bool  # an alert opens or closes: evaluate now, not at the next tick
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """How to create a check its first ping names (auto-create)."""
+
+    schedule: Schedule
+    max_checks: int
+    rule: str = AUTO_RULE
+    declared: bool = False  # a rules-file check pinged before the sensor synced it
+    config_hash: str = ""
+    manual_resume: bool = False
+
+
+class TooManyChecksError(TimelineError):
+    """Auto-create refused: the table already holds ``max_checks`` checks."""
+
+
+def _seconds(td: timedelta | None) -> float | None:
+    return None if td is None else td.total_seconds()
+
+
+def _td(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
+def row_from_db(r: Any) -> HeartbeatRow:
+    sched = Schedule(kind=r.kind, period=_td(r.period_seconds), cron=r.cron,
+                     timezone=r.timezone, grace=timedelta(seconds=r.grace_seconds),
+                     max_duration=_td(r.max_duration_seconds))
+    state = HeartbeatState(
+        slug=r.slug, schedule=sched, status=HeartbeatStatus(r.status), last_ping=r.last_ping,
+        last_signal=Signal(r.last_signal) if r.last_signal else None,
+        last_exit_code=r.last_exit_code, last_start=r.last_start,
+        last_start_rid=r.last_start_rid, last_duration=_td(r.last_duration_seconds),
+        manual_resume=bool(r.manual_resume),
+        open_problems=frozenset(p for p in (r.open_problems or "").split(",") if p))
+    return HeartbeatRow(state, r.rule, bool(r.declared), r.updated_at, int(r.n_pings or 0),
+                        r.created_at)
+
+
+def _schedule_values(s: Schedule) -> dict[str, Any]:
+    return {"kind": s.kind, "period_seconds": _seconds(s.period), "cron": s.cron,
+            "timezone": s.timezone, "grace_seconds": s.grace.total_seconds(),
+            "max_duration_seconds": _seconds(s.max_duration)}
+
+
+def _state_values(st: HeartbeatState) -> dict[str, Any]:
+    return {"status": str(st.status), "last_ping": st.last_ping,
+            "last_signal": str(st.last_signal) if st.last_signal else None,
+            "last_exit_code": st.last_exit_code, "last_start": st.last_start,
+            "last_start_rid": st.last_start_rid,
+            "last_duration_seconds": _seconds(st.last_duration),
+            "manual_resume": st.manual_resume}
+
+
+def _alert_after(state: HeartbeatState, ev: Evaluation, now: datetime) -> datetime | None:
+    """Now when an alert must open or close, else the next deadline."""
+    return now if ev.changes(state) else ev.alert_after
+
+
+class HeartbeatStore:
+    def __init__(self, timeline: Timeline):
+        self.timeline = timeline
+
+    # ----- pings --------------------------------------------------------------------
+
+    def ping(self, slug: str, signal: Signal, now: datetime, *, rid: str | None = None,
+             exit_code: int | None = None, body: str = "", remote_addr: str = "",
+             user_agent: str = "", keep: int = 100, create: CreateSpec | None = None,
+             ) -> PingResult | None:
+        """Record one ping; None when the slug is unknown and ``create`` is not given."""
+        t = schema.heartbeats
+        self.timeline.ensure_schema()
+        with self.timeline.engine.begin() as conn:
+            row = self._locked(conn, slug)
+            if row is None:
+                if create is None:
+                    return None
+                self._create(conn, slug, create, now)
+                row = self._locked(conn, slug)
+                assert row is not None
+            outcome = apply_ping(row.state, signal, now, rid=rid, exit_code=exit_code)
+            ev = evaluate(outcome.state, now)
+            n = row.n_pings + 1
+            conn.execute(sa.update(t).where(t.c.slug == slug).values(
+                **_state_values(outcome.state), alert_after=_alert_after(outcome.state, ev, now),
+                n_pings=n, updated_at=now))
+            conn.execute(schema.heartbeat_pings.insert().values(
+                slug=slug, at=now, kind=outcome.kind, exit_code=exit_code,
+                rid=(rid or None) and rid[:64], duration_seconds=_seconds(outcome.duration),
+                body=body, remote_addr=remote_addr[:64], user_agent=user_agent[:256]))
+            if n % PRUNE_EVERY == 0:
+                self._prune(conn, slug, keep)
+        new_row = HeartbeatRow(outcome.state, row.rule, row.declared, now, n, row.created_at)
+        return PingResult(new_row, outcome.kind, ev, ev.changes(outcome.state))
+
+    def _locked(self, conn: Connection, slug: str) -> HeartbeatRow | None:
+        query = sa.select(schema.heartbeats).where(schema.heartbeats.c.slug == slug)
+        if self.timeline.dialect == "postgresql":
+            query = query.with_for_update()
+        r = conn.execute(query).first()
+        return row_from_db(r) if r is not None else None
+
+    def _create(self, conn: Connection, slug: str, spec: CreateSpec, now: datetime) -> None:
+        t = schema.heartbeats
+        count = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() or 0
+        if not spec.declared and count >= spec.max_checks:
+            raise TooManyChecksError(f"auto-create refused: {count} heartbeats already exist "
+                                     f"(heartbeats.auto_create.max_checks)")
+        stmt = self.timeline._insert_ignore(t, ["slug"]).values(
+            slug=slug, rule=spec.rule, declared=spec.declared, config_hash=spec.config_hash,
+            **_schedule_values(spec.schedule), status=str(HeartbeatStatus.NEW),
+            manual_resume=spec.manual_resume, open_problems="", n_pings=0, created_at=now,
+            updated_at=now)
+        conn.execute(stmt)
+
+    def _prune(self, conn: Connection, slug: str, keep: int) -> None:
+        p = schema.heartbeat_pings
+        cutoff = conn.execute(sa.select(p.c.id).where(p.c.slug == slug)
+                              .order_by(p.c.id.desc()).offset(keep - 1).limit(1)).scalar()
+        if cutoff is not None:
+            conn.execute(p.delete().where(p.c.slug == slug, p.c.id < cutoff))
+
+    # ----- the sensor's side -----------------------------------------------------------
+
+    def due(self, now: datetime, limit: int = 10_000) -> list[HeartbeatRow]:
+        """Rows whose verdict may have changed: one range scan of the ``alert_after`` index."""
+        t = schema.heartbeats
+        self.timeline.ensure_schema()
+        with self.timeline.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.alert_after <= now)
+                                .order_by(t.c.alert_after).limit(limit)).all()
+        return [row_from_db(r) for r in rows]
+
+    def save_evaluations(self, items: Sequence[tuple[HeartbeatRow, Evaluation]],
+                         now: datetime) -> list[str]:
+        """Store what the engine was told, in one transaction; returns the slugs skipped
+        because a ping changed them meanwhile (they are marked due again at once)."""
+        t = schema.heartbeats
+        stale: list[str] = []
+        if not items:
+            return stale
+        with self.timeline.engine.begin() as conn:
+            for row, ev in items:
+                stored = HeartbeatStatus.DOWN if ev.status == HeartbeatStatus.DOWN else \
+                    row.state.status
+                result = conn.execute(sa.update(t).where(
+                    t.c.slug == row.state.slug, t.c.updated_at == row.updated_at).values(
+                    status=str(stored), open_problems=",".join(sorted(ev.open_problems)),
+                    alert_after=ev.alert_after, updated_at=max(now, row.updated_at)))
+                if not result.rowcount:  # changed meanwhile: make sure it is looked at again
+                    stale.append(row.state.slug)
+                    conn.execute(sa.update(t).where(t.c.slug == row.state.slug)
+                                 .values(alert_after=now))
+        return stale
+
+    def sync_declared(self, checks: Sequence[HeartbeatCheck], now: datetime,
+                      default_tz: str = "UTC") -> list[HeartbeatRow]:
+        """Make the table match the rules file's checks; returns the removed rows (whose
+        open alerts the caller resolves). Rows created by pings are left alone."""
+        t = schema.heartbeats
+        self.timeline.ensure_schema()
+        removed: list[HeartbeatRow] = []
+        with self.timeline.engine.begin() as conn:
+            existing = {r.slug: r for r in conn.execute(sa.select(t).where(
+                t.c.slug.in_([c.ping_slug for c in checks]) | t.c.declared.is_(True)))}
+            wanted = {c.ping_slug: c for c in checks}
+            for slug, check in wanted.items():
+                digest = config_hash(check, default_tz)
+                sched = schedule_of(check, default_tz)
+                r = existing.get(slug)
+                if r is None:
+                    conn.execute(t.insert().values(
+                        slug=slug, rule=check.name, declared=True, config_hash=digest,
+                        **_schedule_values(sched), status=str(HeartbeatStatus.NEW),
+                        manual_resume=check.manual_resume, open_problems="", n_pings=0,
+                        created_at=now, updated_at=now))
+                    continue
+                if r.config_hash == digest and r.declared:
+                    continue
+                old = row_from_db(r)
+                state = old.state.evolve(schedule=sched, manual_resume=check.manual_resume)
+                ev = evaluate(state, now)
+                conn.execute(sa.update(t).where(t.c.slug == slug).values(
+                    rule=check.name, declared=True, config_hash=digest,
+                    **_schedule_values(sched), manual_resume=check.manual_resume,
+                    alert_after=_alert_after(state, ev, now), updated_at=now))
+            for slug, r in existing.items():
+                if slug not in wanted and r.declared:
+                    removed.append(row_from_db(r))
+                    conn.execute(t.delete().where(t.c.slug == slug))
+                    conn.execute(schema.heartbeat_pings.delete().where(
+                        schema.heartbeat_pings.c.slug == slug))
+        return removed
+
+    # ----- operators ----------------------------------------------------------------
+
+    def set_paused(self, slug: str, paused: bool, now: datetime) -> HeartbeatRow:
+        """Pause (never alert; open alerts resolve) or resume (back to *new*)."""
+        t = schema.heartbeats
+        self.timeline.ensure_schema()
+        with self.timeline.engine.begin() as conn:
+            row = self._locked(conn, slug)
+            if row is None:
+                raise TimelineError(f"unknown heartbeat {slug!r}")
+            state = pause(row.state) if paused else resume(row.state)
+            ev = evaluate(state, now)
+            conn.execute(sa.update(t).where(t.c.slug == slug).values(
+                **_state_values(state), alert_after=_alert_after(state, ev, now),
+                updated_at=now))
+        return HeartbeatRow(state, row.rule, row.declared, now, row.n_pings, row.created_at)
+
+    # ----- reads --------------------------------------------------------------------
+
+    def get(self, slug: str) -> HeartbeatRow | None:
+        self.timeline.ensure_schema()
+        with self.timeline.engine.connect() as conn:
+            r = conn.execute(sa.select(schema.heartbeats).where(
+                schema.heartbeats.c.slug == slug)).first()
+        return row_from_db(r) if r is not None else None
+
+    def rows(self, limit: int | None = None) -> list[HeartbeatRow]:
+        self.timeline.ensure_schema()
+        query = sa.select(schema.heartbeats).order_by(schema.heartbeats.c.slug)
+        with self.timeline.engine.connect() as conn:
+            return [row_from_db(r) for r in conn.execute(query.limit(limit))]
+
+    def count(self) -> int:
+        self.timeline.ensure_schema()
+        with self.timeline.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count())
+                                    .select_from(schema.heartbeats)).scalar() or 0)
+
+    def pings(self, slug: str, limit: int = 20) -> list[dict[str, Any]]:
+        p = schema.heartbeat_pings
+        self.timeline.ensure_schema()
+        with self.timeline.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                sa.select(p).where(p.c.slug == slug).order_by(p.c.id.desc()).limit(limit))]

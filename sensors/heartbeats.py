@@ -1,0 +1,51 @@
+"""Heartbeat sensor: every 30 s, overdue heartbeats go down (and recoveries resolve).
+
+The tick reads only overdue rows (one range scan of the ``alert_after`` index), so
+100,000 registered checks cost about as much as ten. The rules file's checks are
+synced into the table only when they changed (their hash is the cursor). Every tick
+that did its work pings the external dead-man URL, so a stopped daemon is noticed by
+someone else.
+"""
+
+# No `from __future__ import annotations` here: Dagster reads these annotations.
+
+import dagster as dg
+
+from alert_jobs.heartbeat_monitor import declared_hash, evaluate_due
+from alert_jobs.resources import AlertJobsResource
+from alert_jobs.self_monitoring import ping_deadman
+from alert_jobs.timeline import utcnow
+from assets.operator_jobs import deliver_outbox_job
+
+SENSOR_NAME = "heartbeat_sensor"
+
+
+def build_heartbeat_sensor(interval_seconds: int = 30) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=SENSOR_NAME,
+        job=deliver_outbox_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Marks heartbeats down on the first tick after their deadline, resolves "
+                    "them when pings return, and pings the external dead-man URL.",
+    )
+    def heartbeat_sensor(context: dg.SensorEvaluationContext,
+                         alert_jobs: AlertJobsResource) -> dg.SensorResult:
+        rules = alert_jobs.load_rules()
+        now = utcnow()
+        digest = declared_hash(rules)
+        timeline = alert_jobs.timeline()
+        report = evaluate_due(rules, timeline, now=now, sync_declared=digest != context.cursor)
+        for outcome in report.outcomes:
+            context.log.info(outcome.result.decision.describe())
+        problem = ping_deadman(rules, body=f"heartbeat sensor: {report.evaluated} evaluated")
+        if problem:
+            context.log.warning(problem)
+        queued = bool(report.outcomes) and timeline.due_count(now) > 0
+        runs = [dg.RunRequest(run_key=f"heartbeats-{now.strftime('%Y-%m-%dT%H:%M:%S')}")] \
+            if queued else []
+        return dg.SensorResult(run_requests=runs, cursor=digest,
+                               skip_reason=None if runs else
+                               f"{report.evaluated} heartbeat(s) evaluated, nothing to send")
+
+    return heartbeat_sensor

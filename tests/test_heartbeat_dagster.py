@@ -1,0 +1,288 @@
+"""Heartbeat and instance-watch sensors against a real Dagster test instance.
+
+Real runs (a job whose op raises, an asset whose check fails) in ``instance_for_test``;
+the sensors evaluated with ``build_sensor_context``; the dead-man URL is a real local
+HTTP receiver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from alert_jobs.checks.heartbeat import Signal
+from alert_jobs.definitions import build_definitions
+from alert_jobs.heartbeat_store import HeartbeatStore
+from alert_jobs.resources import AlertJobsResource
+from alert_jobs.timeline import Timeline, utcnow
+from assets.heartbeats import heartbeats
+from sensors.heartbeats import build_heartbeat_sensor
+from sensors.instance_watch import build_instance_watch_sensor
+
+RULES = """
+defaults: {receivers: [console]}
+checks:
+  heartbeat:
+    - name: nightly_backup
+      period: 1d
+      grace: 1h
+      labels: {team: ops}
+    - name: etl
+      slug: etl-hourly
+      period: 1h
+      grace: 5m
+self_monitoring:
+  deadman_url: {env: HB_DEADMAN_URL}
+  receivers: [console]
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path, http_receiver: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES)
+    monkeypatch.setenv("HB_DEADMAN_URL", http_receiver.url)
+    db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    resource = AlertJobsResource(rules_file=str(rules), database_url=db_url)
+    timeline = Timeline(db_url)
+    with dg.instance_for_test() as instance:
+        yield {"rules": rules, "resource": resource, "instance": instance,
+               "timeline": timeline, "store": HeartbeatStore(timeline),
+               "receiver": http_receiver}
+    timeline.dispose()
+
+
+def tick(setup: dict, sensor: dg.SensorDefinition, cursor: str | None = None) -> Any:
+    ctx = dg.build_sensor_context(instance=setup["instance"], cursor=cursor,
+                                  resources={"alert_jobs": setup["resource"]})
+    return sensor(ctx)
+
+
+def firing(setup: dict, rule: str | None = None) -> list[Any]:
+    return [a for a in setup["timeline"].alerts() if rule is None or a.rule == rule]
+
+
+def firing_events(setup: dict, rule: str) -> list[dict]:
+    return setup["timeline"].events(rule=rule, kinds=["firing"])
+
+
+# ----- heartbeats --------------------------------------------------------------------
+
+
+def test_sensor_syncs_declared_checks_and_pings_the_deadman(setup: dict) -> None:
+    sensor = build_heartbeat_sensor()
+    result = tick(setup, sensor)
+    assert isinstance(result, dg.SensorResult) and result.cursor
+    assert {r.state.slug for r in setup["store"].rows()} == {"nightly_backup", "etl-hourly"}
+    assert [r.method for r in setup["receiver"].requests] == ["POST"]
+    tick(setup, sensor, result.cursor)
+    assert len(setup["receiver"].requests) == 2  # every tick
+
+
+def test_overdue_check_goes_down_on_first_tick_after_deadline_never_before(setup: dict
+                                                                           ) -> None:
+    sensor = build_heartbeat_sensor()
+    cursor = tick(setup, sensor).cursor
+    store: HeartbeatStore = setup["store"]
+    now = utcnow()
+    # nightly: deadline 1 min ahead; etl: deadline 1 s ago
+    store.ping("nightly_backup", Signal.SUCCESS, now - timedelta(days=1, minutes=59))
+    store.ping("etl-hourly", Signal.SUCCESS, now - timedelta(hours=1, minutes=5, seconds=1))
+    result = tick(setup, sensor, cursor)
+    alerts = firing(setup)
+    assert [(a.rule, a.labels["heartbeat"], a.labels["problem"]) for a in alerts] == [
+        ("etl", "etl-hourly", "missing")]
+    assert len(result.run_requests) == 1  # a delivery run for the queued notification
+    again = tick(setup, sensor, result.cursor)
+    assert again.run_requests == [] and len(firing_events(setup, "etl")) == 1  # no repeat
+    # the ping resolves it on the next tick (or at once through the server)
+    store.ping("etl-hourly", Signal.SUCCESS, utcnow())
+    tick(setup, sensor, result.cursor)
+    assert firing(setup) == []
+    assert setup["timeline"].events(rule="etl", kinds=["resolved"])
+
+
+def test_removed_check_is_dropped_and_its_alert_resolved(setup: dict) -> None:
+    sensor = build_heartbeat_sensor()
+    cursor = tick(setup, sensor).cursor
+    setup["store"].ping("etl-hourly", Signal.FAIL, utcnow())
+    tick(setup, sensor, cursor)
+    assert [a.labels["problem"] for a in firing(setup)] == ["failed"]
+    setup["rules"].write_text(RULES.replace("    - name: etl\n      slug: etl-hourly\n"
+                                            "      period: 1h\n      grace: 5m\n", ""))
+    tick(setup, sensor, cursor)
+    assert setup["store"].get("etl-hourly") is None and firing(setup) == []
+
+
+def test_deadman_failure_never_fails_the_tick(setup: dict) -> None:
+    setup["receiver"].default = 500
+    assert isinstance(tick(setup, build_heartbeat_sensor()), dg.SensorResult)
+    setup["receiver"].script = ["hang"]
+    setup["receiver"].hang_seconds = 4.0  # past the 3 s timeout
+    assert isinstance(tick(setup, build_heartbeat_sensor()), dg.SensorResult)
+
+
+def test_heartbeats_asset_summarizes_states(setup: dict) -> None:
+    tick(setup, build_heartbeat_sensor())
+    setup["store"].ping("etl-hourly", Signal.FAIL, utcnow())
+    setup["store"].ping("nightly_backup", Signal.SUCCESS, utcnow())
+    result = dg.materialize([heartbeats], instance=setup["instance"],
+                            resources={"alert_jobs": setup["resource"]})
+    (mat,) = result.asset_materializations_for_node("heartbeats")
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    assert meta["checks_total"] == 2 and meta["checks_down"] == 1 and meta["checks_up"] == 1
+    assert "etl-hourly" in meta["attention"]
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_code_location_loads_with_heartbeat_definitions(setup: dict) -> None:
+    defs = build_definitions(str(setup["rules"]))
+    repo = defs.get_repository_def()
+    names = {s.name for s in repo.sensor_defs}
+    assert {"heartbeat_sensor", "instance_watch_sensor"} <= names
+    assert repo.get_sensor_def("heartbeat_sensor").minimum_interval_seconds == 30
+    schedule = defs.resolve_schedule_def("heartbeats_summary_schedule")
+    assert schedule.execution_timezone == "UTC"
+
+
+# ----- instance watch ----------------------------------------------------------------
+
+
+@dg.op
+def explode() -> None:
+    raise RuntimeError("disk full while writing the export")
+
+
+@dg.job
+def nightly_export() -> None:
+    explode()
+
+
+@dg.op
+def fine() -> None:
+    return None
+
+
+@dg.job(name="nightly_export")
+def nightly_export_fixed() -> None:
+    fine()
+
+
+STATE = {"passed": False, "severity": dg.AssetCheckSeverity.WARN}
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("no_nulls", asset="orders")])
+def orders() -> dg.MaterializeResult:
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
+        check_name="no_nulls", passed=STATE["passed"], severity=STATE["severity"],
+        description="12 rows with a null customer_id")])
+
+
+def test_a_real_failing_run_is_exactly_one_alert_and_success_resolves(setup: dict) -> None:
+    sensor = build_instance_watch_sensor()
+    result = nightly_export.execute_in_process(instance=setup["instance"],
+                                               raise_on_error=False)
+    assert not result.success
+    first = tick(setup, sensor)
+    (alert,) = firing(setup, "dagster_run_failed")
+    assert alert.labels == {"job": "nightly_export", "location": ""}
+    assert result.run_id[:8] in alert.last_summary
+    assert len(first.run_requests) == 1
+    second = tick(setup, sensor, first.cursor)
+    assert second.run_requests == [] and len(firing_events(setup, "dagster_run_failed")) == 1
+    notified = [r for r in setup["timeline"].outbox_rows() if r["rule"] == "dagster_run_failed"]
+    assert len(notified) == 1
+    assert nightly_export_fixed.execute_in_process(instance=setup["instance"]).success
+    tick(setup, sensor, second.cursor)
+    assert firing(setup, "dagster_run_failed") == []
+
+
+def test_a_real_failing_asset_check_is_exactly_one_alert_with_its_severity(setup: dict
+                                                                          ) -> None:
+    sensor = build_instance_watch_sensor()
+    STATE.update(passed=False, severity=dg.AssetCheckSeverity.WARN)
+    dg.materialize([orders], instance=setup["instance"])
+    first = tick(setup, sensor)
+    (alert,) = firing(setup, "dagster_asset_check_failed")
+    assert alert.labels == {"asset": "orders", "check": "no_nulls"}
+    assert str(alert.severity) == "warning" and "null customer_id" in alert.last_summary
+    second = tick(setup, sensor, first.cursor)
+    assert len(firing_events(setup, "dagster_asset_check_failed")) == 1
+    STATE.update(severity=dg.AssetCheckSeverity.ERROR)
+    dg.materialize([orders], instance=setup["instance"])
+    third = tick(setup, sensor, second.cursor)
+    (alert,) = firing(setup, "dagster_asset_check_failed")
+    assert str(alert.severity) == "critical"  # ERROR pages
+    STATE.update(passed=True)
+    dg.materialize([orders], instance=setup["instance"])
+    tick(setup, sensor, third.cursor)
+    assert firing(setup, "dagster_asset_check_failed") == []
+
+
+def test_own_asset_checks_are_not_alerted_twice(setup: dict) -> None:
+    sensor = build_instance_watch_sensor(own_assets=["orders"])
+    STATE.update(passed=False, severity=dg.AssetCheckSeverity.ERROR)
+    dg.materialize([orders], instance=setup["instance"])
+    tick(setup, sensor)
+    assert firing(setup) == []
+
+
+def test_first_tick_looks_back_only_the_configured_window(setup: dict) -> None:
+    nightly_export.execute_in_process(instance=setup["instance"], raise_on_error=False)
+    setup["rules"].write_text(RULES + "  lookback: 1ms\n")
+    import time
+
+    time.sleep(0.05)
+    tick(setup, build_instance_watch_sensor())
+    assert firing(setup) == []
+
+
+def test_instance_watch_can_be_turned_off(setup: dict) -> None:
+    setup["rules"].write_text(RULES + "  instance_watch: false\n")
+    nightly_export.execute_in_process(instance=setup["instance"], raise_on_error=False)
+    tick(setup, build_instance_watch_sensor())
+    assert firing(setup) == []
+
+
+def _daemon_tick(instance: dg.DagsterInstance) -> None:
+    """One real sensor-daemon iteration over the second code location."""
+    import logging
+
+    from dagster._core.test_utils import create_test_daemon_workspace_context
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.sensor import execute_sensor_iteration
+
+    target = ModuleTarget(module_name="tests.instance_watch_location", attribute=None,
+                          working_directory=str(Path(__file__).resolve().parents[1]),
+                          location_name="partner_location")
+    with create_test_daemon_workspace_context(target, instance) as ctx:
+        list(execute_sensor_iteration(ctx, logging.getLogger("test"), None, None))
+
+
+def test_a_real_failed_sensor_tick_alerts_once_and_a_good_tick_resolves(
+        setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flag = tmp_path / "broken"
+    flag.touch()
+    monkeypatch.setenv("PARTNER_SENSOR_BROKEN_FLAG", str(flag))
+    _daemon_tick(setup["instance"])
+    sensor = build_instance_watch_sensor()
+    first = tick(setup, sensor)
+    (alert,) = firing(setup, "dagster_tick_failed")
+    assert alert.labels == {"instigator": "partner_sensor", "type": "sensor",
+                            "location": "partner_location"}
+    assert "cannot reach the partner API" in alert.last_summary
+    second = tick(setup, sensor, first.cursor)
+    assert len(firing_events(setup, "dagster_tick_failed")) == 1
+    flag.unlink()
+    import time
+
+    time.sleep(1.1)  # the test sensor's minimum interval
+    _daemon_tick(setup["instance"])
+    tick(setup, sensor, second.cursor)
+    assert firing(setup, "dagster_tick_failed") == []
