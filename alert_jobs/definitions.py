@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from alert_jobs.config import load_rules
 from alert_jobs.notify.registry import receiver_resource
 from alert_jobs.resources import AlertJobsResource
+from alert_jobs.rules_fallback import load_rules_or_last_good
 from assets.heartbeats import build_heartbeat_definitions
 from assets.operator_jobs import OPERATOR_JOBS
 from assets.redis_quota import build_redis_quota_definitions
@@ -24,7 +24,7 @@ from sensors.outbox import outbox_retry_sensor
 
 def build_definitions(rules_file: str | None = None) -> dg.Definitions:
     resource = AlertJobsResource(rules_file=rules_file) if rules_file else AlertJobsResource()
-    rules = load_rules(resource.rules_file)
+    rules = load_rules_or_last_good(resource.rules_file).rules  # a typo must not stop alerts
     sql_assets, sql_schedules = build_sql_metric_definitions(rules)
     redis_assets, redis_schedules, redis_jobs = build_redis_quota_definitions(rules)
     hb_assets, hb_schedules = build_heartbeat_definitions(rules)

@@ -73,7 +73,7 @@ def test_repo_rules_file_loads():
 
 def test_unknown_rule_lookup_names_the_known_rules():
     rules = load_rules(REPO_RULES)
-    with pytest.raises(KeyError, match="dead_letters, demo_.*, orders_last_hour"):
+    with pytest.raises(KeyError, match=r"dead_letters, demo_.*, orders_last_hour"):
         rules.rule("nope")
 
 
