@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from alert_jobs.config import load_rules
 from alert_jobs.notify.registry import receiver_resource
 from alert_jobs.resources import AlertJobsResource
+from alert_jobs.rules_fallback import load_rules_or_last_good
 from assets.alert_quality import build_alert_quality_definitions
 from assets.heartbeats import build_heartbeat_definitions
 from assets.operator_jobs import OPERATOR_JOBS
@@ -25,7 +25,7 @@ from sensors.outbox import outbox_retry_sensor
 
 def build_definitions(rules_file: str | None = None) -> dg.Definitions:
     resource = AlertJobsResource(rules_file=rules_file) if rules_file else AlertJobsResource()
-    rules = load_rules(resource.rules_file)
+    rules = load_rules_or_last_good(resource.rules_file).rules  # a typo must not stop alerts
     sql_assets, sql_schedules = build_sql_metric_definitions(rules)
     redis_assets, redis_schedules, redis_jobs = build_redis_quota_definitions(rules)
     quality_assets, quality_jobs, quality_schedules = build_alert_quality_definitions(

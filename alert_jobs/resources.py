@@ -13,7 +13,8 @@ import threading
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from alert_jobs.config import RULES_FILE_ENV, RulesFile, load_rules
+from alert_jobs.config import RULES_FILE_ENV, RulesFile
+from alert_jobs.rules_fallback import load_rules_or_last_good
 from alert_jobs.timeline import Timeline, default_database_url
 
 _TIMELINES: dict[str, Timeline] = {}
@@ -45,7 +46,7 @@ class AlertJobsResource(ConfigurableResource):
     )
 
     def load_rules(self) -> RulesFile:
-        return load_rules(self.rules_file)
+        return load_rules_or_last_good(self.rules_file).rules  # a broken edit keeps checks on
 
     def timeline(self) -> Timeline:
         return shared_timeline(self.database_url or None)

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from alert_jobs.checks.heartbeat import Signal
 from alert_jobs.config import RulesError, RulesFile, SecretMissingError, SecretOrText, resolve
-from alert_jobs.config_heartbeat import valid_slug
+from alert_jobs.config_heartbeat import HeartbeatCheck, valid_slug
 from alert_jobs.heartbeat_monitor import create_spec, declared_checks, evaluate_slug
 from alert_jobs.heartbeat_store import (
     CreateSpec,
@@ -51,18 +51,21 @@ class _RulesCache:
     def __init__(self, load: Callable[[], RulesFile], ttl: float = RULES_TTL_SECONDS):
         self.load, self.ttl = load, ttl
         self.rules: RulesFile | None = None
+        self.declared: dict[str, HeartbeatCheck] = {}
         self.loaded_at = 0.0
         self.lock = threading.Lock()
 
-    def get(self) -> RulesFile | None:
+    def get(self) -> tuple[RulesFile | None, dict[str, HeartbeatCheck]]:
+        """The rules and their heartbeat checks by slug (computed once per load)."""
         with self.lock:
             if self.rules is None or time.monotonic() - self.loaded_at > self.ttl:
                 try:
-                    self.rules = self.load()
-                except RulesError as exc:
+                    rules = self.load()
+                    self.rules, self.declared = rules, declared_checks(rules)
+                except (RulesError, ValueError) as exc:
                     log.error("rules file invalid, keeping the last good copy: %s", exc)
                 self.loaded_at = time.monotonic()
-            return self.rules
+            return self.rules, self.declared
 
 
 def _token_ok(expected: SecretOrText | None, request: Request) -> bool:
@@ -98,13 +101,13 @@ def ping_routes(get_timeline: Callable[[], Timeline],
         else:
             return PlainTextResponse("unknown signal (use start, fail or an exit code "
                                      "0-255)\n", status_code=400)
-        rules = cache.get()
+        rules, declared = cache.get()
         if rules is None:
             return PlainTextResponse("rules file invalid; see the server log\n",
                                      status_code=503)
         limit = rules.heartbeats.body_limit
         headers = {"Ping-Body-Limit": str(limit)}
-        check = declared_checks(rules).get(slug) if valid_slug(slug) else None
+        check = declared.get(slug) if valid_slug(slug) else None
         store = HeartbeatStore(get_timeline())
         create: CreateSpec | None
         if check is not None:

@@ -4,7 +4,8 @@ The tick reads only overdue rows (one range scan of the ``alert_after`` index), 
 100,000 registered checks cost about as much as ten. The rules file's checks are
 synced into the table only when they changed (their hash is the cursor). Every tick
 that did its work pings the external dead-man URL, so a stopped daemon is noticed by
-someone else.
+someone else. A broken rules file raises ``rules_file_invalid`` (its last good copy keeps
+the checks running).
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations.
@@ -13,6 +14,7 @@ import dagster as dg
 
 from alert_jobs.heartbeat_monitor import declared_hash, evaluate_due
 from alert_jobs.resources import AlertJobsResource
+from alert_jobs.rules_fallback import load_rules_or_last_good, report_rules_file
 from alert_jobs.self_monitoring import ping_deadman
 from alert_jobs.timeline import utcnow
 from assets.operator_jobs import deliver_outbox_job
@@ -31,17 +33,21 @@ def build_heartbeat_sensor(interval_seconds: int = 30) -> dg.SensorDefinition:
     )
     def heartbeat_sensor(context: dg.SensorEvaluationContext,
                          alert_jobs: AlertJobsResource) -> dg.SensorResult:
-        rules = alert_jobs.load_rules()
         now = utcnow()
-        digest = declared_hash(rules)
         timeline = alert_jobs.timeline()
+        loaded = load_rules_or_last_good(alert_jobs.rules_file)
+        rules = loaded.rules
+        if loaded.error is not None:
+            context.log.error(f"rules file invalid, using its last good copy:\n{loaded.error}")
+        rules_outcomes = report_rules_file(loaded, alert_jobs.rules_file, timeline, now=now)
+        digest = declared_hash(rules)
         report = evaluate_due(rules, timeline, now=now, sync_declared=digest != context.cursor)
-        for outcome in report.outcomes:
+        for outcome in [*rules_outcomes, *report.outcomes]:
             context.log.info(outcome.result.decision.describe())
         problem = ping_deadman(rules, body=f"heartbeat sensor: {report.evaluated} evaluated")
         if problem:
             context.log.warning(problem)
-        queued = bool(report.outcomes) and timeline.due_count(now) > 0
+        queued = bool(report.outcomes or rules_outcomes) and timeline.due_count(now) > 0
         runs = [dg.RunRequest(run_key=f"heartbeats-{now.strftime('%Y-%m-%dT%H:%M:%S')}")] \
             if queued else []
         return dg.SensorResult(run_requests=runs, cursor=digest,

@@ -286,3 +286,38 @@ def test_a_real_failed_sensor_tick_alerts_once_and_a_good_tick_resolves(
     _daemon_tick(setup["instance"])
     tick(setup, sensor, second.cursor)
     assert firing(setup, "dagster_tick_failed") == []
+
+
+# ----- a broken rules file ------------------------------------------------------------
+
+
+def test_broken_rules_file_falls_back_to_last_good_and_alerts(
+        setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alert_jobs.config import RulesError, load_rules
+    from alert_jobs.rules_fallback import last_good_path, load_rules_or_last_good
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    rules_file = setup["rules"]
+    with pytest.raises(RulesError):  # no good copy yet: the error is raised as before
+        load_rules_or_last_good(tmp_path / "never-valid.yaml")
+    build_definitions(str(rules_file))  # a good load saves the copy
+    assert last_good_path(rules_file).read_text() == RULES
+    rules_file.write_text(RULES.replace("period: 1h", "period: soon"))
+    with pytest.raises(RulesError):
+        load_rules(rules_file)
+    repo = build_definitions(str(rules_file)).get_repository_def()  # still loads
+    assert "heartbeat_sensor" in {s.name for s in repo.sensor_defs}
+    assert setup["resource"].load_rules().checks.heartbeat[1].period == timedelta(hours=1)
+
+    sensor = build_heartbeat_sensor()
+    result = tick(setup, sensor)
+    (alert,) = firing(setup, "rules_file_invalid")
+    assert alert.labels == {"file": str(rules_file)} and str(alert.severity) == "critical"
+    assert "checks.heartbeat[1].period: expected a duration" in alert.last_summary
+    assert "(line 11)" in alert.last_summary
+    assert len(result.run_requests) == 1
+    tick(setup, sensor, result.cursor)
+    assert len(firing_events(setup, "rules_file_invalid")) == 1
+    rules_file.write_text(RULES)
+    tick(setup, sensor, result.cursor)
+    assert firing(setup, "rules_file_invalid") == []

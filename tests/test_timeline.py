@@ -31,9 +31,9 @@ def good(rule: str = "dead_letters", **labels: str) -> Observation:
 def test_upgrade_is_idempotent(db_url: str) -> None:
     timeline = Timeline(db_url)
     assert timeline.schema_version() == 0
-    assert timeline.upgrade() == ["1: initial timeline schema",
-                                  "2: redis quota samples and windows",
-                                  "3: grouped notifications"]
+    assert timeline.upgrade()[:3] == ["1: initial timeline schema",
+                                      "2: redis quota samples and windows",
+                                      "3: grouped notifications"]
     assert timeline.upgrade() == []
     assert Timeline(db_url).upgrade() == []
     assert timeline.schema_version() == schema.LATEST_VERSION
@@ -186,7 +186,7 @@ def test_concurrent_upgrades_are_safe(db_url: str) -> None:
     assert [w.exitcode for w in workers] == [0] * 4
     with Timeline(db_url).engine.connect() as conn:
         versions = conn.execute(sa.select(schema.schema_version.c.version)).scalars().all()
-    assert versions == [1, 2, 3]
+    assert versions == [version for version, _, _ in schema.MIGRATIONS]
 
 
 def test_naive_datetimes_are_refused(sqlite_url: str) -> None:
