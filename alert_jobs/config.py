@@ -471,9 +471,13 @@ class RedisQuotaTarget(RuleBase):
         return timedelta(hours=1) if self.quota.window == "day" else timedelta(days=1)
 
 
+from alert_jobs.config_drift import ScoreDriftRule  # noqa: E402  (it builds on RuleBase)
+
+
 class Checks(_Strict):
     sql_metric: list[SqlMetricRule] = Field(default_factory=list)
     redis_quota: list[RedisQuotaTarget] = Field(default_factory=list)
+    score_drift: list[ScoreDriftRule] = Field(default_factory=list)
 
 
 def _console() -> ReceiverConfig:
@@ -489,7 +493,7 @@ class RulesFile(_Strict):
     checks: Checks = Field(default_factory=Checks)
 
     def rules(self) -> list[RuleBase]:
-        return [*self.checks.sql_metric, *self.checks.redis_quota]
+        return [*self.checks.sql_metric, *self.checks.redis_quota, *self.checks.score_drift]
 
     def rule(self, name: str) -> RuleBase:
         for rule in self.rules():
