@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from alert_jobs.config import (
@@ -91,8 +91,8 @@ class ReferenceWindow(_Strict):
     kind: Literal["fixed", "seasonal", "pinned"] = "fixed"
     lookback: Duration = timedelta(days=7)
     weeks: Annotated[int, Field(ge=1, le=52)] = 4
-    start: Annotated[datetime, BeforeValidator(_aware)] | None = None
-    end: Annotated[datetime, BeforeValidator(_aware)] | None = None
+    start: Annotated[datetime, AfterValidator(_aware)] | None = None
+    end: Annotated[datetime, AfterValidator(_aware)] | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> ReferenceWindow:
@@ -114,9 +114,12 @@ class ReferenceWindow(_Strict):
         if self.kind == "pinned":
             assert self.start is not None and self.end is not None
             return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"
-        from alert_jobs.durations import format_duration
-
-        return f"the previous {format_duration(self.lookback)}"
+        seconds = int(self.lookback.total_seconds())
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if seconds % size == 0:
+                n = seconds // size
+                return f"the previous {n} {unit}{'s' if n != 1 else ''}"
+        return f"the previous {seconds} seconds"
 
 
 class HighScore(_Strict):

@@ -81,12 +81,15 @@ def floor_hour(when: datetime) -> datetime:
 
 
 def reference_window(rule: ScoreDriftRule, now: datetime) -> tuple[datetime, datetime]:
-    """The reference's time range if built at ``now``."""
+    """The reference's time range if built at ``now``: whole hours up to the current
+    window for ``fixed`` (``lookback``) and ``seasonal`` (``weeks`` weeks), or the pinned
+    range."""
     ref = rule.reference
     if ref.kind == "pinned":
         assert ref.start is not None and ref.end is not None
         return ref.start, ref.end
-    end = floor_hour(now)
+    # Whole hours before the current window, which is never part of its own reference.
+    end = floor_hour(current_window(rule, now)[0])
     return (end - ref.weeks * WEEK if ref.kind == "seasonal" else end - ref.lookback), end
 
 

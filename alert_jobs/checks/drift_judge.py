@@ -239,7 +239,7 @@ def judge_null_rates(rule: ScoreDriftRule, frame: Frame, reference: Histogram,
             rule.name, Status.ALERT if bad else Status.OK, labels, cur,
             summary=f"Null rate of feature {feature} for {frame.subject} in the last "
                     f"{frame.window} is {pct(cur)} (expected about {pct(ref)} against "
-                    f"{frame.reference}, alerting {pct(nr.max_increase)} above it; "
+                    f"{frame.reference}, alerting from {pct(ref + nr.max_increase)}; "
                     f"{fmt_number(nulls)} of {fmt_number(current.rows)} rows).",
             expected=expected, seen=pct(cur), window=frame.window,
             severity=severity if bad else None))

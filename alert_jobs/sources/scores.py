@@ -95,7 +95,11 @@ def engine_for(url: str, timeout: float) -> Engine:
             connect_args: dict[str, Any] = {}
             if real.startswith("postgresql"):
                 connect_args["connect_timeout"] = max(1, int(timeout))
-                connect_args["options"] = "-c timezone=UTC"
+                # Keep the URL's own options (e.g. -csearch_path=…); connect_args wins.
+                own = sa.make_url(real).query.get("options")
+                own = " ".join(own) if isinstance(own, tuple) else own
+                connect_args["options"] = f"{own} -c timezone=UTC" if own else \
+                    "-c timezone=UTC"
             elif real.startswith("sqlite"):
                 connect_args["timeout"] = timeout
             try:
