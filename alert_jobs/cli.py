@@ -457,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
                                             "exit 1 if any cannot be read")
     sp.add_argument("targets", nargs="*", metavar="TARGET")
     sp.set_defaults(fn=cmd_redis_check)
+
+    from alert_jobs import cli_drift
+
+    cli_drift.register(sub)
     return p
 
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import redis
 
-from benchmarks import delivery_bench, redis_bench, timeline_bench
+from benchmarks import delivery_bench, drift_bench, redis_bench, timeline_bench
 
 
 def main() -> int:
@@ -16,12 +16,15 @@ def main() -> int:
     results, skipped, failed = timeline_bench.run()
     redis_results, redis_skipped, redis_failed = redis_bench.run()
     delivery_results, delivery, delivery_skipped, delivery_failed = delivery_bench.run()
+    drift_results, drift_skipped, drift_failed = drift_bench.run()
 
     print(timeline_bench.format_table(results, skipped))
     print()
     print(redis_bench.format_table(redis_results, redis_skipped))
     print()
     print(delivery_bench.format_table(delivery_results, delivery, delivery_skipped))
+    print()
+    print(drift_bench.format_table(drift_results, drift_skipped))
     report = timeline_bench.metadata()
     report["packages"]["redis"] = redis.__version__
     report["packages"]["httpx"] = httpx.__version__
@@ -29,13 +32,14 @@ def main() -> int:
     report["parameters"].update(delivery_bench.PARAMETERS)
     report.update({
         "elapsed_s": time.perf_counter() - started,
-        "results": [c.as_json() for c in [*results, *redis_results, *delivery_results]],
-        "skipped": {**skipped, **redis_skipped, **delivery_skipped},
+        "results": [c.as_json() for c in [*results, *redis_results, *delivery_results,
+                                          *drift_results]],
+        "skipped": {**skipped, **redis_skipped, **delivery_skipped, **drift_skipped},
         "delivery": delivery,
     })
     timeline_bench.write_results(report)
     print(f"\nwrote {timeline_bench.RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
-    return 1 if failed or redis_failed or delivery_failed else 0
+    return 1 if failed or redis_failed or delivery_failed or drift_failed else 0
 
 
 if __name__ == "__main__":

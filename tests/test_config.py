@@ -54,7 +54,7 @@ def _line_of(text: str, needle: str) -> int:
 def test_repo_rules_file_loads():
     rules = load_rules(REPO_RULES)
     names = [r.name for r in rules.rules()]
-    assert names == ["dead_letters", "orders_last_hour", "demo_cache"]
+    assert names == ["dead_letters", "orders_last_hour", "demo_cache", "model_scores"]
     dead = rules.rule("dead_letters")
     assert isinstance(dead, SqlMetricRule)
     assert dead.severity == Severity.CRITICAL
@@ -73,7 +73,7 @@ def test_repo_rules_file_loads():
 
 def test_unknown_rule_lookup_names_the_known_rules():
     rules = load_rules(REPO_RULES)
-    with pytest.raises(KeyError, match="dead_letters, demo_cache, orders_last_hour"):
+    with pytest.raises(KeyError, match="dead_letters, demo_cache, model_scores, orders_last_hour"):
         rules.rule("nope")
 
 

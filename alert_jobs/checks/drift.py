@@ -240,21 +240,35 @@ def histogram_from_values(scores: npt.ArrayLike, grid: Grid, *, threshold: float
     ``null_mask`` marks rows whose score is NULL (pandas reads SQL NULL and NaN both
     as NaN; a Parquet file keeps them apart). ``features`` maps a feature column to a
     boolean "is null" array of the same length.
+
+    Few passes over the data: the in-range scores are selected once (NaN fails both
+    comparisons) and bucketed in place with the same float expression as
+    :meth:`Grid.codes`; only the (usually few) other scores are classified one by one.
     """
     x = np.asarray(scores, dtype=np.float64)
-    codes = grid.codes(x)
+    nulls = 0
     if null_mask is not None:
-        codes[np.asarray(null_mask, dtype=bool)] = NULL_CODE
-    inside = codes >= 0
-    valid = x[inside]
-    counts = np.bincount(codes[inside], minlength=grid.bins).astype(np.int64)
+        null = np.asarray(null_mask, dtype=bool)
+        nulls = int(np.count_nonzero(null))
+        if nulls:
+            x = x[~null]
+    if x.size and x.min() >= grid.lo and x.max() <= grid.hi:  # all valid (NaN fails this)
+        valid, rest = x, x[:0]
+    else:
+        inside = (x >= grid.lo) & (x <= grid.hi)
+        valid, rest = x[inside], x[~inside]
+    idx = valid - grid.lo
+    idx /= grid.hi - grid.lo
+    idx *= grid.bins
+    # idx >= 0, so truncation is floor; idx == bins (s == hi, or rounding) joins the last bin.
+    full = np.bincount(idx.astype(np.int64), minlength=grid.bins + 1)
+    counts = full[:grid.bins].astype(np.int64)
+    counts[-1] += full[grid.bins:].sum()
+    nans = int(np.count_nonzero(np.isnan(rest)))
+    infs = int(np.count_nonzero(np.isinf(rest)))
     above = int(np.count_nonzero(valid > threshold)) if threshold is not None else 0
     return Histogram(
-        grid, counts,
-        nulls=int(np.count_nonzero(codes == NULL_CODE)),
-        nans=int(np.count_nonzero(codes == NAN_CODE)),
-        infs=int(np.count_nonzero(codes == INF_CODE)),
-        out_of_range=int(np.count_nonzero(codes == OUT_OF_RANGE_CODE)),
+        grid, counts, nulls=nulls, nans=nans, infs=infs, out_of_range=rest.size - nans - infs,
         total=float(valid.sum()), total_sq=float(np.dot(valid, valid)), above=above,
         threshold=threshold,
         feature_nulls={k: int(np.count_nonzero(np.asarray(v, dtype=bool)))

@@ -144,7 +144,7 @@ def judge_distribution(rule: ScoreDriftRule, frame: Frame, reference: Histogram,
                    f"n = {fmt_number(m.n_cur)} vs {fmt_number(m.n_ref)}). "
                    f"{high_score_sentence(rule, reference, current)} "
                    f"KS {m.ks:.3f}.{mean_part}").replace("  ", " ").strip()
-    if breaches:
+    if breaches and not frame.business:
         summary += f" Over the limit: {', '.join(breaches)}."
     return Observation(rule.name, Status.ALERT if worst else Status.OK, labels, m.psi,
                        summary=summary, expected=expected, seen=seen, window=frame.window,

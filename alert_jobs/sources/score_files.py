@@ -14,14 +14,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from alert_jobs.checks.drift import Grid, Histogram, histogram_from_values
 from alert_jobs.sources.errors import SourceError
 from alert_jobs.sources.scores import ALL_HOURS, SEPARATOR, WindowSpec
+
+if TYPE_CHECKING:  # pandas is imported when files are read: the SQL path never pays for it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def _paths(files: ScoreFiles) -> list[str]:
 
 
 def _read_one(path: str, files: ScoreFiles) -> pd.DataFrame:
+    import pandas as pd
+
     suffix = Path(path).suffix.lower()
     try:
         if suffix == ".parquet":
@@ -82,6 +86,8 @@ def _read_one(path: str, files: ScoreFiles) -> pd.DataFrame:
 
 
 def _frames(files: ScoreFiles, spec: WindowSpec) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
     start, end = pd.Timestamp(spec.start), pd.Timestamp(spec.end)
     for path in _paths(files):
         frame = _read_one(path, files)
@@ -92,6 +98,8 @@ def _frames(files: ScoreFiles, spec: WindowSpec) -> Iterator[pd.DataFrame]:
 def read_file_histograms(files: ScoreFiles, grid: Grid, spec: WindowSpec, *,
                          threshold: float | None) -> dict[tuple[str, int], Histogram]:
     """Same keys and meaning as :func:`alert_jobs.sources.scores.read_histograms`."""
+    import pandas as pd
+
     parts = [f for f in _frames(files, spec) if len(f)]
     if not parts:
         return {}
