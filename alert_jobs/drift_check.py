@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from alert_jobs.checks.drift import Grid, Histogram, bins_table, compare
+from alert_jobs.checks.drift import Grid, Histogram, bins_table, compare, quantile_boundaries
 from alert_jobs.checks.drift_judge import (
     WHY,
     Frame,
@@ -111,14 +111,18 @@ def segment_filter(rule: ScoreDriftRule, segment: str) -> dict[str, str] | None:
     return rule.segment_labels(segment) or None
 
 
-def discover(rule: ScoreDriftRule, now: datetime | None = None) -> list[str]:
-    """Segments (partition keys) seen in the reference window, or the configured ones."""
+def discover(rule: ScoreDriftRule, now: datetime | None = None, *,
+             since: datetime | None = None) -> list[str]:
+    """Segments (partition keys) seen since the reference window started (or ``since``,
+    for an incremental look), or the configured ones."""
     if not rule.segment_columns:
         return [""]
     if rule.segments is not None:
         return list(rule.segments)
     now = now or utcnow()
     start, end = reference_window(rule, now)
+    if since is not None:
+        start = since
     end = max(end, now)  # a model that started scoring today is discovered today
     src = source_of(rule)
     if isinstance(src, ScoreFiles):
@@ -148,8 +152,6 @@ class ReferenceBuild:
         hist = self.histogram
         if hist is None:
             return {"error": self.error or "no reference"}
-        from alert_jobs.checks.drift import quantile_boundaries
-
         grid = hist.grid
         edges = [grid.edge(i) for i in quantile_boundaries(hist.counts, rule.psi_bins)]
         meta: dict[str, Any] = {

@@ -207,8 +207,12 @@ def _child_check(url: str, table: str, timeline_url: str, reps: int) -> dict[str
                              "summary was not used")
     return {"seconds": seconds, "peak_rss_mib": _peak_rss_mib(), "rss_at_reset_mib":
             start_peak, "metrics": {r.segment: r.metrics for r in results},
-            "statuses": {r.segment: {o.labels["check"] + o.labels.get("feature", ""):
-                                     str(o.status) for o in r.observations} for r in results}}
+            "statuses": {r.segment: {_check_name(o.labels): str(o.status)
+                                     for o in r.observations} for r in results}}
+
+
+def _check_name(labels: dict[str, str]) -> str:
+    return f"{labels['check']}:{labels['feature']}" if "feature" in labels else labels["check"]
 
 
 def _child_baseline(url: str, table: str, reps: int) -> dict[str, Any]:

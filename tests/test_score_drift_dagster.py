@@ -102,6 +102,9 @@ def test_dynamic_partitions_discovered_then_reference_and_drift(setup: dict[str,
     assert sorted(request.partition_keys) == ["churn-v1", "fraud-v3"]
     assert {r.partition_key for r in result.run_requests} == {"churn-v1", "fraud-v3"}
     instance.add_dynamic_partitions("fraud_scores_segments", list(request.partition_keys))
+    assert result.cursor is not None
+    ctx = dg.build_sensor_context(instance=instance, cursor=result.cursor,
+                                  resources={"alert_jobs": s["resource"]})
     assert isinstance(sensor(ctx), dg.SkipReason)  # nothing new on the next tick
 
     drift_schedule = next(x for x in schedules if x.name == "fraud_scores_drift_schedule")
