@@ -368,3 +368,34 @@ def test_bad_rules_are_reported(extra: str, message: str) -> None:
     with pytest.raises(RulesError, match=message):
         parse_rules("checks:\n  score_drift:\n    - {name: d, database: 'sqlite:///x.db', "
                     f"table: scores, time_column: t, score_column: s, {extra}}}\n")
+
+
+def test_reserved_and_mixed_case_names_are_quoted(db_url: str) -> None:
+    """Names are quoted for the dialect: a reserved word and a mixed-case column work."""
+    eng = engine(db_url)
+    pg = eng.dialect.name == "postgresql"
+    start = NOW - timedelta(hours=2)
+    with eng.begin() as conn:
+        conn.exec_driver_sql(f'CREATE TABLE "Order" ("when" {"TIMESTAMPTZ" if pg else "TEXT"}, '
+                             '"Score" DOUBLE PRECISION, "group" TEXT)')
+        conn.execute(sa.text('INSERT INTO "Order" VALUES (:w, :s, :g)'), [
+            {"w": at if pg else at.strftime("%Y-%m-%d %H:%M:%S"), "s": (i % 100) / 100,
+             "g": "a"} for i, at in enumerate(spread(start, NOW, 2000))])
+    eng.dispose()
+    ruleset = parse_rules(f"""
+checks:
+  score_drift:
+    - name: quoted
+      database: '{db_url}'
+      table: Order
+      time_column: when
+      score_column: Score
+      segment_columns: [group]
+      reference: {{kind: fixed, lookback: 1h}}
+      min_samples: 100
+""")
+    rule = ruleset.checks.score_drift[0]
+    assert discover(rule, NOW) == ["a"]
+    (result,) = check_segments(ruleset, rule, Timeline(db_url), None, now=NOW)
+    assert result.error is None and result.metrics["n_current"] == 1000
+    assert result.metrics["psi"] == pytest.approx(0.0, abs=1e-9)

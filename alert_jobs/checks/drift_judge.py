@@ -12,7 +12,7 @@ values (``model``, ``version``), ``check`` and, for null rates, ``feature``:
 - ``volume``: a silent (or flooding) pipeline.
 - ``invalid_scores``: NaN, ±inf and out-of-range scores (a broken model output).
 
-Messages speak to data scientists by default ("PSI of fraud|v3 scores in the last
+Messages speak to data scientists by default ("PSI of fraud/v3 scores in the last
 1 h is 0.31 (expected < 0.10 …; n = 66,670 vs 412,000)"); ``audience: business``
 gets plain sentences instead.
 """
@@ -44,7 +44,7 @@ WHY = {
 class Frame:
     """How messages name what was checked."""
 
-    subject: str  # "fraud|v3 scores"
+    subject: str  # "fraud/v3 scores" (segment values joined by /)
     window: str  # "1 h"
     reference: str  # "the same hour of the week in the last 4 weeks"
     labels: dict[str, str]
