@@ -78,13 +78,13 @@ def test_lineage_schedules_and_sensor_in_the_code_location(setup: dict[str, Any]
     graph = defs.resolve_asset_graph()
     assert source_key("fraud_scores") in graph.get(reference_key("fraud_scores")).parent_keys
     assert reference_key("fraud_scores") in graph.get(drift_key("fraud_scores")).parent_keys
-    ref_schedule = defs.get_schedule_def("fraud_scores_reference_schedule")
-    drift_schedule = defs.get_schedule_def("fraud_scores_drift_schedule")
+    ref_schedule = defs.resolve_schedule_def("fraud_scores_reference_schedule")
+    drift_schedule = defs.resolve_schedule_def("fraud_scores_drift_schedule")
     assert ref_schedule.cron_schedule == "0 3 * * *"
     assert drift_schedule.cron_schedule == "0 * * * *"
     assert drift_schedule.execution_timezone == "Europe/Berlin"
     assert drift_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert defs.get_sensor_def("fraud_scores_segments_sensor") is not None
+    assert defs.resolve_sensor_def("fraud_scores_segments_sensor") is not None
     check_keys = {c.name for c in graph.get(drift_key("fraud_scores")).check_keys}
     assert check_keys == {CHECK_NAME}
 
