@@ -463,6 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     from alert_jobs import cli_quality  # its commands import this module's helpers
 
     cli_quality.register(sub, rules_sub)
+
+    from alert_jobs import cli_drift
+
+    cli_drift.register(sub)
     return p
 
 

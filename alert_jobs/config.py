@@ -471,9 +471,13 @@ class RedisQuotaTarget(RuleBase):
         return timedelta(hours=1) if self.quota.window == "day" else timedelta(days=1)
 
 
+from alert_jobs.config_drift import ScoreDriftRule  # noqa: E402  (it builds on RuleBase)
+
+
 class Checks(_Strict):
     sql_metric: list[SqlMetricRule] = Field(default_factory=list)
     redis_quota: list[RedisQuotaTarget] = Field(default_factory=list)
+    score_drift: list[ScoreDriftRule] = Field(default_factory=list)
     heartbeat: list[_heartbeat.HeartbeatCheck] = Field(default_factory=list)
 
 
@@ -495,7 +499,8 @@ class RulesFile(_Strict):
         default_factory=lambda: _heartbeat.SelfMonitoring())
 
     def rules(self) -> list[RuleBase]:
-        return [*self.checks.sql_metric, *self.checks.redis_quota, *self.checks.heartbeat]
+        return [*self.checks.sql_metric, *self.checks.redis_quota, *self.checks.score_drift,
+                *self.checks.heartbeat]
 
     def rule(self, name: str) -> RuleBase:
         for rule in self.rules():

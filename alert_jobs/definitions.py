@@ -16,6 +16,7 @@ from assets.alert_quality import build_alert_quality_definitions
 from assets.heartbeats import build_heartbeat_definitions
 from assets.operator_jobs import OPERATOR_JOBS
 from assets.redis_quota import build_redis_quota_definitions
+from assets.score_drift import build_score_drift_definitions
 from assets.sql_metric import build_sql_metric_definitions
 from sensors.escalation import escalation_sensor
 from sensors.heartbeats import build_heartbeat_sensor
@@ -28,15 +29,20 @@ def build_definitions(rules_file: str | None = None) -> dg.Definitions:
     rules = load_rules_or_last_good(resource.rules_file).rules  # a typo must not stop alerts
     sql_assets, sql_schedules = build_sql_metric_definitions(rules)
     redis_assets, redis_schedules, redis_jobs = build_redis_quota_definitions(rules)
-    quality_assets, quality_jobs, quality_schedules = build_alert_quality_definitions(
-        rules, [key for a in [*sql_assets, *redis_assets] for key in a.keys])
+    drift_assets, drift_schedules, drift_sensors, drift_jobs = \
+        build_score_drift_definitions(rules)
     hb_assets, hb_schedules = build_heartbeat_definitions(rules)
-    assets = [*sql_assets, *redis_assets, *hb_assets, *quality_assets]
+    checked_assets = [*sql_assets, *redis_assets, *drift_assets, *hb_assets]
+    quality_assets, quality_jobs, quality_schedules = build_alert_quality_definitions(
+        rules, [key for a in checked_assets if isinstance(a, dg.AssetsDefinition)
+                for key in a.keys])
+    assets = [*checked_assets, *quality_assets]
     return dg.Definitions(
         assets=assets,
-        jobs=[*OPERATOR_JOBS, *redis_jobs, *quality_jobs],
-        schedules=[*sql_schedules, *redis_schedules, *hb_schedules, *quality_schedules],
-        sensors=[outbox_retry_sensor, escalation_sensor,
+        jobs=[*OPERATOR_JOBS, *redis_jobs, *drift_jobs, *quality_jobs],
+        schedules=[*sql_schedules, *redis_schedules, *drift_schedules, *hb_schedules,
+                   *quality_schedules],
+        sensors=[outbox_retry_sensor, escalation_sensor, *drift_sensors,
                  build_heartbeat_sensor(rules.heartbeats.sensor_interval_seconds),
                  build_instance_watch_sensor(own_asset_keys(assets))],
         # Receivers appear in the UI's resources (secrets as EnvVar names, never values).

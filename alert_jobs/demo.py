@@ -3,13 +3,16 @@
 ``dead_letters`` gets a burst of 1,000 rows in the last minutes (so the demo rule
 fires, then resolves by itself once the burst leaves its 30-minute window);
 ``orders`` gets one order a minute for the 24 hours before ``make run`` (so its rule
-stays green for about an hour, then goes pending and fires: a silent pipeline).
+stays green for about an hour, then goes pending and fires: a silent pipeline);
+``model_scores`` gets a week of ML scores of two models, where ``fraud-v3`` flags half
+of its cases as high risk in the last hour (the ML guide's silent model failure).
 The timeline gets 35 days of past alerts once, so the alert-quality assets and the
 monthly review have something to show.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +45,29 @@ def seed(path: str | Path, *, now: datetime | None = None) -> Path:
             "INSERT INTO orders (amount, created_at) VALUES (?, ?)",
             [(10.0 + i % 7, (now - timedelta(minutes=i)).strftime(FMT)) for i in range(24 * 60)],
         )
+        seed_scores(db, now)
     return target
+
+
+def seed_scores(db: sqlite3.Connection, now: datetime, *, per_hour: int = 240) -> None:
+    """A week of scores of ``fraud-v3`` and ``churn-v1``; fraud-v3's last hour drifts."""
+    rng = random.Random(7)
+    db.executescript(
+        """
+        DROP TABLE IF EXISTS model_scores;
+        CREATE TABLE model_scores (scored_at TEXT, model TEXT, score REAL, amount REAL);
+        CREATE INDEX ix_model_scores_model_time ON model_scores (model, scored_at);
+        """
+    )
+    rows = []
+    for model in ("fraud-v3", "churn-v1"):
+        for i in range(7 * 24 * per_hour):
+            at = now - timedelta(seconds=i * 3600 / per_hour)
+            surge = model == "fraud-v3" and i < per_hour and i % 2 == 0
+            score = rng.uniform(0.9, 1.0) if surge else rng.betavariate(2, 8)
+            amount = None if rng.random() < 0.01 else round(rng.uniform(5, 500), 2)
+            rows.append((at.strftime(FMT), model, score, amount))
+    db.executemany("INSERT INTO model_scores VALUES (?, ?, ?, ?)", rows)
 
 
 def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:

@@ -239,6 +239,23 @@ groups = sa.Table(
     sa.Column("firing", sa.JSON, nullable=False),  # fingerprints last notified as firing
 )
 
+# ----- version 4: drift reference summaries ------------------------------------------
+
+drift_references = sa.Table(
+    "alert_drift_references",
+    metadata,
+    sa.Column("rule", sa.String(128), primary_key=True),
+    sa.Column("segment", sa.String(255), primary_key=True),  # "" for an unsegmented rule
+    sa.Column("slot", sa.Integer, primary_key=True),  # -1, or hour of the week 0..167 (UTC)
+    sa.Column("window_start", UTCDateTime, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("covered_seconds", sa.Float, nullable=False),
+    sa.Column("settings", sa.String(64), nullable=False),  # hash of what the bins depend on
+    sa.Column("summary", sa.JSON, nullable=False),  # sparse fine histogram + counts
+    sa.Column("built_at", UTCDateTime, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+)
+
 # ----- version 5: heartbeats ----------------------------------------------------------
 
 heartbeats = sa.Table(
@@ -343,6 +360,11 @@ def _v3_groups(conn: Connection) -> None:
     metadata.create_all(conn, tables=[notify_queue, groups], checkfirst=True)
 
 
+def _v4_drift_references(conn: Connection) -> None:
+    """Version 4: stored reference summaries of score_drift rules."""
+    metadata.create_all(conn, tables=[drift_references], checkfirst=True)
+
+
 def _v5_heartbeats(conn: Connection) -> None:
     """Version 5: heartbeat checks (indexed next deadline) and their bounded ping log."""
     metadata.create_all(conn, tables=[heartbeats, heartbeat_pings], checkfirst=True)
@@ -360,6 +382,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial timeline schema", _v1_initial),
     (2, "redis quota samples and windows", _v2_redis_quota),
     (3, "grouped notifications", _v3_groups),
+    (4, "drift reference summaries", _v4_drift_references),
     (5, "heartbeats", _v5_heartbeats),
     (6, "alert quality", _v6_alert_quality),
 ]

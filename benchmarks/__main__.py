@@ -10,6 +10,7 @@ import redis
 
 from benchmarks import (
     delivery_bench,
+    drift_bench,
     heartbeat_bench,
     quality_bench,
     redis_bench,
@@ -22,6 +23,7 @@ def main() -> int:
     results, skipped, failed = timeline_bench.run()
     redis_results, redis_skipped, redis_failed = redis_bench.run()
     delivery_results, delivery, delivery_skipped, delivery_failed = delivery_bench.run()
+    drift_results, drift_skipped, drift_failed = drift_bench.run()
     quality_results, quality_skipped = quality_bench.run()
 
     print(timeline_bench.format_table(results, skipped))
@@ -30,6 +32,7 @@ def main() -> int:
     print()
     print(delivery_bench.format_table(delivery_results, delivery, delivery_skipped))
     print()
+    print(drift_bench.format_table(drift_results, drift_skipped))
     print(quality_bench.format_table(quality_results, quality_skipped))
     quality_bench.write_results(quality_results, quality_skipped)
     report = timeline_bench.metadata()
@@ -39,14 +42,16 @@ def main() -> int:
     report["parameters"].update(delivery_bench.PARAMETERS)
     report.update({
         "elapsed_s": time.perf_counter() - started,
-        "results": [c.as_json() for c in [*results, *redis_results, *delivery_results]],
-        "skipped": {**skipped, **redis_skipped, **delivery_skipped},
+        "results": [c.as_json() for c in [*results, *redis_results, *delivery_results,
+                                          *drift_results]],
+        "skipped": {**skipped, **redis_skipped, **delivery_skipped, **drift_skipped},
         "delivery": delivery,
     })
     timeline_bench.write_results(report)
     print(f"\nwrote {timeline_bench.RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
     heartbeat_failed = heartbeat_bench.main([])  # prints, writes results/heartbeat.json
-    return 1 if failed or redis_failed or delivery_failed or heartbeat_failed else 0
+    return 1 if (failed or redis_failed or delivery_failed or drift_failed
+                 or heartbeat_failed) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,151 @@
+"""``alert-jobs drift …``: rebuild references and check score drift from a terminal.
+
+The same code paths as the Dagster assets, so "test the monitor" (the ML guide's
+advice) is one command: ``alert-jobs drift check fraud_scores``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from alert_jobs.config import load_rules
+from alert_jobs.config_drift import ScoreDriftRule
+
+
+def register(sub: Any) -> None:
+    """Add ``drift reference|check|segments`` to the CLI's subcommands."""
+    drift = sub.add_parser("drift", help="score drift commands")
+    drift_sub = drift.add_subparsers(dest="drift_command", required=True, metavar="COMMAND")
+    sp = drift_sub.add_parser("reference", help="rebuild reference summaries now (all rules "
+                                                "and segments by default); exit 1 on errors")
+    sp.add_argument("rules_", nargs="*", metavar="RULE")
+    sp.add_argument("--segment", action="append", help="only this segment (repeatable)")
+    sp.set_defaults(fn=cmd_drift_reference)
+    sp = drift_sub.add_parser("check", help="check score drift now, like one scheduled run; "
+                                            "exit 1 if a source cannot be read")
+    sp.add_argument("rules_", nargs="*", metavar="RULE")
+    sp.add_argument("--segment", action="append", help="only this segment (repeatable)")
+    sp.set_defaults(fn=cmd_drift_check)
+    sp = drift_sub.add_parser("segments", help="segments found in the data, and the age of "
+                                               "their stored references")
+    sp.add_argument("rules_", nargs="*", metavar="RULE")
+    sp.set_defaults(fn=cmd_drift_segments)
+
+
+def _selected(args: argparse.Namespace) -> tuple[Any, list[ScoreDriftRule]]:
+    from alert_jobs.cli import UsageError
+
+    rules = load_rules(args.rules)  # a RulesError exits 2 in main(), listing every problem
+    by_name = {r.name: r for r in rules.checks.score_drift}
+    unknown = [n for n in args.rules_ if n not in by_name]
+    if unknown:
+        raise UsageError(f"unknown score_drift rule(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(by_name) or 'none'})")
+    chosen = [by_name[n] for n in args.rules_] or list(by_name.values())
+    if not chosen:
+        raise UsageError(f"{args.rules} has no score_drift rules")
+    return rules, chosen
+
+
+def _segments(args: argparse.Namespace, rule: ScoreDriftRule) -> list[str]:
+    from alert_jobs.drift_check import discover
+
+    return list(args.segment) if args.segment else discover(rule)
+
+
+def cmd_drift_reference(args: argparse.Namespace) -> int:
+    from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.drift_check import build_references, reference_window
+    from alert_jobs.sources.errors import SourceError
+    from alert_jobs.timeline import utcnow
+
+    _, chosen = _selected(args)
+    timeline = _timeline(args)
+    failed = False
+    for rule in chosen:
+        start, end = reference_window(rule, utcnow())
+        print(f"{rule.name}: reference {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC "
+              f"({rule.reference.describe()})")
+        try:
+            segments = _segments(args, rule)
+        except SourceError as exc:
+            print(f"  ERROR {exc}")
+            failed = True
+            continue
+        for build in build_references(rule, timeline, segments):
+            label = build.segment or "(all)"
+            if build.error:
+                print(f"  {label}: ERROR {build.error}")
+                failed = True
+                continue
+            meta = build.metadata(rule)
+            print(f"  {label}: {meta['valid_scores']:,} scores, mean {meta['mean']:.3f}, "
+                  f"PSI edges {meta['psi_edges']}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_drift_check(args: argparse.Namespace) -> int:
+    from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.drift_check import check_segments
+    from alert_jobs.runner import deliver
+    from alert_jobs.sources.errors import SourceError
+
+    rules, chosen = _selected(args)
+    timeline = _timeline(args)
+    failed = False
+    for rule in chosen:
+        print(f"{rule.name}:")
+        try:
+            segments = _segments(args, rule)
+        except SourceError as exc:
+            print(f"  ERROR {exc}")
+            failed = True
+            continue
+        for result in check_segments(rules, rule, timeline, segments):
+            failed = failed or result.error is not None
+            m = result.metrics
+            head = f"  {result.segment or '(all)'}:"
+            if "psi" in m:
+                head += (f" PSI {m['psi']:.3f}, KS {m['ks']:.3f}, n = {m['n_current']:,.0f} vs "
+                         f"{m['n_reference']:,.0f}")
+            if result.reference_built:
+                head += " (reference built now)"
+            print(head)
+            for outcome in result.outcomes:
+                obs = outcome.observation
+                check = obs.labels.get("check", "")
+                if "feature" in obs.labels:
+                    check += f"[{obs.labels['feature']}]"
+                level = str(obs.severity) if obs.severity else str(obs.status)
+                print(f"    {check}: {level}, {outcome.state}: {obs.summary}")
+    print(f"delivery: {deliver(rules, timeline)}")  # what the checks queued (and any due)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_drift_segments(args: argparse.Namespace) -> int:
+    from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.drift_store import DriftReferenceStore
+    from alert_jobs.sources.errors import SourceError
+    from alert_jobs.timeline import utcnow
+
+    _, chosen = _selected(args)
+    store = DriftReferenceStore(_timeline(args))
+    failed = False
+    now = utcnow()
+    for rule in chosen:
+        print(f"{rule.name}:")
+        stored = store.segments(rule.name)
+        try:
+            found = _segments(argparse.Namespace(segment=None), rule)
+        except SourceError as exc:
+            print(f"  ERROR {exc}")
+            failed = True
+            found = []
+        for segment in sorted({*found, *stored}):
+            built = stored.get(segment)
+            age = f"reference built {(now - built).total_seconds() / 3600:.1f} h ago" \
+                if built else "no reference yet"
+            seen = "" if segment in found else " (not in the data any more)"
+            print(f"  {segment or '(all)'}: {age}{seen}")
+    return EXIT_FAILED if failed else EXIT_OK
