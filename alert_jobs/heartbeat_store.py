@@ -228,8 +228,11 @@ class HeartbeatStore:
 
     def sync_declared(self, checks: Sequence[HeartbeatCheck], now: datetime,
                       default_tz: str = "UTC") -> list[HeartbeatRow]:
-        """Make the table match the rules file's checks; returns the removed rows (whose
-        open alerts the caller resolves). Rows created by pings are left alone."""
+        """Make the table match the rules file's checks; returns the rows whose open
+        alerts the caller resolves: checks removed from the file, and checks whose slug
+        now belongs to another rule (an auto-created check declared in the file, a
+        renamed rule) as they were under their old rule. Rows created by pings are left
+        alone."""
         t = schema.heartbeats
         self.timeline.ensure_schema()
         removed: list[HeartbeatRow] = []
@@ -251,11 +254,17 @@ class HeartbeatStore:
                 if r.config_hash == digest and r.declared:
                     continue
                 old = row_from_db(r)
-                state = old.state.evolve(schedule=sched, manual_resume=check.manual_resume)
+                moved = old.rule != check.name
+                if moved:  # its alerts under the old rule resolve; the new rule re-fires
+                    removed.append(old)
+                state = old.state.evolve(
+                    schedule=sched, manual_resume=check.manual_resume,
+                    open_problems=frozenset() if moved else old.state.open_problems)
                 ev = evaluate(state, now)
                 conn.execute(sa.update(t).where(t.c.slug == slug).values(
                     rule=check.name, declared=True, config_hash=digest,
                     **_schedule_values(sched), manual_resume=check.manual_resume,
+                    open_problems=",".join(sorted(state.open_problems)),
                     alert_after=_alert_after(state, ev, now), updated_at=now))
             for slug, r in existing.items():
                 if slug not in wanted and r.declared:

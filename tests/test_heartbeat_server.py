@@ -244,3 +244,33 @@ def test_cli_heartbeat_list_pause_resume(served: Served, tmp_path: Path,
     assert main([*db, "heartbeat", "pause", "nope"]) == 2
     assert main([*db, "heartbeat", "pings", "etl-hourly"]) == 0
     assert "success" in capsys.readouterr().out
+
+
+def test_slug_moving_to_another_rule_resolves_its_old_alert(db_url: str) -> None:
+    """An auto-created check later declared in the file (or a renamed rule) must not
+    leave its alert under the old rule firing forever; the new rule takes over."""
+    from alert_jobs.checks.heartbeat import Signal
+    from alert_jobs.heartbeat_monitor import create_spec
+
+    timeline = Timeline(db_url)
+    store = HeartbeatStore(timeline)
+    base = ("defaults: {receivers: [console]}\n"
+            "heartbeats:\n  auto_create: {enabled: true, period: 1h, grace: 5m}\n")
+    auto = parse_rules(base)
+    now = utcnow()
+    store.ping("job-x", Signal.SUCCESS, now - timedelta(hours=2), create=create_spec(auto))
+    evaluate_due(auto, timeline, now=now)
+    assert [(a.rule, a.labels["problem"]) for a in timeline.alerts()] == [
+        ("heartbeat", "missing")]
+    declared = parse_rules(base + "checks:\n  heartbeat:\n"
+                                  "    - {name: job_x, slug: job-x, period: 1h, grace: 5m}\n")
+    evaluate_due(declared, timeline, now=now + timedelta(seconds=30))
+    assert [(a.rule, a.labels["problem"]) for a in timeline.alerts()] == [("job_x", "missing")]
+    renamed = parse_rules(base + "checks:\n  heartbeat:\n"
+                                 "    - {name: job_y, slug: job-x, period: 1h, grace: 5m}\n")
+    evaluate_due(renamed, timeline, now=now + timedelta(seconds=60))
+    assert [(a.rule, a.labels["problem"]) for a in timeline.alerts()] == [("job_y", "missing")]
+    store.ping("job-x", Signal.SUCCESS, now + timedelta(seconds=70))
+    evaluate_due(renamed, timeline, now=now + timedelta(seconds=90))
+    assert timeline.alerts() == []
+    timeline.dispose()
