@@ -32,6 +32,13 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,127}$"
 _SLUG_RE = re.compile(SLUG_PATTERN)
 MAX_BODY_LIMIT = 1_000_000
 AUTO_RULE = "heartbeat"  # the rule name of checks created by their first ping
+RUN_FAILED = "dagster_run_failed"  # the instance-watch rules (alert_jobs.self_monitoring)
+ASSET_CHECK_FAILED = "dagster_asset_check_failed"
+TICK_FAILED = "dagster_tick_failed"
+RULES_FILE_INVALID = "rules_file_invalid"  # alert_jobs.rules_fallback
+# Rule names the system alerts under itself: a rule of the file with one of them would
+# share its alerts, silences and severity, so the file may not use them.
+RESERVED_RULES = (AUTO_RULE, RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED, RULES_FILE_INVALID)
 
 
 def _slug(value: Any) -> str:
@@ -147,8 +154,16 @@ __all__ = ["AUTO_RULE", "AutoCreate", "EnvRef", "HeartbeatCheck", "HeartbeatSett
 
 
 def cross_check(data: dict[str, Any], add: Callable[[tuple[Any, ...], str], None]) -> None:
-    """Slugs are unique: two checks on one ping URL would each see half the pings."""
+    """Slugs are unique: two checks on one ping URL would each see half the pings; and
+    no rule takes a name the system alerts under itself (``RESERVED_RULES``)."""
     checks = data.get("checks")
+    for family, rules in (checks.items() if isinstance(checks, dict) else ()):
+        for i, rule in enumerate(rules if isinstance(rules, list) else []):
+            name = rule.get("name") if isinstance(rule, dict) else None
+            if name in RESERVED_RULES:
+                add(("checks", family, i, "name"),
+                    f"rule name {name!r} is reserved for the system's own alerts "
+                    f"({', '.join(RESERVED_RULES)})")
     items = checks.get("heartbeat") if isinstance(checks, dict) else None
     seen: dict[str, str] = {}
     for i, item in enumerate(items if isinstance(items, list) else []):

@@ -17,11 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 from alert_jobs.config import RuleBase, RulesError, RulesFile, load_rules, parse_rules
+from alert_jobs.config_heartbeat import RULES_FILE_INVALID
 from alert_jobs.model import Observation, Severity, Status
 from alert_jobs.runner import RuleOutcome, process_observations
 from alert_jobs.timeline import Timeline
 
-RULE = "rules_file_invalid"
+RULE = RULES_FILE_INVALID
 WHY = ("Until the file is fixed, checks run with the last good copy of the rules: edits "
        "made since then (new rules, thresholds) are not in effect.")
 

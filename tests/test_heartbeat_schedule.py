@@ -250,3 +250,21 @@ self_monitoring:
     assert "self_monitoring: deadman_url must be an http(s) URL" in text
     assert "checks.heartbeat[3].slug: heartbeat slug 'etl-hourly' is also used by " \
            "'etl_copy'" in text
+
+
+def test_rule_names_the_system_alerts_under_are_reserved() -> None:
+    """A file rule named ``heartbeat`` would share the auto-created checks' alerts (and
+    their severity and receivers); likewise the instance-watch and rules-file rules."""
+    with pytest.raises(RulesError) as err:
+        parse_rules("""
+checks:
+  heartbeat:
+    - name: heartbeat
+      period: 1h
+  sql_metric:
+    - name: dagster_run_failed
+      query: select 1
+""")
+    text = str(err.value)
+    assert "checks.heartbeat[0].name: rule name 'heartbeat' is reserved" in text
+    assert "checks.sql_metric[0].name: rule name 'dagster_run_failed' is reserved" in text
