@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,8 @@ def load_rules_or_last_good(path: str | os.PathLike[str]) -> LoadedRules:
             copy.parent.mkdir(parents=True, exist_ok=True)
             tmp = copy.with_suffix(".tmp")
             tmp.write_text(text, encoding="utf-8")
+            # the file may hold inline secrets: the copy is no more readable than it
+            shutil.copymode(path, tmp)
             tmp.replace(copy)  # atomic: a reader never sees half a file
     except OSError:
         pass  # a read-only home only costs the fallback, never the load

@@ -398,3 +398,17 @@ def test_more_ticks_than_a_page_never_skip_a_failed_tick(
     _watch(setup, cursor, page=2)
     assert len(firing_events(setup, "dagster_tick_failed")) == 1
     assert firing(setup, "dagster_tick_failed") == []
+
+
+def test_last_good_copy_is_no_more_readable_than_the_rules_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rules file may hold inline secrets (tokens, webhook URLs): its saved copy keeps
+    the file's permissions instead of the umask's (often world-readable)."""
+    from alert_jobs.rules_fallback import last_good_path, load_rules_or_last_good
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    rules_file = tmp_path / "private.yaml"
+    rules_file.write_text(RULES)
+    rules_file.chmod(0o600)
+    load_rules_or_last_good(rules_file)
+    assert last_good_path(rules_file).stat().st_mode & 0o777 == 0o600
