@@ -87,6 +87,12 @@ class TooManyChecksError(TimelineError):
     """Auto-create refused: the table already holds ``max_checks`` checks."""
 
 
+def _text(value: str, limit: int | None = None) -> str:
+    """Client text as stored: PostgreSQL text cannot hold NUL, and a log tail or a header
+    may contain one (refusing it would lose the job's ping)."""
+    return value[:limit].replace("\x00", "\ufffd")
+
+
 def _seconds(td: timedelta | None) -> float | None:
     return None if td is None else td.total_seconds()
 
@@ -151,6 +157,7 @@ class HeartbeatStore:
                 self._create(conn, slug, create, now)
                 row = self._locked(conn, slug)
                 assert row is not None
+            rid = _text(rid, 64) if rid else None  # as stored, so a finish pairs its start
             outcome = apply_ping(row.state, signal, now, rid=rid, exit_code=exit_code)
             ev = evaluate(outcome.state, now)
             n = row.n_pings + 1
@@ -159,8 +166,8 @@ class HeartbeatStore:
                 n_pings=n, updated_at=now))
             conn.execute(schema.heartbeat_pings.insert().values(
                 slug=slug, at=now, kind=outcome.kind, exit_code=exit_code,
-                rid=(rid or None) and rid[:64], duration_seconds=_seconds(outcome.duration),
-                body=body, remote_addr=remote_addr[:64], user_agent=user_agent[:256]))
+                rid=rid, duration_seconds=_seconds(outcome.duration), body=_text(body),
+                remote_addr=_text(remote_addr, 64), user_agent=_text(user_agent, 256)))
             if n % PRUNE_EVERY == 0:
                 self._prune(conn, slug, keep)
         new_row = HeartbeatRow(outcome.state, row.rule, row.declared, now, n, row.created_at)

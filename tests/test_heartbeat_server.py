@@ -274,3 +274,14 @@ def test_slug_moving_to_another_rule_resolves_its_old_alert(db_url: str) -> None
     evaluate_due(renamed, timeline, now=now + timedelta(seconds=90))
     assert timeline.alerts() == []
     timeline.dispose()
+
+
+def test_nul_bytes_in_body_or_rid_never_lose_the_ping(served: Served) -> None:
+    """A binary log tail (or a %00 in the run id) is stored, not a 500: PostgreSQL text
+    cannot hold NUL, and losing the job's success ping would page for nothing."""
+    assert served.get("/ping/etl-hourly/start?rid=a%00b").status_code == 200
+    response = served.post("/ping/etl-hourly/0?rid=a%00b", content=b"tail\x00\xff end")
+    assert response.status_code == 200
+    (finish, start) = served.store.pings("etl-hourly")[:2]
+    assert finish["body"] == "tail\ufffd\ufffd end" and finish["rid"] == start["rid"]
+    assert finish["duration_seconds"] is not None  # the finish paired with its start
