@@ -285,3 +285,16 @@ def test_nul_bytes_in_body_or_rid_never_lose_the_ping(served: Served) -> None:
     (finish, start) = served.store.pings("etl-hourly")[:2]
     assert finish["body"] == "tail\ufffd\ufffd end" and finish["rid"] == start["rid"]
     assert finish["duration_seconds"] is not None  # the finish paired with its start
+
+
+def test_monitored_passes_the_token_and_keeps_the_jobs_own_exception(served: Served
+                                                                     ) -> None:
+    """``monitored`` takes only what it can forward: a stray ``body=``/``rid=`` used to
+    pass silently and then replace the job's own exception with a TypeError."""
+    with pytest.raises(TypeError):
+        client.monitored("nightly_backup", body="x").__enter__()  # type: ignore[call-arg]
+    with pytest.raises(KeyError, match="the job's own"), client.monitored(
+            "nightly_backup", base_url=served.base, token="s3cret-token", timeout=5):
+        raise KeyError("the job's own")
+    kinds = [(p["kind"], p["body"][:8]) for p in served.store.pings("nightly_backup")]
+    assert kinds == [("fail", "KeyError"), ("start", "")]
