@@ -55,6 +55,17 @@ def _slug(value: Any) -> str:
 Slug = Annotated[str, BeforeValidator(_slug)]
 
 
+def _token(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise PydanticCustomError(
+            "token", "an empty token would let every ping through; give a token (best as "
+            "{env: NAME}) or leave token out")
+    return value
+
+
+Token = Annotated[SecretOrText, BeforeValidator(_token)]
+
+
 def valid_slug(value: str) -> bool:
     return bool(_SLUG_RE.match(value))
 
@@ -71,7 +82,7 @@ class HeartbeatCheck(RuleBase):
     grace: Duration = timedelta(hours=1)
     max_duration: Duration | None = None
     manual_resume: bool = False
-    token: SecretOrText | None = None
+    token: Token | None = None
 
     @model_validator(mode="after")
     def _kind(self) -> HeartbeatCheck:
@@ -109,7 +120,7 @@ class AutoCreate(_Strict):
     grace: Duration = timedelta(hours=1)
     severity: Severity = Severity.WARNING
     receivers: list[str] | None = None
-    token: SecretOrText | None = None  # required on pings to auto-created checks if set
+    token: Token | None = None  # required on pings to auto-created checks if set
     max_checks: Annotated[int, Field(ge=1)] = 10_000
 
 

@@ -268,3 +268,19 @@ checks:
     text = str(err.value)
     assert "checks.heartbeat[0].name: rule name 'heartbeat' is reserved" in text
     assert "checks.sql_metric[0].name: rule name 'dagster_run_failed' is reserved" in text
+
+
+def test_an_empty_token_is_refused_not_an_open_door() -> None:
+    """``token: ""`` (say, a template whose variable was empty) compared equal to a
+    missing header: every ping got through. It is a config error now."""
+    with pytest.raises(RulesError) as err:
+        parse_rules("""
+checks:
+  heartbeat:
+    - {name: job, period: 1h, token: ""}
+heartbeats:
+  auto_create: {enabled: true, token: " "}
+""")
+    text = str(err.value)
+    assert "checks.heartbeat[0].token: an empty token would let every ping through" in text
+    assert "heartbeats.auto_create.token: an empty token" in text

@@ -298,3 +298,14 @@ def test_monitored_passes_the_token_and_keeps_the_jobs_own_exception(served: Ser
         raise KeyError("the job's own")
     kinds = [(p["kind"], p["body"][:8]) for p in served.store.pings("nightly_backup")]
     assert kinds == [("fail", "KeyError"), ("start", "")]
+
+
+def test_unset_token_variable_refuses_pings_and_names_the_variable(
+        served: Served, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("HB_TEST_TOKEN")
+    before = served.counts()
+    with caplog.at_level("ERROR", logger="alert_jobs.ping"):
+        assert served.get("/ping/nightly_backup", headers=AUTH).status_code == 403
+    assert served.counts() == before
+    assert "HB_TEST_TOKEN is not set" in caplog.text and "s3cret" not in caplog.text
