@@ -309,3 +309,15 @@ def test_unset_token_variable_refuses_pings_and_names_the_variable(
         assert served.get("/ping/nightly_backup", headers=AUTH).status_code == 403
     assert served.counts() == before
     assert "HB_TEST_TOKEN is not set" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_cli_ping_with_an_unreadable_body_file_still_pings(
+        served: Served, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``job.sh; alert-jobs ping job --body-file job.log``: a missing log must not turn
+    the job's ping into a traceback (and the check into a false "down")."""
+    missing = tmp_path / "no-such.log"
+    assert main(["ping", "etl-hourly", "--exit-code", "0", "--url", served.base,
+                 "--body-file", str(missing)]) == 0
+    assert f"cannot read --body-file {missing}" in capsys.readouterr().err
+    (latest, *_) = served.store.pings("etl-hourly")
+    assert latest["kind"] == "success" and latest["body"] == ""
