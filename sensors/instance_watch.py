@@ -62,7 +62,15 @@ class Cursor:
     """Where the last tick stopped, per source; JSON in the sensor's cursor."""
 
     def __init__(self, raw: str | None):
-        data: dict[str, Any] = json.loads(raw) if raw else {}
+        try:
+            data = json.loads(raw) if raw else {}
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            self.error: str | None = None
+        except ValueError as exc:
+            # A cursor set by hand (UI "set cursor") must not fail every tick: nothing
+            # watches this sensor, so start over from the lookback window instead.
+            data, self.error = {}, f"unreadable cursor ({exc}); starting from lookback"
         self.since: float | None = data.get("since")  # where the first tick started
         self.run_fail: int | None = data.get("run_fail")
         self.run_ok: int | None = data.get("run_ok")
@@ -294,6 +302,8 @@ def build_instance_watch_sensor(own_assets: Iterable[str] = (),
         timeline = alert_jobs.timeline()
         now = utcnow()
         cursor = Cursor(context.cursor)
+        if cursor.error:
+            context.log.warning(cursor.error)
         active = active_fingerprints(timeline, (RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED))
         observations = watch_once(context.instance, rules, cursor, now=now, active=active,
                                   own_assets=own)

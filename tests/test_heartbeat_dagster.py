@@ -7,6 +7,7 @@ HTTP receiver.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -412,3 +413,14 @@ def test_last_good_copy_is_no_more_readable_than_the_rules_file(
     rules_file.chmod(0o600)
     load_rules_or_last_good(rules_file)
     assert last_good_path(rules_file).stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unreadable_cursor_starts_over_instead_of_failing_every_tick(setup: dict
+                                                                        ) -> None:
+    """Nothing watches the instance-watch sensor itself: a cursor set by hand in the UI
+    must not break it for good."""
+    nightly_export.execute_in_process(instance=setup["instance"], raise_on_error=False)
+    for junk in ("not json", "[1, 2]"):
+        result = tick(setup, build_instance_watch_sensor(), junk)
+        assert isinstance(result, dg.SensorResult) and json.loads(result.cursor)["since"]
+    assert [a.labels["job"] for a in firing(setup, "dagster_run_failed")] == ["nightly_export"]
