@@ -291,6 +291,11 @@ class HeartbeatStore:
             row = self._locked(conn, slug)
             if row is None:
                 raise TimelineError(f"unknown heartbeat {slug!r}")
+            if not paused and row.state.status != HeartbeatStatus.PAUSED:
+                # resume resets the schedule (back to new, which never alerts): on a
+                # check that is down it would silence a dead job until its next ping
+                raise TimelineError(f"heartbeat {slug!r} is not paused (stored status "
+                                    f"{row.state.status}); nothing to resume")
             state = pause(row.state) if paused else resume(row.state)
             ev = evaluate(state, now)
             conn.execute(sa.update(t).where(t.c.slug == slug).values(

@@ -321,3 +321,18 @@ def test_cli_ping_with_an_unreadable_body_file_still_pings(
     assert f"cannot read --body-file {missing}" in capsys.readouterr().err
     (latest, *_) = served.store.pings("etl-hourly")
     assert latest["kind"] == "success" and latest["body"] == ""
+
+
+def test_resume_refuses_a_check_that_is_not_paused(
+        served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``resume`` resets a check to *new* (which never alerts): on a down check it used to
+    resolve the alert and silence a dead job until its next ping."""
+    rules_file = tmp_path / "alerts.yaml"
+    rules_file.write_text(RULES)
+    db = ["--database-url", served.timeline.url, "--rules", str(rules_file)]
+    assert served.get("/ping/etl-hourly/fail").status_code == 200
+    assert main([*db, "heartbeat", "resume", "etl-hourly"]) == 2
+    assert "is not paused" in capsys.readouterr().err
+    row = served.store.get("etl-hourly")
+    assert row is not None and row.state.last_ping is not None  # untouched
+    assert str(row.state.status) == "down"
