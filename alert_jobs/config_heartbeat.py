@@ -99,6 +99,16 @@ class HeartbeatCheck(RuleBase):
             raise PydanticCustomError(
                 "schedule", "heartbeats are evaluated by the heartbeat sensor; give the "
                 "expected schedule as cron (or period), not schedule")
+        # A heartbeat row is looked at again only when time can change its verdict, so
+        # an alert left pending (for) or recovering (keep_firing_for) would stay so.
+        if self.for_ > timedelta(0):
+            raise PydanticCustomError(
+                "heartbeat", "for does not apply to a heartbeat: its grace is how long "
+                "a ping may be late before it alerts")
+        if self.keep_firing_for > timedelta(0):
+            raise PydanticCustomError(
+                "heartbeat", "keep_firing_for does not apply to a heartbeat: its alert "
+                "resolves with the next good ping")
         if self.cron is None and self.timezone is not None:
             raise PydanticCustomError("timezone", "timezone only applies to a cron heartbeat")
         return self

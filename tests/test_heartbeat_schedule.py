@@ -284,3 +284,19 @@ heartbeats:
     text = str(err.value)
     assert "checks.heartbeat[0].token: an empty token would let every ping through" in text
     assert "heartbeats.auto_create.token: an empty token" in text
+
+
+def test_for_and_keep_firing_for_are_refused_on_heartbeats() -> None:
+    """A heartbeat row is looked at again only when time can change its verdict: with
+    ``for`` its alert stayed pending forever (never paged), with ``keep_firing_for`` it
+    stayed recovering until the next deadline. ``grace`` is the heartbeat's ``for``."""
+    with pytest.raises(RulesError) as err:
+        parse_rules("""
+checks:
+  heartbeat:
+    - {name: a, period: 1h, for: 10m}
+    - {name: b, period: 1h, keep_firing_for: 10m}
+""")
+    text = str(err.value)
+    assert "checks.heartbeat[0]: for does not apply to a heartbeat: its grace" in text
+    assert "checks.heartbeat[1]: keep_firing_for does not apply to a heartbeat" in text
