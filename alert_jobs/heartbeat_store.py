@@ -3,7 +3,8 @@
 A ping is one locked read, one UPDATE and one INSERT in one transaction: cheap enough
 for a busy endpoint. Each row keeps ``alert_after``, the next moment its verdict can
 change by time alone (indexed), so the sensor's query returns only overdue rows, and
-100,000 registered checks cost one index range scan. The ping log keeps the last
+100,000 registered checks cost one index range scan (a row with an open problem is also
+looked at every ``REOBSERVE``). The ping log keeps the last
 ``keep`` pings per check (pruned every few pings), so it never grows without bound.
 """
 
@@ -35,6 +36,10 @@ from alert_jobs.config_heartbeat import AUTO_RULE, HeartbeatCheck
 from alert_jobs.timeline import Timeline, TimelineError
 
 PRUNE_EVERY = 20
+# While a problem is open the row is looked at again this often (time alone would never
+# bring it back): the engine re-sends after repeat_interval, and tells of an alert whose
+# silence or disabled rule ended, only when it observes the alert again.
+REOBSERVE = timedelta(minutes=5)
 
 
 def schedule_of(check: HeartbeatCheck, default_tz: str = "UTC") -> Schedule:
@@ -131,9 +136,17 @@ def _state_values(st: HeartbeatState) -> dict[str, Any]:
             "manual_resume": st.manual_resume}
 
 
+def _next_look(ev: Evaluation, now: datetime) -> datetime | None:
+    """The next deadline; at most ``REOBSERVE`` away while a problem is open."""
+    if not ev.open_problems:
+        return ev.alert_after
+    again = now + REOBSERVE
+    return again if ev.alert_after is None else min(ev.alert_after, again)
+
+
 def _alert_after(state: HeartbeatState, ev: Evaluation, now: datetime) -> datetime | None:
-    """Now when an alert must open or close, else the next deadline."""
-    return now if ev.changes(state) else ev.alert_after
+    """Now when an alert must open or close, else the next time to look."""
+    return now if ev.changes(state) else _next_look(ev, now)
 
 
 class HeartbeatStore:
@@ -226,7 +239,7 @@ class HeartbeatStore:
                 result = conn.execute(sa.update(t).where(
                     t.c.slug == row.state.slug, t.c.updated_at == row.updated_at).values(
                     status=str(stored), open_problems=",".join(sorted(ev.open_problems)),
-                    alert_after=ev.alert_after, updated_at=max(now, row.updated_at)))
+                    alert_after=_next_look(ev, now), updated_at=max(now, row.updated_at)))
                 if not result.rowcount:  # changed meanwhile: make sure it is looked at again
                     stale.append(row.state.slug)
                     conn.execute(sa.update(t).where(t.c.slug == row.state.slug)

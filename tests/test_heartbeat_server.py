@@ -336,3 +336,35 @@ def test_resume_refuses_a_check_that_is_not_paused(
     row = served.store.get("etl-hourly")
     assert row is not None and row.state.last_ping is not None  # untouched
     assert str(row.state.status) == "down"
+
+
+def test_a_down_check_is_observed_again_so_repeats_and_unmutes_are_sent(db_url: str
+                                                                       ) -> None:
+    """The engine re-sends a firing alert after ``repeat_interval``, and tells of one whose
+    rule was disabled when it fired once re-enabled, only when it observes it again; a
+    down row used to leave the due index for good, so neither ever happened."""
+    from alert_jobs.checks.heartbeat import Signal
+
+    timeline = Timeline(db_url)
+    rules = parse_rules("defaults: {receivers: [console]}\nchecks:\n  heartbeat:\n"
+                        "    - {name: job, period: 1h, grace: 5m, repeat_interval: 10m}\n"
+                        "    - {name: quiet, period: 1h, grace: 5m}\n")
+    t0 = utcnow()
+    evaluate_due(rules, timeline, now=t0 - timedelta(hours=3))
+    for slug in ("job", "quiet"):
+        HeartbeatStore(timeline).ping(slug, Signal.SUCCESS, t0 - timedelta(hours=2))
+    timeline.set_rule_disabled("quiet", True, by="test")
+
+    def sent(rule: str) -> int:
+        return len([r for r in timeline.outbox_rows() if r["rule"] == rule])
+
+    evaluate_due(rules, timeline, now=t0)
+    assert (sent("job"), sent("quiet")) == (1, 0)  # quiet's alert fired muted
+    timeline.set_rule_disabled("quiet", False, by="test")
+    evaluate_due(rules, timeline, now=t0 + timedelta(minutes=1))  # not looked at yet
+    assert (sent("job"), sent("quiet")) == (1, 0)
+    evaluate_due(rules, timeline, now=t0 + timedelta(minutes=6))
+    assert (sent("job"), sent("quiet")) == (1, 1)  # quiet: no longer muted
+    evaluate_due(rules, timeline, now=t0 + timedelta(minutes=12))
+    assert sent("job") == 2  # repeat_interval elapsed
+    timeline.dispose()
