@@ -187,7 +187,7 @@ def test_missing_ping_goes_down_via_the_sensor_logic_and_ping_recovers(served: S
     late = evaluate_due(rules, served.timeline, now=now + timedelta(minutes=66))
     assert [o.observation.labels["problem"] for o in late.outcomes] == ["missing"]
     again = evaluate_due(rules, served.timeline, now=now + timedelta(minutes=67))
-    assert again.outcomes == [] and again.evaluated == 0  # down rows leave the due index
+    assert again.outcomes == [] and again.evaluated == 0  # next look: REOBSERVE later
     assert served.get("/ping/etl-hourly").status_code == 200
     _wait_for(served, lambda: not served.timeline.alerts())
 
