@@ -35,8 +35,12 @@ def cmd_ping(args: argparse.Namespace) -> int:
         signal = args.exit_code
     body = None
     if args.body_file:
-        with open(args.body_file, "rb") as fh:
-            body = fh.read()
+        try:
+            with open(args.body_file, "rb") as fh:
+                body = fh.read()
+        except OSError as exc:  # the job's signal matters more than its log: ping anyway
+            print(f"alert-jobs: warning: cannot read --body-file {args.body_file} "
+                  f"({exc.strerror}); pinging without a body", file=sys.stderr)
     token = os.environ.get(args.token_env) if args.token_env else None
     if args.token_env and not token:
         print(f"alert-jobs: error: environment variable {args.token_env} is not set",

@@ -33,6 +33,13 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,127}$"
 _SLUG_RE = re.compile(SLUG_PATTERN)
 MAX_BODY_LIMIT = 1_000_000
 AUTO_RULE = "heartbeat"  # the rule name of checks created by their first ping
+RUN_FAILED = "dagster_run_failed"  # the instance-watch rules (alert_jobs.self_monitoring)
+ASSET_CHECK_FAILED = "dagster_asset_check_failed"
+TICK_FAILED = "dagster_tick_failed"
+RULES_FILE_INVALID = "rules_file_invalid"  # alert_jobs.rules_fallback
+# Rule names the system alerts under itself: a rule of the file with one of them would
+# share its alerts, silences and severity, so the file may not use them.
+RESERVED_RULES = (AUTO_RULE, RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED, RULES_FILE_INVALID)
 
 
 def _slug(value: Any) -> str:
@@ -47,6 +54,17 @@ def _slug(value: Any) -> str:
 
 
 Slug = Annotated[str, BeforeValidator(_slug)]
+
+
+def _token(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise PydanticCustomError(
+            "token", "an empty token would let every ping through; give a token (best as "
+            "{env: NAME}) or leave token out")
+    return value
+
+
+Token = Annotated[SecretOrText, BeforeValidator(_token)]
 
 
 def valid_slug(value: str) -> bool:
@@ -65,7 +83,7 @@ class HeartbeatCheck(RuleBase):
     grace: Duration = timedelta(hours=1)
     max_duration: Duration | None = None
     manual_resume: bool = False
-    token: SecretOrText | None = None
+    token: Token | None = None
 
     @model_validator(mode="after")
     def _kind(self) -> HeartbeatCheck:
@@ -82,6 +100,16 @@ class HeartbeatCheck(RuleBase):
             raise PydanticCustomError(
                 "schedule", "heartbeats are evaluated by the heartbeat sensor; give the "
                 "expected schedule as cron (or period), not schedule")
+        # A heartbeat row is looked at again only when time can change its verdict, so
+        # an alert left pending (for) or recovering (keep_firing_for) would stay so.
+        if self.for_ > timedelta(0):
+            raise PydanticCustomError(
+                "heartbeat", "for does not apply to a heartbeat: its grace is how long "
+                "a ping may be late before it alerts")
+        if self.keep_firing_for > timedelta(0):
+            raise PydanticCustomError(
+                "heartbeat", "keep_firing_for does not apply to a heartbeat: its alert "
+                "resolves with the next good ping")
         if self.cron is None and self.timezone is not None:
             raise PydanticCustomError("timezone", "timezone only applies to a cron heartbeat")
         return self
@@ -103,7 +131,7 @@ class AutoCreate(_Strict):
     grace: Duration = timedelta(hours=1)
     severity: Severity = Severity.WARNING
     receivers: list[str] | None = None
-    token: SecretOrText | None = None  # required on pings to auto-created checks if set
+    token: Token | None = None  # required on pings to auto-created checks if set
     max_checks: Annotated[int, Field(ge=1)] = 10_000
 
 
@@ -148,8 +176,16 @@ __all__ = ["AUTO_RULE", "AutoCreate", "EnvRef", "HeartbeatCheck", "HeartbeatSett
 
 
 def cross_check(data: dict[str, Any], add: Callable[[tuple[Any, ...], str], None]) -> None:
-    """Slugs are unique: two checks on one ping URL would each see half the pings."""
+    """Slugs are unique: two checks on one ping URL would each see half the pings; and
+    no rule takes a name the system alerts under itself (``RESERVED_RULES``)."""
     checks = data.get("checks")
+    for family, rules in (checks.items() if isinstance(checks, dict) else ()):
+        for i, rule in enumerate(rules if isinstance(rules, list) else []):
+            name = rule.get("name") if isinstance(rule, dict) else None
+            if name in RESERVED_RULES:
+                add(("checks", family, i, "name"),
+                    f"rule name {name!r} is reserved for the system's own alerts "
+                    f"({', '.join(RESERVED_RULES)})")
     items = checks.get("heartbeat") if isinstance(checks, dict) else None
     seen: dict[str, str] = {}
     for i, item in enumerate(items if isinstance(items, list) else []):

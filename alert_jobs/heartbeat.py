@@ -55,15 +55,17 @@ def ping(slug: str, signal: str | int = "", *, base_url: str | None = None,
 
 
 @contextmanager
-def monitored(slug: str, **kwargs: object) -> Iterator[str]:
+def monitored(slug: str, *, base_url: str | None = None, token: str | None = None,
+              timeout: float = 5.0) -> Iterator[str]:
     """Ping start, then success, or fail if the block raises (the error propagates).
-    Yields the run id that pairs them, so durations are exact even when runs overlap."""
+    Yields the run id that pairs them, so durations are exact even when runs overlap.
+    The run id and the failure body are its own (no ``rid``/``body`` arguments)."""
     rid = uuid.uuid4().hex
-    ping(slug, "start", rid=rid, **kwargs)  # type: ignore[arg-type]
+    ping(slug, "start", rid=rid, base_url=base_url, token=token, timeout=timeout)
     try:
         yield rid
     except BaseException as exc:
         ping(slug, "fail", rid=rid, body=f"{type(exc).__name__}: {exc}"[:2000],
-             **kwargs)  # type: ignore[arg-type]
+             base_url=base_url, token=token, timeout=timeout)
         raise
-    ping(slug, "", rid=rid, **kwargs)  # type: ignore[arg-type]
+    ping(slug, "", rid=rid, base_url=base_url, token=token, timeout=timeout)

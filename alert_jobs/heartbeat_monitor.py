@@ -73,20 +73,23 @@ class EvaluationReport:
 
 def sync(rules: RulesFile, timeline: Timeline, *, now: datetime,
          run_id: str | None = None) -> int:
-    """Declared checks into the table; removed checks' open alerts resolve."""
+    """Declared checks into the table; the open alerts of removed checks resolve, and so
+    do those of a check whose slug moved to another rule (its new rule alerts now)."""
     store = HeartbeatStore(timeline)
-    removed = store.sync_declared(list(declared_checks(rules).values()), now,
-                                  rules.defaults.timezone)
+    declared = declared_checks(rules)
+    removed = store.sync_declared(list(declared.values()), now, rules.defaults.timezone)
     if not removed:
         return 0
     gone = {(r.rule, r.state.slug) for r in removed}
     closing: dict[str, list[tuple[Observation, str]]] = defaultdict(list)
     for alert in timeline.alerts():
-        if (alert.rule, alert.labels.get("heartbeat")) in gone:
+        slug = alert.labels.get("heartbeat", "")
+        if (alert.rule, slug) in gone:
+            why = (f"now belongs to rule {declared[slug].name}" if slug in declared
+                   else "was removed from the rules file")
             closing[alert.rule].append((Observation(
                 alert.rule, Status.OK, dict(alert.labels), None,
-                summary=f"Heartbeat {alert.labels['heartbeat']} was removed from the rules "
-                        "file, so its alert is resolved."), ""))
+                summary=f"Heartbeat {slug} {why}, so this alert is resolved."), ""))
     for rule_name, items in closing.items():
         rule = auto_rule(rules).model_copy(update={"name": rule_name})
         process_observations(rules, rule, timeline, items, now=now, run_id=run_id, flush=False)
@@ -118,6 +121,8 @@ def evaluate_rows(rules: RulesFile, timeline: Timeline, rows: list[HeartbeatRow]
     saves = []
     for row in rows:
         check = declared.get(row.state.slug) if row.declared else None
+        if row.declared and (check is None or check.name != row.rule):
+            continue  # the rules changed and the sensor has not synced them yet
         rule = check or fallback
         state = row.state.evolve(open_problems=frozenset(open_now[(rule.name, row.state.slug)]))
         ev = evaluate(state, now)

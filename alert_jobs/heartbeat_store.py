@@ -3,7 +3,8 @@
 A ping is one locked read, one UPDATE and one INSERT in one transaction: cheap enough
 for a busy endpoint. Each row keeps ``alert_after``, the next moment its verdict can
 change by time alone (indexed), so the sensor's query returns only overdue rows, and
-100,000 registered checks cost one index range scan. The ping log keeps the last
+100,000 registered checks cost one index range scan (a row with an open problem is also
+looked at every ``REOBSERVE``). The ping log keeps the last
 ``keep`` pings per check (pruned every few pings), so it never grows without bound.
 """
 
@@ -35,6 +36,10 @@ from alert_jobs.config_heartbeat import AUTO_RULE, HeartbeatCheck
 from alert_jobs.timeline import Timeline, TimelineError
 
 PRUNE_EVERY = 20
+# While a problem is open the row is looked at again this often (time alone would never
+# bring it back): the engine re-sends after repeat_interval, and tells of an alert whose
+# silence or disabled rule ended, only when it observes the alert again.
+REOBSERVE = timedelta(minutes=5)
 
 
 def schedule_of(check: HeartbeatCheck, default_tz: str = "UTC") -> Schedule:
@@ -87,6 +92,12 @@ class TooManyChecksError(TimelineError):
     """Auto-create refused: the table already holds ``max_checks`` checks."""
 
 
+def _text(value: str, limit: int | None = None) -> str:
+    """Client text as stored: PostgreSQL text cannot hold NUL, and a log tail or a header
+    may contain one (refusing it would lose the job's ping)."""
+    return value[:limit].replace("\x00", "\ufffd")
+
+
 def _seconds(td: timedelta | None) -> float | None:
     return None if td is None else td.total_seconds()
 
@@ -125,9 +136,17 @@ def _state_values(st: HeartbeatState) -> dict[str, Any]:
             "manual_resume": st.manual_resume}
 
 
+def _next_look(ev: Evaluation, now: datetime) -> datetime | None:
+    """The next deadline; at most ``REOBSERVE`` away while a problem is open."""
+    if not ev.open_problems:
+        return ev.alert_after
+    again = now + REOBSERVE
+    return again if ev.alert_after is None else min(ev.alert_after, again)
+
+
 def _alert_after(state: HeartbeatState, ev: Evaluation, now: datetime) -> datetime | None:
-    """Now when an alert must open or close, else the next deadline."""
-    return now if ev.changes(state) else ev.alert_after
+    """Now when an alert must open or close, else the next time to look."""
+    return now if ev.changes(state) else _next_look(ev, now)
 
 
 class HeartbeatStore:
@@ -151,6 +170,7 @@ class HeartbeatStore:
                 self._create(conn, slug, create, now)
                 row = self._locked(conn, slug)
                 assert row is not None
+            rid = _text(rid, 64) if rid else None  # as stored, so a finish pairs its start
             outcome = apply_ping(row.state, signal, now, rid=rid, exit_code=exit_code)
             ev = evaluate(outcome.state, now)
             n = row.n_pings + 1
@@ -159,8 +179,8 @@ class HeartbeatStore:
                 n_pings=n, updated_at=now))
             conn.execute(schema.heartbeat_pings.insert().values(
                 slug=slug, at=now, kind=outcome.kind, exit_code=exit_code,
-                rid=(rid or None) and rid[:64], duration_seconds=_seconds(outcome.duration),
-                body=body, remote_addr=remote_addr[:64], user_agent=user_agent[:256]))
+                rid=rid, duration_seconds=_seconds(outcome.duration), body=_text(body),
+                remote_addr=_text(remote_addr, 64), user_agent=_text(user_agent, 256)))
             if n % PRUNE_EVERY == 0:
                 self._prune(conn, slug, keep)
         new_row = HeartbeatRow(outcome.state, row.rule, row.declared, now, n, row.created_at)
@@ -219,7 +239,7 @@ class HeartbeatStore:
                 result = conn.execute(sa.update(t).where(
                     t.c.slug == row.state.slug, t.c.updated_at == row.updated_at).values(
                     status=str(stored), open_problems=",".join(sorted(ev.open_problems)),
-                    alert_after=ev.alert_after, updated_at=max(now, row.updated_at)))
+                    alert_after=_next_look(ev, now), updated_at=max(now, row.updated_at)))
                 if not result.rowcount:  # changed meanwhile: make sure it is looked at again
                     stale.append(row.state.slug)
                     conn.execute(sa.update(t).where(t.c.slug == row.state.slug)
@@ -228,8 +248,11 @@ class HeartbeatStore:
 
     def sync_declared(self, checks: Sequence[HeartbeatCheck], now: datetime,
                       default_tz: str = "UTC") -> list[HeartbeatRow]:
-        """Make the table match the rules file's checks; returns the removed rows (whose
-        open alerts the caller resolves). Rows created by pings are left alone."""
+        """Make the table match the rules file's checks; returns the rows whose open
+        alerts the caller resolves: checks removed from the file, and checks whose slug
+        now belongs to another rule (an auto-created check declared in the file, a
+        renamed rule) as they were under their old rule. Rows created by pings are left
+        alone."""
         t = schema.heartbeats
         self.timeline.ensure_schema()
         removed: list[HeartbeatRow] = []
@@ -251,11 +274,17 @@ class HeartbeatStore:
                 if r.config_hash == digest and r.declared:
                     continue
                 old = row_from_db(r)
-                state = old.state.evolve(schedule=sched, manual_resume=check.manual_resume)
+                moved = old.rule != check.name
+                if moved:  # its alerts under the old rule resolve; the new rule re-fires
+                    removed.append(old)
+                state = old.state.evolve(
+                    schedule=sched, manual_resume=check.manual_resume,
+                    open_problems=frozenset() if moved else old.state.open_problems)
                 ev = evaluate(state, now)
                 conn.execute(sa.update(t).where(t.c.slug == slug).values(
                     rule=check.name, declared=True, config_hash=digest,
                     **_schedule_values(sched), manual_resume=check.manual_resume,
+                    open_problems=",".join(sorted(state.open_problems)),
                     alert_after=_alert_after(state, ev, now), updated_at=now))
             for slug, r in existing.items():
                 if slug not in wanted and r.declared:
@@ -275,6 +304,11 @@ class HeartbeatStore:
             row = self._locked(conn, slug)
             if row is None:
                 raise TimelineError(f"unknown heartbeat {slug!r}")
+            if not paused and row.state.status != HeartbeatStatus.PAUSED:
+                # resume resets the schedule (back to new, which never alerts): on a
+                # check that is down it would silence a dead job until its next ping
+                raise TimelineError(f"heartbeat {slug!r} is not paused (stored status "
+                                    f"{row.state.status}); nothing to resume")
             state = pause(row.state) if paused else resume(row.state)
             ev = evaluate(state, now)
             conn.execute(sa.update(t).where(t.c.slug == slug).values(

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from alert_jobs.config import RuleBase, RulesError, RulesFile, load_rules, parse_rules
+from alert_jobs.config_heartbeat import RULES_FILE_INVALID
 from alert_jobs.model import Observation, Severity, Status
 from alert_jobs.runner import RuleOutcome, process_observations
 from alert_jobs.timeline import Timeline
 
-RULE = "rules_file_invalid"
+RULE = RULES_FILE_INVALID
 WHY = ("Until the file is fixed, checks run with the last good copy of the rules: edits "
        "made since then (new rules, thresholds) are not in effect.")
 
@@ -60,6 +62,8 @@ def load_rules_or_last_good(path: str | os.PathLike[str]) -> LoadedRules:
             copy.parent.mkdir(parents=True, exist_ok=True)
             tmp = copy.with_suffix(".tmp")
             tmp.write_text(text, encoding="utf-8")
+            # the file may hold inline secrets: the copy is no more readable than it
+            shutil.copymode(path, tmp)
             tmp.replace(copy)  # atomic: a reader never sees half a file
     except OSError:
         pass  # a read-only home only costs the fallback, never the load

@@ -281,7 +281,8 @@ heartbeats = sa.Table(
     sa.Column("last_duration_seconds", sa.Float),
     sa.Column("open_problems", sa.String(64), nullable=False, default=""),
     # When the sensor must look at this row next (deadline, or now after a ping that
-    # changes an alert); NULL when only a ping can change anything (new, down, paused).
+    # changes an alert; every 5 min while one is open); NULL when only a ping can change
+    # anything (new, paused).
     sa.Column("alert_after", UTCDateTime),
     sa.Column("n_pings", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", UTCDateTime, nullable=False),

@@ -18,14 +18,11 @@ from datetime import datetime
 import httpx
 
 from alert_jobs.config import RuleBase, RulesFile, SecretMissingError, resolve
+from alert_jobs.config_heartbeat import ASSET_CHECK_FAILED, RUN_FAILED, TICK_FAILED
 from alert_jobs.model import Observation, Status
 from alert_jobs.routing import Router
 from alert_jobs.runner import RuleOutcome, process_observations
 from alert_jobs.timeline import Timeline
-
-RUN_FAILED = "dagster_run_failed"
-ASSET_CHECK_FAILED = "dagster_asset_check_failed"
-TICK_FAILED = "dagster_tick_failed"
 
 WHY = {
     RUN_FAILED: "A failed run means what it should have produced is missing or stale; "

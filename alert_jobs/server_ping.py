@@ -73,8 +73,8 @@ def _token_ok(expected: SecretOrText | None, request: Request) -> bool:
         return True
     try:
         want = resolve(expected)
-    except SecretMissingError:
-        log.error("a heartbeat token's environment variable is not set; refusing pings")
+    except SecretMissingError as exc:  # names the variable, never a value
+        log.error("refusing pings: the heartbeat token's %s", exc)
         return False
     auth = request.headers.get("authorization", "")
     given = (auth[7:] if auth.lower().startswith("bearer ") else "") \

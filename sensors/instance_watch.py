@@ -13,7 +13,9 @@ one engine:
   are skipped: their alerts already went through the engine;
 * ``dagster_tick_failed`` {instigator, type, location}: resolves on the next good tick.
 
-The first tick looks back ``self_monitoring.lookback`` (1 h), not at all history.
+The first tick looks back ``self_monitoring.lookback`` (1 h), not at all history; that
+starting point is kept in the cursor, so a source with nothing seen yet is still read
+from there after a long daemon outage (not from "an hour ago" again).
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations.
@@ -60,30 +62,49 @@ class Cursor:
     """Where the last tick stopped, per source; JSON in the sensor's cursor."""
 
     def __init__(self, raw: str | None):
-        data: dict[str, Any] = json.loads(raw) if raw else {}
-        self.fresh = not data
+        try:
+            data = json.loads(raw) if raw else {}
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            self.error: str | None = None
+        except ValueError as exc:
+            # A cursor set by hand (UI "set cursor") must not fail every tick: nothing
+            # watches this sensor, so start over from the lookback window instead.
+            data, self.error = {}, f"unreadable cursor ({exc}); starting from lookback"
+        self.since: float | None = data.get("since")  # where the first tick started
         self.run_fail: int | None = data.get("run_fail")
         self.run_ok: int | None = data.get("run_ok")
         self.ticks: dict[str, int] = dict(data.get("ticks", {}))
 
     def dump(self) -> str:
-        return json.dumps({"run_fail": self.run_fail, "run_ok": self.run_ok,
-                           "ticks": self.ticks}, sort_keys=True)
+        return json.dumps({"since": self.since, "run_fail": self.run_fail,
+                           "run_ok": self.run_ok, "ticks": self.ticks}, sort_keys=True)
 
 
 def _run_changes(instance: dg.DagsterInstance, event_type: dg.DagsterEventType,
-                 after_id: int | None, since: float) -> list[Any]:
+                 after_id: int | None, since: float, page: int) -> list[Any]:
     flt = dg.RunStatusChangeRecordsFilter(
         event_type=event_type,  # type: ignore[arg-type]
         after_storage_id=after_id, after_timestamp=None if after_id is not None else since)
-    return list(instance.fetch_run_status_changes(flt, limit=PAGE, ascending=True).records)
+    return list(instance.fetch_run_status_changes(flt, limit=page, ascending=True).records)
 
 
-def finished_runs(instance: dg.DagsterInstance, cursor: Cursor, since: float
-                  ) -> list[tuple[bool, Any]]:
-    """Runs that failed or succeeded since the cursor, oldest first: (succeeded, record)."""
-    failed = _run_changes(instance, dg.DagsterEventType.RUN_FAILURE, cursor.run_fail, since)
-    succeeded = _run_changes(instance, dg.DagsterEventType.RUN_SUCCESS, cursor.run_ok, since)
+def finished_runs(instance: dg.DagsterInstance, cursor: Cursor, since: float,
+                  page: int = PAGE) -> list[tuple[bool, Any]]:
+    """Runs that failed or succeeded since the cursor, oldest first: (succeeded, record).
+
+    Failures and successes are two pages; when one is full, the other is cut at its
+    last id, so a success is never applied before an older failure still unread.
+    """
+    failed = _run_changes(instance, dg.DagsterEventType.RUN_FAILURE, cursor.run_fail, since,
+                          page)
+    succeeded = _run_changes(instance, dg.DagsterEventType.RUN_SUCCESS, cursor.run_ok, since,
+                             page)
+    bound = min((p[-1].storage_id for p in (failed, succeeded) if len(p) >= page),
+                default=None)
+    if bound is not None:
+        failed = [r for r in failed if r.storage_id <= bound]
+        succeeded = [r for r in succeeded if r.storage_id <= bound]
     if failed:
         cursor.run_fail = failed[-1].storage_id
     if succeeded:
@@ -192,17 +213,31 @@ def _location(state: Any) -> str:
         return ""
 
 
+def _new_ticks(instance: dg.DagsterInstance, state: Any, last: int | None, since: float,
+               page: int) -> list[Any]:
+    """Finished ticks after ``last`` (or since ``since``), oldest first. Dagster pages
+    ticks newest first: when more than a page arrived since the last tick, the failed
+    ones of the older rest are read too, so a failure is never skipped."""
+    origin, key = state.instigator_origin_id, state.selector_id
+    after = None if last is not None else since
+    ticks = list(instance.get_ticks(origin, key, statuses=list(_tick_statuses()),
+                                    limit=page, after=after))
+    if len(ticks) >= page and min(t.tick_id for t in ticks) > (last or 0):
+        from dagster._core.scheduler.instigation import TickStatus
+
+        oldest = min(t.timestamp for t in ticks)
+        ticks += instance.get_ticks(origin, key, statuses=[TickStatus.FAILURE],
+                                    before=oldest + 1e-3, after=after, limit=page)
+    unique = {t.tick_id: t for t in ticks if last is None or t.tick_id > last}
+    return [unique[i] for i in sorted(unique)]
+
+
 def tick_observations(instance: dg.DagsterInstance, cursor: Cursor, since: float,
-                      active: set[str]) -> list[Observation]:
-    statuses = _tick_statuses()
+                      active: set[str], page: int = PAGE) -> list[Observation]:
     out = []
     for state in instance.all_instigator_state():
         key = state.selector_id
-        last = cursor.ticks.get(key)
-        ticks = instance.get_ticks(state.instigator_origin_id, key, statuses=statuses,
-                                   limit=PAGE, after=None if last is not None else since)
-        new = sorted((t for t in ticks if last is None or t.tick_id > last),
-                     key=lambda t: t.tick_id)
+        new = _new_ticks(instance, state, cursor.ticks.get(key), since, page)
         if not new:
             continue
         cursor.ticks[key] = new[-1].tick_id
@@ -228,22 +263,24 @@ def tick_observations(instance: dg.DagsterInstance, cursor: Cursor, since: float
 
 
 def watch_once(instance: dg.DagsterInstance, rules: RulesFile, cursor: Cursor, *,
-               now: datetime, active: set[str],
-               own_assets: Iterable[str] = ()) -> list[Observation]:
+               now: datetime, active: set[str], own_assets: Iterable[str] = (),
+               page: int = PAGE) -> list[Observation]:
     """Everything new since the cursor, as observations (advancing the cursor)."""
     sm = rules.self_monitoring
-    since = (now - sm.lookback).timestamp()
+    if cursor.since is None:
+        cursor.since = (now - sm.lookback).timestamp()
+    since = cursor.since
     out: list[Observation] = []
     if not sm.instance_watch:
         return out
     if sm.run_failures or sm.asset_check_failures:
-        runs = finished_runs(instance, cursor, since)
+        runs = finished_runs(instance, cursor, since, page)
         if sm.run_failures:
             out += run_observations(instance, runs, active, rules.defaults.dagster_url)
         if sm.asset_check_failures:
             out += check_observations(instance, runs, active, frozenset(own_assets))
     if sm.tick_failures:
-        out += tick_observations(instance, cursor, since, active)
+        out += tick_observations(instance, cursor, since, active, page)
     return out
 
 
@@ -265,6 +302,8 @@ def build_instance_watch_sensor(own_assets: Iterable[str] = (),
         timeline = alert_jobs.timeline()
         now = utcnow()
         cursor = Cursor(context.cursor)
+        if cursor.error:
+            context.log.warning(cursor.error)
         active = active_fingerprints(timeline, (RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED))
         observations = watch_once(context.instance, rules, cursor, now=now, active=active,
                                   own_assets=own)

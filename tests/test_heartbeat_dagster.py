@@ -7,6 +7,7 @@ HTTP receiver.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -321,3 +322,105 @@ def test_broken_rules_file_falls_back_to_last_good_and_alerts(
     rules_file.write_text(RULES)
     tick(setup, sensor, result.cursor)
     assert firing(setup, "rules_file_invalid") == []
+
+
+# ----- instance watch: cursors across outages and full pages ---------------------------
+
+
+def _watch(setup: dict, cursor: Any, page: int) -> None:
+    """One instance-watch pass with a small page (what the sensor does with 500)."""
+    from alert_jobs.self_monitoring import (
+        ASSET_CHECK_FAILED,
+        RUN_FAILED,
+        TICK_FAILED,
+        active_fingerprints,
+        report,
+    )
+    from sensors.instance_watch import watch_once
+
+    rules, timeline = setup["resource"].load_rules(), setup["timeline"]
+    active = active_fingerprints(timeline, (RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED))
+    observations = watch_once(setup["instance"], rules, cursor, now=utcnow(), active=active,
+                              page=page)
+    report(rules, timeline, observations, now=utcnow())
+
+
+def test_a_failure_after_an_outage_longer_than_lookback_is_not_missed(setup: dict) -> None:
+    """The lookback bounds the first tick only: a failure that happened while the daemon
+    was down longer than ``lookback`` (nothing seen before) still alerts."""
+    import time
+
+    setup["rules"].write_text(RULES + "  lookback: 1s\n")
+    sensor = build_instance_watch_sensor()
+    first = tick(setup, sensor)  # nothing yet
+    nightly_export.execute_in_process(instance=setup["instance"], raise_on_error=False)
+    time.sleep(1.5)  # the daemon was "down" for longer than lookback
+    second = tick(setup, sensor, first.cursor)
+    assert [a.labels["job"] for a in firing(setup, "dagster_run_failed")] == ["nightly_export"]
+    tick(setup, sensor, second.cursor)
+    assert len(firing_events(setup, "dagster_run_failed")) == 1  # and not repeated
+
+
+def test_full_pages_keep_failures_and_successes_in_order(setup: dict) -> None:
+    """fail, fail, succeed, read one record per page: the job ends resolved (a success
+    is never applied before an older failure that was not read yet)."""
+    from sensors.instance_watch import Cursor
+
+    instance = setup["instance"]
+    nightly_export.execute_in_process(instance=instance, raise_on_error=False)
+    nightly_export.execute_in_process(instance=instance, raise_on_error=False)
+    assert nightly_export_fixed.execute_in_process(instance=instance).success
+    cursor = Cursor(None)
+    for _ in range(4):
+        _watch(setup, cursor, page=1)
+    assert firing(setup, "dagster_run_failed") == []
+    assert len(firing_events(setup, "dagster_run_failed")) == 1
+
+
+def test_more_ticks_than_a_page_never_skip_a_failed_tick(
+        setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed tick followed by more good ticks than a page still alerts (then
+    resolves): Dagster returns the newest ticks first."""
+    import time
+
+    from sensors.instance_watch import Cursor
+
+    flag = tmp_path / "broken"
+    monkeypatch.setenv("PARTNER_SENSOR_BROKEN_FLAG", str(flag))
+    _daemon_tick(setup["instance"])  # a good tick: the watch knows the sensor
+    cursor = Cursor(None)
+    _watch(setup, cursor, page=2)
+    flag.touch()
+    for broken in (True, False, False):
+        if not broken:
+            flag.unlink(missing_ok=True)
+        time.sleep(1.1)  # the test sensor's minimum interval
+        _daemon_tick(setup["instance"])
+    _watch(setup, cursor, page=2)
+    assert len(firing_events(setup, "dagster_tick_failed")) == 1
+    assert firing(setup, "dagster_tick_failed") == []
+
+
+def test_last_good_copy_is_no_more_readable_than_the_rules_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rules file may hold inline secrets (tokens, webhook URLs): its saved copy keeps
+    the file's permissions instead of the umask's (often world-readable)."""
+    from alert_jobs.rules_fallback import last_good_path, load_rules_or_last_good
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    rules_file = tmp_path / "private.yaml"
+    rules_file.write_text(RULES)
+    rules_file.chmod(0o600)
+    load_rules_or_last_good(rules_file)
+    assert last_good_path(rules_file).stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unreadable_cursor_starts_over_instead_of_failing_every_tick(setup: dict
+                                                                        ) -> None:
+    """Nothing watches the instance-watch sensor itself: a cursor set by hand in the UI
+    must not break it for good."""
+    nightly_export.execute_in_process(instance=setup["instance"], raise_on_error=False)
+    for junk in ("not json", "[1, 2]"):
+        result = tick(setup, build_instance_watch_sensor(), junk)
+        assert isinstance(result, dg.SensorResult) and json.loads(result.cursor)["since"]
+    assert [a.labels["job"] for a in firing(setup, "dagster_run_failed")] == ["nightly_export"]

@@ -250,3 +250,53 @@ self_monitoring:
     assert "self_monitoring: deadman_url must be an http(s) URL" in text
     assert "checks.heartbeat[3].slug: heartbeat slug 'etl-hourly' is also used by " \
            "'etl_copy'" in text
+
+
+def test_rule_names_the_system_alerts_under_are_reserved() -> None:
+    """A file rule named ``heartbeat`` would share the auto-created checks' alerts (and
+    their severity and receivers); likewise the instance-watch and rules-file rules."""
+    with pytest.raises(RulesError) as err:
+        parse_rules("""
+checks:
+  heartbeat:
+    - name: heartbeat
+      period: 1h
+  sql_metric:
+    - name: dagster_run_failed
+      query: select 1
+""")
+    text = str(err.value)
+    assert "checks.heartbeat[0].name: rule name 'heartbeat' is reserved" in text
+    assert "checks.sql_metric[0].name: rule name 'dagster_run_failed' is reserved" in text
+
+
+def test_an_empty_token_is_refused_not_an_open_door() -> None:
+    """``token: ""`` (say, a template whose variable was empty) compared equal to a
+    missing header: every ping got through. It is a config error now."""
+    with pytest.raises(RulesError) as err:
+        parse_rules("""
+checks:
+  heartbeat:
+    - {name: job, period: 1h, token: ""}
+heartbeats:
+  auto_create: {enabled: true, token: " "}
+""")
+    text = str(err.value)
+    assert "checks.heartbeat[0].token: an empty token would let every ping through" in text
+    assert "heartbeats.auto_create.token: an empty token" in text
+
+
+def test_for_and_keep_firing_for_are_refused_on_heartbeats() -> None:
+    """A heartbeat row is looked at again only when time can change its verdict: with
+    ``for`` its alert stayed pending forever (never paged), with ``keep_firing_for`` it
+    stayed recovering until the next deadline. ``grace`` is the heartbeat's ``for``."""
+    with pytest.raises(RulesError) as err:
+        parse_rules("""
+checks:
+  heartbeat:
+    - {name: a, period: 1h, for: 10m}
+    - {name: b, period: 1h, keep_firing_for: 10m}
+""")
+    text = str(err.value)
+    assert "checks.heartbeat[0]: for does not apply to a heartbeat: its grace" in text
+    assert "checks.heartbeat[1]: keep_firing_for does not apply to a heartbeat" in text

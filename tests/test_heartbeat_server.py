@@ -187,7 +187,7 @@ def test_missing_ping_goes_down_via_the_sensor_logic_and_ping_recovers(served: S
     late = evaluate_due(rules, served.timeline, now=now + timedelta(minutes=66))
     assert [o.observation.labels["problem"] for o in late.outcomes] == ["missing"]
     again = evaluate_due(rules, served.timeline, now=now + timedelta(minutes=67))
-    assert again.outcomes == [] and again.evaluated == 0  # down rows leave the due index
+    assert again.outcomes == [] and again.evaluated == 0  # next look: REOBSERVE later
     assert served.get("/ping/etl-hourly").status_code == 200
     _wait_for(served, lambda: not served.timeline.alerts())
 
@@ -244,3 +244,127 @@ def test_cli_heartbeat_list_pause_resume(served: Served, tmp_path: Path,
     assert main([*db, "heartbeat", "pause", "nope"]) == 2
     assert main([*db, "heartbeat", "pings", "etl-hourly"]) == 0
     assert "success" in capsys.readouterr().out
+
+
+def test_slug_moving_to_another_rule_resolves_its_old_alert(db_url: str) -> None:
+    """An auto-created check later declared in the file (or a renamed rule) must not
+    leave its alert under the old rule firing forever; the new rule takes over."""
+    from alert_jobs.checks.heartbeat import Signal
+    from alert_jobs.heartbeat_monitor import create_spec
+
+    timeline = Timeline(db_url)
+    store = HeartbeatStore(timeline)
+    base = ("defaults: {receivers: [console]}\n"
+            "heartbeats:\n  auto_create: {enabled: true, period: 1h, grace: 5m}\n")
+    auto = parse_rules(base)
+    now = utcnow()
+    store.ping("job-x", Signal.SUCCESS, now - timedelta(hours=2), create=create_spec(auto))
+    evaluate_due(auto, timeline, now=now)
+    assert [(a.rule, a.labels["problem"]) for a in timeline.alerts()] == [
+        ("heartbeat", "missing")]
+    declared = parse_rules(base + "checks:\n  heartbeat:\n"
+                                  "    - {name: job_x, slug: job-x, period: 1h, grace: 5m}\n")
+    evaluate_due(declared, timeline, now=now + timedelta(seconds=30))
+    assert [(a.rule, a.labels["problem"]) for a in timeline.alerts()] == [("job_x", "missing")]
+    renamed = parse_rules(base + "checks:\n  heartbeat:\n"
+                                 "    - {name: job_y, slug: job-x, period: 1h, grace: 5m}\n")
+    evaluate_due(renamed, timeline, now=now + timedelta(seconds=60))
+    assert [(a.rule, a.labels["problem"]) for a in timeline.alerts()] == [("job_y", "missing")]
+    store.ping("job-x", Signal.SUCCESS, now + timedelta(seconds=70))
+    evaluate_due(renamed, timeline, now=now + timedelta(seconds=90))
+    assert timeline.alerts() == []
+    timeline.dispose()
+
+
+def test_nul_bytes_in_body_or_rid_never_lose_the_ping(served: Served) -> None:
+    """A binary log tail (or a %00 in the run id) is stored, not a 500: PostgreSQL text
+    cannot hold NUL, and losing the job's success ping would page for nothing."""
+    assert served.get("/ping/etl-hourly/start?rid=a%00b").status_code == 200
+    response = served.post("/ping/etl-hourly/0?rid=a%00b", content=b"tail\x00\xff end")
+    assert response.status_code == 200
+    (finish, start) = served.store.pings("etl-hourly")[:2]
+    assert finish["body"] == "tail\ufffd\ufffd end" and finish["rid"] == start["rid"]
+    assert finish["duration_seconds"] is not None  # the finish paired with its start
+
+
+def test_monitored_passes_the_token_and_keeps_the_jobs_own_exception(served: Served
+                                                                     ) -> None:
+    """``monitored`` takes only what it can forward: a stray ``body=``/``rid=`` used to
+    pass silently and then replace the job's own exception with a TypeError."""
+    with pytest.raises(TypeError):
+        client.monitored("nightly_backup", body="x").__enter__()  # type: ignore[call-arg]
+    with pytest.raises(KeyError, match="the job's own"), client.monitored(
+            "nightly_backup", base_url=served.base, token="s3cret-token", timeout=5):
+        raise KeyError("the job's own")
+    kinds = [(p["kind"], p["body"][:8]) for p in served.store.pings("nightly_backup")]
+    assert kinds == [("fail", "KeyError"), ("start", "")]
+
+
+def test_unset_token_variable_refuses_pings_and_names_the_variable(
+        served: Served, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("HB_TEST_TOKEN")
+    before = served.counts()
+    with caplog.at_level("ERROR", logger="alert_jobs.ping"):
+        assert served.get("/ping/nightly_backup", headers=AUTH).status_code == 403
+    assert served.counts() == before
+    assert "HB_TEST_TOKEN is not set" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_cli_ping_with_an_unreadable_body_file_still_pings(
+        served: Served, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``job.sh; alert-jobs ping job --body-file job.log``: a missing log must not turn
+    the job's ping into a traceback (and the check into a false "down")."""
+    missing = tmp_path / "no-such.log"
+    assert main(["ping", "etl-hourly", "--exit-code", "0", "--url", served.base,
+                 "--body-file", str(missing)]) == 0
+    assert f"cannot read --body-file {missing}" in capsys.readouterr().err
+    (latest, *_) = served.store.pings("etl-hourly")
+    assert latest["kind"] == "success" and latest["body"] == ""
+
+
+def test_resume_refuses_a_check_that_is_not_paused(
+        served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``resume`` resets a check to *new* (which never alerts): on a down check it used to
+    resolve the alert and silence a dead job until its next ping."""
+    rules_file = tmp_path / "alerts.yaml"
+    rules_file.write_text(RULES)
+    db = ["--database-url", served.timeline.url, "--rules", str(rules_file)]
+    assert served.get("/ping/etl-hourly/fail").status_code == 200
+    assert main([*db, "heartbeat", "resume", "etl-hourly"]) == 2
+    assert "is not paused" in capsys.readouterr().err
+    row = served.store.get("etl-hourly")
+    assert row is not None and row.state.last_ping is not None  # untouched
+    assert str(row.state.status) == "down"
+
+
+def test_a_down_check_is_observed_again_so_repeats_and_unmutes_are_sent(db_url: str
+                                                                       ) -> None:
+    """The engine re-sends a firing alert after ``repeat_interval``, and tells of one whose
+    rule was disabled when it fired once re-enabled, only when it observes it again; a
+    down row used to leave the due index for good, so neither ever happened."""
+    from alert_jobs.checks.heartbeat import Signal
+
+    timeline = Timeline(db_url)
+    rules = parse_rules("defaults: {receivers: [console]}\nchecks:\n  heartbeat:\n"
+                        "    - {name: job, period: 1h, grace: 5m, repeat_interval: 10m}\n"
+                        "    - {name: quiet, period: 1h, grace: 5m}\n")
+    t0 = utcnow()
+    evaluate_due(rules, timeline, now=t0 - timedelta(hours=3))
+    for slug in ("job", "quiet"):
+        HeartbeatStore(timeline).ping(slug, Signal.SUCCESS, t0 - timedelta(hours=2))
+    timeline.set_rule_disabled("quiet", True, by="test")
+
+    def sent(rule: str) -> int:
+        return len([r for r in timeline.outbox_rows() if r["rule"] == rule])
+
+    evaluate_due(rules, timeline, now=t0)
+    assert (sent("job"), sent("quiet")) == (1, 0)  # quiet's alert fired muted
+    timeline.set_rule_disabled("quiet", False, by="test")
+    evaluate_due(rules, timeline, now=t0 + timedelta(minutes=1))  # not looked at yet
+    assert (sent("job"), sent("quiet")) == (1, 0)
+    evaluate_due(rules, timeline, now=t0 + timedelta(minutes=6))
+    assert (sent("job"), sent("quiet")) == (1, 1)  # quiet: no longer muted
+    evaluate_due(rules, timeline, now=t0 + timedelta(minutes=12))
+    assert sent("job") == 2  # repeat_interval elapsed
+    timeline.dispose()
