@@ -60,20 +60,22 @@ def quality_rows(conn: Connection, start: datetime, end: datetime, *,
     if rule is not None:
         where.append(t.c.rule == rule)
 
-    no_word = sa.and_(t.c.outcome.is_(None), t.c.first_ack_at.is_(None))
+    # ack_seconds/resolve_seconds are set together with first_ack_at/resolved_at; using
+    # them keeps the query inside the covering index ix_alert_episodes_resolve.
+    no_word = sa.and_(t.c.outcome.is_(None), t.c.ack_seconds.is_(None))
     agg = sa.select(
         *cols,
         sa.func.count().label("fired"),
         sa.func.coalesce(sa.func.sum(t.c.notifications), 0).label("notifications"),
         sa.func.coalesce(sa.func.sum(t.c.pages), 0).label("pages"),
         _count(sa.or_(t.c.outcome == "actionable",
-                      sa.and_(t.c.outcome.is_(None), t.c.first_ack_at.is_not(None))))
+                      sa.and_(t.c.outcome.is_(None), t.c.ack_seconds.is_not(None))))
         .label("actionable"),
         _count(t.c.outcome == "false-positive").label("false_positive"),
         _count(t.c.outcome == "noise").label("noise"),
         _count(t.c.outcome == "duplicate").label("duplicates"),
-        _count(sa.and_(no_word, t.c.resolved_at.is_not(None))).label("unattended"),
-        _count(sa.and_(no_word, t.c.resolved_at.is_(None))).label("open"),
+        _count(sa.and_(no_word, t.c.resolve_seconds.is_not(None))).label("unattended"),
+        _count(sa.and_(no_word, t.c.resolve_seconds.is_(None))).label("open"),
         _count(t.c.flap.is_(True)).label("flaps"),
     ).where(*where).group_by(*cols)
 
