@@ -45,7 +45,7 @@ def render(timeline: Timeline) -> str:
     """The whole exposition text, from two queries."""
     t = schema.episodes
     actionable = sa.or_(t.c.outcome == "actionable",
-                        sa.and_(t.c.outcome.is_(None), t.c.first_ack_at.is_not(None)))
+                        sa.and_(t.c.outcome.is_(None), t.c.ack_seconds.is_not(None)))
     counters = (sa.select(t.c.rule, t.c.severity, sa.func.count().label("fired"),
                           sa.func.sum(sa.case((actionable, 1), else_=0)).label("actionable"))
                 .group_by(t.c.rule, t.c.severity).order_by(t.c.rule, t.c.severity))

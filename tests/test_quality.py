@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import dagster as dg
 import httpx
@@ -437,6 +438,10 @@ def test_monthly_review_and_daily_assets(tmp_path: Path, http_receiver) -> None:
     html = (tmp_path / "reports" / "alert-review-2026-10.html").read_text()
     assert "<svg" in html and "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
     assert "<script" not in html and "src=" not in html and "<link" not in html
+    charts = re.findall(r"<svg.*?</svg>", html, flags=re.S)
+    assert len(charts) == 3
+    for chart in charts:  # well-formed XML, so every browser draws it
+        ElementTree.fromstring(chart)
 
 
 def test_review_cli_send_needs_a_receiver(known: Timeline, tmp_path: Path, capsys) -> None:
@@ -463,8 +468,9 @@ def test_benchmark_runs_at_tiny_size(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.delenv("TEST_DATABASE_URL", raising=False)  # SQLite only here
     results, skipped = quality_bench.run(3000, sql_reps=1, pandas_reps=1, workdir=tmp_path)
-    (sqlite,) = results
+    sqlite, monthly = results
     assert sqlite["backend"] == "sqlite" and sqlite["groups"] > 0 and sqlite["episodes"] > 0
+    assert monthly["groups"] < sqlite["groups"]
     assert "quality rollup postgresql" in skipped
     assert "speedup" in quality_bench.format_table(results, skipped)
 

@@ -20,6 +20,9 @@ Definitions (DESIGN/research §7.7):
 * ``resolve_seconds``: resolved − fired.
 * ``flap``: the episode fired within :data:`FLAP_WINDOW` of the previous episode's resolve.
 * ``outcome``: what a person said it was (``AckOutcome``), last word wins.
+
+Invariant the rollups rely on: ``ack_seconds`` is set exactly when ``first_ack_at`` is,
+and ``resolve_seconds`` exactly when ``resolved_at`` is.
 """
 
 from __future__ import annotations

@@ -60,32 +60,38 @@ def quality_rows(conn: Connection, start: datetime, end: datetime, *,
     if rule is not None:
         where.append(t.c.rule == rule)
 
-    no_word = sa.and_(t.c.outcome.is_(None), t.c.first_ack_at.is_(None))
+    # ack_seconds/resolve_seconds are set together with first_ack_at/resolved_at; using
+    # them keeps the query inside the covering index ix_alert_episodes_resolve.
+    no_word = sa.and_(t.c.outcome.is_(None), t.c.ack_seconds.is_(None))
     agg = sa.select(
         *cols,
         sa.func.count().label("fired"),
         sa.func.coalesce(sa.func.sum(t.c.notifications), 0).label("notifications"),
         sa.func.coalesce(sa.func.sum(t.c.pages), 0).label("pages"),
         _count(sa.or_(t.c.outcome == "actionable",
-                      sa.and_(t.c.outcome.is_(None), t.c.first_ack_at.is_not(None))))
+                      sa.and_(t.c.outcome.is_(None), t.c.ack_seconds.is_not(None))))
         .label("actionable"),
         _count(t.c.outcome == "false-positive").label("false_positive"),
         _count(t.c.outcome == "noise").label("noise"),
         _count(t.c.outcome == "duplicate").label("duplicates"),
-        _count(sa.and_(no_word, t.c.resolved_at.is_not(None))).label("unattended"),
-        _count(sa.and_(no_word, t.c.resolved_at.is_(None))).label("open"),
+        _count(sa.and_(no_word, t.c.resolve_seconds.is_not(None))).label("unattended"),
+        _count(sa.and_(no_word, t.c.resolve_seconds.is_(None))).label("open"),
         _count(t.c.flap.is_(True)).label("flaps"),
     ).where(*where).group_by(*cols)
 
+    n_keys = len(keys)
+    names = list(agg.selected_columns.keys())[n_keys:]
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in conn.execute(agg):
-        data = dict(r._mapping)
-        rows[tuple(data[k] for k in keys)] = {k: int(data[k]) if k not in GROUPINGS else data[k]
-                                             for k in data}
-    for key, values in _percentile_values(conn.execute(_percentiles(keys, where)),
-                                          keys).items():
-        if key in rows:
-            rows[key].update(values)
+        data = dict(zip(keys, r[:n_keys], strict=True))
+        data.update(zip(names, (int(v) for v in r[n_keys:]), strict=True))
+        rows[tuple(r[:n_keys])] = data
+    pct_names = [f"{m}_p{p}" for m in DURATIONS for p in (50, 90)]
+    for r in conn.execute(_percentiles(keys, where)):
+        group = rows.get(tuple(r[:n_keys]))
+        if group is not None:
+            group.update((name, None if v is None else float(v))
+                        for name, v in zip(pct_names, r[n_keys:], strict=True))
     return [QualityRow(**v) for _, v in sorted(rows.items(), key=lambda kv: tuple(
         "" if x is None else str(x) for x in kv[0]))]
 
@@ -96,12 +102,12 @@ def _rank_hit(rn: Any, n: Any, p: int) -> Any:
 
 
 def _percentiles(keys: list[str], where: list[Any]) -> Any:
-    """One UNION ALL over the three durations: the rows at the median's and the 90th
-    percentile's nearest rank in each group, as (keys, metric, rn, n, v).
+    """One row per group: (keys…, ack_p50, ack_p90, response_p50, …, resolve_p90).
 
-    Both window functions share one PARTITION BY and ORDER BY (the count with a whole-
-    partition frame), so each duration costs one sort; picking the ranked rows with a
-    WHERE instead of a GROUP BY avoids a second pass.
+    Per duration, both window functions share one PARTITION BY and ORDER BY (the count
+    with a whole-partition frame), so each costs one sort — none at all on SQLite,
+    where the covering index delivers that order — and only the rows at the two
+    nearest ranks leave the subquery; the outer GROUP BY pivots them into columns.
     """
     parts = []
     for name, column in DURATIONS.items():
@@ -117,23 +123,19 @@ def _percentiles(keys: list[str], where: list[Any]) -> Any:
         ).where(*where, value.is_not(None)).subquery(f"ranked_{name}")
         rn, n = ranked.c.rn, ranked.c.n
         parts.append(sa.select(
-            *[ranked.c[k] for k in keys], sa.literal(name).label("metric"), rn, n, ranked.c.v,
+            *[ranked.c[k] for k in keys], sa.literal(name).label("metric"),
+            sa.case((_rank_hit(rn, n, 50), ranked.c.v)).label("p50"),
+            sa.case((_rank_hit(rn, n, 90), ranked.c.v)).label("p90"),
         ).where(sa.or_(_rank_hit(rn, n, 50), _rank_hit(rn, n, 90))))
-    return sa.union_all(*parts)
-
-
-def _percentile_values(rows: Any, keys: list[str]
-                       ) -> dict[tuple[Any, ...], dict[str, float]]:
-    """{group key: {"resolve_p50": v, …}} from :func:`_percentiles` rows."""
-    out: dict[tuple[Any, ...], dict[str, float]] = {}
-    for r in rows:
-        m = r._mapping
-        rn, n, value = int(m["rn"]), int(m["n"]), float(m["v"])
-        target = out.setdefault(tuple(m[k] for k in keys), {})
-        for p in (50, 90):
-            if rn * 100 >= n * p and (rn - 1) * 100 < n * p:
-                target[f"{m['metric']}_p{p}"] = value
-    return out
+    hits = sa.union_all(*parts).subquery("hits")
+    group = [hits.c[k] for k in keys]
+    pivot = []
+    for name in DURATIONS:
+        for p in ("p50", "p90"):
+            pivot.append(sa.func.min(sa.case((hits.c.metric == name, hits.c[p])))
+                         .label(f"{name}_{p}"))
+    query = sa.select(*group, *pivot)
+    return query.group_by(*group) if group else query
 
 
 def totals(rows: Sequence[QualityRow]) -> dict[str, float]:
@@ -161,7 +163,6 @@ def totals(rows: Sequence[QualityRow]) -> dict[str, float]:
 
 
 def overall_durations(conn: Connection, start: datetime, end: datetime) -> dict[str, float]:
-    """Median and p90 of each duration over all rules (one more small grouped query)."""
-    values = _percentile_values(conn.execute(_percentiles([], window(start, end))), []
-                                ).get((), {})
-    return {f"{name}_seconds": value for name, value in values.items()}
+    """Median and p90 of each duration over all rules (one more small query)."""
+    row = conn.execute(_percentiles([], window(start, end))).one()
+    return {f"{name}_seconds": float(v) for name, v in row._mapping.items() if v is not None}
