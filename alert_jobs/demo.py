@@ -116,6 +116,13 @@ def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
             if not attended and rng.random() < 0.2:
                 gap = timedelta(minutes=rng.randint(10, 50))  # re-fires soon after: a flap
             at += resolve + gap
+    # The past was "sent" back then: mark its notifications delivered, so starting the
+    # demo does not replay a month of pages to the console.
+    with timeline.engine.begin() as conn:
+        conn.execute(schema.outbox.update()
+                     .where(schema.outbox.c.delivered_at.is_(None),
+                            schema.outbox.c.created_at < now - timedelta(hours=1))
+                     .values(delivered_at=schema.outbox.c.created_at))
     return written
 
 
