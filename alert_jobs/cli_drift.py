@@ -49,9 +49,17 @@ def _selected(args: argparse.Namespace) -> tuple[Any, list[ScoreDriftRule]]:
 
 
 def _segments(args: argparse.Namespace, rule: ScoreDriftRule) -> list[str]:
+    from alert_jobs.cli import UsageError
     from alert_jobs.drift_check import discover
 
-    return list(args.segment) if args.segment else discover(rule)
+    if not args.segment:
+        return discover(rule)
+    bad = [s for s in args.segment if not rule.is_segment_key(s)]
+    if bad:
+        raise UsageError(f"--segment {bad[0]!r} does not fit rule {rule.name}: give one value "
+                         f"per segment column ({', '.join(rule.segment_columns) or 'none'}) "
+                         "joined by '|'")
+    return list(args.segment)
 
 
 def cmd_drift_reference(args: argparse.Namespace) -> int:

@@ -125,9 +125,13 @@ def discover(rule: ScoreDriftRule, now: datetime | None = None, *,
         start = since
     end = max(end, now)  # a model that started scoring today is discovered today
     src = source_of(rule)
-    if isinstance(src, ScoreFiles):
-        return discover_file_segments(src, start, end)
-    return discover_segments(src, start, end)
+    found = discover_file_segments(src, start, end) if isinstance(src, ScoreFiles) \
+        else discover_segments(src, start, end)
+    bad = [s for s in found if not rule.is_segment_key(s)]
+    if bad:  # one odd model name must not stop the checks of all the others
+        log.warning("%s: skipping %d segment(s) whose values contain %r: %s", rule.name,
+                    len(bad), SEGMENT_SEPARATOR, ", ".join(map(repr, bad[:5])))
+    return [s for s in found if rule.is_segment_key(s)]
 
 
 # ----- references --------------------------------------------------------------------

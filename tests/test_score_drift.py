@@ -336,6 +336,21 @@ def test_segments_are_discovered_and_checked_apart(sqlite_url: str) -> None:
     assert res[evil].metrics["rows_current"] == 0
 
 
+def test_a_segment_value_holding_the_separator_does_not_stop_the_others(db_url: str) -> None:
+    """Segment keys join values with '|': a model named 'a|b' cannot be split back into
+    labels, so it is skipped (logged) instead of crashing the check of every model."""
+    rows = scenario(current={"fraud-v3": {"high": 0.5}})
+    rows += [Row(NOW - timedelta(minutes=m), 0.5, "odd|name") for m in range(1, 30)]
+    write_table(db_url, rows)
+    ruleset = rules(table_source(db_url))
+    rule = ruleset.checks.score_drift[0]
+    assert discover(rule, NOW) == ["churn-v1", "fraud-v3"]
+    res = run(ruleset, Timeline(db_url))
+    assert set(res) == {"churn-v1", "fraud-v3"} and res["fraud-v3"].error is None
+    with pytest.raises(ValueError, match="does not give one value per segment column"):
+        run(ruleset, Timeline(db_url), ["odd|name"])
+
+
 # ----- config -------------------------------------------------------------------------
 
 
