@@ -64,6 +64,7 @@ def _segments(args: argparse.Namespace, rule: ScoreDriftRule) -> list[str]:
 
 def cmd_drift_reference(args: argparse.Namespace) -> int:
     from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.config import SecretMissingError
     from alert_jobs.drift_check import build_references, reference_window
     from alert_jobs.sources.errors import SourceError
     from alert_jobs.timeline import utcnow
@@ -77,7 +78,7 @@ def cmd_drift_reference(args: argparse.Namespace) -> int:
               f"({rule.reference.describe()})")
         try:
             segments = _segments(args, rule)
-        except SourceError as exc:
+        except (SourceError, SecretMissingError) as exc:
             print(f"  ERROR {exc}")
             failed = True
             continue
@@ -95,6 +96,7 @@ def cmd_drift_reference(args: argparse.Namespace) -> int:
 
 def cmd_drift_check(args: argparse.Namespace) -> int:
     from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.config import SecretMissingError
     from alert_jobs.drift_check import check_segments
     from alert_jobs.runner import deliver
     from alert_jobs.sources.errors import SourceError
@@ -106,7 +108,7 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
         print(f"{rule.name}:")
         try:
             segments = _segments(args, rule)
-        except SourceError as exc:
+        except (SourceError, SecretMissingError) as exc:
             print(f"  ERROR {exc}")
             failed = True
             continue
@@ -133,6 +135,7 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
 
 def cmd_drift_segments(args: argparse.Namespace) -> int:
     from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.config import SecretMissingError
     from alert_jobs.drift_store import DriftReferenceStore
     from alert_jobs.sources.errors import SourceError
     from alert_jobs.timeline import utcnow
@@ -146,7 +149,7 @@ def cmd_drift_segments(args: argparse.Namespace) -> int:
         stored = store.segments(rule.name)
         try:
             found = _segments(argparse.Namespace(segment=None), rule)
-        except SourceError as exc:
+        except (SourceError, SecretMissingError) as exc:
             print(f"  ERROR {exc}")
             failed = True
             found = []

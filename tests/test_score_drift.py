@@ -236,6 +236,14 @@ def test_unreachable_database_is_an_error_without_the_password(sqlite_url: str) 
     assert "127.0.0.1:1" in obs.summary
 
 
+def test_a_malformed_database_url_is_an_error_alert_not_a_crash(sqlite_url: str) -> None:
+    url = "postgresql://monitor:hunter2pw@127.0.0.1:notaport/app"
+    res = run(rules(table_source(url)), Timeline(sqlite_url), ["fraud-v3"])
+    (obs,) = res["fraud-v3"].observations
+    assert obs.status == Status.ERROR and "bad database URL" in obs.summary
+    assert "hunter2pw" not in obs.summary
+
+
 # ----- references ---------------------------------------------------------------------
 
 

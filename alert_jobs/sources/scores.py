@@ -93,16 +93,16 @@ def engine_for(url: str, timeout: float) -> Engine:
         if engine is None:
             real = driver_url(url)
             connect_args: dict[str, Any] = {}
-            if real.startswith("postgresql"):
-                connect_args["connect_timeout"] = max(1, int(timeout))
-                # Keep the URL's own options (e.g. -csearch_path=…); connect_args wins.
-                own = sa.make_url(real).query.get("options")
-                own = " ".join(own) if isinstance(own, tuple) else own
-                connect_args["options"] = f"{own} -c timezone=UTC" if own else \
-                    "-c timezone=UTC"
-            elif real.startswith("sqlite"):
-                connect_args["timeout"] = timeout
-            try:
+            try:  # a malformed URL (e.g. a port that is not a number) fails in make_url
+                if real.startswith("postgresql"):
+                    connect_args["connect_timeout"] = max(1, int(timeout))
+                    # Keep the URL's own options (e.g. -csearch_path=…); connect_args wins.
+                    own = sa.make_url(real).query.get("options")
+                    own = " ".join(own) if isinstance(own, tuple) else own
+                    connect_args["options"] = f"{own} -c timezone=UTC" if own else \
+                        "-c timezone=UTC"
+                elif real.startswith("sqlite"):
+                    connect_args["timeout"] = timeout
                 engine = sa.create_engine(real, connect_args=connect_args, pool_pre_ping=True)
             except Exception as exc:
                 raise SourceError(f"bad database URL {safe_url(url)}: {_reason(exc)}") from None
