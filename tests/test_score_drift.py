@@ -344,6 +344,19 @@ def test_segments_are_discovered_and_checked_apart(sqlite_url: str) -> None:
     assert res[evil].metrics["rows_current"] == 0
 
 
+def test_scores_stuck_on_one_value_breach_the_spread_check(sqlite_url: str) -> None:
+    rows = [r for r in scenario() if r.at < NOW - timedelta(hours=1) or r.model != "fraud-v3"]
+    # 0.5 is exact in binary, so the sums give a spread of exactly 0 (a model stuck on it)
+    rows += [Row(at, 0.5, "fraud-v3") for at in spread(NOW - timedelta(hours=1), NOW, 2000)]
+    write_table(sqlite_url, rows)
+    res = run(rules(table_source(sqlite_url), psi="{warn: 50}", ks="null",
+                    mean_shift="null"), Timeline(sqlite_url), ["fraud-v3"])["fraud-v3"]
+    obs = by_check(res)["distribution"]
+    assert res.metrics["std_ratio"] == 0.0
+    assert obs.status == Status.ALERT and obs.severity == Severity.CRITICAL
+    assert "spread ratio inf ≥ 2" in obs.summary
+
+
 def test_a_segment_value_holding_the_separator_does_not_stop_the_others(db_url: str) -> None:
     """Segment keys join values with '|': a model named 'a|b' cannot be split back into
     labels, so it is skipped (logged) instead of crashing the check of every model."""
