@@ -98,13 +98,29 @@ def current_window(rule: ScoreDriftRule, now: datetime) -> tuple[datetime, datet
     return end - rule.window, end
 
 
-def hour_slots(start: datetime, end: datetime) -> list[int]:
-    """UTC hours of the week (Monday 00:00 = 0) that ``[start, end)`` touches."""
-    slots, at = [], floor_hour(start)
+def slot_overlaps(start: datetime, end: datetime) -> dict[int, float]:
+    """Seconds of ``[start, end)`` in each UTC hour of the week (Monday 00:00 = 0)."""
+    overlaps: dict[int, float] = {}
+    at = floor_hour(start)
     while at < end:
-        slots.append(at.weekday() * 24 + at.hour)
+        slot = at.weekday() * 24 + at.hour
+        seconds = (min(at + HOUR, end) - max(at, start)).total_seconds()
+        overlaps[slot] = overlaps.get(slot, 0.0) + seconds
         at += HOUR
-    return sorted(set(slots))
+    return overlaps
+
+
+def hour_slots(start: datetime, end: datetime) -> list[int]:
+    """UTC hours of the week that ``[start, end)`` touches."""
+    return sorted(slot_overlaps(start, end))
+
+
+def main_slots(overlaps: dict[int, float]) -> set[int]:
+    """The hours the window mostly lies in: those covering at least half as much of it
+    as the hour covering most. A scheduled run a few seconds after the hour touches the
+    next hour for those seconds; that hour must not weigh as much as the one before."""
+    most = max(overlaps.values(), default=0.0)
+    return {slot for slot, seconds in overlaps.items() if seconds >= most / 2}
 
 
 def segment_filter(rule: ScoreDriftRule, segment: str) -> dict[str, str] | None:
@@ -266,6 +282,7 @@ def _stored_reference(rule: ScoreDriftRule, timeline: Timeline, segment: str,
                       run_id: str | None) -> tuple[list[ReferenceSlot], bool, str | None]:
     """The reference slots for this window; built now if missing or stale in shape."""
     wanted = hour_slots(start, end) if rule.reference.kind == "seasonal" else [ALL_HOURS]
+    # (all touched hours: the volume expectation weighs each by its overlap, see _judge)
     store = DriftReferenceStore(timeline)
     settings = settings_hash(rule.grid_key)
     slots = store.load(rule.name, segment, wanted)
@@ -309,7 +326,8 @@ def check_segments(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline,
                     rule, timeline, segment, start, end, now=now, run_id=run_id)
                 if error is None:
                     cur = current.get(("" if single else segment, ALL_HOURS), empty)
-                    items = _judge(rule, frame, slots, cur, result, now)
+                    items = _judge(rule, frame, slots, cur, result, now,
+                                   slot_overlaps(start, end))
             except Exception as exc:  # a bug or a timeline outage: say so, per segment
                 log.exception("checking %s %r failed", rule.name, segment)
                 error = f"{rule.name}: internal error: {type(exc).__name__}"
@@ -338,14 +356,31 @@ def _resolve_gone(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline, se
                      flush=False)
 
 
+def expected_rows_of(rule: ScoreDriftRule, slots: list[ReferenceSlot],
+                     overlaps: dict[int, float]) -> float | None:
+    """Rows the reference's rate predicts for the current window. Seasonal: each touched
+    hour's rate times the seconds of the window in that hour (a window from 07:00:05 to
+    08:00:05 expects hour 7's volume, not the mean of hours 7 and 8)."""
+    if rule.reference.kind != "seasonal":
+        covered = sum(s.covered_seconds for s in slots)
+        rows = sum(s.histogram.estimated_rows for s in slots)
+        return rows * rule.window.total_seconds() / covered if covered > 0 else None
+    if not slots or any(s.covered_seconds <= 0 for s in slots):
+        return None
+    return sum(s.histogram.estimated_rows / s.covered_seconds * overlaps.get(s.slot, 0.0)
+               for s in slots)
+
+
 def _judge(rule: ScoreDriftRule, frame: Frame, slots: list[ReferenceSlot], current: Histogram,
-           result: SegmentResult, now: datetime) -> list[tuple[Observation, str]]:
+           result: SegmentResult, now: datetime,
+           overlaps: dict[int, float]) -> list[tuple[Observation, str]]:
+    expected_rows = expected_rows_of(rule, slots, overlaps)
+    if rule.reference.kind == "seasonal":  # the distribution of the hours it mostly lies in
+        main = main_slots(overlaps)
+        slots = [s for s in slots if s.slot in main] or slots
     reference = slots[0].histogram
     for s in slots[1:]:
         reference = reference.merge(s.histogram)
-    covered = sum(s.covered_seconds for s in slots)
-    expected_rows = reference.estimated_rows * rule.window.total_seconds() / covered \
-        if covered > 0 else None
     metrics = compare(reference, current, psi_bins=rule.psi_bins) \
         if reference.valid and current.valid else None
     observations = [judge_distribution(rule, frame, reference, current, metrics),

@@ -303,6 +303,31 @@ def test_seasonal_reference_compares_the_same_hour_of_week(sqlite_url: str) -> N
     assert len(stored) == 168
 
 
+def test_seasonal_window_a_few_seconds_past_the_hour_weighs_that_hour_by_its_seconds(
+        sqlite_url: str) -> None:
+    """The hourly schedule runs at 12:00:05: the window touches hour 12 for 5 seconds.
+    Thursdays 12:00 are a busy batch hour with other scores; the expectation must be
+    hour 11's, not the mean of hours 11 and 12 (a false 'silent pipeline' and PSI)."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for week in range(1, 5):
+        day = NOW - timedelta(weeks=week)
+        rows += [Row(t, float(rng.beta(2, 8)), "m")
+                 for t in spread(day - timedelta(hours=1), day, 400)]
+        rows += [Row(t, float(rng.beta(8, 2)), "m")
+                 for t in spread(day, day + timedelta(hours=1), 2000)]
+    rows += [Row(t, float(rng.beta(2, 8)), "m")
+             for t in spread(NOW - timedelta(hours=1), NOW, 400)]
+    write_table(sqlite_url, rows)
+    seasonal = rules(table_source(sqlite_url), reference="{kind: seasonal, weeks: 4}",
+                     min_samples=50, volume="{min_expected: 10}")
+    res = run(seasonal, Timeline(sqlite_url), ["m"], now=NOW + timedelta(seconds=5))["m"]
+    assert res.metrics["rows_expected"] == pytest.approx(400, rel=0.01)
+    assert by_check(res)["volume"].status == Status.OK
+    assert res.metrics["n_reference"] == 4 * 400  # hour 11 only
+    assert res.metrics["psi"] < 0.1
+
+
 def test_pinned_reference_is_the_training_period(sqlite_url: str) -> None:
     write_table(sqlite_url, scenario())
     ruleset = rules(table_source(sqlite_url),
