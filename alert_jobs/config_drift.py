@@ -61,8 +61,10 @@ TableName = Annotated[str, BeforeValidator(_table)]
 
 
 def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+    """Naive times are UTC; others are converted to UTC (SQLite compares UTC text, and
+    messages say "UTC")."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value
 
 

@@ -337,6 +337,23 @@ def test_pinned_reference_is_the_training_period(sqlite_url: str) -> None:
     assert "2026-01-08 12:00 to 2026-01-09 00:00 UTC" in by_check(res)["distribution"].summary
 
 
+def test_pinned_range_with_an_offset_is_read_as_utc(sqlite_url: str) -> None:
+    """'2026-01-08T14:00+02:00' is 12:00 UTC: the same rows as the UTC range above, on
+    SQLite too (where times are compared as UTC text)."""
+    write_table(sqlite_url, scenario())
+    counts = {}
+    for start, end in [("2026-01-15 07:00", "2026-01-15 11:00"),
+                       ("2026-01-15T09:00:00+02:00", "2026-01-15T13:00:00+02:00")]:
+        ruleset = rules(table_source(sqlite_url), reference=f"{{kind: pinned, start: "
+                        f"'{start}', end: '{end}'}}", min_samples=100)
+        res = run(ruleset, Timeline(f"{sqlite_url}-{len(counts)}"), ["fraud-v3"])["fraud-v3"]
+        assert "2026-01-15 07:00 to 2026-01-15 11:00 UTC" in \
+            by_check(res)["distribution"].summary
+        counts[start] = res.metrics["n_reference"]
+    # 4 reference hours (the current hour's 2,000 rows start at 11:00 UTC)
+    assert set(counts.values()) == {7000 * 4 // 168}
+
+
 def test_sampling_with_tablesample_on_postgres(pg_url: str) -> None:
     write_table(pg_url, scenario(ref_per_model=40_000, models=("fraud-v3",)))
     ruleset = rules(table_source(pg_url), sample_percent=50)

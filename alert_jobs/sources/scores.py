@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -153,7 +153,9 @@ def _hour_of_week(column: Any, dialect: str) -> Any:
 
 def _time_param(when: datetime, dialect: str) -> Any:
     """SQLite has no timestamp type: times are UTC text ``YYYY-MM-DD HH:MM:SS``."""
-    return when.strftime("%Y-%m-%d %H:%M:%S") if dialect == "sqlite" else when
+    if dialect != "sqlite":
+        return when
+    return (when.astimezone(UTC) if when.tzinfo else when).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _value(value: str) -> Any:
