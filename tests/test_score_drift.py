@@ -414,6 +414,19 @@ def test_a_segment_value_holding_the_separator_does_not_stop_the_others(db_url: 
         run(ruleset, Timeline(db_url), ["odd|name"])
 
 
+def test_too_many_segments_are_said_not_silently_cut(sqlite_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from alert_jobs.sources import scores
+
+    write_table(sqlite_url, scenario(ref_per_model=10, cur_per_model=10))
+    monkeypatch.setattr(scores, "MAX_SEGMENTS", 1)
+    with caplog.at_level("WARNING", logger="alert_jobs.drift"):
+        found = discover(rules(table_source(sqlite_url)).checks.score_drift[0], NOW)
+    assert found == ["churn-v1"]
+    assert "has at least 1 segments; only the first 1" in caplog.text
+
+
 # ----- config -------------------------------------------------------------------------
 
 

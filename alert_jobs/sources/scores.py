@@ -20,6 +20,7 @@ are bound parameters. Errors are :class:`SourceError` naming the table or column
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -53,6 +54,7 @@ _FLOAT_MAX = 1.7976931348623157e308
 _EPOCH_HOUR_OF_WEEK = 72
 SAMPLE_SEED = 20240601
 
+log = logging.getLogger("alert_jobs.drift")
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 
@@ -282,6 +284,10 @@ def discover_segments(src: ScoreTable, start: datetime, end: datetime) -> list[s
                         *(c.is_not(None) for c in cols))
                  .order_by(*cols).limit(MAX_SEGMENTS))
         rows = conn.execute(query).all()
+    if len(rows) >= MAX_SEGMENTS:
+        log.warning("%s has at least %d segments; only the first %d (in sort order) are "
+                    "checked — are the segment columns right?", src.where, MAX_SEGMENTS,
+                    MAX_SEGMENTS)
     return sorted(SEPARATOR.join(str(v) for v in row) for row in rows)
 
 
