@@ -280,16 +280,23 @@ def frame_for(rule: ScoreDriftRule, segment: str) -> Frame:
 def _stored_reference(rule: ScoreDriftRule, timeline: Timeline, segment: str,
                       start: datetime, end: datetime, *, now: datetime,
                       run_id: str | None) -> tuple[list[ReferenceSlot], bool, str | None]:
-    """The reference slots for this window; built now if missing or stale in shape."""
+    """The reference slots for this window; built now if missing, stale in shape, or
+    too small to judge while newer data may exist (a new model's first reference is
+    built when it is discovered, from little or no history: it is rebuilt at most once
+    an hour until it holds ``min_samples`` scores, not only by the daily schedule)."""
     wanted = hour_slots(start, end) if rule.reference.kind == "seasonal" else [ALL_HOURS]
     # (all touched hours: the volume expectation weighs each by its overlap, see _judge)
     store = DriftReferenceStore(timeline)
     settings = settings_hash(rule.grid_key)
     slots = store.load(rule.name, segment, wanted)
+    why = "none stored yet" if not slots else "settings changed"
     if len(slots) == len(wanted) and all(s.settings == settings for s in slots):
-        return slots, False, None
-    log.info("%s: building the reference of segment %r first (%s)", rule.name, segment,
-             "settings changed" if slots else "none stored yet")
+        too_small = sum(s.histogram.valid for s in slots) < rule.min_samples
+        old = now - min(s.built_at for s in slots) >= HOUR
+        if not (too_small and old and rule.reference.kind != "pinned"):
+            return slots, False, None
+        why = f"fewer than {rule.min_samples} scores, built over an hour ago"
+    log.info("%s: building the reference of segment %r first (%s)", rule.name, segment, why)
     (build,) = build_references(rule, timeline, [segment], now=now, run_id=run_id)
     if build.error:
         return [], True, build.error

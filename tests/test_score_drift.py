@@ -273,6 +273,29 @@ def test_the_check_reads_only_the_current_window(db_url: str) -> None:
     assert by_check(res["fraud-v3"])["distribution"].status == Status.NODATA
 
 
+def test_a_new_models_small_reference_is_rebuilt_hourly_until_it_can_judge(
+        sqlite_url: str) -> None:
+    """Discovered in its first hour, a model has no history: its first reference is
+    empty. It is rebuilt (at most hourly) until it holds min_samples, not only by the
+    daily schedule — else the new model would go unjudged for up to a day."""
+    rng = np.random.default_rng(3)
+    write_table(sqlite_url, [Row(t, float(rng.beta(2, 8)), "fraud-v3")
+                             for t in spread(NOW - timedelta(days=1), NOW, 24_000)])
+    ruleset = rules(table_source(sqlite_url))
+    timeline = Timeline(sqlite_url)
+    first = run(ruleset, timeline, ["fraud-v3"], now=NOW - timedelta(hours=23))["fraud-v3"]
+    assert first.reference_built and first.metrics["n_reference"] == 0
+    assert by_check(first)["distribution"].status == Status.NODATA
+    soon = run(ruleset, timeline, ["fraud-v3"],
+               now=NOW - timedelta(hours=22, minutes=30))["fraud-v3"]
+    assert not soon.reference_built  # not on every run
+    later = run(ruleset, timeline, ["fraud-v3"])["fraud-v3"]
+    assert later.reference_built and later.metrics["n_reference"] == 23_000
+    assert by_check(later)["distribution"].status == Status.OK
+    again = run(ruleset, timeline, ["fraud-v3"], now=NOW + timedelta(hours=2))["fraud-v3"]
+    assert not again.reference_built  # big enough: the daily schedule rebuilds it
+
+
 def test_seasonal_reference_compares_the_same_hour_of_week(sqlite_url: str) -> None:
     rng = np.random.default_rng(4)
     rows = []
