@@ -49,13 +49,22 @@ def _selected(args: argparse.Namespace) -> tuple[Any, list[ScoreDriftRule]]:
 
 
 def _segments(args: argparse.Namespace, rule: ScoreDriftRule) -> list[str]:
+    from alert_jobs.cli import UsageError
     from alert_jobs.drift_check import discover
 
-    return list(args.segment) if args.segment else discover(rule)
+    if not args.segment:
+        return discover(rule)
+    bad = [s for s in args.segment if not rule.is_segment_key(s)]
+    if bad:
+        raise UsageError(f"--segment {bad[0]!r} does not fit rule {rule.name}: give one value "
+                         f"per segment column ({', '.join(rule.segment_columns) or 'none'}) "
+                         "joined by '|'")
+    return list(args.segment)
 
 
 def cmd_drift_reference(args: argparse.Namespace) -> int:
     from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.config import SecretMissingError
     from alert_jobs.drift_check import build_references, reference_window
     from alert_jobs.sources.errors import SourceError
     from alert_jobs.timeline import utcnow
@@ -69,7 +78,7 @@ def cmd_drift_reference(args: argparse.Namespace) -> int:
               f"({rule.reference.describe()})")
         try:
             segments = _segments(args, rule)
-        except SourceError as exc:
+        except (SourceError, SecretMissingError) as exc:
             print(f"  ERROR {exc}")
             failed = True
             continue
@@ -87,6 +96,7 @@ def cmd_drift_reference(args: argparse.Namespace) -> int:
 
 def cmd_drift_check(args: argparse.Namespace) -> int:
     from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.config import SecretMissingError
     from alert_jobs.drift_check import check_segments
     from alert_jobs.runner import deliver
     from alert_jobs.sources.errors import SourceError
@@ -98,7 +108,7 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
         print(f"{rule.name}:")
         try:
             segments = _segments(args, rule)
-        except SourceError as exc:
+        except (SourceError, SecretMissingError) as exc:
             print(f"  ERROR {exc}")
             failed = True
             continue
@@ -125,6 +135,7 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
 
 def cmd_drift_segments(args: argparse.Namespace) -> int:
     from alert_jobs.cli import EXIT_FAILED, EXIT_OK, _timeline
+    from alert_jobs.config import SecretMissingError
     from alert_jobs.drift_store import DriftReferenceStore
     from alert_jobs.sources.errors import SourceError
     from alert_jobs.timeline import utcnow
@@ -138,7 +149,7 @@ def cmd_drift_segments(args: argparse.Namespace) -> int:
         stored = store.segments(rule.name)
         try:
             found = _segments(argparse.Namespace(segment=None), rule)
-        except SourceError as exc:
+        except (SourceError, SecretMissingError) as exc:
             print(f"  ERROR {exc}")
             failed = True
             found = []

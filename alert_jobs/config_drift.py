@@ -61,8 +61,10 @@ TableName = Annotated[str, BeforeValidator(_table)]
 
 
 def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+    """Naive times are UTC; others are converted to UTC (SQLite compares UTC text, and
+    messages say "UTC")."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value
 
 
@@ -263,9 +265,20 @@ class ScoreDriftRule(RuleBase):
             "sample_percent": self.sample_percent,
         }
 
+    def is_segment_key(self, key: str) -> bool:
+        """One value per segment column joined by ``|`` (a value holding ``|`` cannot be
+        told apart from two values, so such a segment cannot be checked)."""
+        if not self.segment_columns:
+            return key == ""
+        return len(key.split(SEGMENT_SEPARATOR)) == len(self.segment_columns)
+
     def segment_labels(self, key: str) -> dict[str, str]:
         """``fraud|v3`` → ``{model: fraud, version: v3}``; ``""`` for an unsegmented rule."""
         if not self.segment_columns:
             return {}
+        if not self.is_segment_key(key):
+            raise ValueError(f"segment {key!r} of rule {self.name} does not give one value "
+                             f"per segment column ({', '.join(self.segment_columns)}) "
+                             f"joined by '{SEGMENT_SEPARATOR}'")
         values = key.split(SEGMENT_SEPARATOR)
         return dict(zip(self.segment_columns, values, strict=True))

@@ -98,13 +98,29 @@ def current_window(rule: ScoreDriftRule, now: datetime) -> tuple[datetime, datet
     return end - rule.window, end
 
 
-def hour_slots(start: datetime, end: datetime) -> list[int]:
-    """UTC hours of the week (Monday 00:00 = 0) that ``[start, end)`` touches."""
-    slots, at = [], floor_hour(start)
+def slot_overlaps(start: datetime, end: datetime) -> dict[int, float]:
+    """Seconds of ``[start, end)`` in each UTC hour of the week (Monday 00:00 = 0)."""
+    overlaps: dict[int, float] = {}
+    at = floor_hour(start)
     while at < end:
-        slots.append(at.weekday() * 24 + at.hour)
+        slot = at.weekday() * 24 + at.hour
+        seconds = (min(at + HOUR, end) - max(at, start)).total_seconds()
+        overlaps[slot] = overlaps.get(slot, 0.0) + seconds
         at += HOUR
-    return sorted(set(slots))
+    return overlaps
+
+
+def hour_slots(start: datetime, end: datetime) -> list[int]:
+    """UTC hours of the week that ``[start, end)`` touches."""
+    return sorted(slot_overlaps(start, end))
+
+
+def main_slots(overlaps: dict[int, float]) -> set[int]:
+    """The hours the window mostly lies in: those covering at least half as much of it
+    as the hour covering most. A scheduled run a few seconds after the hour touches the
+    next hour for those seconds; that hour must not weigh as much as the one before."""
+    most = max(overlaps.values(), default=0.0)
+    return {slot for slot, seconds in overlaps.items() if seconds >= most / 2}
 
 
 def segment_filter(rule: ScoreDriftRule, segment: str) -> dict[str, str] | None:
@@ -125,9 +141,13 @@ def discover(rule: ScoreDriftRule, now: datetime | None = None, *,
         start = since
     end = max(end, now)  # a model that started scoring today is discovered today
     src = source_of(rule)
-    if isinstance(src, ScoreFiles):
-        return discover_file_segments(src, start, end)
-    return discover_segments(src, start, end)
+    found = discover_file_segments(src, start, end) if isinstance(src, ScoreFiles) \
+        else discover_segments(src, start, end)
+    bad = [s for s in found if not rule.is_segment_key(s)]
+    if bad:  # one odd model name must not stop the checks of all the others
+        log.warning("%s: skipping %d segment(s) whose values contain %r: %s", rule.name,
+                    len(bad), SEGMENT_SEPARATOR, ", ".join(map(repr, bad[:5])))
+    return [s for s in found if rule.is_segment_key(s)]
 
 
 # ----- references --------------------------------------------------------------------
@@ -260,15 +280,23 @@ def frame_for(rule: ScoreDriftRule, segment: str) -> Frame:
 def _stored_reference(rule: ScoreDriftRule, timeline: Timeline, segment: str,
                       start: datetime, end: datetime, *, now: datetime,
                       run_id: str | None) -> tuple[list[ReferenceSlot], bool, str | None]:
-    """The reference slots for this window; built now if missing or stale in shape."""
+    """The reference slots for this window; built now if missing, stale in shape, or
+    too small to judge while newer data may exist (a new model's first reference is
+    built when it is discovered, from little or no history: it is rebuilt at most once
+    an hour until it holds ``min_samples`` scores, not only by the daily schedule)."""
     wanted = hour_slots(start, end) if rule.reference.kind == "seasonal" else [ALL_HOURS]
+    # (all touched hours: the volume expectation weighs each by its overlap, see _judge)
     store = DriftReferenceStore(timeline)
     settings = settings_hash(rule.grid_key)
     slots = store.load(rule.name, segment, wanted)
+    why = "none stored yet" if not slots else "settings changed"
     if len(slots) == len(wanted) and all(s.settings == settings for s in slots):
-        return slots, False, None
-    log.info("%s: building the reference of segment %r first (%s)", rule.name, segment,
-             "settings changed" if slots else "none stored yet")
+        too_small = sum(s.histogram.valid for s in slots) < rule.min_samples
+        old = now - min(s.built_at for s in slots) >= HOUR
+        if not (too_small and old and rule.reference.kind != "pinned"):
+            return slots, False, None
+        why = f"fewer than {rule.min_samples} scores, built over an hour ago"
+    log.info("%s: building the reference of segment %r first (%s)", rule.name, segment, why)
     (build,) = build_references(rule, timeline, [segment], now=now, run_id=run_id)
     if build.error:
         return [], True, build.error
@@ -305,7 +333,8 @@ def check_segments(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline,
                     rule, timeline, segment, start, end, now=now, run_id=run_id)
                 if error is None:
                     cur = current.get(("" if single else segment, ALL_HOURS), empty)
-                    items = _judge(rule, frame, slots, cur, result, now)
+                    items = _judge(rule, frame, slots, cur, result, now,
+                                   slot_overlaps(start, end))
             except Exception as exc:  # a bug or a timeline outage: say so, per segment
                 log.exception("checking %s %r failed", rule.name, segment)
                 error = f"{rule.name}: internal error: {type(exc).__name__}"
@@ -334,14 +363,31 @@ def _resolve_gone(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline, se
                      flush=False)
 
 
+def expected_rows_of(rule: ScoreDriftRule, slots: list[ReferenceSlot],
+                     overlaps: dict[int, float]) -> float | None:
+    """Rows the reference's rate predicts for the current window. Seasonal: each touched
+    hour's rate times the seconds of the window in that hour (a window from 07:00:05 to
+    08:00:05 expects hour 7's volume, not the mean of hours 7 and 8)."""
+    if rule.reference.kind != "seasonal":
+        covered = sum(s.covered_seconds for s in slots)
+        rows = sum(s.histogram.estimated_rows for s in slots)
+        return rows * rule.window.total_seconds() / covered if covered > 0 else None
+    if not slots or any(s.covered_seconds <= 0 for s in slots):
+        return None
+    return sum(s.histogram.estimated_rows / s.covered_seconds * overlaps.get(s.slot, 0.0)
+               for s in slots)
+
+
 def _judge(rule: ScoreDriftRule, frame: Frame, slots: list[ReferenceSlot], current: Histogram,
-           result: SegmentResult, now: datetime) -> list[tuple[Observation, str]]:
+           result: SegmentResult, now: datetime,
+           overlaps: dict[int, float]) -> list[tuple[Observation, str]]:
+    expected_rows = expected_rows_of(rule, slots, overlaps)
+    if rule.reference.kind == "seasonal":  # the distribution of the hours it mostly lies in
+        main = main_slots(overlaps)
+        slots = [s for s in slots if s.slot in main] or slots
     reference = slots[0].histogram
     for s in slots[1:]:
         reference = reference.merge(s.histogram)
-    covered = sum(s.covered_seconds for s in slots)
-    expected_rows = reference.estimated_rows * rule.window.total_seconds() / covered \
-        if covered > 0 else None
     metrics = compare(reference, current, psi_bins=rule.psi_bins) \
         if reference.valid and current.valid else None
     observations = [judge_distribution(rule, frame, reference, current, metrics),

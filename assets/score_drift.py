@@ -26,7 +26,7 @@ from typing import Any
 
 import dagster as dg
 
-from alert_jobs.config import RulesFile
+from alert_jobs.config import RulesFile, SecretMissingError
 from alert_jobs.config_drift import DEFAULT_DRIFT_SCHEDULE, ScoreDriftRule
 from alert_jobs.drift_check import SegmentResult, build_references, check_segments, discover
 from alert_jobs.model import Severity, Status
@@ -269,7 +269,7 @@ def build_segments_sensor(rule: ScoreDriftRule, partitions: dg.DynamicPartitions
             if context.cursor else None
         try:
             found = discover(current, now, since=since)
-        except SourceError as exc:
+        except (SourceError, SecretMissingError) as exc:
             return dg.SkipReason(f"cannot read the segments of {name}: {exc}")
         assert partitions.name is not None
         known = set(context.instance.get_dynamic_partitions(partitions.name))

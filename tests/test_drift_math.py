@@ -71,6 +71,20 @@ def test_quantile_boundaries_merge_a_point_mass() -> None:
     assert all(c > 0 for c in coarse(counts, bounds))
 
 
+def test_only_the_last_reference_bin_can_be_empty() -> None:
+    """Scores capped at 0.5 (20 % exactly 0.5): the top decile is the fine bin of the
+    maximum, so the last bin [0.501, 1] holds no reference score — the documented case."""
+    counts = np.zeros(1000, dtype=np.int64)
+    counts[:500] = 16  # 8,000 scores below 0.5
+    counts[500] = 2000
+    ref = coarse(counts, bounds := quantile_boundaries(counts, 10))
+    assert bounds[-2:] == [501, 1000] and ref[-1] == 0 and all(c > 0 for c in ref[:-1])
+    cur = counts.copy()
+    cur[700] = 1000  # scores the reference never produced
+    a, e = 1000 / cur.sum(), PSI_EPSILON
+    assert psi(ref, coarse(cur, bounds)) > (a - e) * math.log(a / e) > 0.5
+
+
 @pytest.mark.parametrize(("n_ref", "n_cur", "shift"), [(50_000, 20_000, 0.0),
                                                        (50_000, 20_000, 0.05),
                                                        (100_000, 5_000, 0.2)])

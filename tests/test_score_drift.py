@@ -236,6 +236,14 @@ def test_unreachable_database_is_an_error_without_the_password(sqlite_url: str) 
     assert "127.0.0.1:1" in obs.summary
 
 
+def test_a_malformed_database_url_is_an_error_alert_not_a_crash(sqlite_url: str) -> None:
+    url = "postgresql://monitor:hunter2pw@127.0.0.1:notaport/app"
+    res = run(rules(table_source(url)), Timeline(sqlite_url), ["fraud-v3"])
+    (obs,) = res["fraud-v3"].observations
+    assert obs.status == Status.ERROR and "bad database URL" in obs.summary
+    assert "hunter2pw" not in obs.summary
+
+
 # ----- references ---------------------------------------------------------------------
 
 
@@ -263,6 +271,29 @@ def test_the_check_reads_only_the_current_window(db_url: str) -> None:
     res = run(ruleset, timeline, ["fraud-v3"])
     assert res["fraud-v3"].reference_built
     assert by_check(res["fraud-v3"])["distribution"].status == Status.NODATA
+
+
+def test_a_new_models_small_reference_is_rebuilt_hourly_until_it_can_judge(
+        sqlite_url: str) -> None:
+    """Discovered in its first hour, a model has no history: its first reference is
+    empty. It is rebuilt (at most hourly) until it holds min_samples, not only by the
+    daily schedule — else the new model would go unjudged for up to a day."""
+    rng = np.random.default_rng(3)
+    write_table(sqlite_url, [Row(t, float(rng.beta(2, 8)), "fraud-v3")
+                             for t in spread(NOW - timedelta(days=1), NOW, 24_000)])
+    ruleset = rules(table_source(sqlite_url))
+    timeline = Timeline(sqlite_url)
+    first = run(ruleset, timeline, ["fraud-v3"], now=NOW - timedelta(hours=23))["fraud-v3"]
+    assert first.reference_built and first.metrics["n_reference"] == 0
+    assert by_check(first)["distribution"].status == Status.NODATA
+    soon = run(ruleset, timeline, ["fraud-v3"],
+               now=NOW - timedelta(hours=22, minutes=30))["fraud-v3"]
+    assert not soon.reference_built  # not on every run
+    later = run(ruleset, timeline, ["fraud-v3"])["fraud-v3"]
+    assert later.reference_built and later.metrics["n_reference"] == 23_000
+    assert by_check(later)["distribution"].status == Status.OK
+    again = run(ruleset, timeline, ["fraud-v3"], now=NOW + timedelta(hours=2))["fraud-v3"]
+    assert not again.reference_built  # big enough: the daily schedule rebuilds it
 
 
 def test_seasonal_reference_compares_the_same_hour_of_week(sqlite_url: str) -> None:
@@ -295,6 +326,31 @@ def test_seasonal_reference_compares_the_same_hour_of_week(sqlite_url: str) -> N
     assert len(stored) == 168
 
 
+def test_seasonal_window_a_few_seconds_past_the_hour_weighs_that_hour_by_its_seconds(
+        sqlite_url: str) -> None:
+    """The hourly schedule runs at 12:00:05: the window touches hour 12 for 5 seconds.
+    Thursdays 12:00 are a busy batch hour with other scores; the expectation must be
+    hour 11's, not the mean of hours 11 and 12 (a false 'silent pipeline' and PSI)."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for week in range(1, 5):
+        day = NOW - timedelta(weeks=week)
+        rows += [Row(t, float(rng.beta(2, 8)), "m")
+                 for t in spread(day - timedelta(hours=1), day, 400)]
+        rows += [Row(t, float(rng.beta(8, 2)), "m")
+                 for t in spread(day, day + timedelta(hours=1), 2000)]
+    rows += [Row(t, float(rng.beta(2, 8)), "m")
+             for t in spread(NOW - timedelta(hours=1), NOW, 400)]
+    write_table(sqlite_url, rows)
+    seasonal = rules(table_source(sqlite_url), reference="{kind: seasonal, weeks: 4}",
+                     min_samples=50, volume="{min_expected: 10}")
+    res = run(seasonal, Timeline(sqlite_url), ["m"], now=NOW + timedelta(seconds=5))["m"]
+    assert res.metrics["rows_expected"] == pytest.approx(400, rel=0.01)
+    assert by_check(res)["volume"].status == Status.OK
+    assert res.metrics["n_reference"] == 4 * 400  # hour 11 only
+    assert res.metrics["psi"] < 0.1
+
+
 def test_pinned_reference_is_the_training_period(sqlite_url: str) -> None:
     write_table(sqlite_url, scenario())
     ruleset = rules(table_source(sqlite_url),
@@ -302,6 +358,23 @@ def test_pinned_reference_is_the_training_period(sqlite_url: str) -> None:
     res = run(ruleset, Timeline(sqlite_url), ["fraud-v3"])["fraud-v3"]
     assert res.metrics["n_reference"] == 500  # 7,000 over 7 days: half a day of them
     assert "2026-01-08 12:00 to 2026-01-09 00:00 UTC" in by_check(res)["distribution"].summary
+
+
+def test_pinned_range_with_an_offset_is_read_as_utc(sqlite_url: str) -> None:
+    """'2026-01-08T14:00+02:00' is 12:00 UTC: the same rows as the UTC range above, on
+    SQLite too (where times are compared as UTC text)."""
+    write_table(sqlite_url, scenario())
+    counts = {}
+    for start, end in [("2026-01-15 07:00", "2026-01-15 11:00"),
+                       ("2026-01-15T09:00:00+02:00", "2026-01-15T13:00:00+02:00")]:
+        ruleset = rules(table_source(sqlite_url), reference=f"{{kind: pinned, start: "
+                        f"'{start}', end: '{end}'}}", min_samples=100)
+        res = run(ruleset, Timeline(f"{sqlite_url}-{len(counts)}"), ["fraud-v3"])["fraud-v3"]
+        assert "2026-01-15 07:00 to 2026-01-15 11:00 UTC" in \
+            by_check(res)["distribution"].summary
+        counts[start] = res.metrics["n_reference"]
+    # 4 reference hours (the current hour's 2,000 rows start at 11:00 UTC)
+    assert set(counts.values()) == {7000 * 4 // 168}
 
 
 def test_sampling_with_tablesample_on_postgres(pg_url: str) -> None:
@@ -334,6 +407,47 @@ def test_segments_are_discovered_and_checked_apart(sqlite_url: str) -> None:
     evil = "x' OR '1'='1"
     res = run(ruleset, timeline, [evil])
     assert res[evil].metrics["rows_current"] == 0
+
+
+def test_scores_stuck_on_one_value_breach_the_spread_check(sqlite_url: str) -> None:
+    rows = [r for r in scenario() if r.at < NOW - timedelta(hours=1) or r.model != "fraud-v3"]
+    # 0.5 is exact in binary, so the sums give a spread of exactly 0 (a model stuck on it)
+    rows += [Row(at, 0.5, "fraud-v3") for at in spread(NOW - timedelta(hours=1), NOW, 2000)]
+    write_table(sqlite_url, rows)
+    res = run(rules(table_source(sqlite_url), psi="{warn: 50}", ks="null",
+                    mean_shift="null"), Timeline(sqlite_url), ["fraud-v3"])["fraud-v3"]
+    obs = by_check(res)["distribution"]
+    assert res.metrics["std_ratio"] == 0.0
+    assert obs.status == Status.ALERT and obs.severity == Severity.CRITICAL
+    assert "spread ratio inf ≥ 2" in obs.summary
+
+
+def test_a_segment_value_holding_the_separator_does_not_stop_the_others(db_url: str) -> None:
+    """Segment keys join values with '|': a model named 'a|b' cannot be split back into
+    labels, so it is skipped (logged) instead of crashing the check of every model."""
+    rows = scenario(current={"fraud-v3": {"high": 0.5}})
+    rows += [Row(NOW - timedelta(minutes=m), 0.5, "odd|name") for m in range(1, 30)]
+    write_table(db_url, rows)
+    ruleset = rules(table_source(db_url))
+    rule = ruleset.checks.score_drift[0]
+    assert discover(rule, NOW) == ["churn-v1", "fraud-v3"]
+    res = run(ruleset, Timeline(db_url))
+    assert set(res) == {"churn-v1", "fraud-v3"} and res["fraud-v3"].error is None
+    with pytest.raises(ValueError, match="does not give one value per segment column"):
+        run(ruleset, Timeline(db_url), ["odd|name"])
+
+
+def test_too_many_segments_are_said_not_silently_cut(sqlite_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from alert_jobs.sources import scores
+
+    write_table(sqlite_url, scenario(ref_per_model=10, cur_per_model=10))
+    monkeypatch.setattr(scores, "MAX_SEGMENTS", 1)
+    with caplog.at_level("WARNING", logger="alert_jobs.drift"):
+        found = discover(rules(table_source(sqlite_url)).checks.score_drift[0], NOW)
+    assert found == ["churn-v1"]
+    assert "has at least 1 segments; only the first 1" in caplog.text
 
 
 # ----- config -------------------------------------------------------------------------

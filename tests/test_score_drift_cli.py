@@ -74,6 +74,9 @@ def test_cli_errors(tmp_path: Path, demo_db: str, capsys: pytest.CaptureFixture[
     base = ["--rules", str(rules), "--database-url", f"sqlite:///{tmp_path / 'alerts.db'}"]
     assert main([*base, "drift", "check", "nope"]) == 2
     assert "unknown score_drift rule(s) nope (known: model_scores)" in capsys.readouterr().err
+    assert main([*base, "drift", "check", "--segment", "fraud-v3|3"]) == 2
+    assert "--segment 'fraud-v3|3' does not fit rule model_scores: give one value per " \
+        "segment column (model)" in capsys.readouterr().err
     broken = write_rules(tmp_path / "broken.yaml", demo_db).read_text().replace(
         "table: model_scores", "table: gone_scores")
     (tmp_path / "broken.yaml").write_text(broken)

@@ -139,6 +139,18 @@ def test_dynamic_partitions_discovered_then_reference_and_drift(setup: dict[str,
     assert "PSI of fraud-v3 scores in the last 1 h is" in check.description
 
 
+def test_sensor_skips_with_the_reason_when_the_database_secret_is_not_set(
+        setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCORES_DB_URL_UNSET", raising=False)
+    s = setup["make"](source="database: {env: SCORES_DB_URL_UNSET}\n      table: scores")
+    (sensor,) = build_score_drift_definitions(s["resource"].load_rules())[2]
+    ctx = dg.build_sensor_context(instance=setup["instance"],
+                                  resources={"alert_jobs": s["resource"]})
+    result = sensor(ctx)
+    assert isinstance(result, dg.SkipReason)
+    assert "SCORES_DB_URL_UNSET" in (result.skip_message or "")
+
+
 def test_static_partitions_one_run_for_all(setup: dict[str, Any]) -> None:
     s = setup["make"](extra="segments: [fraud-v3, churn-v1]")
     rules = s["resource"].load_rules()

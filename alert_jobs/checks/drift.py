@@ -22,8 +22,11 @@ within one fine-bin width of the exact reference quantiles. A point mass (many e
 scores) can make two edges coincide; those bins merge, so PSI may use fewer bins.
 
 Empty bins: a share of 0 is replaced by ``PSI_EPSILON`` = 0.0001 (Evidently's choice),
-without renormalising; reference quantile bins are never empty by construction, so
-this only matters for a current window that left a bin empty.
+without renormalising. Every reference bin below the last holds scores by
+construction; the last, ``[q_9, hi]``, is empty when the reference's top decile sits
+in the fine bin of its maximum (e.g. scores capped at 0.5 with 20 % exactly 0.5). Then
+current scores above the reference's maximum meet a reference share of 0.0001 and
+weigh heavily — intended: they are values the reference never produced.
 
 KS: D = max |CDF_ref − CDF_cur| over the fine-bin edges. Evaluated at edges only, the
 binned D differs from the exact two-sample D by at most the largest probability mass

@@ -19,6 +19,7 @@ gets plain sentences instead.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from alert_jobs.checks.drift import DriftMetrics, Histogram, rate_with_expected, two_proportion_test
@@ -154,10 +155,11 @@ def judge_distribution(rule: ScoreDriftRule, frame: Frame, reference: Histogram,
 
 
 def _spread_change(ratio: float | None) -> float | None:
-    """A spread that halves is as far off as one that doubles."""
-    if ratio is None or ratio <= 0:
+    """A spread that halves is as far off as one that doubles; one that collapses to 0
+    (a model stuck on one score) is infinitely far off."""
+    if ratio is None or ratio < 0:
         return None
-    return max(ratio, 1 / ratio)
+    return math.inf if ratio == 0 else max(ratio, 1 / ratio)
 
 
 def judge_high_score(rule: ScoreDriftRule, frame: Frame, reference: Histogram,

@@ -1,7 +1,7 @@
 """Score files (Parquet or CSV) for teams without SQL: the same summaries, via pandas.
 
 Only the needed columns are read, then the window's rows are bucketed with the same
-rule as the SQL path (``Grid.codes``), so a file and a table holding the same
+rule as the SQL path (``histogram_from_values``), so a file and a table holding the same
 scores give the same bins. Parquet keeps NULL and NaN apart (read with pyarrow
 dtypes); in CSV an empty field is NULL and ``nan``/``inf`` are invalid scores.
 Parquet needs the ``pyarrow`` package (``pip install 'alert-jobs[parquet]'``).

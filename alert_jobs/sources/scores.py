@@ -20,13 +20,14 @@ are bound parameters. Errors are :class:`SourceError` naming the table or column
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +54,7 @@ _FLOAT_MAX = 1.7976931348623157e308
 _EPOCH_HOUR_OF_WEEK = 72
 SAMPLE_SEED = 20240601
 
+log = logging.getLogger("alert_jobs.drift")
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 
@@ -93,16 +95,16 @@ def engine_for(url: str, timeout: float) -> Engine:
         if engine is None:
             real = driver_url(url)
             connect_args: dict[str, Any] = {}
-            if real.startswith("postgresql"):
-                connect_args["connect_timeout"] = max(1, int(timeout))
-                # Keep the URL's own options (e.g. -csearch_path=…); connect_args wins.
-                own = sa.make_url(real).query.get("options")
-                own = " ".join(own) if isinstance(own, tuple) else own
-                connect_args["options"] = f"{own} -c timezone=UTC" if own else \
-                    "-c timezone=UTC"
-            elif real.startswith("sqlite"):
-                connect_args["timeout"] = timeout
-            try:
+            try:  # a malformed URL (e.g. a port that is not a number) fails in make_url
+                if real.startswith("postgresql"):
+                    connect_args["connect_timeout"] = max(1, int(timeout))
+                    # Keep the URL's own options (e.g. -csearch_path=…); connect_args wins.
+                    own = sa.make_url(real).query.get("options")
+                    own = " ".join(own) if isinstance(own, tuple) else own
+                    connect_args["options"] = f"{own} -c timezone=UTC" if own else \
+                        "-c timezone=UTC"
+                elif real.startswith("sqlite"):
+                    connect_args["timeout"] = timeout
                 engine = sa.create_engine(real, connect_args=connect_args, pool_pre_ping=True)
             except Exception as exc:
                 raise SourceError(f"bad database URL {safe_url(url)}: {_reason(exc)}") from None
@@ -153,7 +155,9 @@ def _hour_of_week(column: Any, dialect: str) -> Any:
 
 def _time_param(when: datetime, dialect: str) -> Any:
     """SQLite has no timestamp type: times are UTC text ``YYYY-MM-DD HH:MM:SS``."""
-    return when.strftime("%Y-%m-%d %H:%M:%S") if dialect == "sqlite" else when
+    if dialect != "sqlite":
+        return when
+    return (when.astimezone(UTC) if when.tzinfo else when).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _value(value: str) -> Any:
@@ -280,6 +284,10 @@ def discover_segments(src: ScoreTable, start: datetime, end: datetime) -> list[s
                         *(c.is_not(None) for c in cols))
                  .order_by(*cols).limit(MAX_SEGMENTS))
         rows = conn.execute(query).all()
+    if len(rows) >= MAX_SEGMENTS:
+        log.warning("%s has at least %d segments; only the first %d (in sort order) are "
+                    "checked — are the segment columns right?", src.where, MAX_SEGMENTS,
+                    MAX_SEGMENTS)
     return sorted(SEPARATOR.join(str(v) for v in row) for row in rows)
 
 
