@@ -7,6 +7,7 @@ machine with no PostgreSQL at all. Each test gets its own schema.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -275,3 +276,18 @@ def redis_factory(tmp_path: Path) -> Iterator[Any]:
 def shared_redis_url(redis_factory: Any) -> str:
     """$REDIS_URL (this machine's Redis in CI) or a private server where there is none."""
     return os.environ.get("REDIS_URL") or redis_factory().url
+
+
+@pytest.fixture(autouse=True)
+def _collect_dagster_leftovers(request: pytest.FixtureRequest) -> None:
+    """Run pending finalizers *before* each Dagster test enters its instance.
+
+    Dagster contexts built without an instance (``build_*_context()``) enter an
+    ephemeral instance and exit it in ``__del__``; when the garbage collector runs that
+    mid-test, the exit resets Dagster's "current defs state storage" context variable to
+    a disposed instance's, and the next ``dg.materialize`` fails with "Attempted to
+    resolve undefined DagsterInstance weakref". Collecting first makes it happen here.
+    Only modules that use Dagster (``import dagster as dg``) pay for the collection.
+    """
+    if getattr(request.module, "dg", None) is not None:
+        gc.collect()
