@@ -545,3 +545,57 @@ def test_quality_config_module_can_be_imported_first() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "0.4"
+
+
+def test_every_path_that_changes_an_alert_updates_its_episode(db_url: str) -> None:
+    """Snooze, severity raise while muted, escalation, silence, resolve while silenced,
+    re-fire after resolve: each lands on the episode row (known answers)."""
+    from zoneinfo import ZoneInfo
+
+    from alert_jobs.model import Matcher
+
+    timeline = Timeline(db_url)
+    warn = RulePolicy(rule="paths", severity=Severity.WARNING)
+    fp_a = timeline.process(_obs("paths", Status.ALERT, {"n": "a"}), warn, now=T0
+                            ).decision.record.fingerprint
+    timeline.snooze(fp_a, until=T0 + 15 * MIN, by="bob", now=T0 + 5 * MIN)
+    raised = Observation("paths", Status.ALERT, {"n": "a"}, 2.0, severity=Severity.CRITICAL)
+    timeline.process(raised, warn, now=T0 + 10 * MIN)  # muted by the snooze: no message
+    timeline.process(_obs("paths", Status.OK, {"n": "a"}), warn, now=T0 + 20 * MIN)
+    timeline.process(_obs("paths", Status.ALERT, {"n": "a"}), warn, now=T0 + 50 * MIN)
+
+    crit = RulePolicy(rule="paths2", severity=Severity.CRITICAL)
+    fp_b = timeline.process(_obs("paths2", Status.ALERT, {}), crit, now=T0
+                            ).decision.record.fingerprint
+    assert timeline.escalate(fp_b, step=0, receiver="console", router=timeline.default_router,
+                             after=30 * MIN, now=T0 + 30 * MIN)
+    timeline.add_silence([Matcher("alertname", "=", "paths2")], ends_at=T0 + 3 * 60 * MIN,
+                         created_by="carol", comment="looking", now=T0 + 40 * MIN)
+    timeline.process(_obs("paths2", Status.OK, {}), crit, now=T0 + 60 * MIN)
+
+    # A caller's aware, non-UTC clock: the day is still the UTC one.
+    berlin = datetime(2026, 10, 6, 1, 0, tzinfo=ZoneInfo("Europe/Berlin"))  # 23:00 UTC
+    fp_c = timeline.process(_obs("late", Status.ALERT, {}),
+                            RulePolicy(rule="late", severity=Severity.WARNING), now=berlin
+                            ).decision.record.fingerprint
+
+    with timeline.engine.connect() as conn:
+        rows = {(r.fingerprint, r.episode): r for r in conn.execute(sa.select(schema.episodes))}
+    a1, a2 = rows[(fp_a, 1)], rows[(fp_a, 2)]
+    assert a1.severity == "critical"  # raised while muted
+    assert (a1.notifications, a1.pages) == (1, 0)  # the first one, sent as a warning
+    assert (a1.response_seconds, a1.ack_seconds, a1.resolve_seconds) == (300.0, None, 1200.0)
+    assert a2.flap and not a1.flap and a2.severity == "warning" and a2.resolved_at is None
+    assert a2.notifications == 1
+
+    (b,) = [r for k, r in rows.items() if k[0] == fp_b]
+    assert (b.notifications, b.pages) == (2, 2)  # first + escalation step, both pages
+    assert (b.response_seconds, b.ack_seconds, b.resolve_seconds) == (2400.0, None, 3600.0)
+
+    (c,) = [r for k, r in rows.items() if k[0] == fp_c]
+    assert c.day == "2026-10-05"
+    with timeline.engine.connect() as conn:
+        late = quality_rows(conn, datetime(2026, 10, 5, tzinfo=UTC),
+                            datetime(2026, 10, 6, tzinfo=UTC), by=("day", "rule"), rule="late")
+    assert [(r.day, r.fired) for r in late] == [("2026-10-05", 1)]
+    timeline.dispose()
