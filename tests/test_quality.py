@@ -599,3 +599,29 @@ def test_every_path_that_changes_an_alert_updates_its_episode(db_url: str) -> No
                             datetime(2026, 10, 6, tzinfo=UTC), by=("day", "rule"), rule="late")
     assert [(r.day, r.fired) for r in late] == [("2026-10-05", 1)]
     timeline.dispose()
+
+
+@pytest.mark.parametrize(("tz", "local", "month"), [
+    ("UTC", datetime(2026, 11, 1, 9), "2026-10-01"),
+    ("America/New_York", datetime(2026, 11, 1, 9), "2026-10-01"),
+    # 09:00 on 1 Dec in Sydney is 22:00 on 30 Nov in UTC: November has not ended yet.
+    ("Australia/Sydney", datetime(2026, 12, 1, 9), "2026-10-01"),
+    ("Australia/Sydney", datetime(2026, 12, 1, 11, 30), "2026-11-01"),
+])
+def test_monthly_schedule_asks_for_a_month_that_has_ended_in_utc(
+        tz: str, local: datetime, month: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    rules = parse_rules(f"defaults: {{receivers: [console]}}\nquality: {{timezone: {tz}}}\n")
+    _assets, _jobs, schedules = build_alert_quality_definitions(rules, [])
+    monthly = schedules[1]
+    assert monthly.execution_timezone == tz
+    when = local.replace(tzinfo=ZoneInfo(tz))
+    with dg.instance_for_test() as instance:
+        request = monthly(dg.build_schedule_context(instance=instance,
+                                                    scheduled_execution_time=when))
+    assert request.partition_key == month
+    start, end = datetime.fromisoformat(month).replace(tzinfo=UTC), when.astimezone(UTC)
+    assert dg.MonthlyPartitionsDefinition(start_date="2025-01-01", timezone="UTC") \
+        .get_partition_keys(current_time=end)[-1] >= month
+    assert start < end
