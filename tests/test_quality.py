@@ -26,7 +26,7 @@ from alert_jobs.checks.quality import QualityRow, recommend
 from alert_jobs.config import parse_rules
 from alert_jobs.engine import RulePolicy
 from alert_jobs.links import SECRET_ENV, sign
-from alert_jobs.metrics import render
+from alert_jobs.metrics import escape_label, render
 from alert_jobs.model import Observation, Severity, Status, fingerprint
 from alert_jobs.quality import episodes
 from alert_jobs.quality.rollup import quality_rows
@@ -285,6 +285,8 @@ def test_metrics_escape_label_values(tmp_path: Path) -> None:
     text = render(timeline)
     assert 'alerts_total{name="we\\"ird\\\\rule",severity="warning"} 1' in text
     assert _parse(text)
+    # The exposition format's three escapes, backslash first (else it doubles the others).
+    assert escape_label('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
 
 
 # ----- backtest -----------------------------------------------------------------------
