@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
@@ -49,19 +48,6 @@ checks:
       query_timeout: 2s
       expect: {{max: 0}}
 """
-
-
-@pytest.fixture(autouse=True)
-def _collect_dagster_leftovers() -> None:
-    """Run pending finalizers *before* each test enters its Dagster instance.
-
-    Dagster contexts built without an instance (``build_*_context()``) enter an
-    ephemeral instance and exit it in ``__del__``; when the garbage collector runs that
-    mid-test, the exit resets Dagster's "current defs state storage" context variable to
-    a disposed instance's, and the next ``dg.materialize`` fails with "Attempted to
-    resolve undefined DagsterInstance weakref". Collecting first makes it happen here.
-    """
-    gc.collect()
 
 
 @pytest.fixture
