@@ -6,7 +6,7 @@ asset: the rule runs write it) → ``alert_quality_daily`` (UTC day partitions) 
 SQL (:mod:`alert_jobs.quality.rollup`) and report plain numbers that plot. The
 monthly one also writes the HTML review and queues it for ``quality.review_receiver``;
 its schedule runs at 09:00 on the 1st (``quality.review_schedule``, explicit timezone)
-for the month that just ended.
+for the latest month that has ended in UTC.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at
@@ -135,7 +135,11 @@ def build_alert_quality_definitions(rules: RulesFile, upstream: list[dg.AssetKey
                  description="The monthly alert review of the month that just ended.")
     def monthly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         when = context.scheduled_execution_time or datetime.now(UTC)
-        key = f"{previous_month(when)}-01"  # the month before the schedule's local date
+        # The latest month that has ended in UTC (the partitions' timezone). The local
+        # date would name a month still running (and a partition that does not exist
+        # yet) east of UTC, e.g. 09:00 on the 1st in Australia/Sydney is still the
+        # last day of the month in UTC.
+        key = f"{previous_month(when.astimezone(UTC))}-01"
         return dg.RunRequest(run_key=key, partition_key=key)
 
     return ([timeline, alert_quality_daily, alert_quality_monthly], [daily_job, monthly_job],

@@ -287,3 +287,39 @@ def test_status_shows_stuck_and_failed_deliveries(sqlite_url: str, http_receiver
     out = capsys.readouterr().out
     assert "waiting for retry" not in out
     assert "1 notification(s) failed permanently; last error: hook: HTTP 404" in out
+
+
+_KEEPS_STATE = """
+import gc, sys
+gc.disable()  # a leftover must not be collected by luck before the check
+import dagster as dg
+from dagster._core.storage.defs_state.base import DefsStateStorage
+from pydantic import TypeAdapter
+from alert_jobs.config import ReceiverConfig
+from alert_jobs.notify.registry import build_receiver
+config = TypeAdapter(ReceiverConfig).validate_python({"name": "c", "type": "console"})
+with dg.instance_for_test() as instance:
+    current = DefsStateStorage.get()
+    assert current is instance.defs_state_storage
+    receiver = build_receiver(config)  # kept, as deliver keeps its receivers
+    sys.exit(0 if DefsStateStorage.get() is current and receiver.name == "c" else 3)
+"""
+
+
+def test_building_a_receiver_keeps_the_current_dagster_instance_state(tmp_path) -> None:
+    """Building a receiver inside a Dagster run must not swap Dagster's current state.
+
+    ``process_config_and_initialize()`` left an init context holding an entered,
+    ephemeral instance: Dagster's "current defs-state storage" became that instance's
+    (None) until the garbage collector exited it, and that late exit restored whatever
+    was current before, by then maybe a disposed instance's, so a later run in the
+    process failed with "Attempted to resolve undefined DagsterInstance weakref" (the
+    flaky tests/test_dagster.py failure). A fresh interpreter makes it deterministic.
+    """
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _KEEPS_STATE], env=env, timeout=300,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

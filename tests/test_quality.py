@@ -26,7 +26,7 @@ from alert_jobs.checks.quality import QualityRow, recommend
 from alert_jobs.config import parse_rules
 from alert_jobs.engine import RulePolicy
 from alert_jobs.links import SECRET_ENV, sign
-from alert_jobs.metrics import render
+from alert_jobs.metrics import escape_label, render
 from alert_jobs.model import Observation, Severity, Status, fingerprint
 from alert_jobs.quality import episodes
 from alert_jobs.quality.rollup import quality_rows
@@ -285,6 +285,8 @@ def test_metrics_escape_label_values(tmp_path: Path) -> None:
     text = render(timeline)
     assert 'alerts_total{name="we\\"ird\\\\rule",severity="warning"} 1' in text
     assert _parse(text)
+    # The exposition format's three escapes, backslash first (else it doubles the others).
+    assert escape_label('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
 
 
 # ----- backtest -----------------------------------------------------------------------
@@ -545,3 +547,83 @@ def test_quality_config_module_can_be_imported_first() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "0.4"
+
+
+def test_every_path_that_changes_an_alert_updates_its_episode(db_url: str) -> None:
+    """Snooze, severity raise while muted, escalation, silence, resolve while silenced,
+    re-fire after resolve: each lands on the episode row (known answers)."""
+    from zoneinfo import ZoneInfo
+
+    from alert_jobs.model import Matcher
+
+    timeline = Timeline(db_url)
+    warn = RulePolicy(rule="paths", severity=Severity.WARNING)
+    fp_a = timeline.process(_obs("paths", Status.ALERT, {"n": "a"}), warn, now=T0
+                            ).decision.record.fingerprint
+    timeline.snooze(fp_a, until=T0 + 15 * MIN, by="bob", now=T0 + 5 * MIN)
+    raised = Observation("paths", Status.ALERT, {"n": "a"}, 2.0, severity=Severity.CRITICAL)
+    timeline.process(raised, warn, now=T0 + 10 * MIN)  # muted by the snooze: no message
+    timeline.process(_obs("paths", Status.OK, {"n": "a"}), warn, now=T0 + 20 * MIN)
+    timeline.process(_obs("paths", Status.ALERT, {"n": "a"}), warn, now=T0 + 50 * MIN)
+
+    crit = RulePolicy(rule="paths2", severity=Severity.CRITICAL)
+    fp_b = timeline.process(_obs("paths2", Status.ALERT, {}), crit, now=T0
+                            ).decision.record.fingerprint
+    assert timeline.escalate(fp_b, step=0, receiver="console", router=timeline.default_router,
+                             after=30 * MIN, now=T0 + 30 * MIN)
+    timeline.add_silence([Matcher("alertname", "=", "paths2")], ends_at=T0 + 3 * 60 * MIN,
+                         created_by="carol", comment="looking", now=T0 + 40 * MIN)
+    timeline.process(_obs("paths2", Status.OK, {}), crit, now=T0 + 60 * MIN)
+
+    # A caller's aware, non-UTC clock: the day is still the UTC one.
+    berlin = datetime(2026, 10, 6, 1, 0, tzinfo=ZoneInfo("Europe/Berlin"))  # 23:00 UTC
+    fp_c = timeline.process(_obs("late", Status.ALERT, {}),
+                            RulePolicy(rule="late", severity=Severity.WARNING), now=berlin
+                            ).decision.record.fingerprint
+
+    with timeline.engine.connect() as conn:
+        rows = {(r.fingerprint, r.episode): r for r in conn.execute(sa.select(schema.episodes))}
+    a1, a2 = rows[(fp_a, 1)], rows[(fp_a, 2)]
+    assert a1.severity == "critical"  # raised while muted
+    assert (a1.notifications, a1.pages) == (1, 0)  # the first one, sent as a warning
+    assert (a1.response_seconds, a1.ack_seconds, a1.resolve_seconds) == (300.0, None, 1200.0)
+    assert a2.flap and not a1.flap and a2.severity == "warning" and a2.resolved_at is None
+    assert a2.notifications == 1
+
+    (b,) = [r for k, r in rows.items() if k[0] == fp_b]
+    assert (b.notifications, b.pages) == (2, 2)  # first + escalation step, both pages
+    assert (b.response_seconds, b.ack_seconds, b.resolve_seconds) == (2400.0, None, 3600.0)
+
+    (c,) = [r for k, r in rows.items() if k[0] == fp_c]
+    assert c.day == "2026-10-05"
+    with timeline.engine.connect() as conn:
+        late = quality_rows(conn, datetime(2026, 10, 5, tzinfo=UTC),
+                            datetime(2026, 10, 6, tzinfo=UTC), by=("day", "rule"), rule="late")
+    assert [(r.day, r.fired) for r in late] == [("2026-10-05", 1)]
+    timeline.dispose()
+
+
+@pytest.mark.parametrize(("tz", "local", "month"), [
+    ("UTC", datetime(2026, 11, 1, 9), "2026-10-01"),
+    ("America/New_York", datetime(2026, 11, 1, 9), "2026-10-01"),
+    # 09:00 on 1 Dec in Sydney is 22:00 on 30 Nov in UTC: November has not ended yet.
+    ("Australia/Sydney", datetime(2026, 12, 1, 9), "2026-10-01"),
+    ("Australia/Sydney", datetime(2026, 12, 1, 11, 30), "2026-11-01"),
+])
+def test_monthly_schedule_asks_for_a_month_that_has_ended_in_utc(
+        tz: str, local: datetime, month: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    rules = parse_rules(f"defaults: {{receivers: [console]}}\nquality: {{timezone: {tz}}}\n")
+    _assets, _jobs, schedules = build_alert_quality_definitions(rules, [])
+    monthly = schedules[1]
+    assert monthly.execution_timezone == tz
+    when = local.replace(tzinfo=ZoneInfo(tz))
+    with dg.instance_for_test() as instance:
+        request = monthly(dg.build_schedule_context(instance=instance,
+                                                    scheduled_execution_time=when))
+    assert request.partition_key == month
+    start, end = datetime.fromisoformat(month).replace(tzinfo=UTC), when.astimezone(UTC)
+    assert dg.MonthlyPartitionsDefinition(start_date="2025-01-01", timezone="UTC") \
+        .get_partition_keys(current_time=end)[-1] >= month
+    assert start < end

@@ -89,7 +89,14 @@ def build_receiver(config: ReceiverConfig) -> Receiver:
     """The resource with its EnvVars resolved, ready to send."""
     resource = receiver_resource(config)
     try:
-        return resource.process_config_and_initialize()
+        # The context-manager form, not ``process_config_and_initialize()``: that one
+        # builds an init context without an instance, which enters an ephemeral
+        # DagsterInstance and exits it only when the garbage collector gets to it; that
+        # late exit resets Dagster's "current defs-state storage" to a disposed
+        # instance's, so a later run in the process fails with "Attempted to resolve
+        # undefined DagsterInstance weakref". Here it is entered and exited in order.
+        with resource.process_config_and_initialize_cm() as ready:
+            return ready
     except Exception as exc:  # DagsterInvalidConfigError for an unset EnvVar
         missing = [v.env for v in _env_refs(config) if not _is_set(v.env)]
         reason = (f"environment variable {', '.join(missing)} is not set" if missing

@@ -28,7 +28,7 @@ and ``resolve_seconds`` exactly when ``resolved_at`` is.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +48,11 @@ def _key(fingerprint: str, episode: int) -> Any:
 
 def _seconds(later: datetime, earlier: datetime | None) -> float | None:
     return None if earlier is None else max(0.0, (later - earlier).total_seconds())
+
+
+def utc_day(when: datetime) -> str:
+    """The ``day`` column: the UTC date, whatever timezone the caller's clock is in."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def _raise_severity(severity: str) -> Any:
@@ -86,7 +91,7 @@ def _start(conn: Connection, record: AlertRecord, now: datetime) -> None:
     conn.execute(sa.delete(t).where(_key(record.fingerprint, record.episode)))
     conn.execute(t.insert().values(
         fingerprint=record.fingerprint, episode=record.episode, rule=record.rule,
-        severity=str(record.severity), day=now.strftime("%Y-%m-%d"), fired_at=now,
+        severity=str(record.severity), day=utc_day(now), fired_at=now,
         notifications=0, pages=0, flap=flap, updated_at=now))
 
 
@@ -196,7 +201,7 @@ def _episodes_of(events: Iterable[Any], current: dict[str, Any]) -> list[dict[st
             if row is not None:
                 prev_resolved = row["resolved_at"]
             row = {"fingerprint": fp, "episode": len(rows) + 1, "rule": ev.rule or live_rule,
-                   "severity": severity, "day": ev.at.strftime("%Y-%m-%d"), "fired_at": ev.at,
+                   "severity": severity, "day": utc_day(ev.at), "fired_at": ev.at,
                    "first_notified_at": None, "first_ack_at": None, "first_response_at": None,
                    "resolved_at": None, "ack_seconds": None, "response_seconds": None,
                    "resolve_seconds": None, "outcome": None, "outcome_by": None,
