@@ -286,8 +286,9 @@ def _collect_dagster_leftovers(request: pytest.FixtureRequest) -> None:
     ephemeral instance and exit it in ``__del__``; when the garbage collector runs that
     mid-test, the exit resets Dagster's "current defs state storage" context variable to
     a disposed instance's, and the next ``dg.materialize`` fails with "Attempted to
-    resolve undefined DagsterInstance weakref". Collecting first makes it happen here.
-    Only modules that use Dagster (``import dagster as dg``) pay for the collection.
+    resolve undefined DagsterInstance weakref". Our own code no longer does this (the
+    receiver registry uses ``process_config_and_initialize_cm``); this stays as a guard
+    for test helpers that do. Only modules that ``import dagster as dg`` pay for it.
     """
     if getattr(request.module, "dg", None) is not None:
         gc.collect()
