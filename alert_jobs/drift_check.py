@@ -37,7 +37,7 @@ from alert_jobs.config import RulesFile, SecretMissingError, resolve
 from alert_jobs.config_drift import SEGMENT_SEPARATOR, ScoreDriftRule
 from alert_jobs.drift_store import ALL_HOURS, DriftReferenceStore, ReferenceSlot, settings_hash
 from alert_jobs.durations import format_duration
-from alert_jobs.model import Observation, Status
+from alert_jobs.model import Observation, worst_observation
 from alert_jobs.routing import Router
 from alert_jobs.runner import RuleOutcome, process_observations, resolve_vanished
 from alert_jobs.sources.errors import SourceError
@@ -247,10 +247,7 @@ class SegmentResult:
         return [o.observation for o in self.outcomes]
 
     def worst(self) -> Observation | None:
-        rank = {Status.OK: 0, Status.NODATA: 1, Status.ALERT: 2, Status.ERROR: 3}
-        bad = [o for o in self.observations if o.status != Status.OK]
-        return max(bad, key=lambda o: (rank[o.status], (o.severity.rank if o.severity else 0)),
-                   default=None)
+        return worst_observation(self.observations)
 
 
 def subject(rule: ScoreDriftRule, segment: str) -> str:

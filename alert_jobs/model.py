@@ -103,6 +103,17 @@ class Observation:
         return fingerprint(self.rule, self.labels)
 
 
+_STATUS_RANK = {Status.OK: 0, Status.NODATA: 1, Status.ALERT: 2, Status.ERROR: 3}
+
+
+def worst_observation(observations: list[Observation]) -> Observation | None:
+    """The observation an asset check should report: errors first, then alerts by
+    severity, then nodata; ``None`` when everything is ok."""
+    bad = [o for o in observations if o.status != Status.OK]
+    return max(bad, key=lambda o: (_STATUS_RANK[o.status], o.severity.rank if o.severity else 0),
+               default=None)
+
+
 @dataclass(frozen=True)
 class AlertRecord:
     """The persisted state of one alert instance; one row in ``alert_alerts``."""

@@ -18,7 +18,7 @@ from typing import Any
 from alert_jobs.checks import redis_quota as q
 from alert_jobs.checks.sql_metric import error_observation
 from alert_jobs.config import RedisQuotaTarget, RulesFile, SecretMissingError, resolve
-from alert_jobs.model import Observation, Status
+from alert_jobs.model import Observation, worst_observation
 from alert_jobs.redis_store import RedisUsageStore
 from alert_jobs.routing import Router
 from alert_jobs.runner import RuleOutcome, process_observations, resolve_vanished
@@ -45,10 +45,7 @@ class TargetResult:
         return [o.observation for o in self.outcomes]
 
     def worst(self) -> Observation | None:
-        rank = {Status.OK: 0, Status.NODATA: 1, Status.ALERT: 2, Status.ERROR: 3}
-        bad = [o for o in self.observations if o.status != Status.OK]
-        return max(bad, key=lambda o: (rank[o.status], (o.severity.rank if o.severity else 0)),
-                   default=None)
+        return worst_observation(self.observations)
 
 
 def endpoint(target: RedisQuotaTarget) -> RedisEndpoint:

@@ -7,6 +7,7 @@ machine with no PostgreSQL at all. Each test gets its own schema.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -292,3 +293,23 @@ def _collect_dagster_leftovers(request: pytest.FixtureRequest) -> None:
     """
     if getattr(request.module, "dg", None) is not None:
         gc.collect()
+
+
+@contextlib.contextmanager
+def served_app(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

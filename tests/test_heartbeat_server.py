@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -11,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from alert_jobs import heartbeat as client
 from alert_jobs.cli import main
@@ -20,7 +18,7 @@ from alert_jobs.heartbeat_monitor import evaluate_due
 from alert_jobs.heartbeat_store import HeartbeatStore
 from alert_jobs.server import create_app
 from alert_jobs.timeline import Timeline, utcnow
-from tests.conftest import free_port
+from tests.conftest import free_port, served_app
 
 http = httpx.Client(timeout=60)
 
@@ -62,17 +60,8 @@ class Served:
 
 def serve(timeline: Timeline, get_rules: Callable[[], RulesFile]) -> Iterator[str]:
     app = create_app(lambda: timeline, get_rules)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_app(app) as base:
+        yield base
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,6 @@ import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from alert_jobs import cli, schema
 from alert_jobs.checks.quality import QualityRow, recommend
@@ -35,7 +32,7 @@ from alert_jobs.server import create_app
 from alert_jobs.timeline import Timeline
 from assets.alert_quality import build_alert_quality_definitions
 from assets.operator_jobs import ack_alert_job
-from tests.conftest import free_port, write_rules
+from tests.conftest import served_app, write_rules
 
 T0 = datetime(2026, 10, 5, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -198,17 +195,8 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     timeline = Timeline(f"sqlite:///{tmp_path / 'alerts.db'}")
     rules = parse_rules("defaults: {receivers: [console]}")
     app = create_app(lambda: timeline, lambda: rules)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        time.sleep(0.02)
-    yield {"base": f"http://127.0.0.1:{port}", "timeline": timeline}
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_app(app) as base:
+        yield {"base": base, "timeline": timeline}
 
 
 def test_signed_link_records_duplicate_outcome(served: dict) -> None:

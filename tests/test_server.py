@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from alert_jobs.config import parse_rules
 from alert_jobs.engine import RulePolicy
@@ -18,7 +15,7 @@ from alert_jobs.links import SECRET_ENV, action_links, sign
 from alert_jobs.model import Observation, Status
 from alert_jobs.server import create_app
 from alert_jobs.timeline import Timeline
-from tests.conftest import free_port
+from tests.conftest import served_app
 
 SECRET = "test-secret-0123456789abcdef"
 http = httpx.Client(timeout=60)  # generous: a loaded CI machine must not fail these
@@ -36,17 +33,8 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
                           now=now).decision.record.fingerprint
     rules = parse_rules("defaults: {receivers: [console]}")
     app = create_app(lambda: timeline, lambda: rules)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    yield {"base": f"http://127.0.0.1:{port}", "timeline": timeline, "fp": fp, "now": now}
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_app(app) as base:
+        yield {"base": base, "timeline": timeline, "fp": fp, "now": now}
 
 
 def link(action: str, fp: str, expires: datetime, secret: str = SECRET) -> str:
