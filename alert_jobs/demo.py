@@ -96,21 +96,27 @@ def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
     start = (now - timedelta(days=35)).replace(minute=0, second=0, microsecond=0)
     labels = {"demo": "history"}
     written = 0
-    plans = [("dead_letters", Severity.CRITICAL, timedelta(days=3), True),
-             ("orders_last_hour", Severity.WARNING, timedelta(hours=7), False)]
-    for rule, severity, every, attended in plans:
+    # Values fit the demo rules' thresholds, and each episode is evaluated twice bad and
+    # twice good (10 and 6 minutes apart), so `alert-jobs rules backtest` can replay it
+    # with the rules' own `for` (10m) and `keep_firing_for` (5m).
+    plans = [("dead_letters", Severity.CRITICAL, timedelta(days=3), True, 1000.0, 0.0),
+             ("orders_last_hour", Severity.WARNING, timedelta(hours=7), False, 0.0, 60.0)]
+    for rule, severity, every, attended, bad, good in plans:
         policy = RulePolicy(rule=rule, severity=severity)
         at = start + timedelta(minutes=rng.randint(0, 600))
         while at < now - timedelta(hours=2):
-            fp = timeline.process(Observation(rule, Status.ALERT, labels, 1.0), policy,
+            fp = timeline.process(Observation(rule, Status.ALERT, labels, bad), policy,
                                   now=at).decision.record.fingerprint
+            timeline.process(Observation(rule, Status.ALERT, labels, bad), policy,
+                             now=at + timedelta(minutes=10))
             if attended:
                 outcome = "actionable" if rng.random() < 0.8 else "false-positive"
                 timeline.ack(fp, by="demo", outcome=outcome,
                              now=at + timedelta(minutes=rng.randint(2, 20)))
-            resolve = timedelta(minutes=rng.randint(15, 90) if attended else rng.randint(5, 25))
-            timeline.process(Observation(rule, Status.OK, labels, 0.0), policy,
-                             now=at + resolve)
+            resolve = timedelta(minutes=rng.randint(15, 90) if attended else rng.randint(12, 25))
+            for after in (resolve, resolve + timedelta(minutes=6)):
+                timeline.process(Observation(rule, Status.OK, labels, good), policy,
+                                 now=at + after)
             written += 1
             gap = every * rng.uniform(0.5, 1.5)
             if not attended and rng.random() < 0.2:
