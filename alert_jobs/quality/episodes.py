@@ -139,7 +139,10 @@ def on_silence(conn: Connection, silence: Silence, now: datetime) -> None:
         row = conn.execute(sa.select(t.c.fired_at, t.c.first_response_at)
                            .where(_key(r.fingerprint, r.episode))).first()
         if row is not None and row.first_response_at is None:
-            conn.execute(t.update().where(_key(r.fingerprint, r.episode)).values(
+            # Conditional, because the alert row is not locked here: an ack that got in
+            # first keeps its (earlier) first response.
+            conn.execute(t.update().where(_key(r.fingerprint, r.episode),
+                                          t.c.first_response_at.is_(None)).values(
                 first_response_at=now, response_seconds=_seconds(now, row.fired_at),
                 updated_at=now))
 
