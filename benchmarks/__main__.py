@@ -42,8 +42,8 @@ def main() -> int:
     report["parameters"].update(delivery_bench.PARAMETERS)
     report.update({
         "elapsed_s": time.perf_counter() - started,
-        "results": [c.as_json() for c in [*results, *redis_results, *delivery_results,
-                                          *drift_results]],
+        "results": [*(c.as_json() for c in [*results, *redis_results, *delivery_results]),
+                    *(r.as_json() for r in drift_results)],
         "skipped": {**skipped, **redis_skipped, **delivery_skipped, **drift_skipped},
         "delivery": delivery,
     })

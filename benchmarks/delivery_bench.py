@@ -71,7 +71,13 @@ from alert_jobs.notify.contract import sample_group
 from alert_jobs.notify.outbox import BACKOFF_BASE, DEFAULT_DEADLINE, deliver_due, send_all
 from alert_jobs.notify.webhook import WebhookReceiver
 from alert_jobs.timeline import OutboxItem, Timeline
-from benchmarks.timeline_bench import BenchmarkError, Comparison, _maxrss_mib, _spread
+from benchmarks.timeline_bench import (
+    BenchmarkError,
+    Comparison,
+    _maxrss_mib,
+    _spread,
+    aligned_table,
+)
 
 RECEIVER = "hook"
 KIND = "firing"
@@ -715,16 +721,7 @@ def format_table(results: list[Comparison], section: dict[str, Any],
                      f"{_spread(c.seconds):.0%}", c.baseline, f"{1 / c.baseline_per_op:,.0f}",
                      f"{c.baseline_per_op * 1000:.2f} ms", f"{c.ratio:.2f}x",
                      f"{c.extra['speed_up']:.2f}x"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {1, 2, 3, 5, 6, 7, 8}
-
-    def line(row: tuple[str, ...]) -> str:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
-        return "  ".join(cells).rstrip()
-
-    out = [line(header), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows[1:]]
+    out = aligned_table(rows, {1, 2, 3, 5, 6, 7, 8})
     out.append("")
     out.append(f"msgs/s end to end (deliver_due: claim → send → mark), median of {REPS} "
                f"interleaved repetitions ({REP_MESSAGES:,} messages at the 0 ms receiver, "

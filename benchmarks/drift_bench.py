@@ -48,7 +48,12 @@ from benchmarks.delivery_bench import (
     _peak_rss_mib,
     _reset_peak_rss,
 )
-from benchmarks.timeline_bench import TEST_DATABASE_URL_ENV, BenchmarkError, metadata
+from benchmarks.timeline_bench import (
+    TEST_DATABASE_URL_ENV,
+    BenchmarkError,
+    aligned_table,
+    metadata,
+)
 
 SCHEMA = "bench_drift"
 END = datetime(2026, 1, 15, tzinfo=UTC)  # the data's "now": the check looks at the hour before
@@ -371,11 +376,7 @@ def format_table(results: list[Result], skipped: dict[str, str]) -> str:
     header = ("drift benchmark", "median", "baseline (same run)", "median", "speed-up")
     rows = [header] + [(r.name, _secs(r.median), r.baseline, _secs(r.baseline_median),
                         f"{r.speed_up:,.1f}x") for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) if i in (1, 3, 4) else c.ljust(w)
-                       for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = aligned_table(rows, {1, 3, 4})
     for r in results:
         if "peak_rss_mib" in r.extra:
             e = r.extra

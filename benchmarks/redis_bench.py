@@ -45,7 +45,7 @@ from alert_jobs.config import RedisQuotaTarget, RulesFile, parse_rules
 from alert_jobs.redis_check import TargetResult, check_target, check_targets
 from alert_jobs.timeline import Timeline
 from benchmarks.latency_proxy import latency_proxy
-from benchmarks.timeline_bench import BenchmarkError, Comparison, _spread
+from benchmarks.timeline_bench import BenchmarkError, Comparison, _spread, aligned_table
 
 REDIS_SERVERS = 4
 REDIS_TARGETS = 100
@@ -404,16 +404,7 @@ def format_table(results: list[Comparison], skipped: dict[str, str]) -> str:
                      f"{statistics.median(c.baseline_seconds):.2f} s",
                      f"{c.baseline_per_op * 1000:.1f} ms", f"{c.ratio:.2f}x",
                      f"{c.extra['speed_up']:.2f}x"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {1, 2, 3, 5, 6, 7, 8}
-
-    def line(row: tuple[str, ...]) -> str:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
-        return "  ".join(cells).rstrip()
-
-    out = [line(header), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows[1:]]
+    out = aligned_table(rows, {1, 2, 3, 5, 6, 7, 8})
     out.append("")
     out.append(f"run = one pass of {REDIS_TARGETS} targets on {REDIS_SERVERS} local servers, "
                f"median of {REDIS_REPS}, alternating order; speed-up = 1 / cost ratio "

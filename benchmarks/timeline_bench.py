@@ -35,7 +35,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -464,6 +464,19 @@ def _us(per_op: float) -> str:
     return f"{per_op * 1e6:,.1f} µs"
 
 
+def aligned_table(rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
+    """Rows as aligned text columns (``right``: right-aligned column indexes), with a
+    dashed rule under the first row, the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        return "  ".join(cells).rstrip()
+
+    return [line(rows[0]), "  ".join("-" * w for w in widths), *(line(r) for r in rows[1:])]
+
+
 def format_table(results: list[Comparison], skipped: dict[str, str]) -> str:
     header = ("benchmark", "median", "per op", "spread", "baseline (same run)", "median",
               "per op", "cost ratio")
@@ -472,16 +485,7 @@ def format_table(results: list[Comparison], skipped: dict[str, str]) -> str:
         rows.append((c.name, _rate(c.per_op), _us(c.per_op), f"{_spread(c.seconds):.0%}",
                      c.baseline, _rate(c.baseline_per_op), _us(c.baseline_per_op),
                      f"{c.ratio:.2f}x"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {1, 2, 3, 5, 6, 7}
-
-    def line(row: tuple[str, ...]) -> str:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
-        return "  ".join(cells).rstrip()
-
-    out = [line(header), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows[1:]]
+    out = aligned_table(rows, {1, 2, 3, 5, 6, 7})
     out.append("")
     out.append("cost ratio = time per op / time per baseline op, median over repetitions; "
                "both run interleaved in small blocks")

@@ -10,6 +10,7 @@ holds no secrets, so it can be stored in the outbox and the timeline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
@@ -193,3 +194,33 @@ def sample_group(status: Status = "firing", n_alerts: int = 1, **overrides: Any)
     }
     group.update(overrides)  # type: ignore[typeddict-item]
     return group
+
+
+CAP_SUMMARY = 1200  # characters of an alert's summary in a chat message
+CAP_PROSE = 500  # of why, first steps and audience text
+
+
+def chat_body_lines(alert: AlertMessage, *, bold: Callable[[str], str],
+                    cut: Callable[[str, int], str], link: Callable[[str, str], str],
+                    resolved_icon: str) -> list[str]:
+    """One alert's body for a chat receiver, in the standard's order: summary (or the
+    resolve line), why, first steps, audience text, then the links line. The receiver
+    supplies its markup (``bold``), its escaping cut and its link syntax."""
+    firing = alert.get("status", "firing") != "resolved"
+    lines: list[str] = []
+    summary = cut(alert.get("summary", ""), CAP_SUMMARY)
+    if firing:
+        lines.append(bold(summary) if summary else "")
+    else:
+        lines.append(f"{resolved_icon} {bold('Resolved')} at {format_time(alert.get('ends_at'))}.")
+        lines.append(summary)
+    if alert.get("why"):
+        lines.append(f"{bold('Why it matters:')} {cut(alert.get('why', ''), CAP_PROSE)}")
+    if firing and alert.get("first_steps"):
+        lines.append(f"{bold('First steps:')} {cut(alert.get('first_steps', ''), CAP_PROSE)}")
+    if alert.get("audience_text"):
+        lines.append(cut(alert.get("audience_text", ""), CAP_PROSE))
+    links = [link(str(alert.get(key, "")), label) for key, label in LINKS if alert.get(key)]
+    if links:
+        lines.append(" · ".join(links))
+    return lines

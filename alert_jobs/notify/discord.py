@@ -18,9 +18,9 @@ from pydantic import Field
 from alert_jobs.notify.base import Receiver, post_json, truncate
 from alert_jobs.notify.contract import (
     LINK_ACTIONS,
-    LINKS,
     AlertMessage,
     GroupMessage,
+    chat_body_lines,
     format_time,
     group_title,
     other_labels,
@@ -39,8 +39,6 @@ MAX_TOTAL_EMBED_TEXT = 6000
 # Per-part caps keep one absurd field from crowding out the rest of its alert, and
 # make sure the first alert always fits: 256 + 3,500 + 3 × (~20 + 500) + 200 < 6,000.
 CAP_DESCRIPTION = 3500
-CAP_SUMMARY = 1200
-CAP_PROSE = 500  # why, first steps, audience text
 CAP_FIELD = 500
 CAP_FOOTER = 200
 CAP_CONTENT_TITLE = 300
@@ -111,22 +109,8 @@ def _content(group: GroupMessage, left_out: int) -> str:
 def _embed(alert: AlertMessage, common: dict[str, str]) -> dict[str, Any]:
     """One alert in the standard's order: summary, why, first steps, audience, links, actions."""
     firing = alert.get("status", "firing") != "resolved"
-    lines: list[str] = []
-    summary = _md_cut(alert.get("summary", ""), CAP_SUMMARY)
-    if firing:
-        lines.append(f"**{summary}**" if summary else "")
-    else:
-        lines.append(f"✅ **Resolved** at {format_time(alert.get('ends_at'))}.")
-        lines.append(summary)
-    if alert.get("why"):
-        lines.append(f"**Why it matters:** {_md_cut(alert.get('why', ''), CAP_PROSE)}")
-    if firing and alert.get("first_steps"):
-        lines.append(f"**First steps:** {_md_cut(alert.get('first_steps', ''), CAP_PROSE)}")
-    if alert.get("audience_text"):
-        lines.append(_md_cut(alert.get("audience_text", ""), CAP_PROSE))
-    links = [_link(str(alert.get(key, "")), label) for key, label in LINKS if alert.get(key)]
-    if links:
-        lines.append(" · ".join(links))
+    lines = chat_body_lines(alert, bold=lambda text: f"**{text}**", cut=_md_cut, link=_link,
+                            resolved_icon="✅")
     actions = alert.get("actions") or {}
     fields: list[dict[str, Any]] = []
     if firing:

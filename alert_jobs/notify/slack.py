@@ -18,10 +18,11 @@ from pydantic import Field
 
 from alert_jobs.notify.base import Receiver, post_json
 from alert_jobs.notify.contract import (
+    CAP_SUMMARY,
     LINK_ACTIONS,
-    LINKS,
     AlertMessage,
     GroupMessage,
+    chat_body_lines,
     format_time,
     group_title,
     more_alerts,
@@ -38,8 +39,6 @@ MAX_FALLBACK_TEXT = 4000
 # Per-part caps keep one absurd field from crowding out the rest of its alert, and
 # make sure the first alert always fits the message budget:
 # 150 (header) + 1,000 (group context) + 3,000 (section) + 1,300 (context) ≪ 12,000.
-CAP_SUMMARY = 1200
-CAP_PROSE = 500  # why, first steps, audience text
 CAP_GROUP_CONTEXT = 1000
 CAP_IDENTITY = 500
 CAP_SILENCE = 500
@@ -100,22 +99,8 @@ class SlackReceiver(Receiver):
 def _alert_blocks(alert: AlertMessage, common: dict[str, str]) -> list[dict[str, Any]]:
     """Divider, the alert's section (the standard's order), then its small-print context."""
     firing = alert.get("status", "firing") != "resolved"
-    lines: list[str] = []
-    summary = _esc_cut(alert.get("summary", ""), CAP_SUMMARY)
-    if firing:
-        lines.append(f"*{summary}*" if summary else "")
-    else:
-        lines.append(f":white_check_mark: *Resolved* at {format_time(alert.get('ends_at'))}.")
-        lines.append(summary)
-    if alert.get("why"):
-        lines.append(f"*Why it matters:* {_esc_cut(alert.get('why', ''), CAP_PROSE)}")
-    if firing and alert.get("first_steps"):
-        lines.append(f"*First steps:* {_esc_cut(alert.get('first_steps', ''), CAP_PROSE)}")
-    if alert.get("audience_text"):
-        lines.append(_esc_cut(alert.get("audience_text", ""), CAP_PROSE))
-    links = [_link(str(alert.get(key, "")), label) for key, label in LINKS if alert.get(key)]
-    if links:
-        lines.append(" · ".join(links))
+    lines = chat_body_lines(alert, bold=lambda text: f"*{text}*", cut=_esc_cut, link=_link,
+                            resolved_icon=":white_check_mark:")
     actions = alert.get("actions") or {}
     if firing:
         buttons = [_link(str(actions.get(key, "")), label)
