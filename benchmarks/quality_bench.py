@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alert_jobs import schema
-from alert_jobs.quality.rollup import quality_rows
-from alert_jobs.timeline import Timeline, make_engine, safe_url
+from alert_jobs.families.quality.rollup import quality_rows
+from alert_jobs.store import Timeline, make_engine, safe_url, schema
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "quality.json"

@@ -44,10 +44,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from alert_jobs import schema
-from alert_jobs.engine import RulePolicy, evaluate
-from alert_jobs.model import AlertRecord, AlertState, Observation, Severity, Status
-from alert_jobs.timeline import Timeline, make_engine, safe_url
+from alert_jobs.core.engine import RulePolicy, evaluate
+from alert_jobs.core.model import AlertRecord, AlertState, Observation, Severity, Status
+from alert_jobs.store import Timeline, make_engine, safe_url, schema
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -295,7 +294,7 @@ def _time_process(timeline: Timeline, work: list[tuple[Observation, datetime]],
     # what process() itself holds.
     start = time.perf_counter()
     for obs, now in work:
-        result = timeline.process(obs, policy, now=now, run_id=RUN_ID, message=MESSAGE)
+        result = timeline.alerts.process(obs, policy, now=now, run_id=RUN_ID, message=MESSAGE)
         stats.events += len(result.decision.events)
         stats.outbox_rows += len(result.outbox_ids)
         state = str(result.decision.record.state)

@@ -313,3 +313,18 @@ def served_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# ----- receivers, built the way deliveries build them ---------------------------------
+
+
+def make_receiver(type_: str, **fields: Any) -> Any:
+    """A live receiver from its rules-file config (``timeout="5s"``, secrets as text or
+    ``{"env": NAME}``), through the same registry a delivery uses."""
+    from pydantic import TypeAdapter
+
+    from alert_jobs.config import ReceiverConfig
+    from alert_jobs.notify.registry import build_receiver
+
+    config = TypeAdapter(ReceiverConfig).validate_python({"type": type_, **fields})
+    return build_receiver(config)

@@ -18,12 +18,11 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import httpx
-from pydantic import Field
 
+from alert_jobs.config import EmailReceiverConfig
 from alert_jobs.notify.base import DeliveryError, Receiver, truncate
 from alert_jobs.notify.contract import AlertMessage, GroupMessage, group_title
 
-SECURITY_MODES = ("starttls", "ssl", "plain")
 #: Alerts rendered in one mail; the rest are counted, not listed.
 MAX_ALERTS = 100
 _SERVER_TEXT_LIMIT = 200
@@ -31,7 +30,7 @@ _HIDDEN_LABELS = ("alertname", "severity")
 _COLORS = {"critical": "#b91c1c", "warning": "#b45309", "info": "#1d4ed8", "resolved": "#15803d"}
 
 
-class EmailReceiver(Receiver):
+class EmailReceiver(Receiver[EmailReceiverConfig]):
     """Sends mail through an SMTP server.
 
     ``security``: ``starttls`` (port 587), ``ssl`` (implicit TLS, port 465) or ``plain``
@@ -40,22 +39,14 @@ class EmailReceiver(Receiver):
     tests and self-signed relays only.
     """
 
-    host: str
-    port: int = 587
-    security: str = "starttls"
-    username: str | None = Field(default=None, repr=False)
-    password: str | None = Field(default=None, repr=False)
-    from_address: str
-    to: list[str]
-    send_resolved: bool = False
-    verify_tls: bool = True
+    default_send_resolved = False
 
     def render(self, group: GroupMessage) -> EmailMessage:
         """The mail without ``Date``/``Message-ID`` (added at send time, so this stays pure)."""
         msg = EmailMessage()
         msg["Subject"] = _one_line(group_title(group))
-        msg["From"] = self.from_address
-        msg["To"] = ", ".join(self.to)
+        msg["From"] = self.config.from_address
+        msg["To"] = ", ".join(self.config.to)
         # Phantom threading (Alertmanager's): every mail of a group refers to one
         # made-up message id, so mail clients thread firing and resolved together.
         thread = hashlib.sha256(f"{self.name}\x00{group.get('group_key', '')}".encode())
@@ -73,39 +64,38 @@ class EmailReceiver(Receiver):
 
     async def deliver(self, group: GroupMessage, http: httpx.AsyncClient) -> None:
         """Send over SMTP in a worker thread; ``http`` is unused (the interface is shared)."""
-        if self.security not in SECURITY_MODES:
-            raise DeliveryError(f"email: security must be one of {', '.join(SECURITY_MODES)}, "
-                                f"not {self.security!r}", permanent=True)
-        if not self.to:
-            raise DeliveryError("email: no recipients ('to' is empty)", permanent=True)
         msg = self.render(group)
         msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid(domain=self.from_address.rpartition("@")[2] or None)
-        await asyncio.to_thread(self._send, msg)
+        msg["Message-ID"] = make_msgid(domain=self.config.from_address.rpartition("@")[2] or None)
+        c = self.config
+        username = self.secret(c.username) if c.username is not None else None
+        password = self.secret(c.password) if c.password is not None else None
+        await asyncio.to_thread(self._send, msg, username, password)
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
-        if not self.verify_tls:
+        if not self.config.verify_tls:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def _send(self, msg: EmailMessage) -> None:
+    def _send(self, msg: EmailMessage, username: str | None, password: str | None) -> None:
         """Blocking send; every failure becomes a :class:`DeliveryError` without secrets."""
-        where = f"{self.host}:{self.port}"
+        where = f"{self.config.host}:{self.config.port}"
         try:
             smtp: smtplib.SMTP
-            if self.security == "ssl":
-                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_seconds,
+            c = self.config
+            if c.security == "ssl":
+                smtp = smtplib.SMTP_SSL(c.host, c.port, timeout=self.timeout_seconds,
                                         context=self._tls_context())
             else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds)
+                smtp = smtplib.SMTP(c.host, c.port, timeout=self.timeout_seconds)
             with smtp:
-                if self.security == "starttls":
+                if c.security == "starttls":
                     smtp.starttls(context=self._tls_context())
-                if self.username:
-                    smtp.login(self.username, self.password or "")
-                refused = smtp.send_message(msg, from_addr=self.from_address, to_addrs=self.to)
+                if username:
+                    smtp.login(username, password or "")
+                refused = smtp.send_message(msg, from_addr=c.from_address, to_addrs=c.to)
         except smtplib.SMTPAuthenticationError as exc:
             # The server's text is left out: a server may echo the credentials back.
             raise DeliveryError(f"email: authentication failed at {where} (SMTP "
@@ -116,11 +106,11 @@ class EmailReceiver(Receiver):
             raise DeliveryError(f"email: all recipients refused: {_refusals(codes)}",
                                 permanent=all(c >= 500 for c in codes.values())) from None
         except smtplib.SMTPSenderRefused as exc:
-            reply = f"SMTP {exc.smtp_code} {self._scrub(exc.smtp_error)}"
+            reply = f"SMTP {exc.smtp_code} {_scrub(exc.smtp_error, username, password)}"
             if exc.smtp_code == 530:  # "authentication required" / "STARTTLS first"
                 raise DeliveryError(f"email: {where} requires authentication or TLS ({reply}); "
                                     "set username/password or security", permanent=True) from None
-            raise DeliveryError(f"email: sender {self.from_address} refused ({reply}); "
+            raise DeliveryError(f"email: sender {self.config.from_address} refused ({reply}); "
                                 "check from_address", permanent=exc.smtp_code >= 500) from None
         except smtplib.SMTPNotSupportedError:
             raise DeliveryError(f"email: {where} does not support STARTTLS or AUTH; check "
@@ -128,7 +118,7 @@ class EmailReceiver(Receiver):
                                 permanent=True) from None
         except smtplib.SMTPResponseException as exc:
             raise DeliveryError(f"email: {where} answered SMTP {exc.smtp_code} "
-                                f"{self._scrub(exc.smtp_error)}") from None
+                                f"{_scrub(exc.smtp_error, username, password)}") from None
         except smtplib.SMTPServerDisconnected as exc:
             # smtplib turns a read timeout into "Connection unexpectedly closed".
             if isinstance(exc.__context__, TimeoutError):
@@ -156,21 +146,23 @@ class EmailReceiver(Receiver):
         if refused:
             # Some recipients got it: a retry would send them a duplicate.
             codes = {rcpt: code for rcpt, (code, _) in refused.items()}
-            raise DeliveryError(f"email: sent to {len(self.to) - len(refused)} of "
-                                f"{len(self.to)} recipients; refused: {_refusals(codes)}",
+            raise DeliveryError(f"email: sent to {len(self.config.to) - len(refused)} of "
+                                f"{len(self.config.to)} recipients; refused: {_refusals(codes)}",
                                 permanent=True)
 
-    def _scrub(self, reply: bytes | str) -> str:
-        """A server reply, short, with the password (plain or AUTH-encoded) masked."""
-        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-        if self.password:
-            forms = [self.password, base64.b64encode(self.password.encode()).decode()]
-            if self.username:
-                plain = f"\0{self.username}\0{self.password}".encode()
-                forms.append(base64.b64encode(plain).decode())
-            for form in forms:
-                text = text.replace(form, "***")
-        return truncate(_one_line(text), _SERVER_TEXT_LIMIT)
+
+
+def _scrub(reply: bytes | str, username: str | None, password: str | None) -> str:
+    """A server reply, short, with the password (plain or AUTH-encoded) masked."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    if password:
+        forms = [password, base64.b64encode(password.encode()).decode()]
+        if username:
+            plain = f"\0{username}\0{password}".encode()
+            forms.append(base64.b64encode(plain).decode())
+        for form in forms:
+            text = text.replace(form, "***")
+    return truncate(_one_line(text), _SERVER_TEXT_LIMIT)
 
 
 def _refusals(codes: dict[str, int]) -> str:

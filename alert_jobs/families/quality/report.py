@@ -1,0 +1,175 @@
+"""The monthly alert review, as Markdown (Dagster metadata) and as one self-contained HTML file.
+
+The HTML has no external script, style or font: charts are inline SVG, so the file
+can be mailed, archived or opened offline. Every rule name and text is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import timedelta
+
+from alert_jobs.families.quality.check import (
+    MAX_RESOLVE,
+    MIN_ACTIONABLE,
+    TARGET_ACTIONABLE,
+    Overall,
+    QualityRow,
+    Recommendation,
+    fmt_rate,
+    fmt_seconds,
+    overall,
+    recommend,
+)
+
+
+@dataclass(frozen=True)
+class Review:
+    """One month's review: per-rule rows (worst first) with their recommendations."""
+
+    month: str  # YYYY-MM
+    rows: list[tuple[QualityRow, Recommendation]]
+    overall: Overall
+    min_actionable: float = MIN_ACTIONABLE
+    max_resolve: timedelta = MAX_RESOLVE
+
+    @property
+    def to_act_on(self) -> list[tuple[QualityRow, Recommendation]]:
+        return [(r, rec) for r, rec in self.rows if rec.action not in ("keep", "wait")]
+
+
+def build_review(month: str, rows: list[QualityRow], *, target: float = TARGET_ACTIONABLE,
+                 min_actionable: float = MIN_ACTIONABLE,
+                 max_resolve: timedelta = MAX_RESOLVE) -> Review:
+    """``rows`` grouped by rule (one per rule). Sorted: least actionable, then loudest, first."""
+    judged = [(r, recommend(r, min_actionable=min_actionable, max_resolve=max_resolve))
+              for r in rows if r.fired]
+    judged.sort(key=lambda x: (x[0].actionable_rate if x[0].actionable_rate is not None
+                               else 2.0, -x[0].fired, x[0].rule))
+    return Review(month, judged, overall(rows, target), min_actionable, max_resolve)
+
+
+_HEADER = ["Rule", "Fired", "Pages", "Actionable", "False pos.", "Noise", "Dup.",
+           "Unattended", "Flaps", "Ack p50", "Resolve p50", "Resolve p90", "Recommendation"]
+
+
+def _cells(row: QualityRow, rec: Recommendation) -> list[str]:
+    return [row.rule, str(row.fired), str(row.pages),
+            f"{fmt_rate(row.actionable_rate)} ({row.actionable})", str(row.false_positive),
+            str(row.noise), str(row.duplicates), str(row.unattended), str(row.flaps),
+            fmt_seconds(row.ack_p50), fmt_seconds(row.resolve_p50),
+            fmt_seconds(row.resolve_p90), rec.text]
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(review: Review) -> str:
+    lines = [f"# Alert review {review.month}", "", f"**Overall:** {review.overall.text()}", ""]
+    if not review.rows:
+        return "\n".join([*lines, "No alert fired this month."])
+    act = review.to_act_on
+    lines.append(f"**To act on:** {len(act)} of {len(review.rows)} rule(s)." if act
+                 else "**To act on:** nothing; every rule that fired is worth keeping.")
+    lines += ["", "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
+    for row, rec in review.rows:
+        lines.append("| " + " | ".join(_md_escape(c) for c in _cells(row, rec)) + " |")
+    lines += ["", f"Rules: under {review.min_actionable:.0%} actionable → tune or delete; "
+                  f"median time to resolve over {fmt_seconds(review.max_resolve.total_seconds())}"
+                  " → improve the runbook; target: more than "
+                  f"{review.overall.target:.0%} of all alerts actionable."]
+    return "\n".join(lines)
+
+
+def to_text(review: Review, html_path: str = "") -> str:
+    """The short summary sent to the review receiver."""
+    lines = [review.overall.text()]
+    for row, rec in review.to_act_on[:20]:
+        lines.append(f"- {row.rule}: fired {row.fired}x; {rec.text}")
+    if len(review.to_act_on) > 20:
+        lines.append(f"- … and {len(review.to_act_on) - 20} more")
+    if not review.to_act_on:
+        lines.append("Nothing to act on." if review.rows else "No alert fired this month.")
+    if html_path:
+        lines.append(f"Full report: {html_path}")
+    return "\n".join(lines)
+
+
+# ----- HTML -------------------------------------------------------------------------
+
+_CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+        "padding:3px 6px;text-align:right}td:first-child,th:first-child,td:last-child"
+        "{text-align:left}tr.act td{background:#fff4e5}h2{margin-top:1.5em}")
+
+
+def _bar_chart(title: str, items: list[tuple[str, float, str]], *, limit: float | None,
+               limit_label: str, fmt: str = "{:.0f}") -> str:
+    """Horizontal bars (label, value, colour) with an optional vertical reference line."""
+    if not items:
+        return ""
+    width, label_w, bar_h = 640, 200, 18
+    top = max([v for _, v, _ in items] + ([limit] if limit else []) + [1e-9])
+    height = 30 + bar_h * len(items) + 10
+    scale = (width - label_w - 60) / top
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+             f"role='img' aria-label='{html.escape(title, quote=True)}'>",
+             f"<text x='0' y='14' font-size='13' font-weight='bold'>{html.escape(title)}</text>"]
+    for i, (label, value, colour) in enumerate(items):
+        y = 24 + i * bar_h
+        short = label if len(label) <= 28 else label[:27] + "…"
+        parts.append(f"<text x='{label_w - 6}' y='{y + 13}' font-size='12' "
+                     f"text-anchor='end'>{html.escape(short)}</text>")
+        parts.append(f"<rect x='{label_w}' y='{y + 2}' width='{value * scale:.1f}' "
+                     f"height='{bar_h - 4}' fill='{colour}'/>")
+        parts.append(f"<text x='{label_w + value * scale + 4:.1f}' y='{y + 13}' "
+                     f"font-size='11'>{html.escape(fmt.format(value))}</text>")
+    if limit:
+        x = label_w + limit * scale
+        parts.append(f"<line x1='{x:.1f}' y1='20' x2='{x:.1f}' y2='{height - 4}' "
+                     "stroke='#c00' stroke-dasharray='4 3'/>")
+        parts.append(f"<text x='{x + 3:.1f}' y='{height - 2}' font-size='10' "
+                     f"fill='#c00'>{html.escape(limit_label)}</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def to_html(review: Review) -> str:
+    rows = review.rows
+    fired = _bar_chart("Alerts fired per rule", [(r.rule, float(r.fired), "#4a78c2")
+                                                 for r, _ in rows], limit=None, limit_label="")
+    rates = _bar_chart(
+        "Actionable rate per rule (%)",
+        [(r.rule, 100.0 * (r.actionable_rate or 0.0),
+          "#c0392b" if (r.actionable_rate or 0.0) < review.min_actionable else "#27ae60")
+         for r, _ in rows if r.actionable_rate is not None],
+        limit=100.0 * review.min_actionable,
+        limit_label=f"{review.min_actionable:.0%}: tune or delete below")
+    limit_min = review.max_resolve.total_seconds() / 60
+    resolve = _bar_chart(
+        "Median time to resolve (minutes)",
+        [(r.rule, r.resolve_p50 / 60, "#e67e22" if r.resolve_p50 / 60 > limit_min else "#7f8c8d")
+         for r, _ in rows if r.resolve_p50 is not None],
+        limit=limit_min, limit_label=f"{limit_min:.0f} min: improve the runbook above",
+        fmt="{:.1f}")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in _HEADER)
+    body = []
+    for row, rec in rows:
+        cls = " class='act'" if rec.action not in ("keep", "wait") else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>"
+                                           for c in _cells(row, rec)) + "</tr>")
+    table = (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+             if rows else "<p>No alert fired this month.</p>")
+    title = f"Alert review {review.month}"
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p><b>Overall:</b> "
+            f"{html.escape(review.overall.text())}</p>"
+            f"<h2>Every rule that fired</h2>{table}"
+            f"<h2>Charts</h2>{fired}<br>{rates}<br>{resolve}"
+            "<p style='font-size:12px;color:#666'>An acked episode without an outcome counts as "
+            "actionable; one that resolved with no ack and no outcome counts as not actionable "
+            "(unattended); open, unjudged ones are left out of the rates.</p>"
+            "</body></html>")
