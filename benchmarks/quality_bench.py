@@ -6,7 +6,7 @@ flap now and then, resolve, resolve notification and delivery) with the
 ``alert_episodes`` rows the timeline keeps alongside, bulk-loaded (``executemany`` on
 SQLite, ``COPY`` on PostgreSQL). Then, in the same run and on the same database:
 
-* **measured**: :func:`alert_jobs.quality.rollup.quality_rows` for the whole 30 days
+* **measured**: :func:`alert_jobs.families.quality.rollup.quality_rows` for the whole 30 days
   (two SQL statements over ``alert_episodes``), per day, rule and severity (the daily
   assets' grouping, all 30 days at once) and per rule and severity (the monthly one);
 * **baseline**: what you would do without it: ``pd.read_sql`` of every event, rebuild

@@ -146,6 +146,8 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             answer = receiver.next_answer()
             rec = Recorded("POST", self.path, dict(self.headers.items()), body)
+            with receiver.lock:  # every request that arrived, answered or not (0)
+                receiver.requests.append(rec)
             if answer == "close":
                 self.close_connection = True
                 self.connection.close()
@@ -155,8 +157,6 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
                 return
             status, headers = answer if isinstance(answer, tuple) else (answer, {})
             rec.answered = status
-            with receiver.lock:
-                receiver.requests.append(rec)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)

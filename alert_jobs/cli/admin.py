@@ -16,8 +16,8 @@ from alert_jobs.runtime.commands import (
     default_actor,
     rules_of,
     timeline_of,
+    utcnow,
 )
-from alert_jobs.store import safe_url, utcnow
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -95,6 +95,8 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from alert_jobs.store import safe_url
+
     timeline = timeline_of(args)
     applied = timeline.upgrade()
     where = safe_url(timeline.url)

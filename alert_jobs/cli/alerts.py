@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alert_jobs.config import RulesError, RulesFile, load_rules
 from alert_jobs.core.durations import short_duration
@@ -21,11 +21,16 @@ from alert_jobs.runtime.commands import (
     positive_duration,
     table,
     timeline_of,
+    utcnow,
 )
-from alert_jobs.store import Timeline, TimelineError, utcnow
+
+if TYPE_CHECKING:
+    from alert_jobs.store import Timeline
 
 
 def _targets(timeline: Timeline, target: str, known_rules: set[str]) -> list[AlertRecord]:
+    from alert_jobs.store import TimelineError
+
     try:
         return timeline.alerts.resolve_target(target)
     except TimelineError as exc:
@@ -114,6 +119,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     from alert_jobs.runtime.actions import ack_alert
     from alert_jobs.runtime.deliver import deliver
+    from alert_jobs.store import TimelineError
 
     timeline = timeline_of(args)
     rules = _rules_or_defaults(args)
@@ -136,6 +142,8 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_snooze(args: argparse.Namespace) -> int:
+    from alert_jobs.store import TimelineError
+
     timeline = timeline_of(args)
     now = utcnow()
     if args.until:
@@ -153,6 +161,8 @@ def cmd_snooze(args: argparse.Namespace) -> int:
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
+    from alert_jobs.store import TimelineError
+
     try:
         matchers = [Matcher.parse(m) for m in args.matchers]
     except MatcherError as exc:
@@ -182,6 +192,8 @@ def cmd_silences(args: argparse.Namespace) -> int:
 
 
 def cmd_unsilence(args: argparse.Namespace) -> int:
+    from alert_jobs.store import TimelineError
+
     try:
         silence = timeline_of(args).silences.expire(args.id, by=args.by)
     except TimelineError as exc:

@@ -18,7 +18,6 @@ from alert_jobs.cli import admin, alerts
 from alert_jobs.config import RulesError
 from alert_jobs.runtime.commands import EXIT_FAILED, EXIT_USAGE, Commands, UsageError
 from alert_jobs.runtime.family import installed_families
-from alert_jobs.store import TimelineError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RulesError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
-    except TimelineError as exc:
-        print(f"alert-jobs: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as exc:  # a database that is down, a disk that is full
+    except Exception as exc:  # the timeline refused, a database that is down, a full disk
+        # Imported here: a command that raised these has loaded them already, and
+        # `--help` or `ping` never need the database layer.
         from sqlalchemy.exc import SQLAlchemyError
 
+        from alert_jobs.store import TimelineError
+
+        if isinstance(exc, TimelineError):
+            print(f"alert-jobs: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         if isinstance(exc, SQLAlchemyError):
             orig = getattr(exc, "orig", None) or exc
             print(f"alert-jobs: timeline database error: {str(orig).splitlines()[0]}",

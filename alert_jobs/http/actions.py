@@ -2,22 +2,25 @@
 
 Chat tools fetch links to preview them, so acting on GET would ack alerts nobody saw.
 Every accepted action is a timeline event with its actor and ``source="link"``; a
-forged, altered or expired token gets 403 and changes nothing.
+forged, altered or expired token gets 403 and changes nothing. The pages are jinja2
+templates in ``templates/`` (``action.html``, ``message.html``, both on ``base.html``);
+the template engine escapes every value shown.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import parse_qs
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from alert_jobs.config import RulesError, RulesFile
+from alert_jobs.core.html import escape
 from alert_jobs.notify.links import LinkAction, LinkError, link_secret, verify
 from alert_jobs.runtime.actions import ack_alert
 from alert_jobs.runtime.deliver import deliver
@@ -36,12 +39,20 @@ OUTCOMES = {"actionable": "actionable", "false_positive": "false-positive", "noi
             "duplicate": "duplicate"}
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<meta name='viewport' content='width=device-width'></head>"
-        "<body style='font-family:sans-serif;max-width:40em;margin:2em auto'>"
-        f"<h1>{html.escape(title)}</h1>{body}</body></html>", status_code=status)
+
+_TEMPLATES = Environment(loader=PackageLoader("alert_jobs.http", "templates"), autoescape=True,
+                         undefined=StrictUndefined, finalize=escape, trim_blocks=True,
+                         lstrip_blocks=True)
+
+
+def _page(template: str, status: int = 200, **context: object) -> HTMLResponse:
+    """``templates/<template>`` rendered with ``context`` (which needs a ``title``)."""
+    return HTMLResponse(_TEMPLATES.get_template(template).render(context), status_code=status)
+
+
+def _message(title: str, message: str, status: int = 200) -> HTMLResponse:
+    """A page that says one sentence: a refusal, an error, or what was done."""
+    return _page("message.html", status, title=title, message=message)
 
 
 def action_routes(get_timeline: Callable[[], Timeline],
@@ -58,28 +69,23 @@ def action_routes(get_timeline: Callable[[], Timeline],
         try:
             action = check(request)
         except LinkError as exc:
-            return _page("Link refused", f"<p>{html.escape(str(exc))}</p>", 403)
+            return _message("Link refused", str(exc), 403)
         alert = await run_in_threadpool(get_timeline().alerts.get, action.fingerprint)
         if alert is None:
-            return _page("Unknown alert", "<p>This alert no longer exists.</p>", 404)
-        return _page(
-            LABELS[action.action],
-            f"<p><b>{html.escape(alert.rule)}</b> ({html.escape(str(alert.state))}, "
-            f"{html.escape(str(alert.severity))})</p><p>{html.escape(alert.last_summary)}</p>"
-            "<form method='post'><label>Your name <input name='by' required></label> "
-            f"<button type='submit'>{html.escape(LABELS[action.action])}</button></form>")
+            return _message("Unknown alert", "This alert no longer exists.", 404)
+        return _page("action.html", title=LABELS[action.action], alert=alert)
 
     async def act(request: Request) -> Response:
         try:
             action = check(request)
         except LinkError as exc:
-            return _page("Link refused", f"<p>{html.escape(str(exc))}</p>", 403)
+            return _message("Link refused", str(exc), 403)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         by = (form.get("by") or [""])[0].strip()[:128] or "link"
         timeline = get_timeline()
         alert = timeline.alerts.get(action.fingerprint)
         if alert is None:
-            return _page("Unknown alert", "<p>This alert no longer exists.</p>", 404)
+            return _message("Unknown alert", "This alert no longer exists.", 404)
         try:
             rules = get_rules()
         except RulesError:
@@ -89,9 +95,9 @@ def action_routes(get_timeline: Callable[[], Timeline],
             # keep them off the server's loop.
             done = await run_in_threadpool(perform, action, rules, timeline, by)
         except TimelineError as exc:
-            return _page("Nothing to do", f"<p>{html.escape(str(exc))}</p>", 409)
+            return _message("Nothing to do", str(exc), 409)
         await run_in_threadpool(deliver, rules, timeline)  # tell PagerDuty about it now
-        return _page("Done", f"<p>{html.escape(done)}</p>")
+        return _message("Done", done)
 
     return [Route("/a/{token}", show, methods=["GET"]),
             Route("/a/{token}", act, methods=["POST"])]

@@ -37,7 +37,7 @@ RETRY_AFTER_CAP_SECONDS = 3600.0
 class DeliveryError(Exception):
     """A send that did not succeed.
 
-    ``permanent`` means retrying cannot help (401/403/404, a missing secret);
+    ``permanent`` means retrying cannot help (401/403/404/410, another 4xx but 408/429);
     ``retry_after`` is the receiver's own wait in seconds (HTTP ``Retry-After``).
     ``message`` must never contain a secret (URL, token): callers store it.
     """

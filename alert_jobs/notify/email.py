@@ -4,6 +4,9 @@ Same layout as every other receiver (DESIGN.md §5): the headline, then per aler
 summary, why it matters, first steps, the audience's text, the links and the actions.
 ``send_resolved`` defaults to false, as in Alertmanager: a mail per resolution is noise
 for most teams. smtplib blocks, so it runs in a worker thread.
+
+The HTML part's markup is the jinja2 template ``templates/email.html``; the template
+engine escapes every text in it.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import html
 import smtplib
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import httpx
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from alert_jobs.config import EmailReceiverConfig
+from alert_jobs.core.html import escape
 from alert_jobs.notify.base import DeliveryError, Receiver, truncate
 from alert_jobs.notify.contract import AlertMessage, GroupMessage, group_title
 
@@ -177,6 +182,12 @@ def _one_line(text: str) -> str:
 # ----- rendering -----------------------------------------------------------------------
 
 
+
+_TEMPLATES = Environment(loader=PackageLoader("alert_jobs.notify", "templates"), autoescape=True,
+                         undefined=StrictUndefined, finalize=escape, trim_blocks=True,
+                         lstrip_blocks=True, keep_trailing_newline=True)
+
+
 def _label_text(alert: AlertMessage, group: GroupMessage) -> str:
     """The labels that tell this alert apart from the rest of the group."""
     common = group.get("common_labels", {})
@@ -280,59 +291,51 @@ def render_text(group: GroupMessage) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _is_url(value: str) -> bool:
-    return value.startswith(("https://", "http://"))
-
-
-def _html_link(name: str, value: str) -> str:
+@dataclass(frozen=True)
+class _Link:
     """A link when ``value`` is an http(s) URL; otherwise code to copy (the silence command)."""
-    if _is_url(value):
-        return f'<a href="{html.escape(value)}">{html.escape(name)}</a>'
-    return f"{html.escape(name)}: <code>{html.escape(value)}</code>"
+
+    name: str
+    value: str
+
+    @property
+    def is_url(self) -> bool:
+        return self.value.startswith(("https://", "http://"))
+
+
+@dataclass(frozen=True)
+class _HtmlAlert:
+    """What ``email.html`` shows of one alert; the template decides only the markup."""
+
+    color: str
+    heading: str
+    summary: str
+    why: str
+    first_steps: str
+    audience: str
+    links: list[_Link]
+    actions: list[_Link]
+
+
+def _html_alert(alert: AlertMessage, group: GroupMessage) -> _HtmlAlert:
+    """The texts :func:`render_text` shows of one alert, and the colour of its status."""
+    key = "resolved" if alert.get("status") == "resolved" else alert.get("severity", "")
+    return _HtmlAlert(color=_COLORS.get(key, _COLORS["warning"]),
+                      heading=_heading(alert, group), summary=alert.get("summary", ""),
+                      why=alert.get("why") or "", first_steps=alert.get("first_steps") or "",
+                      audience=_audience(alert),
+                      links=[_Link(name, url) for name, url in _links(alert)],
+                      actions=[_Link(name, value) for name, value in _actions(alert)])
 
 
 def render_html(group: GroupMessage) -> str:
-    """The text/html part: the same content, every alert text escaped."""
-    e = html.escape
-    out = ['<!DOCTYPE html>', '<html><body style="font-family: sans-serif; '
-           'font-size: 14px; color: #111827">',
-           f'<h2 style="margin: 0 0 12px 0">{e(group_title(group))}</h2>']
-    if group.get("test"):
-        out.append("<p><strong>This is a test notification from alert-jobs; no action "
-                   "needed.</strong></p>")
-    for title, alerts in _sections(group):
-        out.append(f'<h3 style="margin: 16px 0 8px 0">{e(title)}</h3>')
-        for alert in alerts:
-            key = "resolved" if alert.get("status") == "resolved" else alert.get("severity", "")
-            color = _COLORS.get(key, _COLORS["warning"])
-            out.append(f'<div style="border-left: 4px solid {color}; padding: 4px 12px; '
-                       'margin: 0 0 12px 0">')
-            out.append(f'<p style="margin: 0; font-weight: bold; color: {color}">'
-                       f"{e(_heading(alert, group))}</p>")
-            out.append(f'<p style="margin: 4px 0">{e(alert.get("summary", ""))}</p>')
-            if alert.get("why"):
-                out.append(f'<p style="margin: 4px 0"><strong>Why it matters:</strong> '
-                           f"{e(alert['why'])}</p>")
-            if alert.get("first_steps"):
-                out.append(f'<p style="margin: 4px 0"><strong>First steps:</strong> '
-                           f"{e(alert['first_steps'])}</p>")
-            if _audience(alert):
-                out.append(f'<p style="margin: 4px 0">{e(_audience(alert))}</p>')
-            links = _links(alert)
-            if links:
-                out.append('<p style="margin: 4px 0">'
-                           + " · ".join(_html_link(n, u) for n, u in links) + "</p>")
-            actions = _actions(alert)
-            if actions:
-                out.append('<p style="margin: 4px 0">'
-                           + " · ".join(_html_link(n, v) for n, v in actions) + "</p>")
-            out.append("</div>")
-    more = _not_shown(group)
-    if more:
-        out.append(f"<p>… and {more} more alerts not shown.</p>")
-    footer = [e(line) for line in _footer(group)]
-    if group.get("dagster_url"):  # the last footer line, as a link
-        footer[-1] = _html_link("Dagster", group["dagster_url"])
-    out.append('<p style="color: #6b7280; font-size: 12px">' + "<br>".join(footer) + "</p>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    """The text/html part (``templates/email.html``): the same content, every text escaped."""
+    footer = _footer(group)
+    dagster = None
+    if group.get("dagster_url"):  # the last footer line, shown as a link
+        footer, dagster = footer[:-1], _Link("Dagster", group["dagster_url"])
+    sections = [(title, [_html_alert(alert, group) for alert in alerts])
+                for title, alerts in _sections(group)]
+    return _TEMPLATES.get_template("email.html").render(
+        title=group_title(group), test=group.get("test"), sections=sections,
+        more=_not_shown(group), footer=footer, dagster=dagster)

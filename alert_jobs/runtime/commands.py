@@ -3,6 +3,10 @@
 Exit codes: 0 success, 1 the operation failed at run time (e.g. database down), 2 the
 request was wrong (unknown name, bad duration, invalid rules file). A command raises
 :class:`UsageError` for the last kind; the entry point prints it and exits 2.
+
+Nothing here imports the database layer, a source or Dagster at start-up: commands
+import what they need when they run, so ``alert-jobs --help`` and ``ping`` stay fast
+(``tests/cli/test_startup.py`` and ``benchmarks/cli_bench.py`` hold this).
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alert_jobs.config import RulesFile, load_rules
 from alert_jobs.core.durations import DurationError, parse_duration, short_duration
-from alert_jobs.store import Timeline
+
+if TYPE_CHECKING:  # imported when a command opens the timeline: `--help` stays light
+    from alert_jobs.store import Timeline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -65,7 +71,13 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 def timeline_of(args: argparse.Namespace) -> Timeline:
     """The timeline named by ``--database-url`` (default: the configured one)."""
+    from alert_jobs.store import Timeline
+
     return Timeline(args.database_url) if args.database_url else Timeline()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def rules_of(args: argparse.Namespace) -> RulesFile:

@@ -4,8 +4,9 @@
   with a deadline; each outcome is recorded as its send finishes.
 * A failure is rescheduled (``Retry-After``, else backoff with jitter); nothing is
   dropped: later runs (the delivery sensor) pick up what is due.
-* 401/403/404 are permanent: the row is kept with its error, and a ``receiver_broken``
-  alert goes to the fallback receiver, once, through the engine.
+* A permanent failure (401/403/404, another 4xx but 408/429, a bad URL) keeps the row
+  with its error, and a ``receiver_broken`` alert goes to the fallback receiver, once,
+  through the engine.
 * A crash between send and mark loses the claim's lease and the row is sent again: at
   most one duplicate per lost lease, never a loss; receivers get a stable ``dedup_key``.
 """
@@ -118,9 +119,9 @@ def deliver(rules: RulesFile, timeline: Timeline, *, run_id: str | None = None,
             ids: list[int] | None = None, now: datetime | None = None) -> DeliveryReport:
     """Flush due groups and send what is due in the outbox (all of it, or just ``ids``).
 
-    A receiver that answers 401/403/404 raises a ``receiver_broken`` alert on the
-    fallback receiver (once, through the engine, so it repeats and resolves like any
-    alert); it resolves when that receiver delivers again.
+    A receiver that fails permanently (e.g. 401/403/404) raises a ``receiver_broken``
+    alert on the fallback receiver (once, through the engine, so it repeats and resolves
+    like any alert); it resolves when that receiver delivers again.
     """
     router = rules.router()
     timeline.outbox.flush_due(router=router, now=now)

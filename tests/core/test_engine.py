@@ -1,4 +1,4 @@
-"""Table-driven tests of the pure engine (``alert_jobs.engine.evaluate``), DESIGN.md §3.
+"""Table-driven tests of the pure engine (``alert_jobs.core.engine.evaluate``), DESIGN.md §3.
 
 Every test drives ``evaluate`` with an injected clock (``T0`` plus minute offsets),
 threading ``decision.record`` into the next call as ``prior``, exactly as the

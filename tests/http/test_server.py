@@ -49,6 +49,21 @@ def test_get_shows_a_button_and_changes_nothing(served: dict) -> None:
     assert served["timeline"].events.list(kinds=["acked"]) == []
 
 
+def test_pages_escape_what_the_alert_and_the_actor_say(served: dict) -> None:
+    """The page templates escape every value: a hostile rule name or actor is text."""
+    hostile = "<script>alert('x')</script>"
+    obs = Observation(hostile, Status.ALERT, {}, 1.0, summary=f"<b>{hostile}</b>")
+    fp = served["timeline"].alerts.process(obs, RulePolicy(rule=hostile, receivers=("console",)),
+                                           now=served["now"]).decision.record.fingerprint
+    path = link("ack", fp, served["now"] + timedelta(hours=1))
+    escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
+    shown = http.get(served["base"] + path).text
+    assert "<script>" not in shown and "<b><" not in shown
+    assert f"<b>{escaped}</b>" in shown and f"&lt;b&gt;{escaped}&lt;/b&gt;" in shown
+    done = http.post(served["base"] + path, data={"by": hostile}).text
+    assert "<script>" not in done and f"Acknowledged by {escaped}." in done
+
+
 def test_post_ack_is_a_timeline_event_with_actor_and_source(served: dict) -> None:
     path = link("ack", served["fp"], served["now"] + timedelta(hours=1))
     response = http.post(served["base"] + path, data={"by": "alice"})

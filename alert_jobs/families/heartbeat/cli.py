@@ -17,8 +17,8 @@ from alert_jobs.runtime.commands import (
     ago,
     rules_of,
     timeline_of,
+    utcnow,
 )
-from alert_jobs.store import utcnow
 
 
 def cmd_ping(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """Alert quality: the rolled-up numbers of one rule, and what the guide says to do about them.
 
-Pure: the rows come from :mod:`alert_jobs.quality.rollup` (SQL), the advice from the
+Pure: the rows come from :mod:`alert_jobs.families.quality.rollup` (SQL), the advice from the
 alerting patterns guide's monthly review:
 
 * under 50 % actionable → tune or delete the rule;

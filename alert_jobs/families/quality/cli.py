@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from alert_jobs.config import RuleBase
 from alert_jobs.core.durations import DurationError, parse_duration
@@ -32,8 +31,6 @@ from alert_jobs.families.quality.backtest import (
 )
 from alert_jobs.families.quality.check import QualityRow, fmt_rate, fmt_seconds
 from alert_jobs.families.quality.config import QualityConfig
-from alert_jobs.families.quality.review import month_bounds, previous_month, run_review
-from alert_jobs.families.quality.rollup import quality_rows
 from alert_jobs.runtime.commands import (
     EXIT_OK,
     Commands,
@@ -43,11 +40,12 @@ from alert_jobs.runtime.commands import (
     rules_of,
     table,
     timeline_of,
+    utcnow,
 )
-from alert_jobs.runtime.deliver import deliver
-from alert_jobs.runtime.evaluate import policy_for
 from alert_jobs.runtime.family import family_of
-from alert_jobs.store import Timeline, TimelineError, schema, utcnow
+
+if TYPE_CHECKING:  # the commands import the database layer when they run
+    from alert_jobs.store import Timeline
 
 TIMING_KEYS = ("for", "keep_firing_for")
 
@@ -96,6 +94,10 @@ def build_change(rule: RuleBase, sets: Mapping[str, str]) -> tuple[Change, Judge
 def load_history(timeline: Timeline, rule: str, since: datetime
                  ) -> tuple[list[StoredEvaluation], list[StoredEpisode]]:
     """The rule's evaluations and episodes since ``since`` (one query each)."""
+    import sqlalchemy as sa
+
+    from alert_jobs.store import schema
+
     ev, ep = schema.evaluations, schema.episodes
     timeline.ensure_schema()
     with timeline.engine.connect() as conn:
@@ -116,6 +118,8 @@ def load_history(timeline: Timeline, rule: str, since: datetime
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from alert_jobs.runtime.evaluate import policy_for
+
     rules = rules_of(args)
     sets = parse_sets(args.set or [])
     if not sets:
@@ -172,6 +176,9 @@ def _rowstable(rows: list[QualityRow]) -> str:
 
 
 def cmd_quality_report(args: argparse.Namespace) -> int:
+    from alert_jobs.families.quality.review import month_bounds
+    from alert_jobs.families.quality.rollup import quality_rows
+
     now = utcnow()
     if args.month:
         try:
@@ -198,6 +205,9 @@ def cmd_quality_report(args: argparse.Namespace) -> int:
 
 
 def cmd_quality_review(args: argparse.Namespace) -> int:
+    from alert_jobs.families.quality.review import previous_month, run_review
+    from alert_jobs.runtime.deliver import deliver
+
     rules = rules_of(args)
     month = args.month or previous_month(utcnow())
     if args.send and not rules.section(QualityConfig).review_receiver:
@@ -223,6 +233,8 @@ def cmd_quality_review(args: argparse.Namespace) -> int:
 
 def cmd_outcome(args: argparse.Namespace) -> int:
     """Say what an alert was after the fact (also once resolved): feeds the rollups."""
+    from alert_jobs.store import TimelineError
+
     timeline = timeline_of(args)
     try:
         alerts = timeline.alerts.resolve_target(args.target, active_only=False)

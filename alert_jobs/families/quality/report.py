@@ -1,15 +1,19 @@
 """The monthly alert review, as Markdown (Dagster metadata) and as one self-contained HTML file.
 
 The HTML has no external script, style or font: charts are inline SVG, so the file
-can be mailed, archived or opened offline. Every rule name and text is escaped.
+can be mailed, archived or opened offline. Its markup is the jinja2 template
+``templates/review.html``; this module computes the charts' geometry, and the template
+engine escapes every rule name and text.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import timedelta
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from alert_jobs.core.html import escape
 from alert_jobs.families.quality.check import (
     MAX_RESOLVE,
     MIN_ACTIONABLE,
@@ -99,44 +103,57 @@ def to_text(review: Review, html_path: str = "") -> str:
 
 # ----- HTML -------------------------------------------------------------------------
 
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
-        "padding:3px 6px;text-align:right}td:first-child,th:first-child,td:last-child"
-        "{text-align:left}tr.act td{background:#fff4e5}h2{margin-top:1.5em}")
+
+
+_TEMPLATES = Environment(loader=PackageLoader("alert_jobs.families.quality", "templates"),
+                         autoescape=True, undefined=StrictUndefined, finalize=escape,
+                         trim_blocks=True, lstrip_blocks=True)
+
+
+@dataclass(frozen=True)
+class _Bar:
+    """One bar of a chart: its row's top, its length in pixels, and its texts."""
+
+    y: int
+    width: float
+    label: str
+    value: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class _Chart:
+    """A horizontal bar chart's geometry; ``review.html`` draws it as inline SVG."""
+
+    title: str
+    width: int
+    height: int
+    label_w: int
+    bar_h: int
+    bars: list[_Bar]
+    limit_x: float | None  # the vertical reference line, if any
+    limit_label: str
 
 
 def _bar_chart(title: str, items: list[tuple[str, float, str]], *, limit: float | None,
-               limit_label: str, fmt: str = "{:.0f}") -> str:
+               limit_label: str, fmt: str = "{:.0f}") -> _Chart | None:
     """Horizontal bars (label, value, colour) with an optional vertical reference line."""
     if not items:
-        return ""
+        return None
     width, label_w, bar_h = 640, 200, 18
     top = max([v for _, v, _ in items] + ([limit] if limit else []) + [1e-9])
-    height = 30 + bar_h * len(items) + 10
     scale = (width - label_w - 60) / top
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-             f"role='img' aria-label='{html.escape(title, quote=True)}'>",
-             f"<text x='0' y='14' font-size='13' font-weight='bold'>{html.escape(title)}</text>"]
-    for i, (label, value, colour) in enumerate(items):
-        y = 24 + i * bar_h
-        short = label if len(label) <= 28 else label[:27] + "…"
-        parts.append(f"<text x='{label_w - 6}' y='{y + 13}' font-size='12' "
-                     f"text-anchor='end'>{html.escape(short)}</text>")
-        parts.append(f"<rect x='{label_w}' y='{y + 2}' width='{value * scale:.1f}' "
-                     f"height='{bar_h - 4}' fill='{colour}'/>")
-        parts.append(f"<text x='{label_w + value * scale + 4:.1f}' y='{y + 13}' "
-                     f"font-size='11'>{html.escape(fmt.format(value))}</text>")
-    if limit:
-        x = label_w + limit * scale
-        parts.append(f"<line x1='{x:.1f}' y1='20' x2='{x:.1f}' y2='{height - 4}' "
-                     "stroke='#c00' stroke-dasharray='4 3'/>")
-        parts.append(f"<text x='{x + 3:.1f}' y='{height - 2}' font-size='10' "
-                     f"fill='#c00'>{html.escape(limit_label)}</text>")
-    parts.append("</svg>")
-    return "".join(parts)
+    bars = [_Bar(y=24 + i * bar_h, width=value * scale,
+                 label=label if len(label) <= 28 else label[:27] + "…",
+                 value=fmt.format(value), colour=colour)
+            for i, (label, value, colour) in enumerate(items)]
+    return _Chart(title=title, width=width, height=30 + bar_h * len(items) + 10,
+                  label_w=label_w, bar_h=bar_h, bars=bars,
+                  limit_x=label_w + limit * scale if limit else None, limit_label=limit_label)
 
 
 def to_html(review: Review) -> str:
+    """The self-contained page (``templates/review.html``); the template escapes every text."""
     rows = review.rows
     fired = _bar_chart("Alerts fired per rule", [(r.rule, float(r.fired), "#4a78c2")
                                                  for r, _ in rows], limit=None, limit_label="")
@@ -154,22 +171,7 @@ def to_html(review: Review) -> str:
          for r, _ in rows if r.resolve_p50 is not None],
         limit=limit_min, limit_label=f"{limit_min:.0f} min: improve the runbook above",
         fmt="{:.1f}")
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in _HEADER)
-    body = []
-    for row, rec in rows:
-        cls = " class='act'" if rec.action not in ("keep", "wait") else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>"
-                                           for c in _cells(row, rec)) + "</tr>")
-    table = (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-             if rows else "<p>No alert fired this month.</p>")
-    title = f"Alert review {review.month}"
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p><b>Overall:</b> "
-            f"{html.escape(review.overall.text())}</p>"
-            f"<h2>Every rule that fired</h2>{table}"
-            f"<h2>Charts</h2>{fired}<br>{rates}<br>{resolve}"
-            "<p style='font-size:12px;color:#666'>An acked episode without an outcome counts as "
-            "actionable; one that resolved with no ack and no outcome counts as not actionable "
-            "(unattended); open, unjudged ones are left out of the rates.</p>"
-            "</body></html>")
+    table = [(rec.action not in ("keep", "wait"), _cells(row, rec)) for row, rec in rows]
+    return _TEMPLATES.get_template("review.html").render(
+        title=f"Alert review {review.month}", overall=review.overall.text(), header=_HEADER,
+        rows=table, charts=[fired, rates, resolve])

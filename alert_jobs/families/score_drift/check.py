@@ -4,7 +4,7 @@ No I/O here. A window of scores is summarised as a :class:`Histogram` on a fixed
 :class:`Grid` (e.g. 1,000 equal-width bins over ``[0, 1]``) plus the few numbers the
 other checks need (nulls, NaN/inf/out-of-range counts, sum and sum of squares,
 count above the high-score threshold, null counts of feature columns). The
-database builds these with ``GROUP BY bucket`` (see ``sources/scores.py``), so only
+database builds these with ``GROUP BY bucket`` (see ``source.py``), so only
 bins leave it; this module turns two histograms into metrics.
 
 Bucketing rule (identical in SQL, pandas and here, so every backend gives the same

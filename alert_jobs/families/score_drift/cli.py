@@ -19,8 +19,8 @@ from alert_jobs.runtime.commands import (
     UsageError,
     rules_of,
     timeline_of,
+    utcnow,
 )
-from alert_jobs.store import utcnow
 
 
 def register(commands: Commands) -> None:

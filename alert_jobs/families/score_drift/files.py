@@ -97,7 +97,7 @@ def _frames(files: ScoreFiles, spec: WindowSpec) -> Iterator[pd.DataFrame]:
 
 def read_file_histograms(files: ScoreFiles, grid: Grid, spec: WindowSpec, *,
                          threshold: float | None) -> dict[tuple[str, int], Histogram]:
-    """Same keys and meaning as :func:`alert_jobs.sources.scores.read_histograms`."""
+    """Same keys and meaning as :func:`alert_jobs.families.score_drift.source.read_histograms`."""
     import pandas as pd
 
     parts = [f for f in _frames(files, spec) if len(f)]

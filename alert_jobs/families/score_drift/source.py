@@ -6,7 +6,7 @@ returns ``GROUP BY [segment,] [hour of week,] bucket`` with counts, sums, the co
 above the high-score threshold and null counts of the feature columns. So at most
 (segments × slots × bins) small rows leave the database, never the scores.
 
-Bucketing is the rule documented in ``checks/drift.py``: PostgreSQL uses
+Bucketing is the rule documented in ``check.py``: PostgreSQL uses
 ``width_bucket`` (on the score cast to double precision, so a NUMERIC column takes
 the same float path); SQLite uses ``CAST(((s - lo) / (hi - lo)) * bins AS INTEGER)``,
 the same IEEE expression, truncated; other databases use ``FLOOR``. NaN compares

@@ -1,7 +1,7 @@
 """A code location with a sensor that always fails its tick (for the instance-watch tests).
 
-Loaded by the real sensor-daemon iteration in ``test_heartbeat_dagster.py``: a second
-code location of the same instance, as in production.
+Run by a real ``dagster-daemon`` process in ``test_dagster.py``: a second code location
+of the same instance, as in production.
 """
 
 import os

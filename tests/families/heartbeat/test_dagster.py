@@ -8,6 +8,10 @@ HTTP receiver.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from alert_jobs.assets.operator_jobs import deliver_outbox_job
 from alert_jobs.definitions import build_definitions
 from alert_jobs.families.heartbeat.check import Signal
 from alert_jobs.families.heartbeat.definitions import heartbeats
@@ -120,12 +125,21 @@ def test_removed_check_is_dropped_and_its_alert_resolved(setup: dict) -> None:
     assert setup["store"].get("etl-hourly") is None and firing(setup) == []
 
 
-def test_deadman_failure_never_fails_the_tick(setup: dict) -> None:
+def test_deadman_failure_never_fails_the_tick(setup: dict, capfd: pytest.CaptureFixture
+                                             ) -> None:
+    """A dead-man service that answers 500 or hangs: the ping was sent, the failure is in
+    the tick's log, and the tick itself succeeds (its other work is done)."""
     setup["receiver"].default = 500
     assert isinstance(tick(setup, build_heartbeat_sensor()), dg.SensorResult)
+    assert [r.method for r in setup["receiver"].requests] == ["POST"]  # attempted
+    assert "dead-man ping refused: HTTP 500" in capfd.readouterr().err
     setup["receiver"].script = ["hang"]
     setup["receiver"].hang_seconds = 4.0  # past the 3 s timeout
-    assert isinstance(tick(setup, build_heartbeat_sensor()), dg.SensorResult)
+    result = tick(setup, build_heartbeat_sensor())
+    assert isinstance(result, dg.SensorResult)
+    assert "dead-man ping failed: ReadTimeout" in capfd.readouterr().err
+    assert [r.answered for r in setup["receiver"].requests] == [500, 0]  # sent, no answer
+    assert {r.state.slug for r in setup["store"].rows()} == {"nightly_backup", "etl-hourly"}
 
 
 def test_heartbeats_asset_summarizes_states(setup: dict) -> None:
@@ -227,11 +241,35 @@ def test_a_real_failing_asset_check_is_exactly_one_alert_with_its_severity(setup
 
 
 def test_own_asset_checks_are_not_alerted_twice(setup: dict) -> None:
-    sensor = build_instance_watch_sensor(own_assets=["orders"])
     STATE.update(passed=False, severity=dg.AssetCheckSeverity.ERROR)
     dg.materialize([orders], instance=setup["instance"])
-    tick(setup, sensor)
+    tick(setup, build_instance_watch_sensor(own_assets=["orders"]))
     assert firing(setup) == []
+    # Positive control: the same failed check, seen by a sensor for whom "orders" is
+    # another location's asset, is an alert.
+    tick(setup, build_instance_watch_sensor(own_assets=["other"]))
+    assert [a.labels for a in firing(setup)] == [{"asset": "orders", "check": "no_nulls"}]
+
+
+def test_own_assets_are_read_from_the_code_location_the_sensor_runs_in(setup: dict
+                                                                        ) -> None:
+    """By default the sensor skips the checks of assets its own code location defines."""
+    STATE.update(passed=False, severity=dg.AssetCheckSeverity.ERROR)
+    dg.materialize([orders], instance=setup["instance"])
+    sensor = build_instance_watch_sensor()
+
+    def tick_in(assets: list[Any]) -> None:
+        ctx = dg.build_sensor_context(
+            instance=setup["instance"], resources={"alert_jobs": setup["resource"]},
+            definitions=dg.Definitions(assets=assets, sensors=[sensor],
+                                       jobs=[deliver_outbox_job],
+                                       resources={"alert_jobs": setup["resource"]}))
+        sensor(ctx)
+
+    tick_in([orders])
+    assert firing(setup) == []
+    tick_in([])  # positive control: a location without "orders" alerts on its check
+    assert [a.labels for a in firing(setup)] == [{"asset": "orders", "check": "no_nulls"}]
 
 
 def test_first_tick_looks_back_only_the_configured_window(setup: dict) -> None:
@@ -240,8 +278,13 @@ def test_first_tick_looks_back_only_the_configured_window(setup: dict) -> None:
     import time
 
     time.sleep(0.05)
-    tick(setup, build_instance_watch_sensor())
-    assert firing(setup) == []
+    sensor = build_instance_watch_sensor()
+    first = tick(setup, sensor)
+    assert firing(setup) == []  # the failure before the window is history
+    # Positive control: a failure inside the window (after the first look) is an alert.
+    nightly_export.execute_in_process(instance=setup["instance"], raise_on_error=False)
+    tick(setup, sensor, first.cursor)
+    assert [a.labels["job"] for a in firing(setup)] == ["nightly_export"]
 
 
 def test_instance_watch_can_be_turned_off(setup: dict) -> None:
@@ -249,30 +292,59 @@ def test_instance_watch_can_be_turned_off(setup: dict) -> None:
     nightly_export.execute_in_process(instance=setup["instance"], raise_on_error=False)
     tick(setup, build_instance_watch_sensor())
     assert firing(setup) == []
+    # Positive control: the same failed run, with the watch turned on again, alerts.
+    setup["rules"].write_text(RULES)
+    tick(setup, build_instance_watch_sensor())
+    assert [a.labels["job"] for a in firing(setup)] == ["nightly_export"]
 
 
-def _daemon_tick(instance: dg.DagsterInstance) -> None:
-    """One real sensor-daemon iteration over the second code location."""
-    import logging
+ROOT = Path(__file__).resolve().parents[3]
 
-    from dagster._core.test_utils import create_test_daemon_workspace_context
-    from dagster._core.workspace.load_target import ModuleTarget
-    from dagster._daemon.sensor import execute_sensor_iteration
 
-    target = ModuleTarget(module_name="tests.families.heartbeat.instance_watch_location",
-                          attribute=None,
-                          working_directory=str(Path(__file__).resolve().parents[3]),
-                          location_name="partner_location")
-    with create_test_daemon_workspace_context(target, instance) as ctx:
-        list(execute_sensor_iteration(ctx, logging.getLogger("test"), None, None))
+def _daemon_until(instance: dg.DagsterInstance, tmp_path: Path, env: dict[str, str], *,
+                  failed: bool, count: int = 1) -> None:
+    """Run the real ``dagster-daemon`` on this instance, with a second code location
+    (``partner_location``) whose sensor fails while ``$PARTNER_SENSOR_BROKEN_FLAG``
+    exists, until that sensor has finished ``count`` more ticks that failed (or not)."""
+    workspace = tmp_path / "partner_workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n"
+        "      module_name: tests.families.heartbeat.instance_watch_location\n"
+        f"      location_name: partner_location\n      working_directory: {ROOT}\n")
+    daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run",
+                               "-w", str(workspace)], cwd=ROOT,
+                              env={**os.environ, **env, "DAGSTER_HOME": instance.root_directory},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        seen: set[int] = {t.tick_id for t in _partner_ticks(instance)}
+        while time.monotonic() < deadline:
+            new = [t for t in _partner_ticks(instance) if t.tick_id not in seen
+                   and str(t.status.value) != "STARTED"]
+            if sum(t.is_failure == failed for t in new) >= count:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the daemon finished fewer than {count} "
+                             f"{'failed' if failed else 'good'} tick(s) of partner_sensor "
+                             "within 120 s")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+
+
+def _partner_ticks(instance: dg.DagsterInstance) -> list[Any]:
+    states = [s for s in instance.all_instigator_state()
+              if s.instigator_name == "partner_sensor"]
+    return [tick for s in states
+            for tick in instance.get_ticks(s.instigator_origin_id, s.selector_id)]
 
 
 def test_a_real_failed_sensor_tick_alerts_once_and_a_good_tick_resolves(
-        setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        setup: dict, tmp_path: Path) -> None:
     flag = tmp_path / "broken"
     flag.touch()
-    monkeypatch.setenv("PARTNER_SENSOR_BROKEN_FLAG", str(flag))
-    _daemon_tick(setup["instance"])
+    env = {"PARTNER_SENSOR_BROKEN_FLAG": str(flag)}
+    _daemon_until(setup["instance"], tmp_path, env, failed=True)
     sensor = build_instance_watch_sensor()
     first = tick(setup, sensor)
     (alert,) = firing(setup, "dagster_tick_failed")
@@ -282,10 +354,7 @@ def test_a_real_failed_sensor_tick_alerts_once_and_a_good_tick_resolves(
     second = tick(setup, sensor, first.cursor)
     assert len(firing_events(setup, "dagster_tick_failed")) == 1
     flag.unlink()
-    import time
-
-    time.sleep(1.1)  # the test sensor's minimum interval
-    _daemon_tick(setup["instance"])
+    _daemon_until(setup["instance"], tmp_path, env, failed=False)
     tick(setup, sensor, second.cursor)
     assert firing(setup, "dagster_tick_failed") == []
 
@@ -378,25 +447,20 @@ def test_full_pages_keep_failures_and_successes_in_order(setup: dict) -> None:
     assert len(firing_events(setup, "dagster_run_failed")) == 1
 
 
-def test_more_ticks_than_a_page_never_skip_a_failed_tick(
-        setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_more_ticks_than_a_page_never_skip_a_failed_tick(setup: dict, tmp_path: Path) -> None:
     """A failed tick followed by more good ticks than a page still alerts (then
     resolves): Dagster returns the newest ticks first."""
-    import time
-
     from alert_jobs.families.heartbeat.instance_watch import Cursor
 
     flag = tmp_path / "broken"
-    monkeypatch.setenv("PARTNER_SENSOR_BROKEN_FLAG", str(flag))
-    _daemon_tick(setup["instance"])  # a good tick: the watch knows the sensor
+    env = {"PARTNER_SENSOR_BROKEN_FLAG": str(flag)}
+    _daemon_until(setup["instance"], tmp_path, env, failed=False)  # the watch knows it
     cursor = Cursor(None)
     _watch(setup, cursor, page=2)
     flag.touch()
-    for broken in (True, False, False):
-        if not broken:
-            flag.unlink(missing_ok=True)
-        time.sleep(1.1)  # the test sensor's minimum interval
-        _daemon_tick(setup["instance"])
+    _daemon_until(setup["instance"], tmp_path, env, failed=True)
+    flag.unlink()
+    _daemon_until(setup["instance"], tmp_path, env, failed=False, count=3)  # > a page
     _watch(setup, cursor, page=2)
     assert len(firing_events(setup, "dagster_tick_failed")) == 1
     assert firing(setup, "dagster_tick_failed") == []
