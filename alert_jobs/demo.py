@@ -87,8 +87,7 @@ def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
     from alert_jobs.core.model import Observation, Severity, Status
     from alert_jobs.store import schema
 
-    timeline.ensure_schema()
-    with timeline.engine.connect() as conn:
+    with timeline.read() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(schema.episodes)).scalar():
             return 0
     now = now or datetime.now(UTC)
@@ -124,7 +123,7 @@ def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
             at += resolve + gap
     # The past was "sent" back then: mark its notifications delivered, so starting the
     # demo does not replay a month of pages to the console.
-    with timeline.engine.begin() as conn:
+    with timeline.tx() as conn:
         conn.execute(schema.outbox.update()
                      .where(schema.outbox.c.delivered_at.is_(None),
                             schema.outbox.c.created_at < now - timedelta(hours=1))
@@ -183,7 +182,7 @@ def ping_heartbeats(base_url: str, every: float = 30.0) -> None:  # pragma: no c
     later: absence detection, live."""
     import time
 
-    from alert_jobs.families.heartbeat.client import monitored, ping
+    from alert_jobs.heartbeat import monitored, ping
 
     time.sleep(5)  # let `alert-jobs serve` start
     ping("demo_backup", base_url=base_url)

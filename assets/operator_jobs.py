@@ -1,6 +1,8 @@
 """Jobs an operator launches from the Dagster UI with launchpad config: ack, snooze,
-silence, and outbox delivery. They do exactly what the CLI does, through the same
-timeline methods, and record the Dagster run id on the event.
+silence, test a receiver, and outbox delivery (``deliver_outbox_job``, which sensors
+request too, is defined in :mod:`alert_jobs.runtime.delivery_job`). They do exactly what
+the CLI does, through the same timeline methods, and record the Dagster run id on the
+event.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at
@@ -16,7 +18,8 @@ from alert_jobs.core.model import AckOutcome, Matcher
 from alert_jobs.runtime.actions import ack_alert as ack_and_notify
 from alert_jobs.runtime.actions import send_test
 from alert_jobs.runtime.deliver import deliver
-from alert_jobs.runtime.resources import DELIVERY_JOB, AlertJobsResource
+from alert_jobs.runtime.delivery_job import deliver_outbox_job
+from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import TimelineError, utcnow
 
 
@@ -94,14 +97,6 @@ def silence_alerts(context: dg.OpExecutionContext, config: SilenceConfig,
     context.log.info(f"created {silence.describe()}")
 
 
-@dg.op(description="Deliver every due notification in the outbox (retries included).")
-def deliver_outbox(context: dg.OpExecutionContext, alert_jobs: AlertJobsResource) -> None:
-    report = deliver(alert_jobs.load_rules(), alert_jobs.timeline(), run_id=context.run_id)
-    context.log.info(f"delivery: {report}")
-    for error in report.errors:
-        context.log.warning(error)
-
-
 class NotifyTestConfig(dg.Config):
     receiver: str = Field(description="Receiver name from the rules file.")
     by: str = "dagster-ui"
@@ -141,12 +136,6 @@ def snooze_alert_job() -> None:
                     "(launchpad: matchers, duration, by, comment).")
 def silence_alerts_job() -> None:
     silence_alerts()
-
-
-@dg.job(name=DELIVERY_JOB, description="Deliver due notifications from the outbox.",
-        tags={"alert_jobs/kind": "delivery"})
-def deliver_outbox_job() -> None:
-    deliver_outbox()
 
 
 @dg.job(description="Send a test notification through a receiver (launchpad: receiver).")

@@ -11,7 +11,7 @@ one after another over one ``httpx.Client``, no database, measured in the same r
 
    * ``deliver_due(timeline, {"hook": WebhookReceiver(...)}, limit=500,
      concurrency=16)`` on a fresh SQLite timeline whose rows were queued (untimed) with
-     ``Timeline.enqueue(receiver, "firing", dedup_key, sample_group(...))``: claim →
+     ``timeline.outbox.enqueue(receiver, "firing", dedup_key, sample_group(...))``: claim →
      send → mark, end to end;
    * ``send_all`` alone (concurrency 16), no database: the sending part of
      ``deliver_due``, so the database's share shows separately;

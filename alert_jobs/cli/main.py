@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from alert_jobs.cli import admin, alerts
-from alert_jobs.config import RulesError
+from alert_jobs.config import RulesError, family_problems
 from alert_jobs.runtime.commands import EXIT_FAILED, EXIT_USAGE, Commands, UsageError
 from alert_jobs.runtime.family import installed_families
 
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for problem in family_problems():  # a broken plugin: say so, keep the others working
+        print(f"alert-jobs: warning: {problem}", file=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -53,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sqlalchemy.exc import SQLAlchemyError
 
         from alert_jobs.store import TimelineError
+        from alert_jobs.store.migrate import MigrationError
 
+        if isinstance(exc, MigrationError):
+            print(f"alert-jobs: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         if isinstance(exc, TimelineError):
             print(f"alert-jobs: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

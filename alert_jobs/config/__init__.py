@@ -13,6 +13,7 @@ from alert_jobs.config.families import (
     FamilyRegistryError,
     RulesSection,
     added_family,
+    family_problems,
     installed_families,
 )
 from alert_jobs.config.last_good import LoadedRules, last_good_path, load_rules_or_last_good
@@ -53,6 +54,7 @@ from alert_jobs.config.types import (
     SecretOrText,
     Strict,
     Timezone,
+    env_refs,
     resolve,
 )
 
@@ -64,7 +66,8 @@ __all__ = [
     "LoadedRules", "MatcherText", "Name", "PagerDutyReceiverConfig", "ReceiverBase",
     "ReceiverConfig", "Route", "RuleBase", "RuleFileProblem", "RulesError", "RulesFile",
     "RulesSection", "SecretMissingError", "SecretOrText", "SlackReceiverConfig", "Strict",
-    "Timezone", "WebhookReceiverConfig", "added_family", "default_rules_path",
-    "installed_families", "installed_rules_model", "last_good_path", "load_rules",
-    "load_rules_or_last_good", "parse_rules", "resolve", "rules_model", "yaml_path",
+    "Timezone", "WebhookReceiverConfig", "added_family", "default_rules_path", "env_refs",
+    "family_problems", "installed_families", "installed_rules_model", "last_good_path",
+    "load_rules", "load_rules_or_last_good", "parse_rules", "resolve", "rules_model",
+    "yaml_path",
 ]

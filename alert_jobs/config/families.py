@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,46 +61,74 @@ class FamilyPlugin(Protocol):
 
 
 class FamilyRegistryError(RuntimeError):
-    """An installed family is broken or clashes with another."""
+    """No check family is installed at all (alert-jobs runs from a source folder)."""
 
 
+log = logging.getLogger("alert_jobs.families")
 _added: list[FamilyPlugin] = []
 
 
 @functools.cache
-def _from_entry_points() -> tuple[FamilyPlugin, ...]:
+def _from_entry_points() -> tuple[tuple[FamilyPlugin, ...], tuple[str, ...]]:
+    """The families the entry points name, and why any of them could not be loaded."""
     found: list[FamilyPlugin] = []
+    problems: list[str] = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             family = ep.load()
         except Exception as exc:
-            raise FamilyRegistryError(f"check family {ep.name!r} ({ep.value}) cannot be "
-                                      f"loaded: {type(exc).__name__}: {exc}") from exc
+            problems.append(f"check family {ep.name!r} ({ep.value}) cannot be loaded: "
+                            f"{type(exc).__name__}: {exc}")
+            continue
         if not isinstance(getattr(family, "rules", None), RulesSection):
-            raise FamilyRegistryError(f"entry point {ep.name!r} ({ep.value}) is not a check "
-                                      "family: it has no RulesSection at .rules")
+            problems.append(f"entry point {ep.name!r} ({ep.value}) is not a check family: "
+                            "it has no RulesSection at .rules")
+            continue
         found.append(family)
-    return tuple(found)
+    for problem in problems:
+        log.warning("%s; it is skipped, and a rules file that uses it is invalid", problem)
+    return tuple(found), tuple(problems)
+
+
+def family_problems() -> tuple[str, ...]:
+    """Why installed families were skipped (cannot be loaded, or clash with another)."""
+    return _from_entry_points()[1] + _installed()[1]
 
 
 def installed_families() -> tuple[FamilyPlugin, ...]:
-    """Every installed family (entry points, then any added with :func:`added_family`),
-    in rules order. Raises :class:`FamilyRegistryError` if two share a name or a key."""
-    families = sorted([*_from_entry_points(), *_added], key=lambda f: (f.rules.order, f.name))
+    """Every installed family that works (entry points, then any added with
+    :func:`added_family`), in rules order.
+
+    A family that cannot be loaded, or that claims a rules-file key another family has,
+    is skipped (see :func:`family_problems`): one broken plugin must not stop
+    ``alert-jobs ack`` or the other families' checks. Raises
+    :class:`FamilyRegistryError` only when there is no family at all.
+    """
+    families, _ = _installed()
     if not families:
         raise FamilyRegistryError(
             f"no check families are installed (entry point group {ENTRY_POINT_GROUP!r}); "
             "install alert-jobs with pip (`make install`) rather than running it from a "
             "source folder")
+    return families
+
+
+def _installed() -> tuple[tuple[FamilyPlugin, ...], tuple[str, ...]]:
+    candidates = sorted([*_from_entry_points()[0], *_added],
+                        key=lambda f: (f.rules.order, f.name))
+    kept: list[FamilyPlugin] = []
+    problems: list[str] = []
     seen: dict[str, str] = {}
-    for family in families:
+    for family in candidates:
         keys = [f"checks.{family.rules.family}", *(k for k, _ in family.rules.settings)]
-        for key in keys:
-            if key in seen:
-                raise FamilyRegistryError(f"families {seen[key]!r} and {family.name!r} both "
-                                          f"define {key!r} in the rules file")
-            seen[key] = family.name
-    return tuple(families)
+        clash = next((key for key in keys if key in seen), None)
+        if clash is not None:
+            problems.append(f"check family {family.name!r} is skipped: {seen[clash]!r} "
+                            f"already defines {clash!r} in the rules file")
+            continue
+        seen.update(dict.fromkeys(keys, family.name))
+        kept.append(family)
+    return tuple(kept), tuple(problems)
 
 
 def sections() -> tuple[RulesSection, ...]:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from alert_jobs.config.families import RulesSection, sections
+from alert_jobs.config.families import RulesSection, family_problems, sections
 from alert_jobs.config.receivers import RECEIVER_TYPES
 from alert_jobs.config.rules_file import RulesFile, rules_model
 
@@ -105,7 +105,7 @@ def parse_rules(text: str, filename: str = DEFAULT_RULES_FILE, *,
         schema_problems = [_problem(err, lines) for err in exc.errors()]
         raise RulesError(filename, _in_file_order(schema_problems + problems)) from None
     if problems:
-        raise RulesError(filename, problems)
+        raise RulesError(filename, _in_file_order(problems))
     return rules
 
 
@@ -120,6 +120,9 @@ def _problem(err: Any, lines: dict[tuple[Any, ...], int]) -> RuleFileProblem:
     reason = err["msg"]
     if err["type"] == "extra_forbidden":
         reason = "unknown key"
+        if len(loc) == 2 and loc[0] == "checks":  # a family that is installed but broken?
+            why = [p for p in family_problems() if f"{loc[1]!r}" in p]
+            reason += f" ({why[0]})" if why else " (no installed check family has it)"
     elif err["type"] == "missing":
         reason = "required key is missing"
     elif reason.startswith("Value error, "):

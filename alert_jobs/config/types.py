@@ -49,6 +49,27 @@ class EnvRef(BaseModel):
 SecretOrText = EnvRef | str
 
 
+def env_refs(model: BaseModel) -> list[str]:
+    """Names of the environment variables a model's secrets come from, in field order."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, EnvRef):
+            found.append(value.env)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+        elif isinstance(value, BaseModel):
+            found.extend(env_refs(value))
+
+    for name in type(model).model_fields:
+        walk(getattr(model, name))
+    return found
+
+
 def resolve(value: SecretOrText) -> str:
     """The real value of a plain string or an env reference."""
     return value.resolve() if isinstance(value, EnvRef) else value

@@ -1,8 +1,9 @@
 """Cron expressions: one interpreter (croniter) for validating rules and computing deadlines.
 
-Dagster schedules accept what :func:`is_valid_cron` accepts: five fields that croniter
-can expand (no seconds field) and no day that never comes (30 or 31 February), so a
-rule that validates here never fails later when its schedule is loaded.
+A rule that validates here never fails later when its schedule is loaded: Dagster's own
+validation accepts five fields that its croniter can expand (no seconds field), no day
+that never comes (30 or 31 February), and no ``W`` (nearest weekday), which plain
+croniter would accept. ``tests/core/test_cron.py`` compares the two over a corpus.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def is_valid_cron(expression: str) -> bool:
     text = expression.strip()
     if text in NAMED:
         return True
-    if len(text.split()) != 5 or not croniter.is_valid(text):
+    if len(text.split()) != 5 or "W" in text.upper() or not croniter.is_valid(text):
         return False
     fields = croniter.expand(text)[0]
     if len(fields) != 5:

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from alert_jobs.config import RulesError, RulesFile
-from alert_jobs.core.html import escape
+from alert_jobs.notify.html import escape
 from alert_jobs.notify.links import LinkAction, LinkError, link_secret, verify
 from alert_jobs.runtime.actions import ack_alert
 from alert_jobs.runtime.deliver import deliver

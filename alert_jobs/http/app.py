@@ -1,9 +1,9 @@
 """``alert-jobs serve``: one Starlette app with every route the server answers.
 
-* ``/ping/<slug>…``: heartbeat pings (:mod:`alert_jobs.http.pings`);
 * ``/a/<token>``: signed action links (:mod:`alert_jobs.http.actions`);
-* ``/metrics``: alert quality for Prometheus (:mod:`alert_jobs.http.metrics`);
-* ``/healthz``: the timeline database answers, with its schema version.
+* ``/healthz``: the timeline database answers, with its schema version;
+* every check family's own routes (its ``http_routes``): heartbeat pings
+  (``/ping/<slug>…``), alert quality for Prometheus (``/metrics``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from starlette.routing import Route
 
 from alert_jobs.config import RulesFile, load_rules
 from alert_jobs.http.actions import action_routes
-from alert_jobs.http.metrics import metrics_routes
-from alert_jobs.http.pings import ping_routes
+from alert_jobs.runtime.family import installed_families
 from alert_jobs.store import Timeline, shared_timeline
 
 
@@ -35,9 +34,10 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
             return JSONResponse({"ok": False, "error": type(exc).__name__}, status_code=503)
         return JSONResponse({"ok": True, "schema_version": version})
 
+    family_routes = [route for family in installed_families() if family.http_routes
+                     for route in family.http_routes(get_timeline, get_rules)]
     return Starlette(routes=[
         Route("/healthz", healthz),
         *action_routes(get_timeline, get_rules),
-        *metrics_routes(get_timeline),
-        *ping_routes(get_timeline, get_rules),
+        *family_routes,
     ])

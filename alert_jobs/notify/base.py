@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 
-from alert_jobs.config import ReceiverBase, SecretMissingError, SecretOrText, resolve
+from alert_jobs.config import (
+    ReceiverBase,
+    SecretMissingError,
+    SecretOrText,
+    env_refs,
+    resolve,
+)
 from alert_jobs.notify.contract import GroupMessage
 
 C = TypeVar("C", bound=ReceiverBase)
@@ -79,11 +86,13 @@ class Receiver(Generic[C]):
 
     def secret(self, value: SecretOrText) -> str:
         """The value of a secret field now; an unset env variable fails this send
-        retryably, naming the variable."""
+        retryably, naming every variable of this receiver that is unset."""
         try:
             return resolve(value)
-        except SecretMissingError as exc:
-            raise DeliveryError(f"receiver {self.name!r} unavailable: {exc}") from None
+        except SecretMissingError:
+            missing = [n for n in env_refs(self.config) if not os.environ.get(n)]
+            raise DeliveryError(f"receiver {self.name!r} unavailable: environment "
+                                f"variable {', '.join(missing)} is not set") from None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

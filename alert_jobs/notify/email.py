@@ -24,9 +24,9 @@ import httpx
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from alert_jobs.config import EmailReceiverConfig
-from alert_jobs.core.html import escape
 from alert_jobs.notify.base import DeliveryError, Receiver, truncate
 from alert_jobs.notify.contract import AlertMessage, GroupMessage, group_title
+from alert_jobs.notify.html import escape
 
 #: Alerts rendered in one mail; the rest are counted, not listed.
 MAX_ALERTS = 100

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from alert_jobs.config import RECEIVER_TYPES, EnvRef, ReceiverConfig
+from alert_jobs.config import RECEIVER_TYPES, ReceiverConfig
 from alert_jobs.notify.alertmanager import AlertmanagerReceiver
 from alert_jobs.notify.base import Receiver
 from alert_jobs.notify.console import ConsoleReceiver
@@ -41,22 +41,3 @@ def build_receiver(config: ReceiverConfig) -> Receiver[Any]:
 def build_receivers(configs: Iterable[ReceiverConfig]) -> dict[str, Receiver[Any]]:
     """Live receivers by name (``rules.receivers``)."""
     return {c.name: build_receiver(c) for c in configs}
-
-
-def env_refs(config: ReceiverConfig) -> list[str]:
-    """Names of the environment variables a receiver's secrets come from."""
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, EnvRef):
-            found.append(value.env)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-
-    for name in type(config).model_fields:
-        walk(getattr(config, name))
-    return found

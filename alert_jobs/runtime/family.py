@@ -15,6 +15,8 @@ It provides:
 * ``definitions``: its Dagster assets, checks, schedules, sensors and jobs for the
   rules file (imported only when Dagster loads the code location);
 * ``register_cli``: its ``alert-jobs`` subcommands (optional);
+* ``http_routes``: routes ``alert-jobs serve`` answers for it, e.g. heartbeat pings
+  (optional);
 * ``threshold_keys`` and ``rejudge``: which thresholds ``alert-jobs rules backtest`` can
   change for its rules, and how a stored value is judged with them changed (optional).
 
@@ -24,6 +26,7 @@ notify, runtime). See the README's "Adding a check family".
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,16 +53,34 @@ class Evaluate(Protocol):
                  run_id: str | None) -> list[RuleOutcome]: ...
 
 
+def lazy(target: str) -> Callable[..., Any]:
+    """The function ``"package.module:name"``, imported when first called: a family's
+    hooks name their modules this way so that registering the family (at every
+    ``alert-jobs`` start) imports neither Dagster nor its sources."""
+    module, _, name = target.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = f"lazy({target})"
+    return call
+
+
 @dataclass(frozen=True)
 class Family:
     """One check family (see the module docstring)."""
 
     name: str
+    package: str  # the family's Python package (its ``store`` module holds its tables)
     description: str
     rules: RulesSection
     definitions: Callable[[RulesFile], dg.Definitions]
     evaluate: Evaluate | None = None
     register_cli: Callable[[Any], None] | None = None
+    #: Routes ``alert-jobs serve`` answers for it (Starlette routes), given how to get the
+    #: timeline and the rules: ``http_routes(get_timeline, get_rules)``.
+    http_routes: Callable[[Callable[[], Timeline], Callable[[], RulesFile]], list[Any]] | None \
+        = None
     #: ``alert-jobs rules backtest``: the ``--set KEY=VALUE`` keys that change this
     #: family's thresholds, and how a rule judges a stored value with them changed
     #: (raise ValueError for a bad value). Without it only ``for`` and

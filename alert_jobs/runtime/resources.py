@@ -17,9 +17,14 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from alert_jobs.config import RULES_FILE_ENV, RulesFile, load_rules_or_last_good
+from alert_jobs.config import (
+    RULES_FILE_ENV,
+    ReceiverConfig,
+    RulesFile,
+    env_refs,
+    load_rules_or_last_good,
+)
 from alert_jobs.core.model import Severity, Status
-from alert_jobs.notify.registry import env_refs
 from alert_jobs.store import Timeline, shared_timeline
 
 #: The job that delivers due notifications; sensors of any family request it by name.
@@ -63,10 +68,10 @@ class ReceiversResource(dg.ConfigurableResource):
 
     @classmethod
     def of(cls, rules: RulesFile) -> ReceiversResource:
-        def describe(config: object) -> str:
-            names = env_refs(config)  # type: ignore[arg-type]
+        def describe(config: ReceiverConfig) -> str:
+            names = env_refs(config)
             secrets = f" (secrets from ${', $'.join(names)})" if names else ""
-            return f"{config.type}{secrets}"  # type: ignore[attr-defined]
+            return f"{config.type}{secrets}"
 
         return cls(receivers={r.name: describe(r) for r in rules.receivers})
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.model import AlertRecord, AlertState, alert_labels
@@ -91,13 +92,9 @@ class ActionStore:
     ) -> AlertRecord:
         t = schema.alerts
         with self.db.tx() as conn:
-            query = sa.select(t).where(t.c.fingerprint == fingerprint)
-            if self.db.lock_rows():
-                query = query.with_for_update()
-            row = conn.execute(query).first()
-            if row is None:
+            rec = self._locked(conn, fingerprint)
+            if rec is None:
                 raise TimelineError(f"no alert with fingerprint {fingerprint!r}")
-            rec = record_from_row(row)
             values, reason = change(rec)
             conn.execute(t.update().where(t.c.fingerprint == fingerprint)
                          .values(**values, updated_at=now))
@@ -105,6 +102,15 @@ class ActionStore:
                         actor=actor, source=source, run_id=run_id, payload=payload)
             episodes.on_action(conn, rec, kind, actor, payload.get("outcome"), now)
             return rec.evolve(**values)
+
+    def _locked(self, conn: Connection, fingerprint: str) -> AlertRecord | None:
+        """The alert's record, its row locked until the transaction ends."""
+        t = schema.alerts
+        query = sa.select(t).where(t.c.fingerprint == fingerprint)
+        if self.db.lock_rows():
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        return record_from_row(row) if row is not None else None
 
     def queue_acknowledged(self, record: AlertRecord, router: Router, *, by: str,
                            now: datetime | None = None,
@@ -132,13 +138,9 @@ class ActionStore:
         now = now or utcnow()
         t = schema.alerts
         with self.db.tx() as conn:
-            query = sa.select(t).where(t.c.fingerprint == fingerprint)
-            if self.db.lock_rows():
-                query = query.with_for_update()
-            row = conn.execute(query).first()
-            if row is None:
+            rec = self._locked(conn, fingerprint)
+            if rec is None:
                 return False
-            rec = record_from_row(row)
             if (rec.state != AlertState.FIRING or rec.is_acked or rec.is_snoozed(now)
                     or rec.escalation_step != step or not rec.notified_firing):
                 return False

@@ -30,8 +30,21 @@ ADVISORY_LOCK = 7438201
 HEAD = 6
 
 
+class MigrationError(RuntimeError):
+    """The timeline's schema cannot be brought to this release's (and nothing changed)."""
+
+
 def head_version() -> int:
     return HEAD
+
+
+def version_of(revision: str) -> int:
+    """``"0006"`` → 6. Revisions are numbered (``env.py`` numbers new ones), so a version
+    compares as a number; anything else is not a revision of this project."""
+    if not (revision.isdigit() and len(revision) == 4):
+        raise MigrationError(f"the timeline's schema revision {revision!r} is not one of "
+                             "alert-jobs' (they are numbered 0001, 0002, …)")
+    return int(revision)
 
 
 def current_version(conn: Connection) -> int:
@@ -39,7 +52,7 @@ def current_version(conn: Connection) -> int:
     inspector = sa.inspect(conn)
     if inspector.has_table(VERSION_TABLE):
         revision = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
-        return int(revision) if revision else 0
+        return version_of(str(revision)) if revision else 0
     if inspector.has_table(LEGACY_TABLE):
         return int(conn.execute(sa.text(f"SELECT max(version) FROM {LEGACY_TABLE}")).scalar()
                    or 0)
@@ -83,6 +96,9 @@ def upgrade(engine: Engine, target: str = "head") -> list[str]:
     with engine.begin() as conn:
         _lock(conn)
         before = current_version(conn)
+        if before > HEAD:
+            raise MigrationError(f"the timeline's schema (version {before}) is newer than "
+                                 f"this alert-jobs knows ({HEAD}); upgrade alert-jobs")
         if before and not sa.inspect(conn).has_table(VERSION_TABLE):
             command.stamp(_config(conn), revision_id(before))  # adopt a pre-alembic database
         command.upgrade(_config(conn), target)

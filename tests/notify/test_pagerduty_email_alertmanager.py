@@ -76,8 +76,12 @@ def delivery_error(receiver: Any, group: GroupMessage) -> DeliveryError:
 
 
 def pagerduty(url: str = "http://127.0.0.1:9/unused", **kw: Any) -> PagerDutyReceiver:
-    return make_receiver("pagerduty", name="pd_payments", routing_key=ROUTING_KEY,
-                         events_url=url, **kw)
+    receiver = make_receiver("pagerduty", name="pd_payments", routing_key=ROUTING_KEY,
+                             events_url=url, **kw)
+    # The golden files' dedup_key hashes this receiver name (from before names were
+    # checked against the rules file's pattern): keep it, so they stay byte-identical.
+    receiver.config = receiver.config.model_copy(update={"name": "pd-payments"})
+    return receiver
 
 
 def alertmanager(url: str = "http://127.0.0.1:9", **kw: Any) -> AlertmanagerReceiver:

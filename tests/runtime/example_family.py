@@ -89,6 +89,7 @@ def definitions(rules: RulesFile) -> dg.Definitions:
 
 FAMILY = Family(
     name="disk_space",
+    package=__name__,
     description="free space of a filesystem",
     rules=RulesSection(family="disk_space", rule_model=DiskSpaceRule, order=60),
     definitions=definitions,

@@ -10,6 +10,8 @@ must keep every row and read the old alerts back through today's stores.
 from __future__ import annotations
 
 import gzip
+import importlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,7 @@ from alembic.script import ScriptDirectory
 
 from alert_jobs.core.model import AlertState
 from alert_jobs.families.heartbeat.store import HeartbeatStore
+from alert_jobs.runtime.family import installed_families
 from alert_jobs.store import Timeline, migrate, schema
 from alert_jobs.store.db import make_engine
 
@@ -112,27 +115,57 @@ def test_a_pre_alembic_timeline_is_upgraded_in_place_with_its_data(db_url: str) 
     assert _counts(db_url)["alert_episodes"] == before["alert_episodes"]
 
 
-def test_upgraded_legacy_and_fresh_schemas_match_the_code(db_url: str, tmp_path: Path) -> None:
-    """The revisions create exactly the tables the code declares (core and families)."""
-    import alert_jobs.families.heartbeat.store
-    import alert_jobs.families.redis_quota.store
-    import alert_jobs.families.score_drift.store  # noqa: F401  (their tables)
+def _diffs_from_the_code(url: str) -> list[object]:
+    """What the database behind ``url`` lacks or has beyond the tables the code declares:
+    the core's and every installed family's (their ``store`` modules define them)."""
+    for family in installed_families():
+        package = family.package
+        if importlib.util.find_spec(f"{package}.store") is not None:
+            importlib.import_module(f"{package}.store")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs = compare_metadata(context, schema.metadata)
+    engine.dispose()
+    # Version tables are not the code's: alembic's own, and the pre-alembic one that
+    # stays so that a rollback to an older release still finds its version.
+    versions = (migrate.VERSION_TABLE, migrate.LEGACY_TABLE)
+    return [d for d in diffs if not (d[0] == "remove_table" and d[1].name in versions)]
 
+
+def test_a_fresh_schema_matches_the_code(db_url: str) -> None:
+    """The revisions create exactly the tables the code declares (core and families)."""
+    Timeline(db_url).upgrade()
+    assert _diffs_from_the_code(db_url) == []
+    assert "alert_heartbeats" in schema.metadata.tables  # the families' tables were seen
+
+
+def test_an_upgraded_pre_alembic_schema_matches_the_code(db_url: str) -> None:
     _load_legacy(db_url)
     Timeline(db_url).upgrade()
-    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    Timeline(fresh_url).upgrade()
-    for url in (db_url, fresh_url):
-        engine = make_engine(url)
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            diffs = compare_metadata(context, schema.metadata)
-        engine.dispose()
-        # Version tables are not the code's: alembic's own, and the pre-alembic one that
-        # stays so that a rollback to an older release still finds its version.
-        versions = (migrate.VERSION_TABLE, migrate.LEGACY_TABLE)
-        diffs = [d for d in diffs if not (d[0] == "remove_table" and d[1].name in versions)]
-        assert diffs == [], f"{url}: {diffs}"
+    assert _diffs_from_the_code(db_url) == []
+
+
+def test_a_pre_alembic_timeline_at_an_older_version_gets_the_rest(db_url: str) -> None:
+    """A timeline last upgraded by release 4 (no heartbeats, no episodes) is adopted at
+    version 4 and gets revisions 5 and 6: the new tables, its episodes backfilled from
+    its events, its alerts untouched."""
+    _load_legacy(db_url)
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        for table in ("alert_episodes", "alert_heartbeat_pings", "alert_heartbeats"):
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+        conn.execute(sa.text(f"DELETE FROM {migrate.LEGACY_TABLE} WHERE version > 4"))
+    engine.dispose()
+    timeline = Timeline(db_url)
+    assert timeline.schema_version() == 4
+    assert timeline.upgrade() == ["5: heartbeats", "6: alert quality"]
+    assert timeline.schema_version() == 6 and _diffs_from_the_code(db_url) == []
+    counts = _counts(db_url)
+    assert counts["alert_alerts"] == 21 and counts["alert_heartbeats"] == 0
+    assert counts["alert_episodes"] >= 150  # rebuilt from the events
+    assert timeline.alerts.get(next(a.fingerprint for a in timeline.alerts.list()
+                                    if a.rule == "dead_letters")).acked_by == "alice"
 
 
 def test_several_hosts_upgrading_a_legacy_timeline_at_once(db_url: str) -> None:
@@ -174,16 +207,42 @@ def test_downgrade_and_upgrade_again_rebuild_the_episodes(db_url: str) -> None:
         assert sorted(conn.execute(sa.select(*cols)).all()) == live
 
 
-@pytest.mark.parametrize("broken", ["0", "not-a-number"])
-def test_an_unreadable_version_is_reported(sqlite_url: str, broken: str) -> None:
-    """A version table nobody should have edited by hand still gives a clear answer."""
-    timeline = Timeline(sqlite_url)
-    timeline.upgrade()
-    with timeline.engine.begin() as conn:
+@pytest.mark.parametrize(("stored", "message"), [
+    ("0007", "is newer than this alert-jobs knows (6); upgrade alert-jobs"),
+    ("1a2b3c4d5e6f", "revision '1a2b3c4d5e6f' is not one of alert-jobs'"),
+])
+def test_a_schema_this_release_does_not_know_is_refused_clearly(
+        sqlite_url: str, stored: str, message: str, capsys: pytest.CaptureFixture) -> None:
+    """A timeline upgraded by a newer release, or stamped with a foreign revision: the
+    upgrade says so, changes nothing, and the command exits 1."""
+    from alert_jobs.cli.main import main
+
+    Timeline(sqlite_url).upgrade()
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = :v"),
-                     {"v": broken})
-    if broken == "0":
-        assert timeline.schema_version() == 0
-    else:
-        with pytest.raises(ValueError):
-            timeline.schema_version()
+                     {"v": stored})
+    engine.dispose()
+    assert main(["--database-url", sqlite_url, "db", "upgrade"]) == 1
+    assert message in capsys.readouterr().err
+    with pytest.raises(migrate.MigrationError):
+        Timeline(sqlite_url).schema_version() if stored != "0007" else \
+            migrate.upgrade(make_engine(sqlite_url))
+
+
+def test_a_new_revision_is_numbered_after_the_newest(tmp_path: Path) -> None:
+    """``alembic revision`` writes 0007 (not a hex id the schema version cannot read)."""
+    import shutil
+
+    from alembic import command
+    from alembic.config import Config
+
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    config = Config(str(scripts / "alembic.ini"))
+    config.set_main_option("script_location", str(scripts))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'dev.db'}")
+    command.upgrade(config, "head")
+    command.revision(config, message="add a table")
+    (new,) = [p.name for p in (scripts / "versions").glob("0007*.py")]
+    assert new == "0007_add_a_table.py"

@@ -8,35 +8,15 @@ Reference: ``docs/heartbeat.md``. ``FAMILY`` is this package's entry in the
 heavier modules (sources, Dagster) only when they are called.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
 from alert_jobs.families.heartbeat.config import SECTION
-from alert_jobs.runtime.family import Family
-
-if TYPE_CHECKING:
-    import dagster as dg
-
-    from alert_jobs.config import RulesFile
-
-
-def _definitions(rules: RulesFile) -> dg.Definitions:
-    from alert_jobs.families.heartbeat.definitions import build_definitions
-
-    return build_definitions(rules)
-
-
-def _register_cli(commands: Any) -> None:
-    from alert_jobs.families.heartbeat.cli import register
-
-    register(commands)
-
+from alert_jobs.runtime.family import Family, lazy
 
 FAMILY = Family(
     name="heartbeat",
+    package=__name__,
     description="jobs that stop pinging, and the system and Dagster instance watching themselves",
     rules=SECTION,
-    definitions=_definitions,
-    register_cli=_register_cli,
+    definitions=lazy("alert_jobs.families.heartbeat.definitions:build_definitions"),
+    register_cli=lazy("alert_jobs.families.heartbeat.cli:register"),
+    http_routes=lazy("alert_jobs.families.heartbeat.http:ping_routes"),
 )

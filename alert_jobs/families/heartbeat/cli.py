@@ -22,7 +22,7 @@ from alert_jobs.runtime.commands import (
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    from alert_jobs.families.heartbeat.client import TOKEN_ENV, URL_ENV, ping
+    from alert_jobs.heartbeat import TOKEN_ENV, URL_ENV, ping
 
     signal: str | int = ""
     if args.start:

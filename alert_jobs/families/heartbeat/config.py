@@ -37,7 +37,7 @@ AUTO_RULE = "heartbeat"  # the rule name of checks created by their first ping
 RUN_FAILED = "dagster_run_failed"  # the instance-watch rules (watch.py)
 ASSET_CHECK_FAILED = "dagster_asset_check_failed"
 TICK_FAILED = "dagster_tick_failed"
-RULES_FILE_INVALID = "rules_file_invalid"  # alert_jobs.rules_fallback
+RULES_FILE_INVALID = "rules_file_invalid"  # rules_file.py
 # Rule names the system alerts under itself: a rule of the file with one of them would
 # share its alerts, silences and severity, so the file may not use them.
 RESERVED_RULES = (AUTO_RULE, RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED, RULES_FILE_INVALID)

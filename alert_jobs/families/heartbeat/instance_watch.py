@@ -197,12 +197,9 @@ def _error_text(error: Any) -> str:
     return text[:600]
 
 
-#: Tick statuses that are final (a STARTED tick may still fail); by name, because
-#: Dagster 1.13 has no public alias of its TickStatus enum.
+#: Tick statuses that are final (a STARTED tick may still fail), by name: Dagster 1.13
+#: has no public alias of its TickStatus enum (the enum is taken from a returned tick).
 FINISHED = frozenset({"FAILURE", "SUCCESS", "SKIPPED"})
-#: Pages of older ticks read back for failures when more than a page arrived since the
-#: last look (the first page is newest first).
-MAX_BACK_PAGES = 20
 
 
 def _status(tick: Any) -> str:
@@ -225,13 +222,13 @@ def _new_ticks(instance: dg.DagsterInstance, state: Any, last: int | None, since
     after = None if last is not None else since
     newest = list(instance.get_ticks(origin, key, limit=page, after=after))
     ticks = [t for t in newest if _status(t) in FINISHED]
-    older = newest
-    for _ in range(MAX_BACK_PAGES):
-        if len(older) < page or min(t.tick_id for t in older) <= (last or 0):
-            break
-        before = min(t.timestamp for t in older)
-        older = list(instance.get_ticks(origin, key, before=before, after=after, limit=page))
-        ticks += [t for t in older if _status(t) == "FAILURE"]
+    if len(newest) >= page and min(t.tick_id for t in newest) > (last or 0):
+        # More than a page since the last look: read the failures among the older rest
+        # (in the database; the status enum comes from a tick Dagster returned).
+        failure = type(newest[0].status)["FAILURE"]
+        oldest = min(t.timestamp for t in newest)
+        ticks += instance.get_ticks(origin, key, statuses=[failure], before=oldest + 1e-3,
+                                    after=after, limit=page)
     unique = {t.tick_id: t for t in ticks if last is None or t.tick_id > last}
     return [unique[i] for i in sorted(unique)]
 

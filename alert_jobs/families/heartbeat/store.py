@@ -209,8 +209,7 @@ class HeartbeatStore:
              ) -> PingResult | None:
         """Record one ping; None when the slug is unknown and ``create`` is not given."""
         t = heartbeats
-        self.timeline.ensure_schema()
-        with self.timeline.engine.begin() as conn:
+        with self.timeline.tx() as conn:
             row = self._locked(conn, slug)
             if row is None:
                 if create is None:
@@ -236,7 +235,7 @@ class HeartbeatStore:
 
     def _locked(self, conn: Connection, slug: str) -> HeartbeatRow | None:
         query = sa.select(heartbeats).where(heartbeats.c.slug == slug)
-        if self.timeline.dialect == "postgresql":
+        if self.timeline.lock_rows():
             query = query.with_for_update()
         r = conn.execute(query).first()
         return row_from_db(r) if r is not None else None
@@ -266,8 +265,7 @@ class HeartbeatStore:
     def due(self, now: datetime, limit: int = 10_000) -> list[HeartbeatRow]:
         """Rows whose verdict may have changed: one range scan of the ``alert_after`` index."""
         t = heartbeats
-        self.timeline.ensure_schema()
-        with self.timeline.engine.connect() as conn:
+        with self.timeline.read() as conn:
             rows = conn.execute(sa.select(t).where(t.c.alert_after <= now)
                                 .order_by(t.c.alert_after).limit(limit)).all()
         return [row_from_db(r) for r in rows]
@@ -280,7 +278,7 @@ class HeartbeatStore:
         stale: list[str] = []
         if not items:
             return stale
-        with self.timeline.engine.begin() as conn:
+        with self.timeline.tx() as conn:
             for row, ev in items:
                 stored = HeartbeatStatus.DOWN if ev.status == HeartbeatStatus.DOWN else \
                     row.state.status
@@ -302,9 +300,8 @@ class HeartbeatStore:
         renamed rule) as they were under their old rule. Rows created by pings are left
         alone."""
         t = heartbeats
-        self.timeline.ensure_schema()
         removed: list[HeartbeatRow] = []
-        with self.timeline.engine.begin() as conn:
+        with self.timeline.tx() as conn:
             existing = {r.slug: r for r in conn.execute(sa.select(t).where(
                 t.c.slug.in_([c.ping_slug for c in checks]) | t.c.declared.is_(True)))}
             wanted = {c.ping_slug: c for c in checks}
@@ -347,8 +344,7 @@ class HeartbeatStore:
     def set_paused(self, slug: str, paused: bool, now: datetime) -> HeartbeatRow:
         """Pause (never alert; open alerts resolve) or resume (back to *new*)."""
         t = heartbeats
-        self.timeline.ensure_schema()
-        with self.timeline.engine.begin() as conn:
+        with self.timeline.tx() as conn:
             row = self._locked(conn, slug)
             if row is None:
                 raise TimelineError(f"unknown heartbeat {slug!r}")
@@ -367,27 +363,23 @@ class HeartbeatStore:
     # ----- reads --------------------------------------------------------------------
 
     def get(self, slug: str) -> HeartbeatRow | None:
-        self.timeline.ensure_schema()
-        with self.timeline.engine.connect() as conn:
+        with self.timeline.read() as conn:
             r = conn.execute(sa.select(heartbeats).where(
                 heartbeats.c.slug == slug)).first()
         return row_from_db(r) if r is not None else None
 
     def rows(self, limit: int | None = None) -> list[HeartbeatRow]:
-        self.timeline.ensure_schema()
         query = sa.select(heartbeats).order_by(heartbeats.c.slug)
-        with self.timeline.engine.connect() as conn:
+        with self.timeline.read() as conn:
             return [row_from_db(r) for r in conn.execute(query.limit(limit))]
 
     def count(self) -> int:
-        self.timeline.ensure_schema()
-        with self.timeline.engine.connect() as conn:
+        with self.timeline.read() as conn:
             return int(conn.execute(sa.select(sa.func.count())
                                     .select_from(heartbeats)).scalar() or 0)
 
     def pings(self, slug: str, limit: int = 20) -> list[dict[str, Any]]:
         p = heartbeat_pings
-        self.timeline.ensure_schema()
-        with self.timeline.engine.connect() as conn:
+        with self.timeline.read() as conn:
             return [dict(r._mapping) for r in conn.execute(
                 sa.select(p).where(p.c.slug == slug).order_by(p.c.id.desc()).limit(limit))]

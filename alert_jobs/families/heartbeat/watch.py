@@ -1,8 +1,9 @@
 """The alerting system watching itself: the dead-man ping and the instance-watch rules.
 
 Dagster itself sends no alert for a failed run, a failed asset check or a failed
-sensor/schedule tick (Dagster+ does); :mod:`sensors.instance_watch` turns each into an
-observation of one of the rules below, fed to the one engine like any other alert.
+sensor/schedule tick (Dagster+ does); :mod:`~alert_jobs.families.heartbeat.instance_watch`
+turns each into an observation of one of the rules below, fed to the one engine like any
+other alert.
 
 Who watches the watcher: every heartbeat sensor tick pings ``deadman_url`` (e.g. a
 Healthchecks check). When the daemon stops, the pings stop, and *that* service pages.

@@ -6,36 +6,16 @@ Reference: ``docs/quality.md``. ``FAMILY`` is this package's entry in the
 heavier modules (sources, Dagster) only when they are called.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
 from alert_jobs.families.quality.config import SECTION
-from alert_jobs.runtime.family import Family
-
-if TYPE_CHECKING:
-    import dagster as dg
-
-    from alert_jobs.config import RulesFile
-
-
-def _definitions(rules: RulesFile) -> dg.Definitions:
-    from alert_jobs.families.quality.definitions import build_definitions
-
-    return build_definitions(rules)
-
-
-def _register_cli(commands: Any) -> None:
-    from alert_jobs.families.quality.cli import register
-
-    register(commands)
-
+from alert_jobs.runtime.family import Family, lazy
 
 FAMILY = Family(
     name="quality",
+    package=__name__,
     description="how good the alerts are: actionable rate, times to ack and resolve, reviews",
     rules=SECTION,
-    definitions=_definitions,
-    register_cli=_register_cli,
+    definitions=lazy("alert_jobs.families.quality.definitions:build_definitions"),
+    register_cli=lazy("alert_jobs.families.quality.cli:register"),
+    http_routes=lazy("alert_jobs.families.quality.http:metrics_routes"),
     writes_timeline=False,
 )

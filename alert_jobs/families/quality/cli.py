@@ -70,6 +70,9 @@ def build_change(rule: RuleBase, sets: Mapping[str, str]) -> tuple[Change, Judge
     family = family_of(rule)
     keys = (*family.threshold_keys, *TIMING_KEYS)
     unknown = [k for k in sets if k not in keys]
+    if unknown and family.rejudge is None:
+        raise UsageError(f"rule {rule.name!r} is a {family.name} rule: only for= and "
+                         "keep_firing_for= can be backtested for it")
     if unknown:
         raise UsageError(f"--set cannot change {unknown[0]!r} (use {', '.join(keys)})")
     timing: dict[str, timedelta] = {}
@@ -99,8 +102,7 @@ def load_history(timeline: Timeline, rule: str, since: datetime
     from alert_jobs.store import schema
 
     ev, ep = schema.evaluations, schema.episodes
-    timeline.ensure_schema()
-    with timeline.engine.connect() as conn:
+    with timeline.read() as conn:
         evals = [StoredEvaluation(r.at, r.fingerprint, r.status, r.value) for r in conn.execute(
             sa.select(ev.c.at, ev.c.fingerprint, ev.c.status, ev.c.value)
             .where(ev.c.rule == rule, ev.c.at >= since).order_by(ev.c.fingerprint, ev.c.at,
@@ -165,14 +167,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 # ----- quality report / review ------------------------------------------------------
 
 
-def _rowstable(rows: list[QualityRow]) -> str:
+def _rows_table(rows: list[QualityRow]) -> str:
     body = [[r.day or "", r.rule, r.severity or "", str(r.fired), str(r.notifications),
              str(r.pages), fmt_rate(r.actionable_rate), fmt_rate(r.false_positive_rate),
              fmt_seconds(r.ack_p50), fmt_seconds(r.response_p50), fmt_seconds(r.resolve_p50),
              fmt_seconds(r.resolve_p90), str(r.flaps), str(r.duplicates)] for r in rows]
     return table(body, ["DAY", "RULE", "SEVERITY", "FIRED", "NOTIFIED", "PAGES", "ACTIONABLE",
-                         "FALSE POS.", "ACK P50", "RESPONSE P50", "RESOLVE P50", "RESOLVE P90",
-                         "FLAPS", "DUP."])
+                        "FALSE POS.", "ACK P50", "RESPONSE P50", "RESOLVE P50", "RESOLVE P90",
+                        "FLAPS", "DUP."])
 
 
 def cmd_quality_report(args: argparse.Namespace) -> int:
@@ -189,9 +191,8 @@ def cmd_quality_report(args: argparse.Namespace) -> int:
         start, end = parse_time(args.since, now), now
     by = tuple(args.by.split(",")) if args.by else ("rule", "severity")
     timeline = timeline_of(args)
-    timeline.ensure_schema()
     try:
-        with timeline.engine.connect() as conn:
+        with timeline.read() as conn:
             rows = quality_rows(conn, start, end, by=by, rule=args.rule)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -200,7 +201,7 @@ def cmd_quality_report(args: argparse.Namespace) -> int:
     elif not rows:
         print(f"no alert fired between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC")
     else:
-        print(_rowstable(rows))
+        print(_rows_table(rows))
     return EXIT_OK
 
 

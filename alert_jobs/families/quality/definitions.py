@@ -66,8 +66,7 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
                             alert_jobs: AlertJobsResource) -> dg.MaterializeResult:
         window = context.partition_time_window
         timeline = alert_jobs.timeline()
-        timeline.ensure_schema()
-        with timeline.engine.connect() as conn:
+        with timeline.read() as conn:
             rows = quality_rows(conn, window.start, window.end, by=("rule", "severity"))
             durations = overall_durations(conn, window.start, window.end)
         meta = _numbers(rows, durations)
@@ -90,7 +89,7 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
         timeline = alert_jobs.timeline()
         result = run_review(rules_now, timeline, month, run_id=context.run_id)
         start, end = month_bounds(month)
-        with timeline.engine.connect() as conn:
+        with timeline.read() as conn:
             durations = overall_durations(conn, start, end)
         rows = [r for r, _ in result.review.rows]
         meta = _numbers(rows, durations)

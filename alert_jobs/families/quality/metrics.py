@@ -1,5 +1,5 @@
 """The alerting system's own quality in the Prometheus text format (0.0.4), which
-``alert-jobs serve`` answers on ``GET /metrics`` (:mod:`alert_jobs.http.metrics`).
+``alert-jobs serve`` answers on ``GET /metrics`` (:mod:`alert_jobs.families.quality.http`).
 
 The guide's instruments, built from ``alert_episodes`` with two aggregate queries
 (no new dependency, no in-process state: every scrape reads the timeline, so any
@@ -50,8 +50,7 @@ def render(timeline: Timeline) -> str:
             cols.append(sa.func.sum(sa.case((value <= le, 1), else_=0)).label(f"{name}_{i}"))
         cols.append(sa.func.count(value).label(f"{name}_count"))
         cols.append(sa.func.sum(value).label(f"{name}_sum"))
-    timeline.ensure_schema()
-    with timeline.engine.connect() as conn:
+    with timeline.read() as conn:
         counter_rows = conn.execute(counters).all()
         hist = conn.execute(sa.select(*cols)).one()._mapping
 

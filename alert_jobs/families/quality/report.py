@@ -13,7 +13,6 @@ from datetime import timedelta
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from alert_jobs.core.html import escape
 from alert_jobs.families.quality.check import (
     MAX_RESOLVE,
     MIN_ACTIONABLE,
@@ -26,6 +25,7 @@ from alert_jobs.families.quality.check import (
     overall,
     recommend,
 )
+from alert_jobs.notify.html import escape
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,7 @@ class ReviewResult:
 def run_review(rules: RulesFile, timeline: Timeline, month: str, *, send: bool = True,
                out_dir: Path | None = None, run_id: str | None = None) -> ReviewResult:
     start, end = month_bounds(month)
-    timeline.ensure_schema()
-    with timeline.engine.connect() as conn:
+    with timeline.read() as conn:
         rows = quality_rows(conn, start, end, by=("rule",))
     q = rules.section(QualityConfig)
     review = build_review(month, rows, target=q.target_actionable,

@@ -7,46 +7,15 @@ Reference: ``docs/redis_quota.md``. ``FAMILY`` is this package's entry in the
 heavier modules (sources, Dagster) only when they are called.
 """
 
-from __future__ import annotations
-
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
 from alert_jobs.families.redis_quota.config import SECTION
-from alert_jobs.runtime.family import Family
-
-if TYPE_CHECKING:
-    import dagster as dg
-
-    from alert_jobs.config import RulesFile
-    from alert_jobs.runtime.evaluate import RuleOutcome
-    from alert_jobs.store import Timeline
-
-
-def _definitions(rules: RulesFile) -> dg.Definitions:
-    from alert_jobs.families.redis_quota.definitions import build_definitions
-
-    return build_definitions(rules)
-
-
-def _evaluate(rules: RulesFile, rule: Any, timeline: Timeline, *, now: datetime,
-              run_id: str | None) -> list[RuleOutcome]:
-    from alert_jobs.families.redis_quota.run import evaluate
-
-    return evaluate(rules, rule, timeline, now=now, run_id=run_id)
-
-
-def _register_cli(commands: Any) -> None:
-    from alert_jobs.families.redis_quota.cli import register
-
-    register(commands)
-
+from alert_jobs.runtime.family import Family, lazy
 
 FAMILY = Family(
     name="redis_quota",
+    package=__name__,
     description="Redis / Upstash command usage against a daily or monthly quota, and Redis health",
     rules=SECTION,
-    definitions=_definitions,
-    evaluate=_evaluate,
-    register_cli=_register_cli,
+    definitions=lazy("alert_jobs.families.redis_quota.definitions:build_definitions"),
+    evaluate=lazy("alert_jobs.families.redis_quota.run:evaluate"),
+    register_cli=lazy("alert_jobs.families.redis_quota.cli:register"),
 )

@@ -87,8 +87,7 @@ class RedisUsageStore:
         rate_span: timedelta = timedelta(hours=1), run_id: str | None = None,
     ) -> Recorded:
         t_smp = redis_samples
-        self.timeline.ensure_schema()
-        with self.timeline.engine.begin() as conn:
+        with self.timeline.tx() as conn:
             self._lock(conn, target)
             state = self._current_window(conn, target, window.start)
             step = advance(state, sample, window)
@@ -116,7 +115,7 @@ class RedisUsageStore:
 
     def _lock(self, conn: Connection, target: str) -> None:
         # SQLite: the transaction already holds the write lock (BEGIN IMMEDIATE).
-        if self.timeline.dialect == "postgresql":
+        if self.timeline.lock_rows():
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                          {"k": f"alert_jobs.redis:{target}"})
 

@@ -65,8 +65,7 @@ class DriftReferenceStore:
                 run_id: str | None = None) -> None:
         """Swap a segment's stored reference for ``slots`` (one transaction)."""
         t = drift_references
-        self.timeline.ensure_schema()
-        with self.timeline.engine.begin() as conn:
+        with self.timeline.tx() as conn:
             conn.execute(t.delete().where(t.c.rule == rule, t.c.segment == segment))
             if slots:
                 conn.execute(t.insert(), [{
@@ -80,11 +79,10 @@ class DriftReferenceStore:
              ) -> list[ReferenceSlot]:
         """The stored slots of one segment (all, or only ``slots``), in slot order."""
         t = drift_references
-        self.timeline.ensure_schema()
         query = sa.select(t).where(t.c.rule == rule, t.c.segment == segment)
         if slots is not None:
             query = query.where(t.c.slot.in_(slots))
-        with self.timeline.engine.connect() as conn:
+        with self.timeline.read() as conn:
             rows = conn.execute(query.order_by(t.c.slot)).all()
         return [ReferenceSlot(r.slot, Histogram.from_json(r.summary), r.window_start,
                               r.window_end, r.covered_seconds, r.settings, r.built_at)
@@ -93,8 +91,7 @@ class DriftReferenceStore:
     def segments(self, rule: str) -> dict[str, datetime]:
         """Segments with a stored reference, and when each was built."""
         t = drift_references
-        self.timeline.ensure_schema()
-        with self.timeline.engine.connect() as conn:
+        with self.timeline.read() as conn:
             rows = conn.execute(sa.select(t.c.segment, sa.func.max(t.c.built_at))
                                 .where(t.c.rule == rule).group_by(t.c.segment)).all()
         return {r[0]: schema.UTCDateTime().process_result_value(r[1], self.timeline.engine
@@ -104,9 +101,8 @@ class DriftReferenceStore:
     def forget(self, rule: str, keep: set[str] | None = None) -> int:
         """Drop a rule's stored references (except the segments in ``keep``)."""
         t = drift_references
-        self.timeline.ensure_schema()
         query = t.delete().where(t.c.rule == rule)
         if keep:
             query = query.where(t.c.segment.not_in(sorted(keep)))
-        with self.timeline.engine.begin() as conn:
+        with self.timeline.tx() as conn:
             return int(conn.execute(query).rowcount or 0)

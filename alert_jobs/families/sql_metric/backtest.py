@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from alert_jobs.core.model import Observation
-from alert_jobs.families.sql_metric.check import Bounds, judge
+from alert_jobs.families.sql_metric.check import Bounds, bounds_of, judge
 from alert_jobs.families.sql_metric.config import SqlMetricRule
-from alert_jobs.families.sql_metric.run import bounds_of
 from alert_jobs.runtime.family import Rejudge
 
 BOUND_KEYS = ("min", "max", "resolve_min", "resolve_max")

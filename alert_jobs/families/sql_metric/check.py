@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from alert_jobs.core.formatting import fmt_number
 from alert_jobs.core.model import Observation, Status
+from alert_jobs.families.sql_metric.config import SqlMetricRule
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class Bounds:
         lo = self.resolve_min if recovering and self.resolve_min is not None else self.min
         hi = self.resolve_max if recovering and self.resolve_max is not None else self.max
         return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def bounds_of(rule: SqlMetricRule) -> Bounds:
+    """The rule's expected range as :class:`Bounds`."""
+    e = rule.expect
+    return Bounds(e.min, e.max, e.resolve_min, e.resolve_max)
 
 
 def judge(

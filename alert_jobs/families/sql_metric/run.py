@@ -8,16 +8,11 @@ from alert_jobs.config import RulesFile, SecretMissingError, resolve
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.errors import SourceError
 from alert_jobs.core.model import Observation, error_observation, fingerprint
-from alert_jobs.families.sql_metric.check import Bounds, judge
+from alert_jobs.families.sql_metric.check import bounds_of, judge
 from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.families.sql_metric.source import query_number
 from alert_jobs.runtime.evaluate import RuleOutcome, process_observation, resolve_vanished
 from alert_jobs.store import Timeline, utcnow
-
-
-def bounds_of(rule: SqlMetricRule) -> Bounds:
-    e = rule.expect
-    return Bounds(e.min, e.max, e.resolve_min, e.resolve_max)
 
 
 def observe_sql_metric(rule: SqlMetricRule, *, now: datetime, was_firing: bool) -> Observation:

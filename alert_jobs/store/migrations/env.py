@@ -6,13 +6,15 @@ directly to write a new revision::
 
     alembic -c alert_jobs/store/migrations/alembic.ini revision -m "what it does"
 
-which uses ``$ALERT_JOBS_DATABASE_URL`` (or the default SQLite file).
+which uses ``$ALERT_JOBS_DATABASE_URL`` (or the default SQLite file), and numbers the new
+revision after the newest (then raise ``migrate.HEAD`` to it: a test checks they agree).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -34,9 +36,20 @@ def _all_tables() -> None:
             continue
 
 
+def _numbered(_migration: object, _revision: object, directives: list[Any]) -> None:
+    """New revisions are numbered after the newest (0007, 0008, …): the schema version
+    is that number (``alert_jobs.store.migrate``), so hex ids are never written."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(context.config).get_current_head()
+    for script in directives:
+        script.rev_id = f"{int(head or 0) + 1:04d}"
+
+
 def run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=schema.metadata,
-                      version_table=VERSION_TABLE, render_as_batch=True, compare_type=True)
+                      version_table=VERSION_TABLE, render_as_batch=True, compare_type=True,
+                      process_revision_directives=_numbered)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -84,7 +84,7 @@ def _token_ok(expected: SecretOrText | None, request: Request) -> bool:
 
 def ping_routes(get_timeline: Callable[[], Timeline],
                 get_rules: Callable[[], RulesFile]) -> list[Route]:
-    """The ping routes; ``create_app`` adds them with one line."""
+    """The ping routes: the family's ``http_routes`` hook (``alert-jobs serve`` adds them)."""
     cache = _RulesCache(get_rules)
 
     async def ping(request: Request) -> Response:

@@ -13,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from alert_jobs.config import RulesFile
 from alert_jobs.families.quality.metrics import CONTENT_TYPE, render
 from alert_jobs.store import Timeline
 
 
-def metrics_routes(get_timeline: Callable[[], Timeline]) -> list[Route]:
-    """Routes for :func:`alert_jobs.http.app.create_app`."""
+def metrics_routes(get_timeline: Callable[[], Timeline],
+                   get_rules: Callable[[], RulesFile] | None = None) -> list[Route]:
+    """The ``/metrics`` route: the family's ``http_routes`` hook (``alert-jobs serve``)."""
 
     async def metrics(request: Request) -> Response:
         try:
