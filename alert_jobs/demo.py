@@ -83,12 +83,11 @@ def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
 
     import sqlalchemy as sa
 
-    from alert_jobs import schema
-    from alert_jobs.engine import RulePolicy
-    from alert_jobs.model import Observation, Severity, Status
+    from alert_jobs.core.engine import RulePolicy
+    from alert_jobs.core.model import Observation, Severity, Status
+    from alert_jobs.store import schema
 
-    timeline.ensure_schema()
-    with timeline.engine.connect() as conn:
+    with timeline.read() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(schema.episodes)).scalar():
             return 0
     now = now or datetime.now(UTC)
@@ -105,18 +104,18 @@ def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
         policy = RulePolicy(rule=rule, severity=severity)
         at = start + timedelta(minutes=rng.randint(0, 600))
         while at < now - timedelta(hours=2):
-            fp = timeline.process(Observation(rule, Status.ALERT, labels, bad), policy,
-                                  now=at).decision.record.fingerprint
-            timeline.process(Observation(rule, Status.ALERT, labels, bad), policy,
-                             now=at + timedelta(minutes=10))
+            fp = timeline.alerts.process(Observation(rule, Status.ALERT, labels, bad), policy,
+                                         now=at).decision.record.fingerprint
+            timeline.alerts.process(Observation(rule, Status.ALERT, labels, bad), policy,
+                                    now=at + timedelta(minutes=10))
             if attended:
                 outcome = "actionable" if rng.random() < 0.8 else "false-positive"
-                timeline.ack(fp, by="demo", outcome=outcome,
-                             now=at + timedelta(minutes=rng.randint(2, 20)))
+                timeline.actions.ack(fp, by="demo", outcome=outcome,
+                                     now=at + timedelta(minutes=rng.randint(2, 20)))
             resolve = timedelta(minutes=rng.randint(15, 90) if attended else rng.randint(12, 25))
             for after in (resolve, resolve + timedelta(minutes=6)):
-                timeline.process(Observation(rule, Status.OK, labels, good), policy,
-                                 now=at + after)
+                timeline.alerts.process(Observation(rule, Status.OK, labels, good), policy,
+                                        now=at + after)
             written += 1
             gap = every * rng.uniform(0.5, 1.5)
             if not attended and rng.random() < 0.2:
@@ -124,7 +123,7 @@ def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
             at += resolve + gap
     # The past was "sent" back then: mark its notifications delivered, so starting the
     # demo does not replay a month of pages to the console.
-    with timeline.engine.begin() as conn:
+    with timeline.tx() as conn:
         conn.execute(schema.outbox.update()
                      .where(schema.outbox.c.delivered_at.is_(None),
                             schema.outbox.c.created_at < now - timedelta(hours=1))
@@ -207,7 +206,7 @@ if __name__ == "__main__":  # pragma: no cover - used by `make run`
     else:
         target = sys.argv[1] if len(sys.argv) > 1 else ".dagster_home/demo.db"
         print(f"demo data written to {seed(target)}")
-        from alert_jobs.timeline import Timeline
+        from alert_jobs.store import Timeline
 
         episodes = seed_quality_history(Timeline())
         if episodes:

@@ -2,7 +2,9 @@
 
 The client never raises into the caller's job and waits at most ``timeout`` seconds:
 monitoring must not be the reason a backup fails. It returns whether the ping was
-accepted, and logs (without the token) why not.
+accepted, and logs (without the token) why not. It needs only httpx: importing it costs a
+job nothing else (an import-linter contract keeps it so), which is why it sits here and
+not in the heartbeat family's package.
 
     from alert_jobs.heartbeat import monitored
 

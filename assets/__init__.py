@@ -1,1 +1,17 @@
-"""Dagster assets and asset checks, one module per check family."""
+"""The code location's Dagster jobs that belong to no single check family.
+
+These are the launchpad jobs an operator runs from the Dagster UI (ack, snooze,
+silence, deliver, test a receiver). Each family's own assets, checks, schedules and
+sensors are in its package (``alert_jobs/families/<family>/definitions.py``).
+
+This folder is the ``alert_jobs.assets`` package (``alert_jobs/assets`` is a link to
+it), so installing alert-jobs adds no top-level ``assets`` package to site-packages.
+"""
+
+import dagster as dg
+
+from alert_jobs.assets.operator_jobs import definitions as operator_definitions
+
+
+def definitions() -> dg.Definitions:
+    return operator_definitions()

@@ -1,6 +1,8 @@
 """Jobs an operator launches from the Dagster UI with launchpad config: ack, snooze,
-silence, and outbox delivery. They do exactly what the CLI does, through the same
-timeline methods, and record the Dagster run id on the event.
+silence, test a receiver, and outbox delivery (``deliver_outbox_job``, which sensors
+request too, is defined in :mod:`alert_jobs.runtime.delivery_job`). They do exactly what
+the CLI does, through the same timeline methods, and record the Dagster run id on the
+event.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at
@@ -11,13 +13,14 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from alert_jobs.durations import parse_duration
-from alert_jobs.model import AckOutcome, Matcher
-from alert_jobs.notify.testing import send_test
-from alert_jobs.resources import AlertJobsResource
-from alert_jobs.runner import ack_alert as ack_and_notify
-from alert_jobs.runner import deliver
-from alert_jobs.timeline import TimelineError, utcnow
+from alert_jobs.core.durations import parse_duration
+from alert_jobs.core.model import AckOutcome, Matcher
+from alert_jobs.runtime.actions import ack_alert as ack_and_notify
+from alert_jobs.runtime.actions import send_test
+from alert_jobs.runtime.deliver import deliver
+from alert_jobs.runtime.delivery_job import deliver_outbox_job
+from alert_jobs.runtime.resources import AlertJobsResource
+from alert_jobs.store import TimelineError, utcnow
 
 
 class AckConfig(dg.Config):
@@ -55,7 +58,7 @@ def ack_alert(context: dg.OpExecutionContext, config: AckConfig,
     rules = alert_jobs.load_rules()
     try:
         outcome = str(AckOutcome(config.outcome)) if config.outcome else None
-        alerts = [a for a in timeline.resolve_target(config.target) if a.state.is_active]
+        alerts = [a for a in timeline.alerts.resolve_target(config.target) if a.state.is_active]
         if not alerts:
             raise TimelineError(f"nothing to ack: no firing alert matches {config.target!r}")
         for alert in alerts:
@@ -73,9 +76,9 @@ def snooze_alert(context: dg.OpExecutionContext, config: SnoozeConfig,
     timeline = alert_jobs.timeline()
     try:
         until = utcnow() + _positive(config.duration)
-        for alert in timeline.resolve_target(config.target):
-            timeline.snooze(alert.fingerprint, until=until, by=config.by, note=config.note,
-                            source="dagster", run_id=context.run_id)
+        for alert in timeline.alerts.resolve_target(config.target):
+            timeline.actions.snooze(alert.fingerprint, until=until, by=config.by, note=config.note,
+                                    source="dagster", run_id=context.run_id)
             context.log.info(f"snoozed {alert.rule} [{alert.fingerprint[:8]}] until {until}")
     except (TimelineError, ValueError) as exc:
         raise _fail(exc) from None
@@ -86,20 +89,12 @@ def silence_alerts(context: dg.OpExecutionContext, config: SilenceConfig,
                    alert_jobs: AlertJobsResource) -> None:
     try:
         matchers = [Matcher.parse(m) for m in config.matchers]
-        silence = alert_jobs.timeline().add_silence(
+        silence = alert_jobs.timeline().silences.add(
             matchers, ends_at=utcnow() + _positive(config.duration), created_by=config.by,
             comment=config.comment, source="dagster", run_id=context.run_id)
     except (TimelineError, ValueError) as exc:
         raise _fail(exc) from None
     context.log.info(f"created {silence.describe()}")
-
-
-@dg.op(description="Deliver every due notification in the outbox (retries included).")
-def deliver_outbox(context: dg.OpExecutionContext, alert_jobs: AlertJobsResource) -> None:
-    report = deliver(alert_jobs.load_rules(), alert_jobs.timeline(), run_id=context.run_id)
-    context.log.info(f"delivery: {report}")
-    for error in report.errors:
-        context.log.warning(error)
 
 
 class NotifyTestConfig(dg.Config):
@@ -143,12 +138,6 @@ def silence_alerts_job() -> None:
     silence_alerts()
 
 
-@dg.job(description="Deliver due notifications from the outbox.",
-        tags={"alert_jobs/kind": "delivery"})
-def deliver_outbox_job() -> None:
-    deliver_outbox()
-
-
 @dg.job(description="Send a test notification through a receiver (launchpad: receiver).")
 def notify_test_job() -> None:
     notify_test()
@@ -156,3 +145,8 @@ def notify_test_job() -> None:
 
 OPERATOR_JOBS = [ack_alert_job, snooze_alert_job, silence_alerts_job, deliver_outbox_job,
                  notify_test_job]
+
+
+def definitions() -> dg.Definitions:
+    """The operator jobs, for the code location."""
+    return dg.Definitions(jobs=OPERATOR_JOBS)

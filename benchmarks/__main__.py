@@ -9,6 +9,7 @@ import httpx
 import redis
 
 from benchmarks import (
+    cli_bench,
     delivery_bench,
     drift_bench,
     heartbeat_bench,
@@ -50,6 +51,8 @@ def main() -> int:
     timeline_bench.write_results(report)
     print(f"\nwrote {timeline_bench.RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
     heartbeat_failed = heartbeat_bench.main([])  # prints, writes results/heartbeat.json
+    print()
+    cli_bench.main([])  # prints, writes results/cli.json
     return 1 if (failed or redis_failed or delivery_failed or drift_failed
                  or heartbeat_failed) else 0
 

@@ -11,7 +11,7 @@ one after another over one ``httpx.Client``, no database, measured in the same r
 
    * ``deliver_due(timeline, {"hook": WebhookReceiver(...)}, limit=500,
      concurrency=16)`` on a fresh SQLite timeline whose rows were queued (untimed) with
-     ``Timeline.enqueue(receiver, "firing", dedup_key, sample_group(...))``: claim →
+     ``timeline.outbox.enqueue(receiver, "firing", dedup_key, sample_group(...))``: claim →
      send → mark, end to end;
    * ``send_all`` alone (concurrency 16), no database: the sending part of
      ``deliver_due``, so the database's share shows separately;
@@ -66,11 +66,13 @@ from typing import Any
 
 import httpx
 
+from alert_jobs.config import WebhookReceiverConfig
 from alert_jobs.notify.base import Receiver
 from alert_jobs.notify.contract import sample_group
-from alert_jobs.notify.outbox import BACKOFF_BASE, DEFAULT_DEADLINE, deliver_due, send_all
+from alert_jobs.notify.send import BACKOFF_BASE, DEFAULT_DEADLINE, send_all
 from alert_jobs.notify.webhook import WebhookReceiver
-from alert_jobs.timeline import OutboxItem, Timeline
+from alert_jobs.runtime.deliver import deliver_due
+from alert_jobs.store import OutboxItem, Timeline
 from benchmarks.timeline_bench import (
     BenchmarkError,
     Comparison,
@@ -194,8 +196,9 @@ def _check_receiver(stats: dict[str, Any], ok: int, rejected: int = 0) -> None:
 # ----- the workload --------------------------------------------------------------
 
 
-def _receivers(url: str) -> dict[str, Receiver]:
-    return {RECEIVER: WebhookReceiver(name=RECEIVER, url=url)}
+def _receivers(url: str) -> dict[str, Receiver[Any]]:
+    return {RECEIVER: WebhookReceiver(WebhookReceiverConfig(name=RECEIVER, type="webhook",
+                                                            url=url))}
 
 
 def _keys(tag: str, n: int) -> list[str]:
@@ -211,7 +214,7 @@ def _item(key: str, i: int) -> OutboxItem:
     return OutboxItem(i, RECEIVER, KIND, key, _payload(key), 0, None, None, "bench")
 
 
-def _bodies(receivers: dict[str, Receiver], keys: list[str]) -> list[Any]:
+def _bodies(receivers: dict[str, Receiver[Any]], keys: list[str]) -> list[Any]:
     receiver = receivers[RECEIVER]
     return [receiver.render(_payload(key)) for key in keys]  # type: ignore[arg-type]
 
@@ -226,7 +229,7 @@ def _enqueue(timeline: Timeline, keys: list[str], now: datetime | None = None) -
     """Queue one outbox row per key (payloads built one at a time); returns seconds."""
     start = time.perf_counter()
     for key in keys:
-        if timeline.enqueue(RECEIVER, KIND, key, _payload(key), now=now) is None:
+        if timeline.outbox.enqueue(RECEIVER, KIND, key, _payload(key), now=now) is None:
             raise BenchmarkError(f"enqueue of {key} was dropped as a duplicate")
     return time.perf_counter() - start
 
@@ -340,7 +343,7 @@ def bench_throughput(rx: LocalReceiver, tmp: Path, delay_ms: float, messages: in
             _check_receiver(stats, messages * len(names))
             receiver_cpu_s += stats["cpu_s"] - before["cpu_s"]
             receiver_sys_s += stats["sys_cpu_s"] - before["sys_cpu_s"]
-            if timeline.outbox_rows(pending_only=True):
+            if timeline.outbox.rows(pending_only=True):
                 raise BenchmarkError("outbox not empty after delivering every block")
         finally:
             timeline.dispose()
@@ -413,7 +416,7 @@ def full_run(kind: str, url: str, messages: int) -> dict[str, Any]:
                 result["cpu_s"] = time.process_time() - cpu
                 peak = _peak_rss_mib()
                 result.update(deliver_due_calls=calls, sent=sent,
-                              pending_after=len(timeline.outbox_rows(pending_only=True)))
+                              pending_after=len(timeline.outbox.rows(pending_only=True)))
             finally:
                 timeline.dispose()
         elif kind == "sequential":
@@ -556,7 +559,7 @@ def bench_retry_after(rx: LocalReceiver, tmp: Path, base_delay: timedelta, messa
                                      base_delay=base_delay, now=clock)
                 rounds.append({"at_s": (clock.now - T0).total_seconds(), "sent": report.sent,
                                "retrying": report.retrying, "failed": report.failed})
-                pending = timeline.outbox_rows(pending_only=True)
+                pending = timeline.outbox.rows(pending_only=True)
                 if not pending or report.failed or len(rounds) >= MAX_ROUNDS:
                     break
                 # the next sensor tick at which something is due (idle ticks skipped)
@@ -564,10 +567,10 @@ def bench_retry_after(rx: LocalReceiver, tmp: Path, base_delay: timedelta, messa
                 tick = T0 + math.ceil((due - T0) / SENSOR_TICK) * SENSOR_TICK
                 clock.now = max(tick, clock.now + SENSOR_TICK)
         real_s = time.perf_counter() - real_start
-        rows = timeline.outbox_rows()
+        rows = timeline.outbox.rows()
         limit = 10 * (messages + reject_first)
-        failures = timeline.events(kinds=["notification_failed"], limit=limit)
-        sent_events = timeline.events(kinds=["notification_sent"], limit=limit)
+        failures = timeline.events.list(kinds=["notification_failed"], limit=limit)
+        sent_events = timeline.events.list(kinds=["notification_sent"], limit=limit)
     finally:
         timeline.dispose()
     stats = rx.stats()

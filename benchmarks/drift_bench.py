@@ -119,7 +119,7 @@ class Result:
 
 
 def pg_engine(url: str) -> sa.Engine:
-    from alert_jobs.urls import driver_url
+    from alert_jobs.store.urls import driver_url
 
     return sa.create_engine(driver_url(url))
 
@@ -191,12 +191,13 @@ def _child_check(url: str, table: str, timeline_url: str, reps: int) -> dict[str
     import logging
 
     from alert_jobs.config import parse_rules
-    from alert_jobs.drift_check import check_segments
-    from alert_jobs.timeline import Timeline
+    from alert_jobs.families.score_drift.config import ScoreDriftRule
+    from alert_jobs.families.score_drift.run import check_segments
+    from alert_jobs.store import Timeline
 
     logging.disable(logging.WARNING)  # the console receiver is not part of the check
     rules = parse_rules(rules_yaml(url, table))
-    rule = rules.checks.score_drift[0]
+    rule = rules.rules_of(ScoreDriftRule)[0]
     timeline = Timeline(timeline_url)
     segments = ["churn-v1", "fraud-v3"]
     check_segments(rules, rule, timeline, segments, now=END)  # warm-up (connections, caches)
@@ -273,8 +274,9 @@ def _in_fresh_process(fn: Any, *args: Any) -> dict[str, Any]:
 
 def bench_database(url: str, size: Sizes) -> tuple[Result, dict[str, Any]]:
     from alert_jobs.config import parse_rules
-    from alert_jobs.drift_check import build_references
-    from alert_jobs.timeline import Timeline
+    from alert_jobs.families.score_drift.config import ScoreDriftRule
+    from alert_jobs.families.score_drift.run import build_references
+    from alert_jobs.store import Timeline
 
     print(f"preparing {SCHEMA}.{size.table} ({size.rows:,} rows) …", file=sys.stderr,
           flush=True)
@@ -282,7 +284,7 @@ def bench_database(url: str, size: Sizes) -> tuple[Result, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="alert-jobs-drift-bench-") as tmp:
         timeline_url = f"sqlite:///{Path(tmp) / 'timeline.db'}"
         rules = parse_rules(rules_yaml(url, size.table))
-        rule = rules.checks.score_drift[0]
+        rule = rules.rules_of(ScoreDriftRule)[0]
         started = time.perf_counter()
         builds = build_references(rule, Timeline(timeline_url), ["churn-v1", "fraud-v3"],
                                   now=END)
@@ -316,7 +318,7 @@ def bench_database(url: str, size: Sizes) -> tuple[Result, dict[str, Any]]:
 def bench_memory(size: Sizes) -> list[Result]:
     from scipy import stats
 
-    from alert_jobs.checks.drift import Grid, compare, histogram_from_values
+    from alert_jobs.families.score_drift.check import Grid, compare, histogram_from_values
 
     rng = np.random.default_rng(1)
     ref = rng.beta(2, 5, size.ref_n)

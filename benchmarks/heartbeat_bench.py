@@ -35,10 +35,10 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from alert_jobs import schema
 from alert_jobs.config import parse_rules
-from alert_jobs.heartbeat_monitor import evaluate_due
-from alert_jobs.timeline import Timeline, safe_url
+from alert_jobs.families.heartbeat.run import evaluate_due
+from alert_jobs.families.heartbeat.store import heartbeats as heartbeats_table
+from alert_jobs.store import Timeline, safe_url, schema
 from benchmarks.timeline_bench import (
     TEST_DATABASE_URL_ENV,
     postgres_database,
@@ -68,8 +68,8 @@ def make_app() -> Any:
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
-    from alert_jobs.resources import shared_timeline
-    from alert_jobs.server import create_app
+    from alert_jobs.http.app import create_app
+    from alert_jobs.store import shared_timeline
 
     rules = parse_rules(RULES)
     app = create_app(lambda: shared_timeline(os.environ["ALERT_JOBS_DATABASE_URL"]),
@@ -170,7 +170,7 @@ def bench_pings(db_url: str, backend: str, p: dict[str, int]) -> dict[str, Any]:
 def _fill(timeline: Timeline, n: int, overdue: int, now: datetime) -> None:
     """``n`` auto-created-style checks, last pinged recently; ``overdue`` of them past
     their deadline."""
-    t = schema.heartbeats
+    t = heartbeats_table
     with timeline.engine.begin() as conn:
         conn.execute(t.delete())
         batch = []
@@ -203,7 +203,7 @@ def _fill(timeline: Timeline, n: int, overdue: int, now: datetime) -> None:
 def _full_scan(timeline: Timeline) -> float:
     start = time.perf_counter()
     with timeline.engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.heartbeats)).all()
+        rows = conn.execute(sa.select(heartbeats_table)).all()
     assert rows
     return time.perf_counter() - start
 

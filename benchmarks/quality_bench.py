@@ -6,7 +6,7 @@ flap now and then, resolve, resolve notification and delivery) with the
 ``alert_episodes`` rows the timeline keeps alongside, bulk-loaded (``executemany`` on
 SQLite, ``COPY`` on PostgreSQL). Then, in the same run and on the same database:
 
-* **measured**: :func:`alert_jobs.quality.rollup.quality_rows` for the whole 30 days
+* **measured**: :func:`alert_jobs.families.quality.rollup.quality_rows` for the whole 30 days
   (two SQL statements over ``alert_episodes``), per day, rule and severity (the daily
   assets' grouping, all 30 days at once) and per rule and severity (the monthly one);
 * **baseline**: what you would do without it: ``pd.read_sql`` of every event, rebuild
@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alert_jobs import schema
-from alert_jobs.quality.rollup import quality_rows
-from alert_jobs.timeline import Timeline, make_engine, safe_url
+from alert_jobs.families.quality.rollup import quality_rows
+from alert_jobs.store import Timeline, make_engine, safe_url, schema
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "quality.json"

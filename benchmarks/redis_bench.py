@@ -41,9 +41,10 @@ from typing import Any
 
 import redis
 
-from alert_jobs.config import RedisQuotaTarget, RulesFile, parse_rules
-from alert_jobs.redis_check import TargetResult, check_target, check_targets
-from alert_jobs.timeline import Timeline
+from alert_jobs.config import RulesFile, parse_rules
+from alert_jobs.families.redis_quota.config import RedisQuotaTarget
+from alert_jobs.families.redis_quota.run import TargetResult, check_target, check_targets
+from alert_jobs.store import Timeline
 from benchmarks.latency_proxy import latency_proxy
 from benchmarks.timeline_bench import BenchmarkError, Comparison, _spread, aligned_table
 
@@ -314,7 +315,7 @@ def bench_redis_checks(binary: str, rtt_ms: float = 0.0) -> Comparison:
                      for s in servers]
             urls = [f"redis://127.0.0.1:{p}/0" for p in ports]
         rules = parse_rules(rules_yaml(urls), "<redis benchmark>")
-        targets = list(rules.checks.redis_quota)
+        targets = rules.rules_of(RedisQuotaTarget)
         version = servers[0].reader.info("server")["redis_version"]
 
         with fresh_timeline() as timeline:  # warm-up: imports, thread pool, connections

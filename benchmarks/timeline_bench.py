@@ -8,7 +8,7 @@ machine; the ratios are what to compare between runs and commits.
 1. ``engine.evaluate`` re-evaluating a firing alert that needs no notification,
    against ``dataclasses.replace`` of an ``AlertRecord`` (the least any state
    update costs).
-2. ``Timeline.process`` over a fixed workload (1,000 evaluations of 100
+2. ``timeline.alerts.process`` over a fixed workload (1,000 evaluations of 100
    fingerprints, a mix of ok and alert) on SQLite, and on PostgreSQL when
    ``$TEST_DATABASE_URL`` is set, against a "bare write transaction": one
    transaction per evaluation that only INSERTs one row into a scratch table.
@@ -44,10 +44,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from alert_jobs import schema
-from alert_jobs.engine import RulePolicy, evaluate
-from alert_jobs.model import AlertRecord, AlertState, Observation, Severity, Status
-from alert_jobs.timeline import Timeline, make_engine, safe_url
+from alert_jobs.core.engine import RulePolicy, evaluate
+from alert_jobs.core.model import AlertRecord, AlertState, Observation, Severity, Status
+from alert_jobs.store import Timeline, make_engine, safe_url, schema
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -295,7 +294,7 @@ def _time_process(timeline: Timeline, work: list[tuple[Observation, datetime]],
     # what process() itself holds.
     start = time.perf_counter()
     for obs, now in work:
-        result = timeline.process(obs, policy, now=now, run_id=RUN_ID, message=MESSAGE)
+        result = timeline.alerts.process(obs, policy, now=now, run_id=RUN_ID, message=MESSAGE)
         stats.events += len(result.decision.events)
         stats.outbox_rows += len(result.outbox_ids)
         state = str(result.decision.record.state)
@@ -309,7 +308,7 @@ def _maxrss_mib() -> float:
 
 
 def bench_timeline(url: str, backend: str) -> Comparison:
-    """Timeline.process vs bare write transactions, on the database at ``url``."""
+    """timeline.alerts.process vs bare write transactions, on the database at ``url``."""
     work = _workload()
     policy = _policy()
     scratch_rows = [{"at": now, "fingerprint": obs.fingerprint, "value": obs.value}
@@ -384,7 +383,7 @@ def bench_timeline(url: str, backend: str) -> Comparison:
         },
         "server": server,
     }
-    return Comparison(f"Timeline.process [{backend}]", backend, TIMELINE_EVALUATIONS,
+    return Comparison(f"timeline.alerts.process [{backend}]", backend, TIMELINE_EVALUATIONS,
                       [r.seconds for r in runs], "bare write transaction", len(scratch_rows),
                       baseline, extra)
 
@@ -559,7 +558,7 @@ def run() -> tuple[list[Comparison], dict[str, str], bool]:
 
     step("engine.evaluate", bench_engine)
     with sqlite_database() as url:
-        step("Timeline.process on SQLite", lambda: bench_timeline(url, "sqlite"))
+        step("timeline.alerts.process on SQLite", lambda: bench_timeline(url, "sqlite"))
 
     pg_url = os.environ.get(TEST_DATABASE_URL_ENV)
     if not pg_url:
@@ -567,7 +566,7 @@ def run() -> tuple[list[Comparison], dict[str, str], bool]:
     else:
         try:
             with postgres_database(pg_url) as url:
-                step(f"Timeline.process on PostgreSQL ({safe_url(pg_url)})",
+                step(f"timeline.alerts.process on PostgreSQL ({safe_url(pg_url)})",
                      lambda: bench_timeline(url, "postgresql"))
         except sa.exc.OperationalError as exc:
             skipped["postgresql"] = f"cannot connect to {safe_url(pg_url)}: {exc.orig or exc}"

@@ -9,14 +9,13 @@ transaction guards against double steps), and requests a delivery run when it di
 
 import dagster as dg
 
-from alert_jobs.resources import AlertJobsResource
-from alert_jobs.runner import escalate_due
-from alert_jobs.timeline import utcnow
-from assets.operator_jobs import deliver_outbox_job
+from alert_jobs.runtime.actions import escalate_due
+from alert_jobs.runtime.resources import DELIVERY_JOB, AlertJobsResource
+from alert_jobs.store import utcnow
 
 
 @dg.sensor(
-    job=deliver_outbox_job,
+    job_name=DELIVERY_JOB,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Escalates firing alerts nobody acked, per the routes' escalation steps.",

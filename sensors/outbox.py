@@ -9,20 +9,19 @@ limit; the sending happens in the run.
 
 import dagster as dg
 
-from alert_jobs.resources import AlertJobsResource
-from alert_jobs.timeline import utcnow
-from assets.operator_jobs import deliver_outbox_job
+from alert_jobs.runtime.resources import DELIVERY_JOB, AlertJobsResource
+from alert_jobs.store import utcnow
 
 
 @dg.sensor(
-    job=deliver_outbox_job,
+    job_name=DELIVERY_JOB,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches deliver_outbox_job when notifications are due (retries included).",
 )
 def outbox_retry_sensor(context: dg.SensorEvaluationContext,
                         alert_jobs: AlertJobsResource) -> dg.SensorResult | dg.SkipReason:
-    due = alert_jobs.timeline().due_count()
+    due = alert_jobs.timeline().outbox.due_count()
     if due == 0:
         return dg.SkipReason("outbox empty: nothing due")
     # One run per minute at most: the run key is the minute, so a slow run is not doubled.

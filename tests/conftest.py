@@ -146,6 +146,8 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             answer = receiver.next_answer()
             rec = Recorded("POST", self.path, dict(self.headers.items()), body)
+            with receiver.lock:  # every request that arrived, answered or not (0)
+                receiver.requests.append(rec)
             if answer == "close":
                 self.close_connection = True
                 self.connection.close()
@@ -155,8 +157,6 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
                 return
             status, headers = answer if isinstance(answer, tuple) else (answer, {})
             rec.answered = status
-            with receiver.lock:
-                receiver.requests.append(rec)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
@@ -313,3 +313,18 @@ def served_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# ----- receivers, built the way deliveries build them ---------------------------------
+
+
+def make_receiver(type_: str, **fields: Any) -> Any:
+    """A live receiver from its rules-file config (``timeout="5s"``, secrets as text or
+    ``{"env": NAME}``), through the same registry a delivery uses."""
+    from pydantic import TypeAdapter
+
+    from alert_jobs.config import ReceiverConfig
+    from alert_jobs.notify.registry import build_receiver
+
+    config = TypeAdapter(ReceiverConfig).validate_python({"type": type_, **fields})
+    return build_receiver(config)

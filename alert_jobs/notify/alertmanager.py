@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import Field
 
+from alert_jobs.config import AlertmanagerReceiverConfig
 from alert_jobs.notify.base import DeliveryError, Receiver, post_json
 from alert_jobs.notify.contract import AlertMessage, GroupMessage
 
@@ -23,16 +23,13 @@ from alert_jobs.notify.contract import AlertMessage, GroupMessage
 _ANNOTATIONS = ("summary", "description", "why", "first_steps", "runbook_url", "dashboard_url")
 
 
-class AlertmanagerReceiver(Receiver):
+class AlertmanagerReceiver(Receiver[AlertmanagerReceiverConfig]):
     """Posts the group's alerts to ``{url}/api/v2/alerts``.
 
     ``url`` (the Alertmanager base URL, e.g. ``http://am:9093``) and ``headers`` (e.g.
     an ``Authorization`` for a proxy in front of it) are treated as secrets: out of
     ``repr`` and out of errors.
     """
-
-    url: str = Field(repr=False, description="Alertmanager base URL, e.g. http://am:9093")
-    headers: dict[str, str] = Field(default={}, repr=False)
 
     def render(self, group: GroupMessage) -> list[dict[str, Any]]:
         """The ``postableAlerts`` body: one entry per alert, empty fields left out."""
@@ -44,8 +41,10 @@ class AlertmanagerReceiver(Receiver):
         if not body:
             return
         try:
-            await post_json(http, f"{self.url.rstrip('/')}/api/v2/alerts", body,
-                            timeout=self.timeout_seconds, headers=dict(self.headers))
+            url = self.secret(self.config.url).rstrip("/")
+            headers = {k: self.secret(v) for k, v in self.config.headers.items()}
+            await post_json(http, f"{url}/api/v2/alerts", body, timeout=self.timeout_seconds,
+                            headers=headers)
         except DeliveryError as exc:
             raise DeliveryError(f"Alertmanager: {exc.message}", permanent=exc.permanent,
                                 retry_after=exc.retry_after, status=exc.status) from None

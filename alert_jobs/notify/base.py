@@ -1,26 +1,39 @@
 """The one small interface every receiver implements, and how HTTP failures are classified.
 
-A receiver is a Dagster ``ConfigurableResource`` (so it can be configured in Python with
-``dg.EnvVar`` secrets and shows up in the UI), with two methods:
+A receiver is a plain class built from its one config model (``receivers:`` in the
+rules file, :mod:`alert_jobs.config.receivers`), with two methods:
 
 * :meth:`Receiver.render` — the wire body for one :class:`GroupMessage`, pure, limits
   enforced (golden tests pin it);
 * :meth:`Receiver.deliver` — send it, on a shared ``httpx.AsyncClient`` whose pool bounds
   concurrency; raise :class:`DeliveryError` on failure.
+
+Secrets stay env references in the config and are resolved by :meth:`Receiver.secret`
+at the moment of sending; an unset variable fails that send retryably (nothing is lost
+while someone sets it) with a message naming the variable, never a value.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
-from dagster import ConfigurableResource
 
+from alert_jobs.config import (
+    ReceiverBase,
+    SecretMissingError,
+    SecretOrText,
+    env_refs,
+    resolve,
+)
 from alert_jobs.notify.contract import GroupMessage
+
+C = TypeVar("C", bound=ReceiverBase)
 
 #: 401/403/404/410: the receiver's address or credentials are wrong; retrying cannot help.
 PERMANENT_STATUSES = frozenset({401, 403, 404, 410})
@@ -31,7 +44,7 @@ RETRY_AFTER_CAP_SECONDS = 3600.0
 class DeliveryError(Exception):
     """A send that did not succeed.
 
-    ``permanent`` means retrying cannot help (401/403/404, a missing secret);
+    ``permanent`` means retrying cannot help (401/403/404/410, another 4xx but 408/429);
     ``retry_after`` is the receiver's own wait in seconds (HTTP ``Retry-After``).
     ``message`` must never contain a secret (URL, token): callers store it.
     """
@@ -45,16 +58,44 @@ class DeliveryError(Exception):
         return self.message
 
 
-class Receiver(ConfigurableResource):
-    """Base class of every receiver. ``name`` is how rules and routes refer to it.
+class Receiver(Generic[C]):
+    """Base class of every receiver, built from its config model ``C``.
 
-    Secret fields (URLs with tokens, keys, passwords) are declared with
-    ``Field(repr=False)`` so that logging a receiver never prints them.
+    ``name`` is how rules and routes refer to it. ``repr`` shows the type and name only:
+    logging a receiver never prints an address or a key.
     """
 
-    name: str
-    send_resolved: bool = True
-    timeout_seconds: float = 10.0
+    #: ``send_resolved`` when the config leaves it unset (email: false, as Alertmanager).
+    default_send_resolved: ClassVar[bool] = True
+
+    def __init__(self, config: C):
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def send_resolved(self) -> bool:
+        configured = self.config.send_resolved
+        return self.default_send_resolved if configured is None else configured
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.config.timeout.total_seconds()
+
+    def secret(self, value: SecretOrText) -> str:
+        """The value of a secret field now; an unset env variable fails this send
+        retryably, naming every variable of this receiver that is unset."""
+        try:
+            return resolve(value)
+        except SecretMissingError:
+            missing = [n for n in env_refs(self.config) if not os.environ.get(n)]
+            raise DeliveryError(f"receiver {self.name!r} unavailable: environment "
+                                f"variable {', '.join(missing)} is not set") from None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
 
     def wants(self, group: GroupMessage) -> bool:
         """Whether this receiver sends ``group`` at all. Resolved groups follow

@@ -6,6 +6,7 @@ import logging
 
 import httpx
 
+from alert_jobs.config import ConsoleReceiverConfig
 from alert_jobs.notify.base import Receiver
 from alert_jobs.notify.contract import GroupMessage
 from alert_jobs.notify.render import render_group_text
@@ -13,10 +14,11 @@ from alert_jobs.notify.render import render_group_text
 log = logging.getLogger("alert_jobs.console")
 
 
-class ConsoleReceiver(Receiver):
+class ConsoleReceiver(Receiver[ConsoleReceiverConfig]):
     """Logs each notification; the default receiver, so a fresh install shows alerts."""
 
-    name: str = "console"
+    def __init__(self, config: ConsoleReceiverConfig | None = None):
+        super().__init__(config or ConsoleReceiverConfig(name="console", type="console"))
 
     def render(self, group: GroupMessage) -> str:
         return render_group_text(group)

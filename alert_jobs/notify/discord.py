@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 import httpx
-from pydantic import Field
 
+from alert_jobs.config import DiscordReceiverConfig
 from alert_jobs.notify.base import Receiver, post_json, truncate
 from alert_jobs.notify.contract import (
     LINK_ACTIONS,
@@ -49,11 +49,8 @@ COLOURS = {"resolved": 0x2EB67D, "critical": 0xE01E5A, "warning": 0xECB22E, "inf
 
 
 
-class DiscordReceiver(Receiver):
+class DiscordReceiver(Receiver[DiscordReceiverConfig]):
     """Posts one message per group to a Discord channel webhook."""
-
-    #: The webhook URL holds the token: kept out of ``repr`` (and so out of logs).
-    webhook_url: str = Field(repr=False, description="Discord webhook URL (a secret).")
 
     def render(self, group: GroupMessage) -> dict[str, Any]:
         """The execute-webhook body: ``content`` plus up to 10 embeds, within every limit."""
@@ -82,7 +79,8 @@ class DiscordReceiver(Receiver):
         A 429's wait comes from ``Retry-After`` or, failing that, the JSON body's
         ``retry_after`` (``post_json`` reads both).
         """
-        await post_json(http, self.webhook_url, self.render(group), timeout=self.timeout_seconds)
+        await post_json(http, self.secret(self.config.webhook_url), self.render(group),
+                        timeout=self.timeout_seconds)
 
 
 def embed_chars(embed: dict[str, Any]) -> int:

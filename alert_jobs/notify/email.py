@@ -4,6 +4,9 @@ Same layout as every other receiver (DESIGN.md §5): the headline, then per aler
 summary, why it matters, first steps, the audience's text, the links and the actions.
 ``send_resolved`` defaults to false, as in Alertmanager: a mail per resolution is noise
 for most teams. smtplib blocks, so it runs in a worker thread.
+
+The HTML part's markup is the jinja2 template ``templates/email.html``; the template
+engine escapes every text in it.
 """
 
 from __future__ import annotations
@@ -11,19 +14,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import html
 import smtplib
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import httpx
-from pydantic import Field
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from alert_jobs.config import EmailReceiverConfig
 from alert_jobs.notify.base import DeliveryError, Receiver, truncate
 from alert_jobs.notify.contract import AlertMessage, GroupMessage, group_title
+from alert_jobs.notify.html import escape
 
-SECURITY_MODES = ("starttls", "ssl", "plain")
 #: Alerts rendered in one mail; the rest are counted, not listed.
 MAX_ALERTS = 100
 _SERVER_TEXT_LIMIT = 200
@@ -31,7 +35,7 @@ _HIDDEN_LABELS = ("alertname", "severity")
 _COLORS = {"critical": "#b91c1c", "warning": "#b45309", "info": "#1d4ed8", "resolved": "#15803d"}
 
 
-class EmailReceiver(Receiver):
+class EmailReceiver(Receiver[EmailReceiverConfig]):
     """Sends mail through an SMTP server.
 
     ``security``: ``starttls`` (port 587), ``ssl`` (implicit TLS, port 465) or ``plain``
@@ -40,22 +44,14 @@ class EmailReceiver(Receiver):
     tests and self-signed relays only.
     """
 
-    host: str
-    port: int = 587
-    security: str = "starttls"
-    username: str | None = Field(default=None, repr=False)
-    password: str | None = Field(default=None, repr=False)
-    from_address: str
-    to: list[str]
-    send_resolved: bool = False
-    verify_tls: bool = True
+    default_send_resolved = False
 
     def render(self, group: GroupMessage) -> EmailMessage:
         """The mail without ``Date``/``Message-ID`` (added at send time, so this stays pure)."""
         msg = EmailMessage()
         msg["Subject"] = _one_line(group_title(group))
-        msg["From"] = self.from_address
-        msg["To"] = ", ".join(self.to)
+        msg["From"] = self.config.from_address
+        msg["To"] = ", ".join(self.config.to)
         # Phantom threading (Alertmanager's): every mail of a group refers to one
         # made-up message id, so mail clients thread firing and resolved together.
         thread = hashlib.sha256(f"{self.name}\x00{group.get('group_key', '')}".encode())
@@ -73,39 +69,38 @@ class EmailReceiver(Receiver):
 
     async def deliver(self, group: GroupMessage, http: httpx.AsyncClient) -> None:
         """Send over SMTP in a worker thread; ``http`` is unused (the interface is shared)."""
-        if self.security not in SECURITY_MODES:
-            raise DeliveryError(f"email: security must be one of {', '.join(SECURITY_MODES)}, "
-                                f"not {self.security!r}", permanent=True)
-        if not self.to:
-            raise DeliveryError("email: no recipients ('to' is empty)", permanent=True)
         msg = self.render(group)
         msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid(domain=self.from_address.rpartition("@")[2] or None)
-        await asyncio.to_thread(self._send, msg)
+        msg["Message-ID"] = make_msgid(domain=self.config.from_address.rpartition("@")[2] or None)
+        c = self.config
+        username = self.secret(c.username) if c.username is not None else None
+        password = self.secret(c.password) if c.password is not None else None
+        await asyncio.to_thread(self._send, msg, username, password)
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
-        if not self.verify_tls:
+        if not self.config.verify_tls:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def _send(self, msg: EmailMessage) -> None:
+    def _send(self, msg: EmailMessage, username: str | None, password: str | None) -> None:
         """Blocking send; every failure becomes a :class:`DeliveryError` without secrets."""
-        where = f"{self.host}:{self.port}"
+        where = f"{self.config.host}:{self.config.port}"
         try:
             smtp: smtplib.SMTP
-            if self.security == "ssl":
-                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_seconds,
+            c = self.config
+            if c.security == "ssl":
+                smtp = smtplib.SMTP_SSL(c.host, c.port, timeout=self.timeout_seconds,
                                         context=self._tls_context())
             else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds)
+                smtp = smtplib.SMTP(c.host, c.port, timeout=self.timeout_seconds)
             with smtp:
-                if self.security == "starttls":
+                if c.security == "starttls":
                     smtp.starttls(context=self._tls_context())
-                if self.username:
-                    smtp.login(self.username, self.password or "")
-                refused = smtp.send_message(msg, from_addr=self.from_address, to_addrs=self.to)
+                if username:
+                    smtp.login(username, password or "")
+                refused = smtp.send_message(msg, from_addr=c.from_address, to_addrs=c.to)
         except smtplib.SMTPAuthenticationError as exc:
             # The server's text is left out: a server may echo the credentials back.
             raise DeliveryError(f"email: authentication failed at {where} (SMTP "
@@ -116,11 +111,11 @@ class EmailReceiver(Receiver):
             raise DeliveryError(f"email: all recipients refused: {_refusals(codes)}",
                                 permanent=all(c >= 500 for c in codes.values())) from None
         except smtplib.SMTPSenderRefused as exc:
-            reply = f"SMTP {exc.smtp_code} {self._scrub(exc.smtp_error)}"
+            reply = f"SMTP {exc.smtp_code} {_scrub(exc.smtp_error, username, password)}"
             if exc.smtp_code == 530:  # "authentication required" / "STARTTLS first"
                 raise DeliveryError(f"email: {where} requires authentication or TLS ({reply}); "
                                     "set username/password or security", permanent=True) from None
-            raise DeliveryError(f"email: sender {self.from_address} refused ({reply}); "
+            raise DeliveryError(f"email: sender {self.config.from_address} refused ({reply}); "
                                 "check from_address", permanent=exc.smtp_code >= 500) from None
         except smtplib.SMTPNotSupportedError:
             raise DeliveryError(f"email: {where} does not support STARTTLS or AUTH; check "
@@ -128,7 +123,7 @@ class EmailReceiver(Receiver):
                                 permanent=True) from None
         except smtplib.SMTPResponseException as exc:
             raise DeliveryError(f"email: {where} answered SMTP {exc.smtp_code} "
-                                f"{self._scrub(exc.smtp_error)}") from None
+                                f"{_scrub(exc.smtp_error, username, password)}") from None
         except smtplib.SMTPServerDisconnected as exc:
             # smtplib turns a read timeout into "Connection unexpectedly closed".
             if isinstance(exc.__context__, TimeoutError):
@@ -156,21 +151,23 @@ class EmailReceiver(Receiver):
         if refused:
             # Some recipients got it: a retry would send them a duplicate.
             codes = {rcpt: code for rcpt, (code, _) in refused.items()}
-            raise DeliveryError(f"email: sent to {len(self.to) - len(refused)} of "
-                                f"{len(self.to)} recipients; refused: {_refusals(codes)}",
+            raise DeliveryError(f"email: sent to {len(self.config.to) - len(refused)} of "
+                                f"{len(self.config.to)} recipients; refused: {_refusals(codes)}",
                                 permanent=True)
 
-    def _scrub(self, reply: bytes | str) -> str:
-        """A server reply, short, with the password (plain or AUTH-encoded) masked."""
-        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-        if self.password:
-            forms = [self.password, base64.b64encode(self.password.encode()).decode()]
-            if self.username:
-                plain = f"\0{self.username}\0{self.password}".encode()
-                forms.append(base64.b64encode(plain).decode())
-            for form in forms:
-                text = text.replace(form, "***")
-        return truncate(_one_line(text), _SERVER_TEXT_LIMIT)
+
+
+def _scrub(reply: bytes | str, username: str | None, password: str | None) -> str:
+    """A server reply, short, with the password (plain or AUTH-encoded) masked."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    if password:
+        forms = [password, base64.b64encode(password.encode()).decode()]
+        if username:
+            plain = f"\0{username}\0{password}".encode()
+            forms.append(base64.b64encode(plain).decode())
+        for form in forms:
+            text = text.replace(form, "***")
+    return truncate(_one_line(text), _SERVER_TEXT_LIMIT)
 
 
 def _refusals(codes: dict[str, int]) -> str:
@@ -183,6 +180,12 @@ def _one_line(text: str) -> str:
 
 
 # ----- rendering -----------------------------------------------------------------------
+
+
+
+_TEMPLATES = Environment(loader=PackageLoader("alert_jobs.notify", "templates"), autoescape=True,
+                         undefined=StrictUndefined, finalize=escape, trim_blocks=True,
+                         lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def _label_text(alert: AlertMessage, group: GroupMessage) -> str:
@@ -288,59 +291,51 @@ def render_text(group: GroupMessage) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _is_url(value: str) -> bool:
-    return value.startswith(("https://", "http://"))
-
-
-def _html_link(name: str, value: str) -> str:
+@dataclass(frozen=True)
+class _Link:
     """A link when ``value`` is an http(s) URL; otherwise code to copy (the silence command)."""
-    if _is_url(value):
-        return f'<a href="{html.escape(value)}">{html.escape(name)}</a>'
-    return f"{html.escape(name)}: <code>{html.escape(value)}</code>"
+
+    name: str
+    value: str
+
+    @property
+    def is_url(self) -> bool:
+        return self.value.startswith(("https://", "http://"))
+
+
+@dataclass(frozen=True)
+class _HtmlAlert:
+    """What ``email.html`` shows of one alert; the template decides only the markup."""
+
+    color: str
+    heading: str
+    summary: str
+    why: str
+    first_steps: str
+    audience: str
+    links: list[_Link]
+    actions: list[_Link]
+
+
+def _html_alert(alert: AlertMessage, group: GroupMessage) -> _HtmlAlert:
+    """The texts :func:`render_text` shows of one alert, and the colour of its status."""
+    key = "resolved" if alert.get("status") == "resolved" else alert.get("severity", "")
+    return _HtmlAlert(color=_COLORS.get(key, _COLORS["warning"]),
+                      heading=_heading(alert, group), summary=alert.get("summary", ""),
+                      why=alert.get("why") or "", first_steps=alert.get("first_steps") or "",
+                      audience=_audience(alert),
+                      links=[_Link(name, url) for name, url in _links(alert)],
+                      actions=[_Link(name, value) for name, value in _actions(alert)])
 
 
 def render_html(group: GroupMessage) -> str:
-    """The text/html part: the same content, every alert text escaped."""
-    e = html.escape
-    out = ['<!DOCTYPE html>', '<html><body style="font-family: sans-serif; '
-           'font-size: 14px; color: #111827">',
-           f'<h2 style="margin: 0 0 12px 0">{e(group_title(group))}</h2>']
-    if group.get("test"):
-        out.append("<p><strong>This is a test notification from alert-jobs; no action "
-                   "needed.</strong></p>")
-    for title, alerts in _sections(group):
-        out.append(f'<h3 style="margin: 16px 0 8px 0">{e(title)}</h3>')
-        for alert in alerts:
-            key = "resolved" if alert.get("status") == "resolved" else alert.get("severity", "")
-            color = _COLORS.get(key, _COLORS["warning"])
-            out.append(f'<div style="border-left: 4px solid {color}; padding: 4px 12px; '
-                       'margin: 0 0 12px 0">')
-            out.append(f'<p style="margin: 0; font-weight: bold; color: {color}">'
-                       f"{e(_heading(alert, group))}</p>")
-            out.append(f'<p style="margin: 4px 0">{e(alert.get("summary", ""))}</p>')
-            if alert.get("why"):
-                out.append(f'<p style="margin: 4px 0"><strong>Why it matters:</strong> '
-                           f"{e(alert['why'])}</p>")
-            if alert.get("first_steps"):
-                out.append(f'<p style="margin: 4px 0"><strong>First steps:</strong> '
-                           f"{e(alert['first_steps'])}</p>")
-            if _audience(alert):
-                out.append(f'<p style="margin: 4px 0">{e(_audience(alert))}</p>')
-            links = _links(alert)
-            if links:
-                out.append('<p style="margin: 4px 0">'
-                           + " · ".join(_html_link(n, u) for n, u in links) + "</p>")
-            actions = _actions(alert)
-            if actions:
-                out.append('<p style="margin: 4px 0">'
-                           + " · ".join(_html_link(n, v) for n, v in actions) + "</p>")
-            out.append("</div>")
-    more = _not_shown(group)
-    if more:
-        out.append(f"<p>… and {more} more alerts not shown.</p>")
-    footer = [e(line) for line in _footer(group)]
-    if group.get("dagster_url"):  # the last footer line, as a link
-        footer[-1] = _html_link("Dagster", group["dagster_url"])
-    out.append('<p style="color: #6b7280; font-size: 12px">' + "<br>".join(footer) + "</p>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    """The text/html part (``templates/email.html``): the same content, every text escaped."""
+    footer = _footer(group)
+    dagster = None
+    if group.get("dagster_url"):  # the last footer line, shown as a link
+        footer, dagster = footer[:-1], _Link("Dagster", group["dagster_url"])
+    sections = [(title, [_html_alert(alert, group) for alert in alerts])
+                for title, alerts in _sections(group)]
+    return _TEMPLATES.get_template("email.html").render(
+        title=group_title(group), test=group.get("test"), sections=sections,
+        more=_not_shown(group), footer=footer, dagster=dagster)

@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 import httpx
-from pydantic import Field
 
+from alert_jobs.config import PagerDutyReceiverConfig
 from alert_jobs.notify.base import DeliveryError, Receiver, post_json, truncate
 from alert_jobs.notify.contract import AlertMessage, GroupMessage, group_title
 
@@ -22,6 +22,9 @@ EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_LIMIT = 1024
 #: PagerDuty's documented limit is 512 KB; stay under it whichever "KB" it means.
 EVENT_BYTES_LIMIT = 512 * 1000
+#: An Events API v2 integration key's length: the body budget counts it, though
+#: rendering (which must stay pure and secret-free) never sees the key itself.
+ROUTING_KEY_LENGTH = 32
 #: Room for the routing key (added at send time) and the closing of the event.
 _RESERVE_BYTES = 2048
 TEXT_LIMIT = 2000
@@ -35,16 +38,13 @@ _PD_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 _SOURCE_LABELS = ("instance", "host", "service", "job")
 
 
-class PagerDutyReceiver(Receiver):
+class PagerDutyReceiver(Receiver[PagerDutyReceiverConfig]):
     """Pages through a PagerDuty service's Events API v2 integration.
 
     ``routing_key`` is the 32-character integration key — a secret: it is left out of
     :meth:`render` (so previews and golden files never hold it), out of ``repr`` and out
     of every error, and only added to the body in :meth:`deliver`.
     """
-
-    routing_key: str = Field(repr=False, description="Events API v2 integration key (secret)")
-    events_url: str = EVENTS_URL
 
     def dedup_key(self, group: GroupMessage) -> str:
         """Stable per (receiver, group): trigger, acknowledge and resolve hit one PD alert.
@@ -86,15 +86,16 @@ class PagerDutyReceiver(Receiver):
         }
         if group.get("dagster_url"):
             event["client_url"] = group["dagster_url"]
-        payload["custom_details"] = _custom_details(group, event, len(self.routing_key))
+        payload["custom_details"] = _custom_details(group, event, ROUTING_KEY_LENGTH)
         return [event]
 
     async def deliver(self, group: GroupMessage, http: httpx.AsyncClient) -> None:
         """POST each event; 202 means accepted, 429/5xx retry, other 4xx are permanent."""
+        routing_key = self.secret(self.config.routing_key)
         for event in self.render(group):
-            body = {"routing_key": self.routing_key, **event}
+            body = {"routing_key": routing_key, **event}
             try:
-                await post_json(http, self.events_url, body, timeout=self.timeout_seconds)
+                await post_json(http, self.config.events_url, body, timeout=self.timeout_seconds)
             except DeliveryError as exc:
                 # post_json never echoes the body, so the routing key cannot leak here.
                 hint = ""

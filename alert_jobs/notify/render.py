@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alert_jobs.model import Observation, Severity
+from alert_jobs.core.model import Observation, Severity
 from alert_jobs.notify.contract import AlertLinks, GroupMessage, group_title
 
 

@@ -14,8 +14,8 @@ import re
 from typing import Any
 
 import httpx
-from pydantic import Field
 
+from alert_jobs.config import SlackReceiverConfig
 from alert_jobs.notify.base import Receiver, post_json
 from alert_jobs.notify.contract import (
     CAP_SUMMARY,
@@ -47,11 +47,8 @@ FOOTER_RESERVE = 60  # room kept for the "… and N more alerts" line
 
 
 
-class SlackReceiver(Receiver):
+class SlackReceiver(Receiver[SlackReceiverConfig]):
     """Posts one Block Kit message per group to a Slack incoming webhook."""
-
-    #: The webhook URL is the credential: kept out of ``repr`` (and so out of logs).
-    webhook_url: str = Field(repr=False, description="Slack incoming-webhook URL (a secret).")
 
     def render(self, group: GroupMessage) -> dict[str, Any]:
         """The webhook body: ``blocks`` within Slack's limits plus a plain ``text`` fallback."""
@@ -90,7 +87,8 @@ class SlackReceiver(Receiver):
 
     async def deliver(self, group: GroupMessage, http: httpx.AsyncClient) -> None:
         """Send; a non-2xx answer raises ``DeliveryError`` (never naming the URL)."""
-        await post_json(http, self.webhook_url, self.render(group), timeout=self.timeout_seconds)
+        await post_json(http, self.secret(self.config.webhook_url), self.render(group),
+                        timeout=self.timeout_seconds)
 
 
 # ----- one alert ---------------------------------------------------------------------

@@ -1,24 +1,23 @@
-"""`alert-jobs notify test RECEIVER`: send a clearly marked test message through a receiver.
+"""A clearly marked test message, sent straight to one receiver (``alert-jobs notify test``).
 
-The message goes straight to the receiver (not through routing or the outbox, so it
-never pages anyone by accident of a route) and the outcome is a timeline event.
+The message goes to the receiver directly, not through routing or the outbox, so it
+never pages anyone by accident of a route. Recording the outcome in the timeline is
+the caller's (:func:`alert_jobs.runtime.actions.send_test`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import httpx
 
-from alert_jobs.config import RulesFile
-from alert_jobs.notify.base import DeliveryError
+from alert_jobs.notify.base import DeliveryError, Receiver
 from alert_jobs.notify.contract import AlertMessage, GroupMessage
-from alert_jobs.notify.registry import build_receivers
-from alert_jobs.timeline import Timeline, utcnow
 
 
-def test_message(receiver: str, rules: RulesFile, now: datetime) -> GroupMessage:
+def test_message(receiver: str, dagster_url: str, now: datetime) -> GroupMessage:
     alert: AlertMessage = {
         "status": "firing", "rule": "alert_jobs_test", "fingerprint": "test",
         "severity": "info", "labels": {"alertname": "alert_jobs_test", "severity": "info"},
@@ -33,34 +32,21 @@ def test_message(receiver: str, rules: RulesFile, now: datetime) -> GroupMessage
     return {"receiver": receiver, "group_key": f"test:{receiver}", "group_labels": {},
             "common_labels": dict(alert["labels"]), "status": "firing",
             "notification_reason": "test", "dedup_key": f"test:{receiver}:{now.isoformat()}",
-            "alerts": [alert], "truncated_alerts": 0,
-            "dagster_url": rules.defaults.dagster_url, "test": True}
+            "alerts": [alert], "truncated_alerts": 0, "dagster_url": dagster_url, "test": True}
 
 
-def send_test(rules: RulesFile, timeline: Timeline, receiver: str, *, by: str,
-              run_id: str | None = None, source: str = "cli") -> str | None:
-    """Send a test message; returns None on success or the error text. Always recorded."""
-    receivers = build_receivers(rules)
-    if receiver not in receivers:
-        raise KeyError(f"unknown receiver {receiver!r} (known: {', '.join(receivers)})")
-    target = receivers[receiver]
-    now = utcnow()
-    group = test_message(receiver, rules, now)
+def send_now(receiver: Receiver[Any], group: GroupMessage) -> str | None:
+    """Send one message and wait; None on success, else why it failed (no secrets)."""
 
     async def send() -> None:
         async with httpx.AsyncClient() as http:
-            await asyncio.wait_for(target.deliver(group, http),
-                                   timeout=target.timeout_seconds + 5)
+            await asyncio.wait_for(receiver.deliver(group, http),
+                                   timeout=receiver.timeout_seconds + 5)
 
-    error: str | None = None
     try:
         asyncio.run(send())
     except DeliveryError as exc:
-        error = str(exc)
+        return str(exc)
     except TimeoutError:
-        error = "no answer within the delivery deadline"
-    timeline.record_event("notification_test", f"test message to {receiver}: "
-                          + ("delivered" if error is None else f"failed: {error}"),
-                          actor=by, source=source, run_id=run_id,
-                          payload={"receiver": receiver, "ok": error is None})
-    return error
+        return "no answer within the delivery deadline"
+    return None

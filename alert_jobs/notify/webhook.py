@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import Field
 
+from alert_jobs.config import WebhookReceiverConfig
 from alert_jobs.notify.base import Receiver, post_json
 from alert_jobs.notify.contract import AlertMessage, GroupMessage
 from alert_jobs.notify.render import render_group_text
@@ -77,16 +77,13 @@ def alertmanager_payload(group: GroupMessage, receiver: str, max_alerts: int = 0
     }
 
 
-class WebhookReceiver(Receiver):
+class WebhookReceiver(Receiver[WebhookReceiverConfig]):
     """POSTs the Alertmanager-v4 body to ``url``; ``url`` and ``headers`` are secrets."""
 
-    url: str = Field(repr=False)
-    headers: dict[str, str] = Field(default_factory=dict, repr=False)
-    max_alerts: int = 0
-
     def render(self, group: GroupMessage) -> dict[str, Any]:
-        return alertmanager_payload(group, self.name, self.max_alerts)
+        return alertmanager_payload(group, self.name, self.config.max_alerts)
 
     async def deliver(self, group: GroupMessage, http: httpx.AsyncClient) -> None:
-        await post_json(http, self.url, self.render(group), timeout=self.timeout_seconds,
-                        headers=self.headers)
+        headers = {k: self.secret(v) for k, v in self.config.headers.items()}
+        await post_json(http, self.secret(self.config.url), self.render(group),
+                        timeout=self.timeout_seconds, headers=headers)

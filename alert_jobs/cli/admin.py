@@ -1,0 +1,147 @@
+"""``alert-jobs`` commands that run things: check rules now, deliver, test a receiver,
+validate the rules file, upgrade the database, serve HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from alert_jobs.config import RulesError, load_rules
+from alert_jobs.runtime.commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    UsageError,
+    default_actor,
+    rules_of,
+    timeline_of,
+    utcnow,
+)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Evaluate rules now through their family, as their Dagster runs do, and deliver."""
+    from alert_jobs.runtime.deliver import deliver
+    from alert_jobs.runtime.family import family_of
+
+    rules = rules_of(args)
+    try:
+        chosen = [rules.rule(name) for name in args.rule_names]
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    timeline = timeline_of(args)
+    failed = False
+    for rule in chosen:
+        family = family_of(rule)
+        if family.evaluate is None:
+            raise UsageError(f"rule {rule.name!r} ({family.name}) is evaluated by its sensor, "
+                             "not on demand")
+        outcomes = family.evaluate(rules, rule, timeline, now=utcnow(), run_id=None)
+        for outcome in outcomes:
+            obs = outcome.observation
+            failed = failed or str(obs.status) == "error"
+            labels = ", ".join(f"{k}={v}" for k, v in sorted(obs.labels.items()))
+            where = f" {{{labels}}}" if labels else ""
+            print(f"{rule.name}{where}: {obs.status}, {outcome.state}: {obs.summary}")
+    print(f"delivery: {deliver(rules, timeline)}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    from alert_jobs.runtime.actions import send_test
+
+    rules = rules_of(args)
+    try:
+        error = send_test(rules, timeline_of(args), args.receiver, by=args.by)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    if error is not None:
+        print(f"test message to {args.receiver} failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"test message delivered to {args.receiver}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from alert_jobs.http.app import create_app
+    from alert_jobs.notify.links import SECRET_ENV, link_secret
+    from alert_jobs.store import shared_timeline
+
+    if link_secret() is None:
+        print(f"alert-jobs: warning: ${SECRET_ENV} is unset or shorter than 16 characters; "
+              "action links are refused until it is set", file=sys.stderr)
+    database_url = args.database_url
+    app = create_app(lambda: shared_timeline(database_url), lambda: load_rules(args.rules))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def cmd_rules_validate(args: argparse.Namespace) -> int:
+    path = args.file or args.rules
+    try:
+        rules = load_rules(path)
+    except RulesError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return EXIT_USAGE
+    names = [r.name for r in rules.rules()]
+    print(f"{path}: ok ({len(names)} rules: {', '.join(names) or 'none'}; "
+          f"{len(rules.receivers)} receivers)")
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from alert_jobs.store import safe_url
+
+    timeline = timeline_of(args)
+    applied = timeline.upgrade()
+    where = safe_url(timeline.url)
+    if applied:
+        print(f"{where}: applied {', '.join(applied)}")
+    else:
+        print(f"{where}: up to date (schema version {timeline.schema_version()})")
+    return EXIT_OK
+
+
+def cmd_deliver(args: argparse.Namespace) -> int:
+    from alert_jobs.runtime.deliver import deliver
+
+    rules = rules_of(args)
+    report = deliver(rules, timeline_of(args))
+    print(f"delivery: {report}")
+    for error in report.errors:
+        print(f"  {error}", file=sys.stderr)
+    return EXIT_OK if report.failed == 0 else EXIT_FAILED
+
+
+def register(commands: Commands) -> None:
+    sp = commands.add("check", cmd_check, "evaluate rules now, as their scheduled runs do, "
+                                          "and deliver; exit 1 if a check cannot run")
+    sp.add_argument("rule_names", nargs="+", metavar="RULE")
+
+    rules = commands.group("rules", "rules file commands")
+    sp = rules.add_parser("validate", help="check a rules file; exit 0 if valid, 2 if not")
+    sp.add_argument("file", nargs="?")
+    sp.set_defaults(fn=cmd_rules_validate)
+
+    db = commands.group("db", "timeline database commands")
+    sp = db.add_parser("upgrade", help="create or migrate the timeline tables (idempotent)")
+    sp.set_defaults(fn=cmd_db_upgrade)
+
+    commands.add("deliver", cmd_deliver, "send due notifications from the outbox now")
+
+    notify = commands.group("notify", "receiver commands")
+    sp = notify.add_parser("test", help="send a clearly marked test message through a "
+                                        "receiver; exit 1 if it fails")
+    sp.add_argument("receiver")
+    sp.add_argument("--by", default=default_actor())
+    sp.set_defaults(fn=cmd_notify_test)
+
+    sp = commands.add("serve", cmd_serve, "serve heartbeat pings, signed action links, "
+                                          "/metrics and /healthz over HTTP")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8787)

@@ -1,0 +1,46 @@
+"""``quality:`` in the rules file: the monthly alert review and its thresholds.
+
+Example::
+
+    quality:
+      review_receiver: team_email     # gets the review on the 1st of each month
+      review_schedule: "0 9 1 * *"
+      timezone: Europe/Berlin         # of the schedule; months and days are UTC
+      report_dir: reports             # HTML reports (default $DAGSTER_HOME/reports)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from alert_jobs.config import Cron, Duration, RulesSection, Strict, Timezone
+from alert_jobs.config.families import AddProblem
+
+
+class QualityConfig(Strict):
+    review_receiver: str | None = None
+    review_schedule: Cron = "0 9 1 * *"
+    daily_schedule: Cron = "30 0 * * *"
+    timezone: Timezone = "UTC"
+    report_dir: str = ""
+    start_date: dt.date = dt.date(2025, 1, 1)  # first partition of the quality assets
+    target_actionable: Annotated[float, Field(gt=0, le=1)] = 0.8
+    min_actionable: Annotated[float, Field(gt=0, le=1)] = 0.5
+    max_resolve: Duration = dt.timedelta(minutes=30)
+
+
+def cross_check(data: dict[str, Any], receiver_names: Sequence[str], add: AddProblem) -> None:
+    """``quality.review_receiver`` must name a receiver (reported with the other errors)."""
+    quality = data.get("quality")
+    name = quality.get("review_receiver") if isinstance(quality, dict) else None
+    if isinstance(name, str) and name not in receiver_names:
+        add(("quality", "review_receiver"),
+            f"unknown receiver {name!r} (known: {', '.join(receiver_names) or 'none'})")
+
+
+SECTION = RulesSection(family="quality", settings=(("quality", QualityConfig),),
+                       cross_check=cross_check, order=90)

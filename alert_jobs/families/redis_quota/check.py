@@ -1,0 +1,350 @@
+"""Redis quota and health: pure computations on samples (no Redis, no database).
+
+Counting follows Prometheus' ``rate()``: a counter that goes down, or a server whose
+``run_id`` changed or whose uptime went back, was reset, and the new value is growth
+from zero. Usage in a window is the sum of such corrected increments since the
+window's start, so a restart or ``CONFIG RESETSTAT`` mid-day neither loses what was
+already counted nor goes negative.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from alert_jobs.core.durations import format_duration
+from alert_jobs.core.formatting import fmt_number
+from alert_jobs.core.model import Observation, Severity, Status
+
+FIRST_STEPS = (
+    "First steps: look for tight polling loops (sleep(0.01) is 100 polls/s; grep for "
+    "'asyncio.sleep(0'); check cache usage (gets without TTLs, caching everything); look "
+    "for duplicate background workers (ps aux | grep -E 'worker|scheduler')."
+)
+WHY_QUOTA = ("When the quota runs out the provider rate-limits or suspends the database "
+             "(ERR max requests limit exceeded) and every cache call fails.")
+
+WindowKind = Literal["day", "month"]
+
+
+# ----- windows ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuotaWindow:
+    """The current calendar day or month in a timezone, as UTC instants."""
+
+    kind: WindowKind
+    timezone: str
+    start: datetime
+    end: datetime
+
+    def label(self) -> str:
+        return ("today" if self.kind == "day" else "this month") + f" ({self.timezone})"
+
+    def local(self, when: datetime) -> datetime:
+        return when.astimezone(zoneinfo.ZoneInfo(self.timezone))
+
+
+def window_at(now: datetime, kind: WindowKind, timezone: str) -> QuotaWindow:
+    """The day or month containing ``now`` in ``timezone``; DST-correct (a day may be 23 h)."""
+    tz = zoneinfo.ZoneInfo(timezone)
+    local = now.astimezone(tz)
+    if kind == "day":
+        start_local = datetime(local.year, local.month, local.day, tzinfo=tz)
+        nxt = start_local.date() + timedelta(days=1)
+        end_local = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz)
+    else:
+        start_local = datetime(local.year, local.month, 1, tzinfo=tz)
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        end_local = datetime(year, month, 1, tzinfo=tz)
+    return QuotaWindow(kind, timezone, start_local.astimezone(UTC), end_local.astimezone(UTC))
+
+
+# ----- reset-aware counting -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CounterSample:
+    """One reading of a cumulative counter and the server identity that owns it."""
+
+    at: datetime
+    total: float
+    server_id: str = ""
+    uptime_seconds: float | None = None
+
+
+def corrected_increment(prev: CounterSample, cur: CounterSample) -> tuple[float, bool]:
+    """Growth from ``prev`` to ``cur`` and whether a reset happened in between."""
+    reset = (
+        cur.total < prev.total
+        or (bool(prev.server_id) and cur.server_id != prev.server_id)
+        or (prev.uptime_seconds is not None and cur.uptime_seconds is not None
+            and cur.uptime_seconds < prev.uptime_seconds)
+    )
+    return (cur.total if reset else cur.total - prev.total), reset
+
+
+@dataclass(frozen=True)
+class WindowUsage:
+    """Commands counted in one quota window, and the last sample counted.
+
+    ``partial`` means counting began after the window started and the server was up
+    before it, so what ran before the first sample is unknown: ``used`` is a lower bound.
+    """
+
+    window_start: datetime
+    used: float
+    partial: bool
+    last: CounterSample
+    resets: int = 0
+
+
+def _older_reading(last: CounterSample, sample: CounterSample) -> bool:
+    """Same server, less uptime: read before ``last`` though stamped after it (two runs
+    overlapping). Counting it as a reset would add the whole lifetime counter."""
+    return (bool(sample.server_id) and sample.server_id == last.server_id
+            and sample.uptime_seconds is not None and last.uptime_seconds is not None
+            and sample.uptime_seconds < last.uptime_seconds)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What folding one sample did: the new usage, the corrected increment, and flags."""
+
+    usage: WindowUsage
+    increment: float
+    reset: bool
+    counted: bool
+
+
+def advance(state: WindowUsage | None, sample: CounterSample, window: QuotaWindow) -> Step:
+    """Fold one new sample into the window's usage.
+
+    A sample not newer than the last one counted (a slower concurrent run) changes
+    nothing: counting it would look like a reset and count twice.
+    """
+    # Arithmetic on aware datetimes that share a zone is wall-clock arithmetic in Python,
+    # which is off by an hour across DST changes: compute in UTC.
+    sample = replace(sample, at=sample.at.astimezone(UTC))
+    if state is None:
+        started_in_window = (sample.uptime_seconds is not None
+                             and sample.at - timedelta(seconds=sample.uptime_seconds)
+                             >= window.start)
+        used = sample.total if started_in_window else 0.0
+        return Step(WindowUsage(window.start, used, not started_in_window, sample), used,
+                    False, True)
+    if sample.at <= state.last.at or _older_reading(state.last, sample):
+        return Step(state, 0.0, False, False)
+    increment, reset = corrected_increment(state.last, sample)
+    resets = state.resets + int(reset)
+    if state.window_start == window.start:
+        usage = replace(state, used=state.used + increment, last=sample, resets=resets)
+        return Step(usage, increment, reset, True)
+    # Rollover: the increment spans the boundary; keep the share after the window start,
+    # assuming a steady rate between the two samples (Prometheus extrapolates the same way).
+    span = (sample.at - state.last.at).total_seconds()
+    inside = (sample.at - window.start).total_seconds()
+    share = increment if span <= 0 or inside >= span else increment * inside / span
+    gap_too_long = state.last.at < window.start - (window.end - window.start)
+    return Step(WindowUsage(window.start, share, gap_too_long, sample, int(reset)), increment,
+                reset, True)
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    at: datetime
+    increment: float
+
+
+def trailing_rate(points: Sequence[RatePoint], now: datetime, span: timedelta) -> float | None:
+    """Commands per second over the trailing ``span``, from corrected increments.
+
+    ``points`` are (time, increment since the previous sample), oldest first. The
+    earliest point in the span only marks where counting starts; its increment belongs
+    to the interval before it. ``None`` until two samples at least a minute apart exist.
+    """
+    now = now.astimezone(UTC)  # real elapsed time, also across DST changes
+    recent = [RatePoint(p.at.astimezone(UTC), p.increment) for p in points
+              if p.at >= now - span]
+    if len(recent) < 2:
+        return None
+    seconds = (recent[-1].at - recent[0].at).total_seconds()
+    if seconds < 60:
+        return None
+    return sum(p.increment for p in recent[1:]) / seconds
+
+
+def project(used: float, rate: float | None, now: datetime, window: QuotaWindow) -> float | None:
+    """used + rate × seconds left in the window (the guide's formula)."""
+    if rate is None:
+        return None
+    return used + rate * max(0.0, (window.end - now).total_seconds())
+
+
+# ----- judgements ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuotaReading:
+    target: str
+    used: float
+    limit: int
+    window: QuotaWindow
+    now: datetime
+    rate: float | None
+    projected: float | None
+    partial: bool = False
+    may_project: bool = True
+
+
+def _clock(window: QuotaWindow, when: datetime) -> str:
+    local = window.local(when)
+    if window.kind == "day":
+        return local.strftime("%H:%M")
+    return local.strftime("%b %-d %H:%M")
+
+
+def _end_clock(window: QuotaWindow) -> str:
+    if window.kind == "day":
+        return "24:00"
+    return window.local(window.end).strftime("%b %-d 00:00")
+
+
+def judge_quota(r: QuotaReading, *, warn_percent: float, critical_percent: float,
+                labels: dict[str, str], page_on_projection: bool = False) -> Observation:
+    """Warning at ``warn_percent`` of the limit, used or projected (once far enough into
+    the window); critical at ``critical_percent`` used — or projected too, with
+    ``page_on_projection``, for teams that want the page before the quota is gone.
+
+    The sentence is the guide's: "Expected under 7,000 commands (70 % of 10,000/day)
+    today (UTC); used 5,210 by 14:00 at 2.5 ops/s, projected 12,400 by 24:00".
+    """
+    projected = r.projected if r.may_project else None
+    used_percent = 100.0 * r.used / r.limit
+    worst_percent = 100.0 * max(r.used, projected or 0.0) / r.limit
+    paging_percent = worst_percent if page_on_projection else used_percent
+    if paging_percent >= critical_percent:
+        status, severity, threshold = Status.ALERT, Severity.CRITICAL, critical_percent
+    elif worst_percent >= warn_percent:
+        status, severity, threshold = Status.ALERT, Severity.WARNING, warn_percent
+    else:
+        status, severity, threshold = Status.OK, None, warn_percent
+    per = "day" if r.window.kind == "day" else "month"
+    expected = (f"under {fmt_number(round(r.limit * threshold / 100))} commands "
+                f"({fmt_number(threshold)} % of {fmt_number(r.limit)}/{per})")
+    seen = f"used {fmt_number(round(r.used))}"
+    if r.partial:
+        seen += " (counted since the first sample; earlier use unknown)"
+    seen += f" by {_clock(r.window, r.now)}"
+    if r.rate is not None:
+        seen += f" at {_fmt_rate(r.rate)} ops/s"
+    if r.projected is not None:
+        seen += f", projected {fmt_number(round(r.projected))} by {_end_clock(r.window)}"
+        if not r.may_project:
+            seen += " (too early in the window to alert on the projection)"
+    elif r.rate is None:
+        seen += ", not enough samples yet to project"
+    summary = f"Expected {expected} {r.window.label()}; {seen}"
+    details = {"first_steps": FIRST_STEPS} if status == Status.ALERT else {}
+    return Observation(r.target, status, {**labels, "check": "quota"}, float(r.used),
+                       summary=summary, expected=expected, seen=seen, window=r.window.label(),
+                       details=details, severity=severity)
+
+
+def _fmt_rate(rate: float) -> str:
+    return f"{rate:,.1f}" if rate >= 1 or rate == 0 else f"{rate:.2g}"
+
+
+@dataclass(frozen=True)
+class InfoDeltas:
+    """What changed between two INFO samples of the same server (reset-aware)."""
+
+    hits: float
+    misses: float
+    evicted: float
+    rejected: float
+    interval: timedelta
+
+
+def _obs(target: str, check: str, labels: dict[str, str], ok: bool, value: float | None,
+         summary: str, expected: str, severity: Severity) -> Observation:
+    return Observation(target, Status.OK if ok else Status.ALERT, {**labels, "check": check},
+                       value, summary=summary, expected=expected,
+                       severity=None if ok else severity)
+
+
+def judge_hit_rate(target: str, deltas: InfoDeltas, *, min_percent: float, min_lookups: int,
+                   labels: dict[str, str], severity: Severity = Severity.WARNING) -> Observation:
+    lookups = deltas.hits + deltas.misses
+    since = f"in the last {format_duration(deltas.interval)}"
+    expected = f"a cache hit rate of at least {fmt_number(min_percent)} %"
+    if lookups < min_lookups:
+        return _obs(target, "hit_rate", labels, True, None,
+                    f"Expected {expected} {since}; only {fmt_number(lookups)} lookups "
+                    f"(fewer than {min_lookups}), too few to judge", expected, severity)
+    rate = 100.0 * deltas.hits / lookups
+    summary = (f"Expected {expected} {since}; got {rate:.1f} % ({fmt_number(deltas.hits)} hits, "
+               f"{fmt_number(deltas.misses)} misses)")
+    return _obs(target, "hit_rate", labels, rate >= min_percent, rate, summary, expected,
+                severity)
+
+
+def judge_memory(target: str, used: float, maxmemory: float, *, max_percent: float,
+                 labels: dict[str, str], severity: Severity = Severity.WARNING) -> Observation:
+    if maxmemory <= 0:  # maxmemory 0 means no limit: nothing to compare with
+        return _obs(target, "memory", labels, True, None,
+                    f"maxmemory is 0 (unlimited); using {fmt_bytes(used)}", "no limit", severity)
+    percent = 100.0 * used / maxmemory
+    expected = f"memory under {fmt_number(max_percent)} % of maxmemory {fmt_bytes(maxmemory)}"
+    summary = f"Expected {expected}; using {fmt_bytes(used)} ({percent:.1f} %)"
+    return _obs(target, "memory", labels, percent < max_percent, percent, summary, expected,
+                severity)
+
+
+def judge_counter(target: str, check: str, what: str, increase: float, allowed: int,
+                  interval: timedelta, *, labels: dict[str, str],
+                  severity: Severity = Severity.WARNING) -> Observation:
+    expected = f"no {what}" if allowed == 0 else f"at most {fmt_number(allowed)} {what}"
+    since = f"in the last {format_duration(interval)}"
+    summary = f"Expected {expected} {since}; got {fmt_number(increase)}"
+    return _obs(target, check, labels, increase <= allowed, increase, summary, expected,
+                severity)
+
+
+def judge_clients(target: str, clients: float, maxclients: float, *, max_percent: float,
+                  labels: dict[str, str], severity: Severity = Severity.WARNING) -> Observation:
+    percent = 100.0 * clients / maxclients if maxclients > 0 else 0.0
+    expected = (f"connected clients under {fmt_number(max_percent)} % of maxclients "
+                f"{fmt_number(maxclients)}")
+    summary = f"Expected {expected}; {fmt_number(clients)} connected ({percent:.1f} %)"
+    return _obs(target, "clients", labels, percent < max_percent, float(clients), summary,
+                expected, severity)
+
+
+def judge_keys(target: str, keys: float, keys_max: int, *, labels: dict[str, str],
+               severity: Severity = Severity.WARNING) -> Observation:
+    expected = f"at most {fmt_number(keys_max)} keys"
+    summary = f"Expected {expected}; the server holds {fmt_number(keys)}"
+    return _obs(target, "keys", labels, keys <= keys_max, float(keys), summary, expected,
+                severity)
+
+
+def judge_database_state(target: str, state: str, *, labels: dict[str, str]) -> Observation:
+    """A provider that reports the database suspended is the outage the quota check exists
+    to prevent: critical, whatever the numbers say."""
+    expected = "the database to be active"
+    ok = state != "suspended"
+    summary = f"Expected {expected}; the provider reports it {state}"
+    return _obs(target, "state", labels, ok, None, summary, expected, Severity.CRITICAL)
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover

@@ -1,0 +1,67 @@
+"""``alert-jobs redis check``: check Redis targets now, like one scheduled run (the
+Redis guide's "test the monitor")."""
+
+from __future__ import annotations
+
+import argparse
+
+from alert_jobs.runtime.commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Commands,
+    UsageError,
+    rules_of,
+    timeline_of,
+)
+
+
+def register(commands: Commands) -> None:
+    sub = commands.group("redis", "Redis quota commands")
+    sp = sub.add_parser("check", help="check redis_quota targets now (all by default); "
+                                      "exit 1 if any cannot be read")
+    sp.add_argument("targets", nargs="*", metavar="TARGET")
+    sp.set_defaults(fn=cmd_redis_check)
+
+
+def cmd_redis_check(args: argparse.Namespace) -> int:
+    from alert_jobs.core.formatting import fmt_number
+    from alert_jobs.families.redis_quota.check import fmt_bytes
+    from alert_jobs.families.redis_quota.config import RedisQuotaTarget
+    from alert_jobs.families.redis_quota.run import check_targets
+    from alert_jobs.runtime.deliver import deliver
+
+    rules = rules_of(args)
+    by_name = {t.name: t for t in rules.rules_of(RedisQuotaTarget)}
+    unknown = [n for n in args.targets if n not in by_name]
+    if unknown:
+        raise UsageError(f"unknown redis_quota target(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(by_name) or 'none'})")
+    targets = [by_name[n] for n in args.targets] or list(by_name.values())
+    if not targets:
+        raise UsageError(f"{args.rules} has no redis_quota targets")
+    timeline = timeline_of(args)
+    results = check_targets(rules, targets, timeline)
+    for r in results:
+        m = r.metrics
+        print(f"{r.target}:")
+        if r.error:
+            print(f"  ERROR {r.error}")
+        if "used" in m:
+            print(f"  commands used: {fmt_number(round(m['used']))} of {fmt_number(m['limit'])} "
+                  f"({m['percent']:.1f} %)")
+        if "rate_ops_per_sec" in m:
+            projected = fmt_number(round(m.get("projected", 0)))
+            print(f"  rate: {m['rate_ops_per_sec']:.2f} ops/s, projected {projected}")
+        if "keys" in m:
+            hit = f"{m['hit_rate_percent']:.1f} %" if "hit_rate_percent" in m else "n/a"
+            print(f"  keys: {fmt_number(m['keys'])}, hit rate: {hit}, "
+                  f"memory: {fmt_bytes(m['memory_used_bytes'])}")
+        print(f"  monitor spent {r.commands_spent} command(s) on this check")
+        for outcome in r.outcomes:
+            obs = outcome.observation
+            level = f"{obs.severity}" if obs.severity else str(obs.status)
+            print(f"  {obs.labels.get('check', 'quota')}: {level}, {outcome.state}: {obs.summary}")
+    queued = [i for r in results for o in r.outcomes for i in o.result.outbox_ids]
+    if queued:
+        print(f"delivery: {deliver(rules, timeline, ids=queued)}")
+    return EXIT_FAILED if any(r.error for r in results) else EXIT_OK

@@ -1,0 +1,257 @@
+"""One Redis quota target checked end to end, and many targets checked concurrently.
+
+source (INFO or Upstash API) → sample folded into the window's usage (timeline DB)
+→ judgements (quota, hit rate, memory, evictions, rejections, clients, keys)
+→ engine decisions. A target that cannot be read yields one ``error`` observation
+naming it (never its password); the other targets are checked all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from alert_jobs.config import RulesFile, SecretMissingError, resolve
+from alert_jobs.core.errors import SourceError
+from alert_jobs.core.model import Observation, error_observation, worst_observation
+from alert_jobs.families.redis_quota import check as q
+from alert_jobs.families.redis_quota.config import RedisQuotaTarget
+from alert_jobs.families.redis_quota.source import InfoSnapshot, RedisEndpoint, read_info
+from alert_jobs.families.redis_quota.store import RedisUsageStore
+from alert_jobs.families.redis_quota.upstash import UpstashUsage, read_usage
+from alert_jobs.runtime.evaluate import RuleOutcome, process_observations, resolve_vanished
+from alert_jobs.store import Timeline, utcnow
+
+log = logging.getLogger("alert_jobs.redis")
+
+
+@dataclass
+class TargetResult:
+    """What one target's check saw and decided; ``metrics`` are plain numbers for Dagster."""
+
+    target: str
+    outcomes: list[RuleOutcome] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    commands_spent: int = 0
+
+    @property
+    def observations(self) -> list[Observation]:
+        return [o.observation for o in self.outcomes]
+
+    def worst(self) -> Observation | None:
+        return worst_observation(self.observations)
+
+
+def endpoint(target: RedisQuotaTarget) -> RedisEndpoint:
+    assert target.url is not None
+    return RedisEndpoint(
+        url=resolve(target.url),
+        username=resolve(target.username) if target.username is not None else None,
+        password=resolve(target.password) if target.password is not None else None,
+        timeout=target.timeout.total_seconds(),
+        ca_file=target.tls.ca_file,
+        verify_tls=target.tls.verify,
+    )
+
+
+@dataclass(frozen=True)
+class SourceReading:
+    """What one target's source returned (or why it could not be read). Network only."""
+
+    at: datetime
+    snapshot: InfoSnapshot | None = None
+    usage: UpstashUsage | None = None
+    error: str | None = None
+
+
+def read_source(target: RedisQuotaTarget, now: datetime) -> SourceReading:
+    """The only part of a check that waits on the network; safe to run in threads."""
+    try:
+        if target.source == "upstash":
+            assert target.upstash is not None
+            api = target.upstash
+            usage = read_usage(api.api_url, api.database_id, resolve(api.email),
+                               resolve(api.api_key), timeout=target.timeout.total_seconds())
+            return SourceReading(now, usage=usage)
+        return SourceReading(now, snapshot=read_info(endpoint(target), now=now))
+    except (SourceError, SecretMissingError) as exc:
+        return SourceReading(now, error=f"{target.name}: {exc}")
+    except Exception as exc:  # a bug must not hide this target's problem, nor the others'
+        log.exception("reading %s failed", target.name)
+        return SourceReading(now, error=f"{target.name}: internal error: {type(exc).__name__}")
+
+
+def check_target(rules: RulesFile, target: RedisQuotaTarget, timeline: Timeline, *,
+                 now: datetime | None = None, run_id: str | None = None) -> TargetResult:
+    """Check one target once and persist every decision."""
+    now = now or utcnow()
+    return record_and_judge(rules, target, read_source(target, now), timeline, run_id=run_id,
+                            flush=True)
+
+
+def evaluate(rules: RulesFile, target: RedisQuotaTarget, timeline: Timeline, *,
+             now: datetime, run_id: str | None) -> list[RuleOutcome]:
+    """The family's ``evaluate``: one target, now."""
+    return check_target(rules, target, timeline, now=now, run_id=run_id).outcomes
+
+
+def check_targets(rules: RulesFile, targets: Sequence[RedisQuotaTarget], timeline: Timeline, *,
+                  now: datetime | None = None, run_id: str | None = None,
+                  concurrency: int = 16) -> list[TargetResult]:
+    """Check many targets: read every source concurrently (the waiting is on the
+    network), then record and decide one target at a time (the database serializes
+    writes anyway, and SQLite's busy-wait makes contending writers slower than a queue).
+    One slow or broken target delays the others by at most its own timeout.
+    Results come back in the order of ``targets``."""
+    now = now or utcnow()
+    if concurrency <= 1 or len(targets) <= 1:
+        readings = [read_source(t, now) for t in targets]
+    else:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(targets)),
+                                thread_name_prefix="redis-read") as pool:
+            readings = list(pool.map(lambda t: read_source(t, now), targets))
+    results = [record_and_judge(rules, t, r, timeline, run_id=run_id, flush=False)
+               for t, r in zip(targets, readings, strict=True)]
+    # One message per group, not per target.
+    timeline.outbox.flush_due(router=rules.router(), now=now)
+    return results
+
+
+def record_and_judge(rules: RulesFile, target: RedisQuotaTarget, reading: SourceReading,
+                     timeline: Timeline, *, run_id: str | None = None,
+                     flush: bool = True) -> TargetResult:
+    """Fold the reading into the window's usage, judge it, and let the engine decide."""
+    result = TargetResult(target.name)
+    if reading.error is not None:
+        result.error = reading.error
+        observations = [error_observation(target.name, reading.error,
+                                          {**target.labels, "check": "quota"})]
+    else:
+        try:
+            observations = _judge(target, reading, timeline, run_id, result)
+        except Exception as exc:  # e.g. the timeline database is down: say so, per target
+            log.exception("recording %s failed", target.name)
+            result.error = f"{target.name}: internal error: {type(exc).__name__}"
+            observations = [error_observation(target.name, result.error,
+                                              {**target.labels, "check": "quota"})]
+    items = [(obs, q.WHY_QUOTA if obs.labels.get("check") in ("quota", "state") else "")
+             for obs in observations]
+    result.outcomes = process_observations(rules, target, timeline, items, now=reading.at,
+                                           run_id=run_id, flush=flush)
+    if result.error is None:  # a complete evaluation: instances not produced are gone
+        resolve_vanished(rules, target, timeline, {o.fingerprint for o in observations},
+                         now=reading.at, run_id=run_id, flush=flush)
+    return result
+
+
+def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
+           run_id: str | None, result: TargetResult) -> list[Observation]:
+    now = reading.at
+    window = q.window_at(now, target.quota.window or "day", target.quota.timezone)
+    store = RedisUsageStore(timeline)
+    snapshot = reading.snapshot
+    state_obs: list[Observation] = []
+    if reading.usage is not None:
+        usage = reading.usage
+        used_now = usage.used(window.kind)
+        sample = q.CounterSample(now, used_now, server_id=f"upstash:{window.start.isoformat()}")
+        recorded = store.record(target.name, window, sample, source="upstash",
+                                rate_span=target.rate_window, run_id=run_id)
+        used, partial = used_now, False
+        result.metrics["upstash_suspended"] = float(usage.state == "suspended")
+        if usage.request_limit is not None:
+            result.metrics["upstash_request_limit"] = usage.request_limit
+        state_obs = [q.judge_database_state(target.name, usage.state, labels=target.labels)]
+    else:
+        assert snapshot is not None
+        result.commands_spent = snapshot.commands_spent
+        sample = q.CounterSample(now, snapshot.num("total_commands_processed"),
+                                 snapshot.server_id, snapshot.num("uptime_in_seconds"))
+        counters = {k: snapshot.num(k) for k in ("keyspace_hits", "keyspace_misses",
+                                                 "evicted_keys", "rejected_connections")}
+        recorded = store.record(target.name, window, sample, source="info", counters=counters,
+                                commands_spent=snapshot.commands_spent,
+                                rate_span=target.rate_window, run_id=run_id)
+        used, partial = recorded.step.usage.used, recorded.step.usage.partial
+
+    rate = q.trailing_rate(recorded.rate_points, now, target.rate_window)
+    if rate is None and not partial and now - window.start >= timedelta(minutes=5):
+        rate = used / (now - window.start).total_seconds()  # whole-window average
+    projected = q.project(used, rate, now, window)
+    limit = int(target.quota.limit or 1)
+    quota_reading = q.QuotaReading(target.name, used, limit, window, now, rate, projected,
+                                   partial,
+                                   may_project=now - window.start >= target.projection_delay)
+    quota_obs = q.judge_quota(quota_reading, warn_percent=target.warn_percent,
+                              critical_percent=target.critical_percent, labels=target.labels,
+                              page_on_projection=target.page_on_projection)
+    observations = [*state_obs, quota_obs]
+    result.metrics.update({
+        "used": float(used), "limit": float(limit), "percent": 100.0 * used / limit,
+        "window_seconds_left": max(0.0, (window.end - now).total_seconds()),
+        "resets_in_window": float(recorded.step.usage.resets),
+    })
+    if rate is not None:
+        result.metrics["rate_ops_per_sec"] = float(rate)
+    if projected is not None:
+        result.metrics["projected"] = float(projected)
+        result.metrics["projected_percent"] = 100.0 * projected / limit
+    if snapshot is not None:
+        result.metrics["monitor_commands"] = float(snapshot.commands_spent)
+        observations += _info_observations(target, snapshot, recorded.previous, result,
+                                           counted=recorded.step.counted)
+    return observations
+
+
+def _info_observations(target: RedisQuotaTarget, snap: InfoSnapshot,
+                       previous: dict[str, Any] | None, result: TargetResult, *,
+                       counted: bool = True) -> list[Observation]:
+    labels = target.labels
+    out: list[Observation] = []
+    used_memory, maxmemory = snap.num("used_memory"), snap.num("maxmemory")
+    result.metrics.update({"memory_used_bytes": used_memory, "keys": snap.keys,
+                           "connected_clients": snap.num("connected_clients"),
+                           "latency_ms": float(snap.latency_ms)})
+    if maxmemory > 0:
+        result.metrics["memory_percent"] = 100.0 * used_memory / maxmemory
+    if target.memory_max_percent is not None:
+        out.append(q.judge_memory(target.name, used_memory, maxmemory,
+                                  max_percent=target.memory_max_percent, labels=labels))
+    maxclients = snap.num("maxclients")
+    if target.clients_max_percent is not None and maxclients > 0:
+        out.append(q.judge_clients(target.name, snap.num("connected_clients"), maxclients,
+                                   max_percent=target.clients_max_percent, labels=labels))
+    if target.keys_max is not None:
+        out.append(q.judge_keys(target.name, snap.keys, target.keys_max, labels=labels))
+    if previous is None or not counted:
+        return out  # counters need two samples, in order
+    same_server = previous["server_id"] == snap.server_id
+
+    def delta(name: str) -> float:
+        cur, prev = snap.num(name), previous.get(name)
+        if prev is None or not same_server or cur < prev:
+            return cur  # reset: the new value is growth from zero
+        return cur - float(prev)
+
+    deltas = q.InfoDeltas(delta("keyspace_hits"), delta("keyspace_misses"),
+                          delta("evicted_keys"), delta("rejected_connections"),
+                          snap.at - previous["at"])
+    lookups = deltas.hits + deltas.misses
+    if lookups > 0:
+        result.metrics["hit_rate_percent"] = 100.0 * deltas.hits / lookups
+    if target.hit_rate_min_percent is not None:
+        out.append(q.judge_hit_rate(target.name, deltas, min_percent=target.hit_rate_min_percent,
+                                    min_lookups=target.min_lookups, labels=labels))
+    if target.evicted_keys_max is not None:
+        out.append(q.judge_counter(target.name, "evicted_keys", "evicted keys", deltas.evicted,
+                                   target.evicted_keys_max, deltas.interval, labels=labels))
+    if target.rejected_connections_max is not None:
+        out.append(q.judge_counter(target.name, "rejected_connections", "rejected connections",
+                                   deltas.rejected, target.rejected_connections_max,
+                                   deltas.interval, labels=labels))
+    return out

@@ -1,0 +1,152 @@
+"""Persistence for Redis quota counting: samples and per-window usage, in the timeline DB.
+
+:meth:`RedisUsageStore.record` folds one new sample into the window's usage inside a
+transaction that holds a per-target lock, so a scheduled run and a manual trigger
+checking the same target at once cannot count the same commands twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alert_jobs.families.redis_quota.check import (
+    CounterSample,
+    QuotaWindow,
+    RatePoint,
+    Step,
+    WindowUsage,
+    advance,
+)
+from alert_jobs.store import Timeline, schema
+
+redis_samples = sa.Table(
+    "alert_redis_samples",
+    schema.metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("target", sa.String(128), nullable=False),
+    sa.Column("at", schema.UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("server_id", sa.String(64), nullable=False, default=""),
+    sa.Column("uptime_seconds", sa.Float),
+    sa.Column("total_commands", sa.Float, nullable=False),
+    sa.Column("increment", sa.Float, nullable=False),
+    sa.Column("reset", sa.Boolean, nullable=False, default=False),
+    sa.Column("counted", sa.Boolean, nullable=False, default=True),
+    sa.Column("keyspace_hits", sa.Float),
+    sa.Column("keyspace_misses", sa.Float),
+    sa.Column("evicted_keys", sa.Float),
+    sa.Column("rejected_connections", sa.Float),
+    sa.Column("commands_spent", sa.Integer, nullable=False, default=0),
+    sa.Column("run_id", sa.String(64)),
+    sa.Index("ix_alert_redis_samples_target_at", "target", "at"),
+)
+
+redis_windows = sa.Table(
+    "alert_redis_windows",
+    schema.metadata,
+    sa.Column("target", sa.String(128), primary_key=True),
+    sa.Column("window_start", schema.UTCDateTime, primary_key=True),
+    sa.Column("window_end", schema.UTCDateTime, nullable=False),
+    sa.Column("window_kind", sa.String(8), nullable=False),
+    sa.Column("used", sa.Float, nullable=False),
+    sa.Column("partial", sa.Boolean, nullable=False),
+    sa.Column("resets", sa.Integer, nullable=False, default=0),
+    sa.Column("last_at", schema.UTCDateTime, nullable=False),
+    sa.Column("last_total", sa.Float, nullable=False),
+    sa.Column("last_server_id", sa.String(64), nullable=False, default=""),
+    sa.Column("last_uptime", sa.Float),
+    sa.Column("updated_at", schema.UTCDateTime, nullable=False),
+)
+
+COUNTER_FIELDS = ("keyspace_hits", "keyspace_misses", "evicted_keys", "rejected_connections")
+SAMPLE_RETENTION = timedelta(days=35)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The window's usage after this sample, and what the checks need from history."""
+
+    step: Step
+    rate_points: list[RatePoint]
+    previous: dict[str, Any] | None  # the sample before this one (same server or not)
+
+
+class RedisUsageStore:
+    def __init__(self, timeline: Timeline):
+        self.timeline = timeline
+
+    def record(
+        self, target: str, window: QuotaWindow, sample: CounterSample, *, source: str,
+        counters: dict[str, float] | None = None, commands_spent: int = 0,
+        rate_span: timedelta = timedelta(hours=1), run_id: str | None = None,
+    ) -> Recorded:
+        t_smp = redis_samples
+        with self.timeline.tx() as conn:
+            self._lock(conn, target)
+            state = self._current_window(conn, target, window.start)
+            step = advance(state, sample, window)
+            previous = conn.execute(
+                sa.select(t_smp).where(t_smp.c.target == target, t_smp.c.counted.is_(True))
+                .order_by(t_smp.c.at.desc(), t_smp.c.id.desc()).limit(1)).first()
+            conn.execute(t_smp.insert().values(
+                target=target, at=sample.at, source=source, server_id=sample.server_id,
+                uptime_seconds=sample.uptime_seconds, total_commands=sample.total,
+                increment=step.increment, reset=step.reset, counted=step.counted,
+                commands_spent=commands_spent,
+                run_id=run_id, **{k: (counters or {}).get(k) for k in COUNTER_FIELDS},
+            ))
+            if step.counted:
+                self._save_window(conn, target, window, step.usage)
+            points = conn.execute(
+                sa.select(t_smp.c.at, t_smp.c.increment)
+                .where(t_smp.c.target == target, t_smp.c.counted.is_(True),
+                       t_smp.c.at >= sample.at - rate_span)
+                .order_by(t_smp.c.at)).all()
+            conn.execute(t_smp.delete().where(t_smp.c.target == target,
+                                              t_smp.c.at < sample.at - SAMPLE_RETENTION))
+        return Recorded(step, [RatePoint(p.at, p.increment) for p in points],
+                        dict(previous._mapping) if previous is not None else None)
+
+    def _lock(self, conn: Connection, target: str) -> None:
+        # SQLite: the transaction already holds the write lock (BEGIN IMMEDIATE).
+        if self.timeline.lock_rows():
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                         {"k": f"alert_jobs.redis:{target}"})
+
+    def _current_window(self, conn: Connection, target: str,
+                        window_start: datetime) -> WindowUsage | None:
+        """This window's usage; else the most recently counted window (a rollover).
+
+        Looking up by the current start, not the latest start, keeps counting right
+        when a quota's window or timezone changes (a month starts before today).
+        """
+        t = redis_windows
+        row = conn.execute(sa.select(t).where(t.c.target == target,
+                                              t.c.window_start == window_start)).first()
+        if row is None:
+            row = conn.execute(sa.select(t).where(t.c.target == target)
+                               .order_by(t.c.last_at.desc()).limit(1)).first()
+        if row is None:
+            return None
+        last = CounterSample(row.last_at, row.last_total, row.last_server_id, row.last_uptime)
+        return WindowUsage(row.window_start, row.used, row.partial, last, row.resets)
+
+    def _save_window(self, conn: Connection, target: str, window: QuotaWindow,
+                     usage: WindowUsage) -> None:
+        t = redis_windows
+        values: dict[str, Any] = {
+            "window_end": window.end, "window_kind": window.kind, "used": usage.used,
+            "partial": usage.partial, "resets": usage.resets, "last_at": usage.last.at,
+            "last_total": usage.last.total, "last_server_id": usage.last.server_id,
+            "last_uptime": usage.last.uptime_seconds, "updated_at": datetime.now(UTC),
+        }
+        key = (t.c.target == target) & (t.c.window_start == usage.window_start)
+        if conn.execute(sa.update(t).where(key).values(**values)).rowcount == 0:
+            conn.execute(t.insert().values(target=target, window_start=usage.window_start,
+                                           **values))

@@ -1,0 +1,88 @@
+"""``sql_metric``: one number from a query, compared with an expected range.
+
+Produces sentences like "Expected dead letters to be 0 in the last 30 minutes,
+got 1,000" that the message standard puts first in every notification.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from alert_jobs.core.formatting import fmt_number
+from alert_jobs.core.model import Observation, Status
+from alert_jobs.families.sql_metric.config import SqlMetricRule
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Inclusive good range; the ``resolve_*`` pair is the stricter range to recover into."""
+
+    min: float | None = None
+    max: float | None = None
+    resolve_min: float | None = None
+    resolve_max: float | None = None
+
+    def expected_text(self) -> str:
+        lo, hi = self.min, self.max
+        if lo is not None and hi is not None:
+            if lo == hi:
+                return f"to be {fmt_number(lo)}"
+            return f"to be between {fmt_number(lo)} and {fmt_number(hi)}"
+        if hi is not None:
+            return f"to be at most {fmt_number(hi)}"
+        return f"to be at least {fmt_number(lo)}"
+
+    def contains(self, value: float, *, recovering: bool = False) -> bool:
+        lo = self.resolve_min if recovering and self.resolve_min is not None else self.min
+        hi = self.resolve_max if recovering and self.resolve_max is not None else self.max
+        return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def bounds_of(rule: SqlMetricRule) -> Bounds:
+    """The rule's expected range as :class:`Bounds`."""
+    e = rule.expect
+    return Bounds(e.min, e.max, e.resolve_min, e.resolve_max)
+
+
+def judge(
+    rule: str,
+    value: float | None,
+    bounds: Bounds,
+    *,
+    subject: str,
+    window: str,
+    was_firing: bool = False,
+    labels: dict[str, str] | None = None,
+) -> Observation:
+    """Compare ``value`` with ``bounds``. ``None`` (no row, NULL) is ``nodata``.
+
+    ``was_firing`` selects the resolve range (hysteresis): a firing alert must come
+    back inside the stricter range before it counts as good again.
+    """
+    expected = bounds.expected_text()
+    frame = f"in the last {window}" if window else ""
+    labels = dict(labels or {})
+    if value is None:
+        return Observation(
+            rule, Status.NODATA, labels, None,
+            summary=f"Expected {subject} {expected} {frame}, but the query returned no value "
+                    "(no row, or NULL)",
+            expected=expected, seen="no value", window=window,
+        )
+    if math.isnan(value):
+        return Observation(
+            rule, Status.NODATA, labels, None,
+            summary=f"Expected {subject} {expected} {frame}, but the query returned NaN",
+            expected=expected, seen="NaN", window=window,
+        )
+    seen = fmt_number(value)
+    good = bounds.contains(value, recovering=was_firing)
+    summary = f"Expected {subject} {expected} {frame}, got {seen}"
+    if was_firing and not good and bounds.contains(value):
+        summary += " (inside the alert range, not yet inside the resolve range)"
+    return Observation(
+        rule, Status.OK if good else Status.ALERT, labels, float(value),
+        summary=summary, expected=expected, seen=seen, window=window,
+        details={"min": bounds.min, "max": bounds.max},
+    )

@@ -1,1 +1,0 @@
-"""Alert quality: per-episode facts, SQL rollups, the monthly review and its report."""

@@ -1,0 +1,101 @@
+"""Observations into the engine: render the message, decide, persist — one path for all.
+
+Every family's run, the CLI and the Dagster assets hand their observations to
+:func:`process_observations`, so there is exactly one way from a check to a
+notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from alert_jobs.config import RuleBase, RulesFile
+from alert_jobs.core.engine import RulePolicy
+from alert_jobs.core.model import AlertState, Observation, Status
+from alert_jobs.notify.links import action_links
+from alert_jobs.notify.render import build_message
+from alert_jobs.store import ProcessResult, Timeline
+
+
+def policy_for(rules: RulesFile, rule: RuleBase) -> RulePolicy:
+    return RulePolicy(
+        rule=rule.name,
+        severity=rule.severity,
+        for_=rule.for_,
+        keep_firing_for=rule.keep_firing_for,
+        repeat_interval=rules.repeat_interval_for(rule),
+        nodata=rule.nodata,
+        error=rule.error,
+        enabled=rule.enabled,
+        receivers=tuple(rule.receivers or ()),  # empty: the route tree (or defaults) decides
+    )
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """What one evaluation saw and decided."""
+
+    observation: Observation
+    result: ProcessResult
+
+    @property
+    def state(self) -> AlertState:
+        return self.result.decision.record.state
+
+
+def process_observation(
+    rules: RulesFile, rule: RuleBase, timeline: Timeline, obs: Observation, *,
+    now: datetime, run_id: str | None, why: str = "",
+) -> RuleOutcome:
+    """Render the message for ``obs`` and let the engine decide, in one transaction."""
+    return process_observations(rules, rule, timeline, [(obs, why)], now=now, run_id=run_id)[0]
+
+
+def process_observations(
+    rules: RulesFile, rule: RuleBase, timeline: Timeline,
+    observations: list[tuple[Observation, str]], *, now: datetime, run_id: str | None,
+    flush: bool = True,
+) -> list[RuleOutcome]:
+    """Several observations of one rule (with their 'why it matters' text) in one transaction."""
+    policy = policy_for(rules, rule)
+    items = []
+    for obs, why in observations:
+        audience = rule.annotations.audience
+        message = build_message(
+            obs, severity=obs.severity or rule.severity, description=rule.description,
+            why=rule.annotations.why or why, runbook_url=rule.annotations.runbook_url,
+            dashboard_url=rule.annotations.dashboard_url, dagster_url=rules.defaults.dagster_url,
+            run_id=run_id, audience=audience,
+            audience_text=rule.annotations.audience_text.get(audience, ""),
+            actions=action_links(obs.fingerprint, obs.rule,
+                                 base_url=rules.defaults.action_base_url, now=now,
+                                 ttl=rules.defaults.action_link_ttl),
+        )
+        items.append((obs, policy, message))
+    results = timeline.alerts.process_many(items, now=now, run_id=run_id,
+                                           router=rules.router(), flush=flush)
+    return [RuleOutcome(obs, result) for (obs, _), result in zip(observations, results,
+                                                                 strict=True)]
+
+
+def resolve_vanished(rules: RulesFile, rule: RuleBase, timeline: Timeline, produced: set[str],
+                     *, now: datetime, run_id: str | None, flush: bool = True
+                     ) -> list[RuleOutcome]:
+    """Resolve the rule's open alerts that this evaluation no longer produces.
+
+    Editing a rule's ``labels`` (or turning one of a target's checks off) changes which
+    alert instances exist; the old ones would otherwise stay firing forever and never
+    send their resolve. Call only with a *complete* evaluation (not after a source
+    error, which says nothing about the other instances).
+    """
+    stale = [a for a in timeline.alerts.list() if a.rule == rule.name
+             and a.fingerprint not in produced]
+    items = [(Observation(a.rule, Status.OK, dict(a.labels), None,
+                          summary="This alert instance is no longer evaluated (the rule's "
+                                  "labels or checks changed), so it is resolved."), "")
+             for a in stale]
+    if not items:
+        return []
+    return process_observations(rules, rule, timeline, items, now=now, run_id=run_id,
+                                flush=flush)

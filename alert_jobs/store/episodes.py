@@ -1,0 +1,239 @@
+"""``alert_episodes``: one row per firing episode, written with the events that change it.
+
+An *alert* for quality purposes is one episode of one alert instance (fingerprint +
+episode) that reached firing. The timeline calls the hooks below inside the same
+transaction as the event they mirror, so the row can never disagree with the events.
+Keeping these facts as columns (not as JSON in event payloads) is what lets the
+rollups be plain, portable ``GROUP BY`` queries on SQLite and PostgreSQL alike, and
+durations are stored as seconds because the two databases subtract times differently.
+
+Definitions (DESIGN/research §7.7):
+
+* ``notifications``: firing notifications decided for the episode (first, repeat,
+  unmuted, severity_raised, escalation steps). A group message may carry several.
+* ``pages``: those notifications while the alert was ``critical`` (routes send
+  critical alerts to the pager; see README "Alert quality").
+* ``first_ack_at`` / ``ack_seconds``: first ack, measured from the first notification
+  (PagerDuty's ack time; from firing if nothing was sent).
+* ``first_response_at`` / ``response_seconds``: first human action while active (ack,
+  snooze, matching silence, outcome), measured from firing (Grafana OnCall).
+* ``resolve_seconds``: resolved − fired.
+* ``flap``: the episode fired within :data:`FLAP_WINDOW` of the previous episode's resolve.
+* ``outcome``: what a person said it was (``AckOutcome``), last word wins.
+
+Invariant the rollups rely on: ``ack_seconds`` is set exactly when ``first_ack_at`` is,
+and ``resolve_seconds`` exactly when ``resolved_at`` is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alert_jobs.core.model import AlertRecord, Severity, Silence
+from alert_jobs.store import schema
+
+FLAP_WINDOW = timedelta(hours=1)
+_RESPONSE_KINDS = {"acked", "snoozed", "outcome"}
+t = schema.episodes
+
+
+def _key(fingerprint: str, episode: int) -> Any:
+    return sa.and_(t.c.fingerprint == fingerprint, t.c.episode == episode)
+
+
+def _seconds(later: datetime, earlier: datetime | None) -> float | None:
+    return None if earlier is None else max(0.0, (later - earlier).total_seconds())
+
+
+def utc_day(when: datetime) -> str:
+    """The ``day`` column: the UTC date, whatever timezone the caller's clock is in."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _raise_severity(severity: str) -> Any:
+    """The new value of ``severity``: the highest seen in the episode."""
+    rank = Severity(severity).rank
+    lower = [str(s) for s in Severity if s.rank < rank]
+    return sa.case((t.c.severity.in_(lower), severity), else_=t.c.severity)
+
+
+def on_decision(conn: Connection, decision: Any, prior: AlertRecord | None,
+                now: datetime) -> None:
+    """Mirror one engine decision (firing, resolve, notifications, severity rise)."""
+    record: AlertRecord = decision.record
+    if record.episode <= 0:
+        return
+    fp, episode = record.fingerprint, record.episode
+    for ev in decision.events:
+        if ev.kind == "firing" and not ev.payload.get("relapse"):
+            _start(conn, record, now)
+        elif ev.kind == "resolved":
+            conn.execute(t.update().where(_key(fp, episode)).values(
+                resolved_at=now, resolve_seconds=_seconds(now, record.fired_at), updated_at=now))
+    firing = [n for n in decision.notifications if n.kind == "firing"]
+    if firing:
+        notified(conn, fp, episode, str(record.severity), now, count=len(firing))
+    elif (record.state.is_active and prior is not None and prior.severity != record.severity
+          and record.severity != Severity.INFO):
+        conn.execute(t.update().where(_key(fp, episode))
+                     .values(severity=_raise_severity(str(record.severity))))
+
+
+def _start(conn: Connection, record: AlertRecord, now: datetime) -> None:
+    previous = conn.execute(sa.select(t.c.resolved_at).where(
+        _key(record.fingerprint, record.episode - 1))).scalar()
+    flap = previous is not None and now - previous <= FLAP_WINDOW
+    conn.execute(sa.delete(t).where(_key(record.fingerprint, record.episode)))
+    conn.execute(t.insert().values(
+        fingerprint=record.fingerprint, episode=record.episode, rule=record.rule,
+        severity=str(record.severity), day=utc_day(now), fired_at=now,
+        notifications=0, pages=0, flap=flap, updated_at=now))
+
+
+def notified(conn: Connection, fingerprint: str, episode: int, severity: str, now: datetime,
+             *, count: int = 1) -> None:
+    """Count ``count`` firing notifications (pages when critical) for the episode."""
+    page = count if severity == str(Severity.CRITICAL) else 0
+    conn.execute(t.update().where(_key(fingerprint, episode)).values(
+        notifications=t.c.notifications + count, pages=t.c.pages + page,
+        first_notified_at=sa.func.coalesce(t.c.first_notified_at, now),
+        severity=_raise_severity(severity), updated_at=now))
+
+
+def on_action(conn: Connection, record: AlertRecord, kind: str, actor: str,
+              outcome: str | None, now: datetime) -> None:
+    """Mirror a human action on the alert's current (or last) episode."""
+    if record.episode <= 0 or (kind not in _RESPONSE_KINDS and not outcome):
+        return
+    row = conn.execute(sa.select(t).where(_key(record.fingerprint, record.episode))).first()
+    if row is None:
+        return
+    values: dict[str, Any] = {"updated_at": now}
+    if outcome:
+        values.update(outcome=outcome, outcome_by=actor)
+    if record.state.is_active and row.resolved_at is None:
+        if row.first_response_at is None:
+            values.update(first_response_at=now, response_seconds=_seconds(now, row.fired_at))
+        if kind == "acked" and row.first_ack_at is None:
+            values.update(first_ack_at=now, ack_seconds=_seconds(
+                now, row.first_notified_at or row.fired_at))
+    conn.execute(t.update().where(_key(record.fingerprint, record.episode)).values(**values))
+
+
+def on_silence(conn: Connection, silence: Silence, now: datetime) -> None:
+    """A new silence is a first response for every active alert it mutes."""
+    if not silence.is_active(now):
+        return
+    a = schema.alerts
+    rows = conn.execute(sa.select(a.c.fingerprint, a.c.rule, a.c.labels, a.c.severity,
+                                  a.c.episode).where(a.c.state.in_(["firing", "recovering"])))
+    for r in rows.all():
+        labels = {**(r.labels or {}), "alertname": r.rule, "severity": r.severity}
+        if not silence.matches(labels):
+            continue
+        row = conn.execute(sa.select(t.c.fired_at, t.c.first_response_at)
+                           .where(_key(r.fingerprint, r.episode))).first()
+        if row is not None and row.first_response_at is None:
+            # Conditional, because the alert row is not locked here: an ack that got in
+            # first keeps its (earlier) first response.
+            conn.execute(t.update().where(_key(r.fingerprint, r.episode),
+                                          t.c.first_response_at.is_(None)).values(
+                first_response_at=now, response_seconds=_seconds(now, row.fired_at),
+                updated_at=now))
+
+
+# ----- migration backfill -----------------------------------------------------------
+
+_BACKFILL_KINDS = ("firing", "resolved", "notify", "acked", "snoozed", "outcome", "escalated")
+_BATCH = 1000
+
+
+def backfill(conn: Connection) -> int:
+    """Rebuild episode rows from existing events (a one-off when the table is created).
+
+    Streams the relevant events of each fingerprint in time order. Severity is the
+    alert's current one (old events do not carry it). Episode numbers are aligned with
+    the live ``alert_alerts.episode`` so later writes update the right row even when
+    old events were pruned. Returns the number of rows written.
+    """
+    e, a = schema.events, schema.alerts
+    current = {r.fingerprint: (r.episode, r.severity, r.labels, r.rule)
+               for r in conn.execute(sa.select(a.c.fingerprint, a.c.episode, a.c.severity,
+                                               a.c.labels, a.c.rule))}
+    query = (sa.select(e.c.fingerprint, e.c.at, e.c.kind, e.c.actor, e.c.payload, e.c.rule)
+             .where(e.c.fingerprint.is_not(None), e.c.kind.in_(_BACKFILL_KINDS))
+             .order_by(e.c.fingerprint, e.c.at, e.c.id))
+    written = 0
+    batch: list[dict[str, Any]] = []
+    fp_events: list[Any] = []
+    last_fp: str | None = None
+    for ev in conn.execute(query):
+        if ev.fingerprint != last_fp and fp_events:
+            batch.extend(_episodes_of(fp_events, current))
+            fp_events = []
+        last_fp = ev.fingerprint
+        fp_events.append(ev)
+        if len(batch) >= _BATCH:
+            conn.execute(t.insert(), batch)
+            written += len(batch)
+            batch = []
+    if fp_events:
+        batch.extend(_episodes_of(fp_events, current))
+    if batch:
+        conn.execute(t.insert(), batch)
+        written += len(batch)
+    return written
+
+
+def _episodes_of(events: Iterable[Any], current: dict[str, Any]) -> list[dict[str, Any]]:
+    events = list(events)
+    fp = events[0].fingerprint
+    live_episode, severity, _labels, live_rule = current.get(
+        fp, (0, str(Severity.WARNING), {}, events[0].rule))
+    rows: list[dict[str, Any]] = []
+    row: dict[str, Any] | None = None
+    prev_resolved: datetime | None = None
+    for ev in events:
+        payload = ev.payload or {}
+        if ev.kind == "firing" and not payload.get("relapse"):
+            if row is not None:
+                prev_resolved = row["resolved_at"]
+            row = {"fingerprint": fp, "episode": len(rows) + 1, "rule": ev.rule or live_rule,
+                   "severity": severity, "day": utc_day(ev.at), "fired_at": ev.at,
+                   "first_notified_at": None, "first_ack_at": None, "first_response_at": None,
+                   "resolved_at": None, "ack_seconds": None, "response_seconds": None,
+                   "resolve_seconds": None, "outcome": None, "outcome_by": None,
+                   "notifications": 0, "pages": 0, "updated_at": ev.at,
+                   "flap": prev_resolved is not None and ev.at - prev_resolved <= FLAP_WINDOW}
+            rows.append(row)
+            continue
+        if row is None:
+            continue
+        if ev.kind == "resolved" and row["resolved_at"] is None:
+            row["resolved_at"] = ev.at
+            row["resolve_seconds"] = _seconds(ev.at, row["fired_at"])
+        elif (ev.kind == "notify" and payload.get("reason")) or ev.kind == "escalated":
+            row["notifications"] += 1
+            row["pages"] += 1 if severity == str(Severity.CRITICAL) else 0
+            row["first_notified_at"] = row["first_notified_at"] or ev.at
+        elif ev.kind in _RESPONSE_KINDS:
+            if payload.get("outcome"):
+                row["outcome"], row["outcome_by"] = payload["outcome"], ev.actor
+            if row["resolved_at"] is None:
+                if row["first_response_at"] is None:
+                    row["first_response_at"] = ev.at
+                    row["response_seconds"] = _seconds(ev.at, row["fired_at"])
+                if ev.kind == "acked" and row["first_ack_at"] is None:
+                    row["first_ack_at"] = ev.at
+                    row["ack_seconds"] = _seconds(ev.at, row["first_notified_at"]
+                                                  or row["fired_at"])
+    offset = max(0, int(live_episode or 0) - len(rows))
+    for r in rows:
+        r["episode"] += offset
+    return rows
+

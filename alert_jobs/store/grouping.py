@@ -1,0 +1,173 @@
+"""Alertmanager's dispatcher on SQL: per-alert intents → one message per group per interval.
+
+The engine decides per alert ("dead_letters{queue=q7} fires, send it"). Each intent is
+queued under every (route, receiver, group labels) it routes to. A group is flushed
+``group_wait`` after its first alert, then at most once per ``group_interval``: all
+intents queued since the last flush become one :class:`GroupMessage` in the outbox.
+So 1,000 alerts sharing group labels are one page, not 1,000, and an alert that fired
+and resolved before its group was flushed is never sent at all.
+
+Everything runs inside the caller's transaction (``conn``), so queuing is atomic with
+the decision that caused it, and a flush is atomic with the outbox row it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alert_jobs.core.messages import AlertMessage, GroupMessage
+from alert_jobs.core.routing import RouteTarget
+from alert_jobs.store import schema
+
+#: Intents that do not wait for group_interval: a warning that became critical is news.
+URGENT_REASONS = frozenset({"severity_raised"})
+
+EnqueueOutbox = Callable[[Connection, datetime, str, str | None, str, str, dict[str, Any]],
+                         int | None]
+
+
+def queue(conn: Connection, *, now: datetime, target: RouteTarget, labels: dict[str, str],
+          fingerprint: str, rule: str, kind: str, reason: str, payload: dict[str, Any],
+          run_id: str | None, lock: bool) -> None:
+    """Queue one alert's intent for ``target``'s group and arm the group's timer."""
+    group_key = target.group_key(labels)
+    conn.execute(schema.notify_queue.insert().values(
+        created_at=now, receiver=target.receiver, group_key=group_key, fingerprint=fingerprint,
+        rule=rule, kind=kind, reason=reason, payload=payload, run_id=run_id))
+    g = schema.groups
+    key = (g.c.receiver == target.receiver) & (g.c.group_key == group_key)
+    query = sa.select(g).where(key)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        conn.execute(g.insert().values(
+            receiver=target.receiver, group_key=group_key, route_id=target.route_id,
+            group_labels=target.group_labels(labels),
+            group_interval_seconds=target.group_interval.total_seconds(), first_at=now,
+            last_flush_at=None, next_flush_at=now + target.group_wait, flush_seq=0, firing=[]))
+    elif reason in URGENT_REASONS:
+        conn.execute(g.update().where(key).values(next_flush_at=now))
+    elif row.next_flush_at is None:
+        earliest = (row.last_flush_at + target.group_interval if row.last_flush_at else now)
+        conn.execute(g.update().where(key).values(
+            next_flush_at=max(now, earliest),
+            group_interval_seconds=target.group_interval.total_seconds()))
+
+
+def due_groups(conn: Connection, now: datetime, *, limit: int, skip_locked: bool
+               ) -> list[Any]:
+    g = schema.groups
+    query = (sa.select(g).where(g.c.next_flush_at <= now).order_by(g.c.next_flush_at)
+             .limit(limit))
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).all())
+
+
+def flush(conn: Connection, group: Any, *, now: datetime, max_alerts: int, dagster_url: str,
+          enqueue: EnqueueOutbox) -> tuple[int | None, list[str]]:
+    """Turn a due group's queued intents into one outbox message.
+
+    Returns the outbox id (None if nothing was left to say) and the fingerprints in it.
+    """
+    q, g = schema.notify_queue, schema.groups
+    rows = conn.execute(sa.select(q).where(q.c.receiver == group.receiver,
+                                           q.c.group_key == group.group_key)
+                        .order_by(q.c.id)).all()
+    key = (g.c.receiver == group.receiver) & (g.c.group_key == group.group_key)
+    if not rows:
+        conn.execute(g.update().where(key).values(next_flush_at=None))
+        return None, []
+    notified_firing = set(group.firing or [])
+    latest: dict[str, Any] = {}
+    fired_in_batch: set[str] = set()
+    for row in rows:
+        if row.kind == "firing":
+            fired_in_batch.add(row.fingerprint)
+        latest[row.fingerprint] = row
+    alerts: list[AlertMessage] = []
+    kinds: set[str] = set()
+    reasons: set[str] = set()
+    for fp, row in latest.items():
+        if (row.kind == "resolved" and fp in fired_in_batch and fp not in notified_firing):
+            continue  # fired and resolved before anyone was told: tell no one
+        alert: AlertMessage = {**row.payload, "notification_reason": row.reason}
+        alert["status"] = "resolved" if row.kind == "resolved" else "firing"
+        alerts.append(alert)
+        kinds.add(row.kind)
+        reasons.add(row.reason)
+        if row.kind == "resolved":
+            notified_firing.discard(fp)
+        elif row.kind in ("firing", "escalation"):
+            notified_firing.add(fp)
+    conn.execute(q.delete().where(q.c.id <= rows[-1].id, q.c.receiver == group.receiver,
+                                  q.c.group_key == group.group_key))
+    seq = group.flush_seq + 1
+    conn.execute(g.update().where(key).values(
+        last_flush_at=now, next_flush_at=None, flush_seq=seq, firing=sorted(notified_firing)))
+    if not alerts:
+        return None, []
+    alerts.sort(key=lambda a: (a.get("status") != "firing", a.get("rule", ""),
+                               a.get("fingerprint", "")))
+    shown = alerts[:max_alerts]
+    firing = any(a["status"] == "firing" for a in alerts)
+    message: GroupMessage = {
+        "receiver": group.receiver,
+        "group_key": group.group_key,
+        "group_labels": dict(group.group_labels),
+        "common_labels": _common_labels([a.get("labels", {}) for a in alerts]),
+        "status": "firing" if firing else "resolved",
+        "notification_reason": _reason(kinds, reasons, first=not (set(group.firing or []))),
+        "dedup_key": f"{group.group_key}#{seq}",
+        "alerts": shown,
+        "truncated_alerts": len(alerts) - len(shown),
+        "dagster_url": dagster_url,
+        "test": False,
+    }
+    rules = {a.get("rule", "") for a in alerts}
+    rule = rules.pop() if len(rules) == 1 else None
+    outbox_id = enqueue(conn, now, group.receiver, rule, message["status"],
+                        message["dedup_key"], dict(message))
+    return outbox_id, [a.get("fingerprint", "") for a in alerts]
+
+
+def _reason(kinds: set[str], reasons: set[str], *, first: bool) -> str:
+    if "escalation" in kinds:
+        return "escalation"
+    if kinds == {"acknowledged"}:
+        return "acknowledged"
+    if "firing" in kinds:
+        if first:
+            return "first"
+        if reasons & {"first", "unmuted", "severity_raised"}:
+            return "new_alerts"
+        return "repeat"
+    return "resolved"
+
+
+def _common_labels(label_sets: list[dict[str, str]]) -> dict[str, str]:
+    if not label_sets:
+        return {}
+    common = dict(label_sets[0])
+    for labels in label_sets[1:]:
+        common = {k: v for k, v in common.items() if labels.get(k) == v}
+    return common
+
+
+def forget_idle(conn: Connection, now: datetime, older_than: timedelta = timedelta(days=7)
+                ) -> None:
+    """Drop groups with nothing firing and no activity for a week (their state is moot)."""
+    g = schema.groups
+    stale = conn.execute(sa.select(g.c.receiver, g.c.group_key, g.c.firing)
+                         .where(g.c.next_flush_at.is_(None),
+                                g.c.last_flush_at < now - older_than)).all()
+    for row in stale:
+        if not row.firing:
+            conn.execute(g.delete().where(g.c.receiver == row.receiver,
+                                          g.c.group_key == row.group_key))

@@ -1,0 +1,199 @@
+"""``alert_outbox``: notifications waiting to be sent, claimed, and marked.
+
+Claim-then-send (Healthchecks' pattern): a worker claims due rows for a lease, sends
+them, and marks each one. A worker that dies after sending but before marking loses
+its lease, and the row is sent again: at most one duplicate per lost lease, never a
+loss. Receivers get the stable ``dedup_key`` to drop such duplicates. The unique
+``(receiver, dedup_key)`` makes queuing idempotent.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alert_jobs.core.routing import Router
+from alert_jobs.store import grouping, schema
+from alert_jobs.store.db import Database, utcnow
+from alert_jobs.store.events import write_event
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    receiver: str
+    kind: str
+    dedup_key: str
+    payload: dict[str, Any]
+    attempts: int
+    fingerprint: str | None
+    rule: str | None
+    claim_token: str
+
+
+def enqueue(db: Database, conn: Connection, now: datetime, receiver: str, fp: str | None,
+            rule: str | None, kind: str, dedup_key: str, payload: dict[str, Any],
+            run_id: str | None) -> int | None:
+    """Insert one outbox row unless ``(receiver, dedup_key)`` is queued already."""
+    stmt = db.insert_ignore(schema.outbox, ["receiver", "dedup_key"]).values(
+        created_at=now, receiver=receiver, fingerprint=fp, rule=rule, kind=kind,
+        dedup_key=dedup_key, payload=payload, attempts=0, next_attempt_at=now, run_id=run_id,
+    ).returning(schema.outbox.c.id)
+    new_id = conn.execute(stmt).scalar()
+    return None if new_id is None else int(new_id)
+
+
+def flush_groups(db: Database, conn: Connection, now: datetime, router: Router
+                 ) -> builtins.list[tuple[int, builtins.list[str]]]:
+    """Turn every due notification group into one outbox row (inside ``conn``)."""
+
+    def enqueue_group(conn: Connection, now: datetime, receiver: str, rule: str | None,
+                      kind: str, dedup_key: str, payload: dict[str, Any]) -> int | None:
+        return enqueue(db, conn, now, receiver, None, rule, kind, dedup_key, payload,
+                       payload.get("run_id"))
+
+    out: builtins.list[tuple[int, builtins.list[str]]] = []
+    for group in grouping.due_groups(conn, now, limit=1000, skip_locked=db.lock_rows()):
+        outbox_id, fps = grouping.flush(
+            conn, group, now=now, max_alerts=router.defaults.max_alerts,
+            dagster_url=router.defaults.external_url, enqueue=enqueue_group)
+        if outbox_id is not None:
+            out.append((outbox_id, fps))
+    return out
+
+
+class OutboxStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def flush_due(self, *, router: Router | None = None,
+                  now: datetime | None = None) -> builtins.list[int]:
+        """Flush every group whose timer is due into the outbox; returns the outbox ids."""
+        now = now or utcnow()
+        with self.db.tx() as conn:
+            flushed = flush_groups(self.db, conn, now, router or Router())
+            grouping.forget_idle(conn, now)
+        return [outbox_id for outbox_id, _ in flushed]
+
+    def enqueue(self, receiver: str, kind: str, dedup_key: str, payload: dict[str, Any], *,
+                fingerprint: str | None = None, rule: str | None = None,
+                run_id: str | None = None, now: datetime | None = None) -> int | None:
+        """Queue one message outside an evaluation (e.g. the monthly review)."""
+        with self.db.tx() as conn:
+            return enqueue(self.db, conn, now or utcnow(), receiver, fingerprint, rule, kind,
+                           dedup_key, payload, run_id)
+
+    def claim_due(self, *, limit: int = 100, lease: timedelta = timedelta(minutes=2),
+                  now: datetime | None = None,
+                  ids: Sequence[int] | None = None) -> builtins.list[OutboxItem]:
+        """Claim undelivered rows that are due, for ``lease``; another worker skips them."""
+        now = now or utcnow()
+        t = schema.outbox
+        token = str(uuid.uuid4())
+        due = sa.and_(
+            t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at <= now,
+            sa.or_(t.c.claimed_until.is_(None), t.c.claimed_until < now),
+        )
+        with self.db.tx() as conn:
+            pick = sa.select(t.c.id).where(due).order_by(t.c.id).limit(limit)
+            if ids is not None:
+                pick = pick.where(t.c.id.in_(list(ids)))
+            if self.db.lock_rows():
+                pick = pick.with_for_update(skip_locked=True)
+            chosen = builtins.list(conn.execute(pick).scalars())
+            if not chosen:
+                return []
+            conn.execute(t.update().where(t.c.id.in_(chosen), due)
+                         .values(claimed_until=now + lease, claim_token=token))
+            rows = conn.execute(sa.select(t).where(t.c.claim_token == token)).all()
+        return [OutboxItem(r.id, r.receiver, r.kind, r.dedup_key, dict(r.payload), r.attempts,
+                           r.fingerprint, r.rule, token) for r in rows]
+
+    def mark_delivered(self, item: OutboxItem, *, run_id: str | None = None,
+                       now: datetime | None = None, skipped: bool = False) -> None:
+        """Done with a row: sent, or ``skipped`` because the receiver does not want it
+        (a resolve to a receiver with send_resolved off)."""
+        now = now or utcnow()
+        t = schema.outbox
+        with self.db.tx() as conn:
+            # Only while this worker still holds the claim: a row reclaimed by another
+            # worker after a lost lease is that worker's to mark.
+            held = conn.execute(t.update().where(t.c.id == item.id,
+                                                 t.c.claim_token == item.claim_token).values(
+                delivered_at=now, claimed_until=None, attempts=t.c.attempts + 1, last_error=None))
+            if skipped or held.rowcount == 0:
+                return
+            write_event(conn, now, "notification_sent", f"{item.kind} sent to {item.receiver}",
+                        fingerprint=item.fingerprint, rule=item.rule, source="outbox",
+                        run_id=run_id, payload={"receiver": item.receiver,
+                                                "dedup_key": item.dedup_key,
+                                                "attempt": item.attempts + 1})
+
+    def mark_failed(self, item: OutboxItem, error: str, *, retry_at: datetime | None,
+                    run_id: str | None = None, now: datetime | None = None) -> None:
+        """Record a failed attempt; ``retry_at=None`` means permanent (never retried)."""
+        now = now or utcnow()
+        t = schema.outbox
+        values: dict[str, Any] = {"claimed_until": None, "attempts": t.c.attempts + 1,
+                                  "last_error": error}
+        if retry_at is None:
+            values["failed_at"] = now
+        else:
+            values["next_attempt_at"] = retry_at
+        with self.db.tx() as conn:
+            held = conn.execute(t.update().where(t.c.id == item.id,
+                                                 t.c.claim_token == item.claim_token)
+                                .values(**values))
+            if held.rowcount == 0:
+                return
+            when = ("gave up" if retry_at is None
+                    else f"retry at {retry_at.isoformat(timespec='seconds')}")
+            write_event(conn, now, "notification_failed",
+                        f"{item.kind} to {item.receiver} failed: {error}; {when}",
+                        fingerprint=item.fingerprint, rule=item.rule, source="outbox",
+                        run_id=run_id, payload={"receiver": item.receiver,
+                                                "dedup_key": item.dedup_key,
+                                                "attempt": item.attempts + 1,
+                                                "permanent": retry_at is None})
+
+    def rows(self, *, pending_only: bool = False) -> builtins.list[dict[str, Any]]:
+        t = schema.outbox
+        query = sa.select(t).order_by(t.c.id)
+        if pending_only:
+            query = query.where(t.c.delivered_at.is_(None), t.c.failed_at.is_(None))
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def problems(self) -> dict[str, Any]:
+        """Counts and latest errors of undelivered messages, without loading the outbox."""
+        t = schema.outbox
+        waiting = sa.and_(t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.attempts > 0)
+        failed = t.c.failed_at.is_not(None)
+        out: dict[str, Any] = {}
+        with self.db.read() as conn:
+            for name, cond in (("retrying", waiting), ("failed", failed)):
+                count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar()
+                last = conn.execute(sa.select(t.c.receiver, t.c.last_error).where(cond)
+                                    .order_by(t.c.id.desc()).limit(1)).first()
+                out[name] = int(count or 0)
+                out[f"{name}_last_error"] = f"{last.receiver}: {last.last_error}" if last else None
+        return out
+
+    def due_count(self, now: datetime | None = None) -> int:
+        """Outbox rows due plus groups due for a flush: cheap enough for a sensor tick."""
+        now = now or utcnow()
+        t, g = schema.outbox, schema.groups
+        outbox_due = sa.select(sa.func.count()).select_from(t).where(
+            t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at <= now,
+            sa.or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
+        groups_due = sa.select(sa.func.count()).select_from(g).where(g.c.next_flush_at <= now)
+        with self.db.read() as conn:
+            return int(conn.execute(outbox_due).scalar() or 0) + int(
+                conn.execute(groups_due).scalar() or 0)
