@@ -46,7 +46,7 @@ from alert_jobs.notify.links import (
 from alert_jobs.runtime.actions import ack_alert
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import Timeline, TimelineError, utcnow
-from alert_jobs.store.link_uses import AlreadyDone, LinkGone, LinkUse, is_current
+from alert_jobs.store.link_uses import LIVE, AlreadyDone, LinkGone, LinkUse, is_current
 
 LABELS = {
     "ack": "Acknowledge",
@@ -93,10 +93,12 @@ def _gone(alert: AlertRecord) -> HTMLResponse:
     """410 for a link whose episode ended, pointing at the current state of the alert."""
     secret = link_secret()
     assert secret is not None  # the token was just verified with it
-    if alert.state.is_active:
+    if alert.state in LIVE:
         now_text = f"It fired again at {_when(alert.fired_at)} and is {alert.state} now."
+    elif alert.resolved_at is not None:
+        now_text = f"It resolved at {_when(alert.resolved_at)}; it is {alert.state} now."
     else:
-        now_text = f"It is {alert.state} now (since {_when(alert.resolved_at)})."
+        now_text = f"It is {alert.state} now."
     return _page("gone.html", 410, title="This link's alert has ended",
                  message="This alert has resolved since; open the current one.",
                  now_text=now_text, current=f"/a/{view_token(alert.fingerprint, secret, utcnow())}")
@@ -221,7 +223,7 @@ def perform(action: LinkAction, rules: RulesFile, timeline: Timeline, by: str) -
         return f"Snoozed until {until:%Y-%m-%d %H:%M} UTC by {by}."
     outcome = OUTCOMES[action.action]
     alert = timeline.alerts.get(fp)
-    if alert is not None and alert.state.is_active and not alert.is_acked:
+    if alert is not None and alert.state in LIVE and not alert.is_acked:
         ack_alert(rules, timeline, fp, by=by, outcome=outcome, source="link", now=now,
                   link=use)
         return f"Acknowledged and marked {outcome} by {by}."

@@ -22,11 +22,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alert_jobs.core.model import AlertRecord
+from alert_jobs.core.model import AlertRecord, AlertState
 from alert_jobs.store import schema
 from alert_jobs.store.db import Database, TimelineError
 
 t = schema.link_uses
+#: The states in which an episode is still going on. ``pending`` is not one of them: a
+#: pending alert keeps the number of its last (ended) episode until it fires, so an ack
+#: accepted then would mute the *next* incident before anyone was told about it.
+LIVE = frozenset({AlertState.FIRING, AlertState.RECOVERING})
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,10 @@ def _epoch(when: datetime | None) -> int:
 
 
 def is_current(record: AlertRecord, use: LinkUse) -> bool:
-    """Whether ``use`` is for the record's current episode (and state, for ack/snooze)."""
+    """Whether ``use`` is for the record's current episode, and (ack, snooze) that
+    episode is still going on."""
     same = record.episode == use.episode and _epoch(record.fired_at) == use.fired_at
-    return same and (record.state.is_active or not use.active_only)
+    return same and (record.state in LIVE or not use.active_only)
 
 
 def used(conn: Connection, token_id: str) -> sa.Row | None:

@@ -44,6 +44,13 @@ checks:
       severity: critical
       for: 0m
       schedule: "* * * * *"
+    - name: slow_letters
+      database: sqlite:///unused.db
+      query: SELECT 1
+      window: 30m
+      expect: {{max: 0}}
+      for: 5m
+      schedule: "* * * * *"
 """
 
 
@@ -53,9 +60,9 @@ class Incident:
     timeline: Timeline
     rules: RulesFile
 
-    def observe(self, status: Status, at: datetime) -> str:
-        rule = self.rules.rule("dead_letters")
-        obs = Observation("dead_letters", status, {"team": "payments"}, 1000.0,
+    def observe(self, status: Status, at: datetime, rule_name: str = "dead_letters") -> str:
+        rule = self.rules.rule(rule_name)
+        obs = Observation(rule_name, status, {"team": "payments"}, 1000.0,
                           summary="Expected dead letters to be 0, got 1,000")
         (outcome,) = process_observations(self.rules, rule, self.timeline, [(obs, "")],
                                           now=at, run_id=None)
@@ -136,6 +143,28 @@ def test_an_old_episodes_ack_link_answers_410_and_changes_nothing(incident: Inci
     done = submit_link_form(incident.base, second["ack"], "bob")
     assert done.status_code == 200 and "Acknowledged by bob" in done.text
     assert incident.alert().acked_by == "bob" and len(incident.events("acked")) == 1
+
+
+def test_an_old_ack_link_cannot_ack_the_next_incident_while_it_is_pending(
+        incident: Incident) -> None:
+    """With ``for: 5m`` the next incident is pending for a while before it fires, and
+    keeps the old episode's number until then: an ack then would mute it in advance."""
+    now = utcnow()
+    for minutes, status in ((50, Status.ALERT), (40, Status.ALERT), (30, Status.OK),
+                            (20, Status.ALERT)):
+        incident.observe(status, now - timedelta(minutes=minutes), "slow_letters")
+        if minutes == 40:
+            old = incident.links()
+    assert str(incident.alert().state) == "pending" and incident.alert().episode == 1
+    for action in ("ack", "snooze_6h"):  # (an outcome vote on episode 1 stays valid)
+        refused = submit_link_form(incident.base, old[action], "mallory")
+        assert refused.status_code == 410, (action, refused.text)
+    assert incident.events("acked") == [] and incident.alert().acked_by is None
+    assert incident.alert().snoozed_until is None
+    # Positive control: it fires (episode 2), and that message's ack link acks it.
+    incident.observe(Status.ALERT, now - timedelta(minutes=10), "slow_letters")
+    assert submit_link_form(incident.base, incident.links()["ack"], "bob").status_code == 200
+    assert incident.alert().acked_by == "bob" and incident.alert().episode == 2
 
 
 def test_after_a_resolve_ack_is_gone_but_the_outcome_vote_works(incident: Incident) -> None:
