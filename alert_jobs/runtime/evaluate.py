@@ -7,12 +7,13 @@ notification.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from alert_jobs.config import RuleBase, RulesFile
 from alert_jobs.core.engine import RulePolicy
-from alert_jobs.core.model import AlertState, Observation, Status
+from alert_jobs.core.model import AlertRecord, AlertState, Observation, Status
 from alert_jobs.notify.links import action_links
 from alert_jobs.notify.render import build_message
 from alert_jobs.store import ProcessResult, Timeline
@@ -68,13 +69,17 @@ def process_observations(
             dashboard_url=rule.annotations.dashboard_url, dagster_url=rules.defaults.dagster_url,
             run_id=run_id, audience=audience,
             audience_text=rule.annotations.audience_text.get(audience, ""),
-            actions=action_links(obs.fingerprint, obs.rule,
-                                 base_url=rules.defaults.action_base_url, now=now,
-                                 ttl=rules.defaults.action_link_ttl),
         )
         items.append((obs, policy, message))
+
+    def links(record: AlertRecord) -> Mapping[str, object]:
+        """The message's action links, bound to the episode the engine just decided."""
+        return action_links(record.fingerprint, record.rule, episode=record.episode,
+                            fired_at=record.fired_at, base_url=rules.defaults.action_base_url,
+                            now=now, ttl=rules.defaults.action_link_ttl)
+
     results = timeline.alerts.process_many(items, now=now, run_id=run_id,
-                                           router=rules.router(), flush=flush)
+                                           router=rules.router(), flush=flush, links=links)
     return [RuleOutcome(obs, result) for (obs, _), result in zip(observations, results,
                                                                  strict=True)]
 
