@@ -71,7 +71,8 @@ M = TypeVar("M", bound=Addressed)
 
 
 async def send_one(item: Addressed, receivers: Mapping[str, Receiver[Any]],
-                   http: httpx.AsyncClient, *, deadline: float) -> tuple[DeliveryError | None, bool]:
+                   http: httpx.AsyncClient, *, deadline: float
+                   ) -> tuple[DeliveryError | None, bool]:
     """Send one message within ``deadline``: (error or None, skipped)."""
     receiver = receivers.get(item.receiver)
     if receiver is None:
