@@ -221,3 +221,29 @@ def test_lease_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert main([*db, "deliver"]) == 0
     assert "sent 1," in capsys.readouterr().out
     timeline.dispose()
+
+
+def test_retry_sensor_launches_a_run_for_a_dead_workers_rows(tmp_path: Path) -> None:
+    import dagster as dg
+
+    from alert_jobs.runtime.resources import AlertJobsResource
+    from alert_jobs.sensors.outbox import outbox_retry_sensor
+
+    db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    timeline = Timeline(db_url)
+    queue(timeline, 3)
+    resources = {"alert_jobs": AlertJobsResource(rules_file=str(tmp_path / "none.yaml"),
+                                                 database_url=db_url)}
+    with dg.instance_for_test() as instance:
+        def tick() -> dg.SensorResult | dg.SkipReason:
+            return outbox_retry_sensor(dg.build_sensor_context(instance=instance,
+                                                               resources=resources))
+
+        timeline.outbox.claim_due(lease=timedelta(seconds=1))  # then the worker dies
+        skipped = tick()
+        assert isinstance(skipped, dg.SkipReason)
+        assert skipped.skip_message == "nothing due; 3 being sent by a live delivery run"
+        time.sleep(1.1)  # the dead worker's lease runs out; nobody renews it
+        launched = tick()
+        assert isinstance(launched, dg.SensorResult) and len(launched.run_requests or []) == 1
+    timeline.dispose()
