@@ -5,8 +5,9 @@
 * A failure is retried after the receiver's ``Retry-After`` when it gives one, else
   with exponential backoff and jitter (:func:`retry_wait`).
 
-Claiming the messages and recording the outcome is the outbox's job
-(:mod:`alert_jobs.runtime.deliver`): this module knows receivers, not the database.
+Claiming the messages, keeping their lease and recording each outcome is the
+runtime's job (:mod:`alert_jobs.runtime.batch`, which sends with :func:`send_one`):
+this module knows receivers, not the database.
 """
 
 from __future__ import annotations
