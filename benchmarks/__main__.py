@@ -14,6 +14,7 @@ from benchmarks import (
     drift_bench,
     heartbeat_bench,
     quality_bench,
+    recovery_bench,
     redis_bench,
     timeline_bench,
 )
@@ -52,9 +53,11 @@ def main() -> int:
     print(f"\nwrote {timeline_bench.RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
     heartbeat_failed = heartbeat_bench.main([])  # prints, writes results/heartbeat.json
     print()
+    recovery_failed = recovery_bench.main([])  # prints, writes results/recovery.json
+    print()
     cli_bench.main([])  # prints, writes results/cli.json
     return 1 if (failed or redis_failed or delivery_failed or drift_failed
-                 or heartbeat_failed) else 0
+                 or heartbeat_failed or recovery_failed) else 0
 
 
 if __name__ == "__main__":

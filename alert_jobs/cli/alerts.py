@@ -79,14 +79,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     disabled = timeline.rule_settings.disabled()
     if disabled:
         print(f"\ndisabled rules: {', '.join(sorted(disabled))}")
+    print_backlog(timeline, now)
     problems = timeline.outbox.problems()
     if problems["retrying"]:
-        print(f"\n{problems['retrying']} notification(s) waiting for retry; last error: "
+        print(f"{problems['retrying']} notification(s) waiting for retry; last error: "
               f"{problems['retrying_last_error']}")
     if problems["failed"]:
         print(f"{problems['failed']} notification(s) failed permanently; last error: "
               f"{problems['failed_last_error']}")
     return EXIT_OK
+
+
+def print_backlog(timeline: Timeline, now: datetime) -> None:
+    """Messages queued but not sent yet: how many, how old, and why they wait."""
+    b = timeline.outbox.backlog(now)
+    if not b["queued"]:
+        print("\noutbox: nothing waiting to be sent")
+        return
+    parts = [f"{b['due']} due now", f"{b['leased']} being sent (leased)"]
+    if b["lease_expired"]:
+        parts.append(f"{b['lease_expired']} left by a stopped delivery run (lease expired; "
+                     "the next delivery run sends them)")
+    parts.append(f"{b['retrying']} with failed attempts")
+    print(f"\noutbox: {b['queued']} notification(s) queued, not sent yet, oldest queued "
+          f"{ago(b['oldest_created_at'], now)}: {', '.join(parts)}")
 
 
 def _record_json(a: AlertRecord) -> dict[str, Any]:
