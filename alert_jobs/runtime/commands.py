@@ -115,6 +115,11 @@ def deliver_now(rules: RulesFile, timeline: Timeline) -> DeliveryReport:
     print(f"delivery: {report}")
     for error in report.errors:
         print(f"  {error}", file=sys.stderr)
+    waiting, first = timeline.outbox.groups_waiting()
+    if waiting and first is not None:
+        print(f"  {waiting} notification group(s) wait for their group_wait/group_interval "
+              f"(the first is due at {first.astimezone(UTC):%H:%M:%S} UTC); the delivery "
+              "sensor or `alert-jobs deliver` sends them then")
     return report
 
 

@@ -26,12 +26,13 @@ def _firing_names(receiver: HttpReceiver) -> set[str]:
     return {a["labels"]["alertname"] for a in _alerts(receiver) if a["status"] == "firing"}
 
 
-def _rules(tmp_path: Path, receiver: HttpReceiver, checks: str) -> list[str]:
+def _rules(tmp_path: Path, receiver: HttpReceiver, checks: str,
+           defaults: str = "") -> list[str]:
     path = tmp_path / "alerts.yaml"
     path.write_text(f"""
 receivers:
   - {{name: hook, type: webhook, url: '{receiver.url}', timeout: 5s}}
-defaults: {{receivers: [hook]}}
+defaults: {{receivers: [hook]{defaults}}}
 checks:
 {checks}
 """, encoding="utf-8")
@@ -56,8 +57,8 @@ def test_redis_check_delivers_unreachable_targets_errors(
     down = [free_port(), free_port()]
     base = _rules(tmp_path, http_receiver, f"""
   redis_quota:
-    - {{name: down_a, url: 'redis://127.0.0.1:{down[0]}/0', quota: {{limit: 1000}}, timeout: 1s}}
-    - {{name: down_b, url: 'redis://127.0.0.1:{down[1]}/0', quota: {{limit: 1000}}, timeout: 1s}}
+    - {{name: down_a, url: 'redis://127.0.0.1:{down[0]}/0', quota: {{window: day, limit: 1000}}, timeout: 1s}}
+    - {{name: down_b, url: 'redis://127.0.0.1:{down[1]}/0', quota: {{window: day, limit: 1000}}, timeout: 1s}}
     - {{name: busy, url: '{busy.url}', quota: {{window: day, limit: 10}}}}
     - {{name: calm, url: '{calm.url}', quota: {{window: day, limit: 1000000}}}}
 """)
@@ -152,10 +153,12 @@ def test_heartbeat_pause_delivers_the_resolve(
     from alert_jobs.runtime.deliver import deliver
     from alert_jobs.store import Timeline, utcnow
 
+    # group_interval 0: the resolve is news for the group at once (by default it waits
+    # up to 5 minutes after the firing message, as in Alertmanager; see the next test).
     base = _rules(tmp_path, http_receiver, """
   heartbeat:
     - {name: nightly, period: 1h, grace: 5m}
-""")
+""", defaults=", group_interval: 0s")
     rules = load_rules(base[1])
     timeline = Timeline(base[3])
     try:
@@ -175,3 +178,17 @@ def test_heartbeat_pause_delivers_the_resolve(
         assert len(http_receiver.requests) == 2
     finally:
         timeline.dispose()
+
+
+def test_a_group_still_waiting_is_named(tmp_path: Path, http_receiver: HttpReceiver,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """What a group's ``group_wait`` holds back is not sent now, and the command says so
+    (and when), rather than a bare "sent 0"."""
+    base = _rules(tmp_path, http_receiver, SQL_RULE.format(url=_sql_source(tmp_path)),
+                  defaults=", group_wait: 1h")
+    assert main([*base, "check", "dead_letters"]) == 0
+    out = capsys.readouterr().out
+    assert "dead_letters: alert, firing:" in out
+    assert "delivery: sent 0," in out
+    assert "1 notification group(s) wait for their group_wait/group_interval" in out
+    assert http_receiver.requests == []
