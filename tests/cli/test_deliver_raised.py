@@ -57,8 +57,10 @@ def test_redis_check_delivers_unreachable_targets_errors(
     down = [free_port(), free_port()]
     base = _rules(tmp_path, http_receiver, f"""
   redis_quota:
-    - {{name: down_a, url: 'redis://127.0.0.1:{down[0]}/0', quota: {{window: day, limit: 1000}}, timeout: 1s}}
-    - {{name: down_b, url: 'redis://127.0.0.1:{down[1]}/0', quota: {{window: day, limit: 1000}}, timeout: 1s}}
+    - {{name: down_a, url: 'redis://127.0.0.1:{down[0]}/0', timeout: 1s,
+       quota: {{window: day, limit: 1000}}}}
+    - {{name: down_b, url: 'redis://127.0.0.1:{down[1]}/0', timeout: 1s,
+       quota: {{window: day, limit: 1000}}}}
     - {{name: busy, url: '{busy.url}', quota: {{window: day, limit: 10}}}}
     - {{name: calm, url: '{calm.url}', quota: {{window: day, limit: 1000000}}}}
 """)
