@@ -43,11 +43,29 @@ EXIT_PIPE = 141
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        code = _run(argv)
-        sys.stdout.flush()  # inside the try: a reader that left shows up here at the latest
-        return code
+        try:
+            return _run(argv)
+        finally:  # also after `--help` (SystemExit): a reader that left shows up here
+            sys.stdout.flush()
     except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # another pipe or socket broke: that is a real error, not `| head`
         return _reader_gone()
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error)."""
+    import select
+
+    if not hasattr(select, "poll"):  # Windows: trust the error
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real fd (captured): not our pipe
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def _reader_gone() -> int:

@@ -72,6 +72,30 @@ def test_closed_pipe_ends_quietly(crowded: str, args: list[str]) -> None:
     assert len(out.splitlines()) == 1
 
 
+@pytest.mark.parametrize("args", [["--help"], ["status"]])
+def test_short_output_into_a_closed_pipe(tmp_path: Path, args: list[str]) -> None:
+    """Output that fits the pipe's buffer: whether the reader left before the final flush
+    (141) or after (0) is a race, but either way nothing is printed on stderr."""
+    rc, own, out, err = _piped(f"sqlite:///{tmp_path / 'empty.db'}", *args)
+    assert err == ""
+    assert own in (0, EXIT_PIPE) and rc == own
+    assert len(out.splitlines()) == 1
+
+
+def test_another_broken_pipe_is_not_swallowed(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    """Only a closed *stdout* is "the reader left": a pipe or socket the command itself
+    was writing to that broke is an error, raised as such."""
+    import alert_jobs.cli.alerts as alerts
+
+    def broken(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe (a subprocess the command fed)")
+
+    monkeypatch.setattr(alerts, "cmd_status", broken)
+    with pytest.raises(BrokenPipeError):
+        main(["--database-url", f"sqlite:///{tmp_path / 't.db'}", "status"])
+
+
 def test_whole_output_without_a_pipe_is_unchanged(crowded: str) -> None:
     """Positive control: read to the end, the same command prints every alert, exit 0."""
     env = {**os.environ, "ALERT_JOBS_DATABASE_URL": crowded, "PYTHONPATH": str(ROOT)}
