@@ -114,18 +114,19 @@ DRIFT_RULE = """
 """
 
 
-@pytest.mark.parametrize("command", [
-    ["check", "dead_letters", "dead_letters_ok"],  # the family-agnostic command
-    ["check", "model_scores"],
-    ["drift", "check"],
-    ["redis", "check"],
+@pytest.mark.parametrize(("family", "command"), [
+    ("sql_metric", ["check", "dead_letters", "dead_letters_ok"]),  # the generic command
+    ("score_drift", ["check", "model_scores"]),
+    ("redis_quota", ["check", "cache"]),
+    ("score_drift", ["drift", "check"]),  # the families' own commands
+    ("redis_quota", ["redis", "check"]),
 ])
 def test_every_evaluating_command_delivers(
-        command: list[str], tmp_path: Path, http_receiver: HttpReceiver, redis_factory: Any,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    if command[-1] == "dead_letters_ok":
+        family: str, command: list[str], tmp_path: Path, http_receiver: HttpReceiver,
+        redis_factory: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    if family == "sql_metric":
         checks, expected = SQL_RULE.format(url=_sql_source(tmp_path)), {"dead_letters"}
-    elif command[0] in ("drift", "check"):
+    elif family == "score_drift":
         checks = DRIFT_RULE.format(url=f"sqlite:///{demo.seed(tmp_path / 'demo.db')}")
         expected = {"model_scores"}  # fraud-v3 drifts in the demo data, churn-v1 does not
     else:
@@ -139,9 +140,10 @@ def test_every_evaluating_command_delivers(
     out = capsys.readouterr().out
     assert "delivery: sent " in out and "delivery: sent 0," not in out
     assert _firing_names(http_receiver) == expected
-    if command[0] in ("drift", "check") and expected == {"model_scores"}:
-        models = {a["labels"].get("model") for a in _alerts(http_receiver)}
-        assert models == {"fraud-v3"}  # the calm model is the "nothing sent" control
+    if family == "sql_metric":  # the rule within range is the "nothing sent" control
+        assert "dead_letters_ok: ok" in out
+    if family == "score_drift":  # the calm model is the "nothing sent" control
+        assert {a["labels"].get("model") for a in _alerts(http_receiver)} == {"fraud-v3"}
 
 
 def test_heartbeat_pause_delivers_the_resolve(
