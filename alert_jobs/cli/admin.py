@@ -14,6 +14,7 @@ from alert_jobs.runtime.commands import (
     Commands,
     UsageError,
     default_actor,
+    deliver_now,
     rules_of,
     timeline_of,
     utcnow,
@@ -22,7 +23,6 @@ from alert_jobs.runtime.commands import (
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Evaluate rules now through their family, as their Dagster runs do, and deliver."""
-    from alert_jobs.runtime.deliver import deliver
     from alert_jobs.runtime.family import family_of
 
     rules = rules_of(args)
@@ -44,7 +44,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             labels = ", ".join(f"{k}={v}" for k, v in sorted(obs.labels.items()))
             where = f" {{{labels}}}" if labels else ""
             print(f"{rule.name}{where}: {obs.status}, {outcome.state}: {obs.summary}")
-    print(f"delivery: {deliver(rules, timeline)}")
+    deliver_now(rules, timeline)
     return EXIT_FAILED if failed else EXIT_OK
 
 

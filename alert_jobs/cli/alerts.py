@@ -16,6 +16,7 @@ from alert_jobs.runtime.commands import (
     Commands,
     UsageError,
     ago,
+    clip,
     default_actor,
     parse_time,
     positive_duration,
@@ -26,6 +27,9 @@ from alert_jobs.runtime.commands import (
 
 if TYPE_CHECKING:
     from alert_jobs.store import Timeline
+
+#: Characters of an alert's last summary in ``status``'s LAST CHECK column.
+LAST_CHECK_WIDTH = 80
 
 
 def _targets(timeline: Timeline, target: str, known_rules: set[str]) -> list[AlertRecord]:
@@ -73,7 +77,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 flags.append(f"snoozed {short_duration(a.snoozed_until - now)}")
             rows.append([a.fingerprint[:12], a.rule, str(a.state), str(a.severity),
                          ago(a.fired_at or a.active_since, now), ", ".join(flags) or "-",
-                         a.last_summary[:80]])
+                         clip(a.last_summary, LAST_CHECK_WIDTH)])
         print(table(rows, ["FINGERPRINT", "RULE", "STATE", "SEVERITY", "SINCE", "FLAGS",
                            "LAST CHECK"]))
     disabled = timeline.rule_settings.disabled()

@@ -41,7 +41,7 @@ from alert_jobs.config.receivers import (
     WebhookReceiverConfig,
 )
 from alert_jobs.config.routes import Defaults, EscalationStep, InhibitRule, Route
-from alert_jobs.config.rules import Annotations, RuleBase
+from alert_jobs.config.rules import Annotations, AnnotationsOverride, RuleBase
 from alert_jobs.config.rules_file import Checks, RulesFile, rules_model
 from alert_jobs.config.types import (
     NAME_PATTERN,
@@ -60,8 +60,8 @@ from alert_jobs.config.types import (
 
 __all__ = [
     "DEFAULT_RULES_FILE", "ENTRY_POINT_GROUP", "NAME_PATTERN", "RECEIVER_TYPES",
-    "RULES_FILE_ENV", "AlertmanagerReceiverConfig", "Annotations", "Checks",
-    "ConsoleReceiverConfig", "Cron", "Defaults", "DiscordReceiverConfig", "Duration",
+    "RULES_FILE_ENV", "AlertmanagerReceiverConfig", "Annotations", "AnnotationsOverride",
+    "Checks", "ConsoleReceiverConfig", "Cron", "Defaults", "DiscordReceiverConfig", "Duration",
     "EmailReceiverConfig", "EnvRef", "EscalationStep", "FamilyRegistryError", "InhibitRule",
     "LoadedRules", "MatcherText", "Name", "PagerDutyReceiverConfig", "ReceiverBase",
     "ReceiverConfig", "Route", "RuleBase", "RuleFileProblem", "RulesError", "RulesFile",

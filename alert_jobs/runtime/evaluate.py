@@ -8,12 +8,13 @@ notification.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alert_jobs.config import RuleBase, RulesFile
-from alert_jobs.core.engine import RulePolicy
-from alert_jobs.core.model import AlertRecord, AlertState, Observation, Status
+from alert_jobs.core.engine import Decision, RulePolicy
+from alert_jobs.core.model import AlertRecord, AlertState, Observation, Status, alert_labels
+from alert_jobs.core.routing import Router
 from alert_jobs.notify.links import action_links
 from alert_jobs.notify.render import build_message
 from alert_jobs.store import ProcessResult, Timeline
@@ -62,13 +63,14 @@ def process_observations(
     policy = policy_for(rules, rule)
     items = []
     for obs, why in observations:
-        audience = rule.annotations.audience
+        notes = rule.annotations_for(obs.labels)  # a segment may have its own
+        audience = notes.audience
         message = build_message(
             obs, severity=obs.severity or rule.severity, description=rule.description,
-            why=rule.annotations.why or why, runbook_url=rule.annotations.runbook_url,
-            dashboard_url=rule.annotations.dashboard_url, dagster_url=rules.defaults.dagster_url,
+            why=notes.why or why, runbook_url=notes.runbook_url,
+            dashboard_url=notes.dashboard_url, dagster_url=rules.defaults.dagster_url,
             run_id=run_id, audience=audience,
-            audience_text=rule.annotations.audience_text.get(audience, ""),
+            audience_text=notes.audience_text.get(audience, ""),
         )
         items.append((obs, policy, message))
 
@@ -78,10 +80,11 @@ def process_observations(
                             fired_at=record.fired_at, base_url=rules.defaults.action_base_url,
                             now=now, ttl=rules.defaults.action_link_ttl)
 
-    results = timeline.alerts.process_many(items, now=now, run_id=run_id,
-                                           router=rules.router(), flush=flush, links=links)
-    return [RuleOutcome(obs, result) for (obs, _), result in zip(observations, results,
-                                                                 strict=True)]
+    router = rules.router()
+    results = timeline.alerts.process_many(items, now=now, run_id=run_id, router=router,
+                                           flush=flush, links=links)
+    return [RuleOutcome(obs, replace(result, decision=routed(result.decision, router)))
+            for (obs, _), result in zip(observations, results, strict=True)]
 
 
 def resolve_vanished(rules: RulesFile, rule: RuleBase, timeline: Timeline, produced: set[str],

@@ -98,6 +98,11 @@ class OutboxStore:
             grouping.forget_idle(conn, now)
         return [outbox_id for outbox_id, _ in flushed]
 
+    def groups_waiting(self, now: datetime | None = None) -> tuple[int, datetime | None]:
+        """Notification groups waiting for their timer, and the first one's due time."""
+        with self.db.read() as conn:
+            return grouping.waiting(conn, now or utcnow())
+
     def enqueue(self, receiver: str, kind: str, dedup_key: str, payload: dict[str, Any], *,
                 fingerprint: str | None = None, rule: str | None = None,
                 run_id: str | None = None, now: datetime | None = None) -> int | None:
