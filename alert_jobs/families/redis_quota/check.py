@@ -238,7 +238,9 @@ def advance(state: WindowUsage | None, sample: CounterSample, window: QuotaWindo
         unseen_inside = (estimate.restart_at - max(estimate.since, window.start)).total_seconds()
         share += estimate.commands * max(0.0, unseen_inside) / estimate.unseen.total_seconds()
     gap_too_long = state.last.at < window.start - (window.end - window.start)
-    return Step(WindowUsage(window.start, share, gap_too_long or unknown, sample, int(reset)),
+    unknown_inside = unknown and estimate is not None and estimate.restart_at > window.start
+    return Step(WindowUsage(window.start, share, gap_too_long or unknown_inside, sample,
+                            int(reset)),
                 increment + estimated, reset, True, estimate)
 
 
