@@ -17,13 +17,14 @@ from alert_jobs.families.redis_quota.check import (
     CounterSample,
     InfoDeltas,
     QuotaReading,
-    RateMeasure,
-    RestartNote,
     QuotaWindow,
+    RateMeasure,
     RatePoint,
+    RestartNote,
     WindowUsage,
     advance,
     corrected_increment,
+    estimate_restart,
     fmt_bytes,
     judge_clients,
     judge_counter,
@@ -31,7 +32,6 @@ from alert_jobs.families.redis_quota.check import (
     judge_keys,
     judge_memory,
     judge_quota,
-    estimate_restart,
     measure_rate,
     project,
     project_reading,
@@ -716,12 +716,14 @@ def test_judge_quota_text_absent(r, fragments, absent):
         pytest.param(
             utc(2026, 11, 20, 14), "UTC",
             "Expected under 350,000 commands (70 % of 500,000/month) this month (UTC); "
-            "used 400,000 by Nov 20 14:00 at 0.5 ops/s over the last 45 min, projected 1,000,000 by Dec 1 00:00",
+            "used 400,000 by Nov 20 14:00 at 0.5 ops/s over the last 45 min, "
+            "projected 1,000,000 by Dec 1 00:00",
             id="november-utc"),
         pytest.param(
             utc(2026, 12, 20, 14), "Europe/Berlin",
             "Expected under 350,000 commands (70 % of 500,000/month) this month (Europe/Berlin); "
-            "used 400,000 by Dec 20 15:00 at 0.5 ops/s over the last 45 min, projected 1,000,000 by Jan 1 00:00",
+            "used 400,000 by Dec 20 15:00 at 0.5 ops/s over the last 45 min, "
+            "projected 1,000,000 by Jan 1 00:00",
             id="december-berlin"),
     ],
 )
