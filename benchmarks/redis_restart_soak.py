@@ -47,6 +47,7 @@ from typing import Any
 import redis
 
 from alert_jobs.config import parse_rules
+from alert_jobs.families.redis_quota.config import RedisQuotaTarget
 from alert_jobs.families.redis_quota.run import check_target
 from alert_jobs.store import Timeline
 from benchmarks.redis_bench import _free_port, redis_binary
@@ -175,7 +176,7 @@ checks:
     - {{name: restarted, url: '{a.url}', quota: {{window: day, limit: 1000000000}}}}
     - {{name: control, url: '{b.url}', quota: {{window: day, limit: 1000000000}}}}
 """)
-            t_a, t_b = rules.checks.redis_quota
+            t_a, t_b = rules.rules_of(RedisQuotaTarget)
             timeline = Timeline(f"sqlite:///{Path(tmp) / 'timeline.db'}")
             with PacedLoad(a, rate) as load_a, PacedLoad(b, rate) as load_b:
                 for k in range(3):  # checks at 0, interval, 2 × interval
