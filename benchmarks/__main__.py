@@ -15,6 +15,7 @@ from benchmarks import (
     heartbeat_bench,
     quality_bench,
     redis_bench,
+    redis_restart_soak,
     timeline_bench,
 )
 
@@ -53,6 +54,8 @@ def main() -> int:
     heartbeat_failed = heartbeat_bench.main([])  # prints, writes results/heartbeat.json
     print()
     cli_bench.main([])  # prints, writes results/cli.json
+    print()
+    redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
     return 1 if (failed or redis_failed or delivery_failed or drift_failed
                  or heartbeat_failed) else 0
 
