@@ -16,6 +16,7 @@ from benchmarks import (
     quality_bench,
     recovery_bench,
     redis_bench,
+    redis_restart_soak,
     timeline_bench,
 )
 
@@ -56,6 +57,8 @@ def main() -> int:
     recovery_failed = recovery_bench.main([])  # prints, writes results/recovery.json
     print()
     cli_bench.main([])  # prints, writes results/cli.json
+    print()
+    redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
     return 1 if (failed or redis_failed or delivery_failed or drift_failed
                  or heartbeat_failed or recovery_failed) else 0
 

@@ -49,9 +49,12 @@ def cmd_redis_check(args: argparse.Namespace) -> int:
         if "used" in m:
             print(f"  commands used: {fmt_number(round(m['used']))} of {fmt_number(m['limit'])} "
                   f"({m['percent']:.1f} %)")
-        if "rate_ops_per_sec" in m:
-            projected = fmt_number(round(m.get("projected", 0)))
-            print(f"  rate: {m['rate_ops_per_sec']:.2f} ops/s, projected {projected}")
+        if "estimate" in r.text:
+            print(f"  {r.text['estimate']}")
+        if "rate_basis" in r.text:
+            projected = (f", projected {fmt_number(round(m['projected']))}"
+                         if "projected" in m else "")
+            print(f"  rate: {r.text['rate_basis']}{projected}")
         if "keys" in m:
             hit = f"{m['hit_rate_percent']:.1f} %" if "hit_rate_percent" in m else "n/a"
             print(f"  keys: {fmt_number(m['keys'])}, hit rate: {hit}, "
