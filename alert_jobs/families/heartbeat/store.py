@@ -237,7 +237,7 @@ class HeartbeatStore:
             raise result
         return result
 
-    def ping_many(self, pings: Sequence[Ping]) -> list[PingResult | None | Exception]:
+    def ping_many(self, pings: Sequence[Ping]) -> list[PingResult | Exception | None]:
         """Record pings in one transaction, in order; one result per ping: its
         :class:`PingResult`, None (unknown slug, no ``create``) or the
         :class:`TooManyChecksError` that refused it (the others are still recorded).
@@ -247,7 +247,7 @@ class HeartbeatStore:
         batch of 50 pings costs a few statements more than one ping.
         """
         t, p = heartbeats, heartbeat_pings
-        results: list[PingResult | None | Exception] = []
+        results: list[PingResult | Exception | None] = []
         with self.timeline.tx() as conn:
             query = sa.select(t).where(t.c.slug.in_(sorted({x.slug for x in pings})))
             if self.timeline.lock_rows():
