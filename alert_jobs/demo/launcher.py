@@ -8,12 +8,12 @@ and the daemon, still alive while the others died, could launch a run mid-shutdo
 Here every child runs in its own session, so the terminal's Ctrl-C reaches only this
 launcher (and make). The launcher then stops them in order, each with a timeout:
 
-1. ``dagster-daemon`` first, so no schedule, sensor or run is launched once stopping
-   has begun; runs already started may finish for a few seconds (their workers are in
-   the daemon's process group, which is killed after that);
-2. ``dagster-webserver``;
-3. the demo's own processes (heartbeat pinger, data feed, Redis traffic) and
-   ``alert-jobs serve``.
+1. ``dagster-daemon`` first, alone: once it has exited no schedule, sensor or queued
+   run can launch anything;
+2. then everything else at once: ``dagster-webserver``, ``alert-jobs serve`` and the
+   demo's own processes (heartbeat pinger, data feed, Redis traffic), while the runs the
+   daemon launched before get a few seconds to finish (their workers are in the
+   daemon's process group, which is interrupted and then killed after that).
 
 A process that ignores SIGTERM past its timeout is killed with its whole process group.
 The launcher exits 0 after a requested stop, 1 if a process it needs died on its own.
@@ -21,21 +21,21 @@ The launcher exits 0 after a requested stop, 1 if a process it needs died on its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 # How long each stage may take before its processes are killed.
 DAEMON_STOP_SECONDS = 20.0
-RUN_DRAIN_SECONDS = 15.0
-OTHERS_STOP_SECONDS = 10.0
+OTHERS_STOP_SECONDS = 10.0  # also what runs launched before the stop get to finish
 
 
 @dataclass
@@ -72,18 +72,14 @@ class Child:
 
     def signal(self, sig: int) -> None:
         if self.alive():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def kill_group(self) -> None:
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.proc.wait()
 
 
@@ -129,13 +125,10 @@ def children(s: Settings) -> list[Child]:
     ]
 
 
-def stop_order(kids: Sequence[Child]) -> list[list[Child]]:
-    """Stages: the daemon alone, then the webserver, then everything else at once."""
-    by_name = {c.name: c for c in kids}
-    first = [by_name[n] for n in ("daemon",) if n in by_name]
-    second = [by_name[n] for n in ("webserver",) if n in by_name]
-    rest = [c for c in kids if c not in first and c not in second]
-    return [first, second, rest]
+def stop_order(kids: Sequence[Child]) -> tuple[list[Child], list[Child]]:
+    """The two stages: the daemon alone, then everything else at once."""
+    first = [c for c in kids if c.name == "daemon"]
+    return first, [c for c in kids if c not in first]
 
 
 @dataclass
@@ -177,18 +170,30 @@ class Launcher:
         return 0
 
     def stop(self) -> None:
-        for stage in stop_order(self.kids):
-            timeout = DAEMON_STOP_SECONDS if stage and stage[0].name == "daemon" \
-                else OTHERS_STOP_SECONDS
-            for child in stage:
-                child.signal(signal.SIGTERM)
-            _wait_all(stage, timeout, group=False)
-            if stage and stage[0].name == "daemon":
-                # Runs already launched finish (seconds); nothing new is launched.
-                _wait_all(stage, RUN_DRAIN_SECONDS, group=True)
-            for child in stage:
-                if child.group_alive():
-                    child.kill_group()
+        """Daemon first (nothing is launched once it has exited), then the rest at once
+        while the runs it already launched get as long to finish."""
+        daemon, others = stop_order(self.kids)
+        for child in daemon:
+            child.signal(signal.SIGTERM)
+        _wait_all(daemon, DAEMON_STOP_SECONDS, group=False)
+        for child in daemon:
+            if child.alive():  # stuck: kill it, so it cannot launch anything later
+                child.kill_group()
+        if daemon and self.stop_requested:
+            print("alert-jobs demo: Dagster daemon stopped; no run is launched from here on",
+                  flush=True)
+        for child in others:
+            child.signal(signal.SIGTERM)
+        _wait_until(lambda: not any(c.alive() for c in others)
+                    and not any(c.group_alive() for c in daemon), OTHERS_STOP_SECONDS)
+        # Runs still going are interrupted (Dagster marks them failed), then killed.
+        for child in daemon:
+            if child.group_alive():
+                _signal_group(child, signal.SIGTERM)
+        _wait_all(daemon, 5.0, group=True)
+        for child in self.kids:
+            if child.group_alive():
+                child.kill_group()
 
     def run(self) -> int:
         self.install_signals()
@@ -204,12 +209,20 @@ class Launcher:
         return code
 
 
-def _wait_all(kids: Sequence[Child], timeout: float, *, group: bool) -> None:
+def _signal_group(child: Child, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, sig)
+
+
+def _wait_until(done: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(c.group_alive() if group else c.alive() for c in kids):
-            return
+    while not done() and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+def _wait_all(kids: Sequence[Child], timeout: float, *, group: bool) -> None:
+    _wait_until(lambda: not any(c.group_alive() if group else c.alive() for c in kids),
+                timeout)
 
 
 def prepare(s: Settings, env: dict[str, str], cwd: Path) -> None:

@@ -120,8 +120,10 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
                       "target": float(overall.target)})
         return dg.MaterializeResult(metadata=meta, check_results=[check])
 
+    # In-process: a rollup is one SQL step, and a catch-up requests dozens of them.
     daily_job = dg.define_asset_job("alert_quality_daily_job", selection=[DAILY_KEY],
-                                    partitions_def=daily_parts)
+                                    partitions_def=daily_parts,
+                                    executor_def=dg.in_process_executor)
     monthly_job = dg.define_asset_job("alert_quality_monthly_job", selection=[MONTHLY_KEY],
                                       partitions_def=monthly_parts)
 
