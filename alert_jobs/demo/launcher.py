@@ -145,7 +145,7 @@ class Launcher:
             self.stop_requested = True
             self.stopped_at = time.monotonic()
             print(f"\nalert-jobs demo: stopping ({signal.Signals(signum).name}): Dagster "
-                  "daemon first, then the webserver, then the demo processes", flush=True)
+                  "daemon first, then the rest", flush=True)
 
     def install_signals(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
