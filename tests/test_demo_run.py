@@ -10,6 +10,7 @@ answered, runs were launched, pings and feed rows arrived).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -104,11 +105,9 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_it_cleanly(tmp_path: Path) ->
         web_up = launched = False
         while time.monotonic() < deadline and proc.poll() is None:
             if not web_up:
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     web_up = httpx.get(f"http://127.0.0.1:{ports['web']}/server_info",
                                        timeout=2).status_code == 200
-                except httpx.HTTPError:
-                    pass
             if web_up:
                 started = [r for r in _runs_via_webserver(ports["web"])
                            if r[1] not in ("QUEUED", "NOT_STARTED")]

@@ -10,6 +10,7 @@ what the issue saw after 25 minutes and an hour.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -375,10 +376,10 @@ def test_quality_catchup_requests_nothing_when_done_and_only_the_missing(
 def test_the_feed_writes_each_row_once_however_irregular_its_ticks(tmp_path: Path) -> None:
     start = T0
     ticks = [start + timedelta(seconds=s) for s in (0, 7, 8, 61, 200, 200, 333, 600)]
-    pieces = [feed.score_rows(a, b) for a, b in zip(ticks, ticks[1:], strict=False)]
+    pieces = [feed.score_rows(a, b) for a, b in itertools.pairwise(ticks)]
     joined = [row[:2] for piece in pieces for row in piece]
     whole = [row[:2] for row in feed.score_rows(ticks[0], ticks[-1])]
     assert joined == whole and len(set(joined)) == len(joined)
     assert len(whole) == 2 * 600 // feed.SCORE_STEP  # 240 an hour per model
-    orders = [o for a, b in zip(ticks, ticks[1:], strict=False) for o in feed.order_rows(a, b)]
+    orders = [o for a, b in itertools.pairwise(ticks) for o in feed.order_rows(a, b)]
     assert len(orders) == 10 and len({o[1] for o in orders}) == 10
