@@ -124,8 +124,13 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_it_cleanly(tmp_path: Path) ->
         code = proc.wait(timeout=90)
         took = datetime.now(UTC).timestamp() - stop_at
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:  # a failed assertion above: stop the demo, then be sure
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         log.close()
     output = (folder / "demo.log").read_text(errors="replace")
     print(f"Ctrl-C to exit: {took:.1f} s")  # shown with -s; the report quotes it
@@ -147,3 +152,37 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_it_cleanly(tmp_path: Path) ->
     with sqlite3.connect(home / "demo.db") as db:
         newest = db.execute("SELECT max(scored_at) FROM model_scores").fetchone()[0]
     assert newest > datetime.fromtimestamp(stop_at - 120, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_a_launcher_killed_with_sigkill_leaves_no_demo_process_behind(tmp_path: Path) -> None:
+    """Children run in their own sessions (so Ctrl-C reaches only the launcher); if the
+    launcher itself is killed -9, they still get SIGTERM from the kernel and exit."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, sys, time\n"
+         "from pathlib import Path\n"
+         "from alert_jobs.demo.launcher import Child\n"
+         "child = Child('sleeper', [sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+         "child.start(dict(os.environ), Path('.'))\n"
+         "print(child.pid, flush=True)\n"
+         "time.sleep(120)\n"],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+        text=True)
+    assert parent.stdout is not None
+    child_pid = int(parent.stdout.readline())
+    assert os.getsid(child_pid) == child_pid  # its own session: no terminal Ctrl-C
+    os.kill(child_pid, 0)  # positive control: alive while the launcher lives
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{child_pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            break  # exited; a zombie until init reaps it
+        time.sleep(0.1)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        raise AssertionError("the demo process outlived its killed launcher")

@@ -49,7 +49,7 @@ class Child:
 
     def start(self, env: dict[str, str], cwd: Path) -> None:
         self.proc = subprocess.Popen(self.argv, env=env, cwd=cwd, start_new_session=True,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
     @property
     def pid(self) -> int:
@@ -207,6 +207,17 @@ class Launcher:
         took = time.monotonic() - (self.stopped_at or time.monotonic())
         print(f"alert-jobs demo: stopped in {took:.1f} s", flush=True)
         return code
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the launcher dies, even by ``kill -9``
+    (Linux), so a killed launcher leaves no demo process behind in its own session."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _signal_group(child: Child, sig: int) -> None:
