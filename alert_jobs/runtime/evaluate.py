@@ -87,6 +87,24 @@ def process_observations(
             for (obs, _), result in zip(observations, results, strict=True)]
 
 
+def routed(decision: Decision, router: Router) -> Decision:
+    """``decision`` with each notification naming the receivers it was queued for.
+
+    The engine only knows a rule's own ``receivers:``; when a rule has none, the route
+    tree decides (in the store, as it queues). The run log line (``Decision.describe``:
+    ``notify firing (first) → oncall, payments``) must say who was told, so the routes
+    are resolved here the way the store resolved them, after the fact.
+    """
+    if not decision.notifications:
+        return decision
+    labels = alert_labels(decision.record, decision.record.severity)
+    notes = [replace(n, receivers=tuple(dict.fromkeys(
+        t.receiver for t in router.targets(labels, n.receivers))))
+        for n in decision.notifications]
+    return replace(decision, notifications=notes)
+
+
+
 def resolve_vanished(rules: RulesFile, rule: RuleBase, timeline: Timeline, produced: set[str],
                      *, now: datetime, run_id: str | None, flush: bool = True
                      ) -> list[RuleOutcome]:
