@@ -146,8 +146,9 @@ def load(port: int, names: list[str], mode: str, total: int, rate: float,
 
 
 @contextmanager
-def server(db_url: str, n_checks: int, tree: Path) -> Iterator[int]:
-    """``alert-jobs serve`` from ``tree`` with ``n_checks`` declared checks; its port."""
+def server(db_url: str, n_checks: int, tree: Path) -> Iterator[tuple[int, int]]:
+    """``alert-jobs serve`` from ``tree`` with ``n_checks`` declared checks; its port
+    and pid."""
     with tempfile.TemporaryDirectory(prefix="alert-jobs-pingbench-") as tmp:
         rules = Path(tmp) / "alerts.yaml"
         rules.write_text(rules_text(n_checks))
@@ -165,7 +166,7 @@ def server(db_url: str, n_checks: int, tree: Path) -> Iterator[int]:
             _wait_ready(port, proc, Path(tmp) / "serve.log")
             # one ping per check first: rows exist, as in production (not timed)
             load(port, slugs(n_checks), "flat", n_checks, 1.0, 4)
-            yield port
+            yield port, proc.pid
         finally:
             proc.terminate()
             try:
@@ -174,6 +175,12 @@ def server(db_url: str, n_checks: int, tree: Path) -> Iterator[int]:
                 proc.kill()
                 proc.wait()
             log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -210,23 +217,28 @@ def stored_pings(db_url: str) -> int:
 def bench_backend(backend: str, base_url: str | None, p: dict[str, Any], tree: Path
                   ) -> dict[str, Any]:
     with ExitStack() as stack:
-        urls, ports = {}, {}
+        urls, ports, pids = {}, {}, {}
         for n in p["checks"]:
             url = stack.enter_context(sqlite_database() if base_url is None
                                       else postgres_database(base_url))
             urls[n] = url
-            ports[n] = stack.enter_context(server(url, n, tree))
+            ports[n], pids[n] = stack.enter_context(server(url, n, tree))
         runs: dict[int, dict[str, list[dict[str, Any]]]] = {
             n: {"flat": [], "paced": []} for n in p["checks"]}
         ok = {n: n for n in p["checks"]}  # the warm-up pings
         for rep in range(p["reps"]):
             order = p["checks"] if rep % 2 == 0 else list(reversed(p["checks"]))
             for n in order:
+                cpu0 = cpu_seconds(pids[n])
                 flat = load(ports[n], slugs(n), "flat", p["flat_pings"], 1.0,
                             p["connections"])
+                cpu1 = cpu_seconds(pids[n])
                 paced = load(ports[n], slugs(n), "paced",
                              int(p["paced_rate"] * p["paced_seconds"]), p["paced_rate"],
                              p["connections"])
+                cpu2 = cpu_seconds(pids[n])
+                flat["server_cpu_ms_per_ping"] = 1000 * (cpu1 - cpu0) / max(1, flat["sent"])
+                paced["server_cpu_ms_per_ping"] = 1000 * (cpu2 - cpu1) / max(1, paced["sent"])
                 runs[n]["flat"].append(flat)
                 runs[n]["paced"].append(paced)
                 ok[n] += flat["ok"] + paced["ok"]
@@ -242,6 +254,8 @@ def bench_backend(backend: str, base_url: str | None, p: dict[str, Any], tree: P
                     r["pings_per_s"] for r in runs[n]["paced"]),
                 "paced_p50_ms": statistics.median(r["p50_ms"] for r in runs[n]["paced"]),
                 "paced_p99_ms": statistics.median(r["p99_ms"] for r in runs[n]["paced"]),
+                "server_cpu_ms_per_ping": statistics.median(
+                    r["server_cpu_ms_per_ping"] for r in [*runs[n]["flat"], *runs[n]["paced"]]),
                 "non_2xx": sum(c for r in [*runs[n]["flat"], *runs[n]["paced"]]
                                for code, c in r["statuses"].items()
                                if not 200 <= int(code) < 300),
@@ -268,7 +282,7 @@ def format_table(report: dict[str, Any]) -> str:
              f"{p['paced_seconds']:g} s; medians of {p['reps']}; {hi} checks vs {lo} "
              f"(ratio = {hi} ÷ {lo})"]
     header = f"{'backend':<11}{'checks':>7}{'flat /s':>10}{'flat p50':>10}{'flat p99':>10}" \
-             f"{'paced p50':>11}{'paced p99':>11}{'non-2xx':>9}{'2xx stored':>12}"
+             f"{'paced p50':>11}{'paced p99':>11}{'CPU/ping':>10}{'non-2xx':>9}{'2xx stored':>12}"
     lines.append(header)
     for r in report["results"]:
         for n in (lo, hi):
@@ -276,6 +290,7 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"{r['backend']:<11}{n:>7}{c['flat_pings_per_s']:>10,.0f}"
                          f"{c['flat_p50_ms']:>8.1f}ms{c['flat_p99_ms']:>8.1f}ms"
                          f"{c['paced_p50_ms']:>9.1f}ms{c['paced_p99_ms']:>9.1f}ms"
+                         f"{c['server_cpu_ms_per_ping']:>8.2f}ms"
                          f"{c['non_2xx']:>9}{'all' if c['all_2xx_stored'] else 'NO':>12}")
         a, b = r["cases"][lo], r["cases"][hi]
         lines.append(f"{r['backend']:<11}{'ratio':>7}"
@@ -283,7 +298,8 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{b['flat_p50_ms'] / a['flat_p50_ms']:>10.2f}"
                      f"{b['flat_p99_ms'] / a['flat_p99_ms']:>10.2f}"
                      f"{b['paced_p50_ms'] / a['paced_p50_ms']:>11.2f}"
-                     f"{b['paced_p99_ms'] / a['paced_p99_ms']:>11.2f}")
+                     f"{b['paced_p99_ms'] / a['paced_p99_ms']:>11.2f}"
+                     f"{b['server_cpu_ms_per_ping'] / a['server_cpu_ms_per_ping']:>10.2f}")
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@
   token (:mod:`alert_jobs.http.security`);
 * ``/healthz``: the timeline database answers, with its schema version, and whether the
   rules in use are the file's (``"rules": "ok"``) or the last good copy kept while the
-  file is broken (``"fallback"``, with the problems);
+  file is broken (``"fallback"``, with the number of problems; the log names them);
 * every check family's own routes (its ``http_routes``): heartbeat pings
   (``/ping/<slug>…``), alert quality for Prometheus (``/metrics``).
 
@@ -51,9 +51,9 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
 
     async def healthz(request: Request) -> Response:
         snap = rules.snapshot
-        extra = {"rules": snap.status}
-        if snap.fallback:
-            extra["rules_problems"] = snap.problems()  # type: ignore[assignment]
+        extra: dict[str, object] = {"rules": snap.status}
+        if snap.fallback:  # how many, not what: the server's log names them
+            extra["rules_problems"] = len(snap.problems())
         try:
             version = get_timeline().schema_version()
         except Exception as exc:

@@ -176,7 +176,7 @@ def ping_routes(get_timeline: Callable[[], Timeline],
                 result = await asyncio.wrap_future(future)
         except TimeoutError:
             future.cancel()  # still queued: never written; taken: written, answered late
-            log.warning("ping for %s not stored within %.0f s; answering 503", slug,
+            log.warning("ping for %s not stored within %g s; answering 503", slug,
                         WRITE_TIMEOUT_SECONDS)
             return PlainTextResponse("busy: ping not stored, retry\n", status_code=503,
                                      headers=headers)
