@@ -143,3 +143,24 @@ def test_messages_carry_signed_links_only_when_configured(monkeypatch: pytest.Mo
     assert signed["ack"].startswith("https://alerts.example/a/")
     assert signed["snooze_1h"] != signed["snooze_6h"]
     assert SECRET not in str(signed)
+
+
+def test_verify_accepts_only_the_canonical_token() -> None:
+    """One string per signed payload: padding, the other base64 alphabet or a changed
+    spare bit are refused even though they decode to the same bytes."""
+    from alert_jobs.notify.links import LinkError, verify
+
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    token = sign("ack", "abcdef1234567890", now + timedelta(hours=1), SECRET.encode(),
+                 episode=3, fired_at=now - timedelta(minutes=5))
+    good = verify(token, SECRET.encode(), now)
+    assert (good.action, good.episode, good.fired_at) == (
+        "ack", 3, int((now - timedelta(minutes=5)).timestamp()))
+    payload, mac = token.split(".")
+    variants = [f"{payload}.{mac}=", f"{payload}.{mac.replace('-', '+').replace('_', '/')}",
+                f"{payload}.{mac[:-1]}{chr(ord(mac[-1]) ^ 1)}", f"{token}.x", token[:-1]]
+    for variant in variants:
+        if variant == token:
+            continue
+        with pytest.raises(LinkError):
+            verify(variant, SECRET.encode(), now)
