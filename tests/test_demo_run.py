@@ -52,6 +52,16 @@ def _runs(home: Path) -> list[tuple[str, str, float]]:
                  r.create_timestamp.timestamp()) for r in instance.get_run_records()]
 
 
+def _launch_times(home: Path) -> list[float]:
+    """When each run was launched (its RUN_STARTING event, written by the daemon)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.fetch_run_status_changes(dg.DagsterEventType.RUN_STARTING,
+                                                    limit=1000).records
+        return [r.timestamp for r in records]
+
+
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { jobName status creationTime } } } }"
 
 
@@ -138,11 +148,17 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_it_cleanly(tmp_path: Path) ->
     assert code == 0, output[-3000:]
     for bad in ("Traceback", "Segmentation fault", "KeyboardInterrupt"):
         assert bad not in output, f"{bad!r} in the demo's output:\n{output[-4000:]}"
-    assert "Dagster daemon stopped; no run is launched from here on" in output
+    daemon = re.search(r"Dagster daemon stopped after ([\d.]+) s; no run is launched", output)
+    assert daemon, output[-3000:]
     assert re.search(r"alert-jobs demo: stopped in [\d.]+ s", output)
-    # No run was created once the stop began (a schedule or sensor tick would create one).
+    # No run was created once the stop began (a schedule or sensor tick would create one),
+    # and none was launched once the daemon had exited.
     late = [r for r in _runs(home) if r[2] > stop_at]
     assert late == [], f"runs created after Ctrl-C: {late}"
+    daemon_exit = stop_at + float(daemon.group(1))
+    launched = _launch_times(home)
+    assert launched  # positive control: launches are seen at all
+    assert [t for t in launched if t > daemon_exit + 1.0] == []
     # Everything exited: no process of this demo, no port still listening.
     time.sleep(0.5)
     assert _leftovers(str(folder)) == []

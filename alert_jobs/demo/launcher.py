@@ -180,8 +180,9 @@ class Launcher:
             if child.alive():  # stuck: kill it, so it cannot launch anything later
                 child.kill_group()
         if daemon and self.stop_requested:
-            print("alert-jobs demo: Dagster daemon stopped; no run is launched from here on",
-                  flush=True)
+            took = time.monotonic() - (self.stopped_at or time.monotonic())
+            print(f"alert-jobs demo: Dagster daemon stopped after {took:.1f} s; no run is "
+                  "launched from here on", flush=True)
         for child in others:
             child.signal(signal.SIGTERM)
         _wait_until(lambda: not any(c.alive() for c in others)
