@@ -120,6 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if watcher.snapshot.error is not None:
         warn_fallback(args.rules, watcher.snapshot.error, "serving pings and links")
     database_url = args.database_url
+    shared_timeline(database_url).ensure_schema()  # not on the first ping's clock
     app = create_app(lambda: shared_timeline(database_url), watcher=watcher)
     # What start-up allocated (rules models, SQLAlchemy, Starlette) is never freed: keep
     # the collector from walking it again and again under load.

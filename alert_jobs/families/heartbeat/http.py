@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,8 +44,9 @@ from alert_jobs.store import Timeline, utcnow
 
 log = logging.getLogger("alert_jobs.ping")
 METHODS = ["GET", "POST", "HEAD"]
-#: How long a ping waits for its write before the answer is 503 (below the client's 5 s).
-WRITE_TIMEOUT_SECONDS = 4.0
+#: How long a ping waits for its write before the answer is 503 (below the client's 5 s);
+#: ``$ALERT_JOBS_PING_WRITE_TIMEOUT`` (seconds) changes it.
+WRITE_TIMEOUT_SECONDS = float(os.environ.get("ALERT_JOBS_PING_WRITE_TIMEOUT") or 4.0)
 _SIGNALS = {"": (Signal.SUCCESS, None), "start": (Signal.START, None),
             "fail": (Signal.FAIL, None),
             **{str(code): (Signal.SUCCESS if code == 0 else Signal.FAIL, code)
