@@ -96,6 +96,7 @@ def deliver_process(rules: Path, db_url: str) -> subprocess.Popen[str]:
 
 def test_kill_9_mid_batch_costs_one_lease_and_loses_nothing(
         db_url: str, slow_receiver: SlowReceiver, tmp_path: Path) -> None:
+    slow_receiver.delay = 0.2  # 13 waves of 16: the batch takes 2.6 s, room for the kill
     rules = tmp_path / "alerts.yaml"
     rules.write_text("receivers:\n  - {name: console, type: console}\n  - {name: hook, type: "
                      f"webhook, url: '{slow_receiver.url}', timeout: 10s}}\n")
@@ -104,8 +105,11 @@ def test_kill_9_mid_batch_costs_one_lease_and_loses_nothing(
 
     proc = deliver_process(rules, db_url)
     give_up = time.monotonic() + 120
-    # Kill once three waves of 16 have reached the receiver: mid-batch (200 take ~1.3 s).
-    while slow_receiver.total() < 48 and proc.poll() is None and time.monotonic() < give_up:
+    # Kill once three waves of 16 have reached the receiver and the first outcomes are
+    # recorded: mid-batch (200 take ~2.6 s). A run that recorded nothing before the end
+    # of its batch (the old code) never gets here and fails below.
+    while ((slow_receiver.total() < 48 or timeline.outbox.backlog()["queued"] == MESSAGES)
+           and proc.poll() is None and time.monotonic() < give_up):
         time.sleep(0.005)
     assert proc.poll() is None, f"deliver ended before the kill: {proc.communicate()}"
     proc.send_signal(signal.SIGKILL)
@@ -126,7 +130,8 @@ def test_kill_9_mid_batch_costs_one_lease_and_loses_nothing(
     assert latest <= killed_at + timedelta(seconds=LEASE_S + 0.5)
     # The retry sensor's count: nothing while the dead run's lease is live, all of them
     # (no longer hidden) once it ran out, so the next sensor tick launches a delivery.
-    assert timeline.outbox.due_count(now=killed_at) == 0
+    earliest = min(r["claimed_until"] for r in unsent)
+    assert timeline.outbox.due_count(now=earliest - timedelta(milliseconds=1)) == 0
     assert timeline.outbox.due_count(now=latest + timedelta(milliseconds=1)) == len(unsent)
 
     while utcnow() <= latest:  # the next sensor tick after the lease ran out
@@ -209,6 +214,7 @@ def test_lease_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert delivery_lease({LEASE_ENV: " 45 "}) == timedelta(seconds=45)
     from alert_jobs.cli.main import main
 
+    slow_receiver.delay = 0.2  # 13 waves of 16: the batch takes 2.6 s, room for the kill
     rules = tmp_path / "alerts.yaml"
     rules.write_text("receivers:\n  - {name: console, type: console}\n")
     db = ["--rules", str(rules), "--database-url", f"sqlite:///{tmp_path / 'a.db'}"]
