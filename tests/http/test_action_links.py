@@ -86,10 +86,13 @@ class Incident:
 def incident(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Incident]:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     timeline = Timeline(db_url)
-    holder: dict[str, RulesFile] = {}
+    # The links name the server's own address, known only once it listens: start on
+    # rules with a placeholder address, then publish the real ones at once.
+    holder: dict[str, RulesFile] = {"rules": parse_rules(RULES.format(base="http://127.0.0.1:9"))}
     app = create_app(lambda: timeline, lambda: holder["rules"])
     with served_app(app) as base:
         holder["rules"] = parse_rules(RULES.format(base=base))
+        app.state.rules.refresh()
         yield Incident(base, timeline, holder["rules"])
     timeline.dispose()
 
