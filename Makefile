@@ -32,18 +32,12 @@ $(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# The launcher (alert_jobs/demo/launcher.py) seeds the demo data, upgrades the timeline,
+# validates the rules, starts every process and, on Ctrl-C, stops the Dagster daemon
+# first (no run is launched while stopping), then the webserver, then the rest.
 run: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m alert_jobs.demo $(DAGSTER_HOME)/demo.db
-	$(BIN)/alert-jobs db upgrade
-	$(BIN)/alert-jobs rules validate alerts.yaml
-	@echo "alert-jobs: Dagster UI on http://$(HOST):$(PORT), action links on http://$(HOST):$(SERVE_PORT) (Ctrl-C stops all)"
-	@trap 'kill 0' EXIT INT TERM; \
-	  $(BIN)/python -m alert_jobs.demo redis $(DEMO_REDIS_PORT) & \
-	  $(BIN)/alert-jobs serve --host $(HOST) --port $(SERVE_PORT) & \
-	  $(BIN)/python -m alert_jobs.demo heartbeats http://$(HOST):$(SERVE_PORT) & \
-	  $(BIN)/dagster-daemon run -w workspace.yaml & \
-	  $(BIN)/dagster-webserver -h $(HOST) -p $(PORT) -w workspace.yaml & \
-	  wait
+	@$(BIN)/python -m alert_jobs.demo run --home $(DAGSTER_HOME) --rules alerts.yaml \
+	  --host $(HOST) --port $(PORT) --serve-port $(SERVE_PORT) --redis-port $(DEMO_REDIS_PORT)
 
 test: install
 	$(BIN)/python -m pytest

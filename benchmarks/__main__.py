@@ -13,8 +13,11 @@ from benchmarks import (
     delivery_bench,
     drift_bench,
     heartbeat_bench,
+    ping_bench,
     quality_bench,
+    recovery_bench,
     redis_bench,
+    redis_restart_soak,
     timeline_bench,
 )
 
@@ -52,9 +55,15 @@ def main() -> int:
     print(f"\nwrote {timeline_bench.RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
     heartbeat_failed = heartbeat_bench.main([])  # prints, writes results/heartbeat.json
     print()
+    recovery_failed = recovery_bench.main([])  # prints, writes results/recovery.json
+    print()
+    ping_failed = ping_bench.main([])  # prints, writes results/pings.json
+    print()
     cli_bench.main([])  # prints, writes results/cli.json
+    print()
+    redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
     return 1 if (failed or redis_failed or delivery_failed or drift_failed
-                 or heartbeat_failed) else 0
+                 or heartbeat_failed or recovery_failed or ping_failed) else 0
 
 
 if __name__ == "__main__":

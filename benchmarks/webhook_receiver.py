@@ -47,6 +47,7 @@ class State:
         return {
             "ok": self.ok, "rejected": self.rejected, "distinct_ok": len(self.keys),
             "duplicates_ok": self.ok - len(self.keys), "connections": self.connections,
+            "max_per_key": max(self.keys.values(), default=0),
             "cpu_s": time.process_time(), "sys_cpu_s": os.times().system,
             "delay_ms": self.delay_ms,
             "reject_first": self.reject_first, "retry_after": self.retry_after,

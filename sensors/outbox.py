@@ -1,7 +1,11 @@
 """Retry sensor: when the outbox holds due notifications, launch a delivery run.
 
-The tick itself runs one indexed COUNT query, so it stays far inside the 60 s sensor
-limit; the sending happens in the run.
+Due includes rows whose claim's lease ran out: their worker died (a live one renews
+its lease while it sends), so after a crash the first tick past the lease (30 s by
+default) launches the run that sends them: lease + one interval, about 90 s at worst.
+
+The tick itself runs one or two indexed COUNT queries, so it stays far inside the 60 s
+sensor limit; the sending happens in the run.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at
@@ -21,9 +25,12 @@ from alert_jobs.store import utcnow
 )
 def outbox_retry_sensor(context: dg.SensorEvaluationContext,
                         alert_jobs: AlertJobsResource) -> dg.SensorResult | dg.SkipReason:
-    due = alert_jobs.timeline().outbox.due_count()
+    outbox = alert_jobs.timeline().outbox
+    due = outbox.due_count()
     if due == 0:
-        return dg.SkipReason("outbox empty: nothing due")
+        leased = outbox.backlog()["leased"]
+        return dg.SkipReason(f"nothing due; {leased} being sent by a live delivery run"
+                             if leased else "outbox empty: nothing due")
     # One run per minute at most: the run key is the minute, so a slow run is not doubled.
     key = utcnow().strftime("%Y-%m-%dT%H:%M")
     if key == context.cursor:

@@ -315,6 +315,27 @@ def served_app(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def submit_link_form(base: str, path: str, by: str, *, timeout: float = 60) -> Any:
+    """Use an action link as a browser does: GET its page, then POST the form with the
+    page's CSRF field and cookie (``alert_jobs_csrf``). Returns the POST's response.
+
+    When the page has no form (the link was refused, used or its alert is gone) the
+    POST still goes out with a self-made matching field and cookie, as a script would:
+    the server, not the page, must refuse it."""
+    import re
+    import secrets
+
+    import httpx
+
+    page = httpx.get(base + path, timeout=timeout)
+    field = re.search(r"name='csrf' value='([^']+)'", page.text)
+    token = field.group(1) if field else secrets.token_urlsafe(32)
+    if field:
+        assert page.cookies.get("alert_jobs_csrf") == token, "the form's cookie is missing"
+    return httpx.post(base + path, data={"by": by, "csrf": token},
+                      headers={"Cookie": f"alert_jobs_csrf={token}"}, timeout=timeout)
+
+
 # ----- receivers, built the way deliveries build them ---------------------------------
 
 

@@ -11,6 +11,7 @@ templates, and the family entry points.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -57,8 +58,10 @@ def test_the_installed_copy_imports_its_dagster_modules_without_the_repository(
             "print(json.dumps({'file': alert_jobs.__file__,\n"
             "  'assets': importlib.util.find_spec('assets') is not None,\n"
             "  'sensors': importlib.util.find_spec('sensors') is not None}))")
+    # A developer's PYTHONPATH=<checkout> would put the repository back on the path.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, check=True)
+                          text=True, timeout=300, check=True, env=env)
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["file"].startswith(str(target)), "imported the installed copy"
     assert found == {**found, "assets": False, "sensors": False}

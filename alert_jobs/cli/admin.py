@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from alert_jobs.config import RulesError, load_rules
+from alert_jobs.config import RulesError, RulesFile, load_rules
 from alert_jobs.runtime.commands import (
     EXIT_FAILED,
     EXIT_OK,
@@ -14,6 +14,7 @@ from alert_jobs.runtime.commands import (
     Commands,
     UsageError,
     default_actor,
+    deliver_now,
     rules_of,
     timeline_of,
     utcnow,
@@ -22,7 +23,6 @@ from alert_jobs.runtime.commands import (
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Evaluate rules now through their family, as their Dagster runs do, and deliver."""
-    from alert_jobs.runtime.deliver import deliver
     from alert_jobs.runtime.family import family_of
 
     rules = rules_of(args)
@@ -44,7 +44,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             labels = ", ".join(f"{k}={v}" for k, v in sorted(obs.labels.items()))
             where = f" {{{labels}}}" if labels else ""
             print(f"{rule.name}{where}: {obs.status}, {outcome.state}: {obs.summary}")
-    print(f"delivery: {deliver(rules, timeline)}")
+    deliver_now(rules, timeline)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -63,9 +63,49 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def warn_fallback(path: str, error: Exception, doing: str) -> None:
+    """The loud stderr warning of a command running on the last good rules."""
+    from alert_jobs.config import last_good_path
+    from alert_jobs.config.watch import problem_lines
+
+    lines = problem_lines(error)
+    print(f"alert-jobs: WARNING: rules file {path} is invalid ({len(lines)} problem(s)); "
+          f"{doing} on its last good copy ({last_good_path(path)}) until it is fixed:",
+          file=sys.stderr)
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)
+
+
+def no_last_good(path: str, error: RulesError) -> UsageError:
+    """A broken rules file with nothing to fall back to: every problem, then why."""
+    from alert_jobs.config import last_good_path
+
+    for line in error.lines():
+        print(line, file=sys.stderr)
+    return UsageError(f"rules file {path} is invalid and there is no last good copy "
+                      f"({last_good_path(path)}) to fall back to; fix the file")
+
+
+def rules_or_last_good(args: argparse.Namespace, doing: str) -> RulesFile:
+    """The rules file, else its last good copy with a loud warning (a typo must not stop
+    deliveries); a :class:`UsageError` (exit 2) when there is neither."""
+    from alert_jobs.config import load_rules_or_last_good
+
+    try:
+        loaded = load_rules_or_last_good(args.rules)
+    except RulesError as exc:
+        raise no_last_good(args.rules, exc) from None
+    if loaded.error is not None:
+        warn_fallback(args.rules, loaded.error, doing)
+    return loaded.rules
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import gc
+
     import uvicorn
 
+    from alert_jobs.config import RulesWatcher
     from alert_jobs.http.app import create_app
     from alert_jobs.notify.links import SECRET_ENV, link_secret
     from alert_jobs.store import shared_timeline
@@ -73,8 +113,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if link_secret() is None:
         print(f"alert-jobs: warning: ${SECRET_ENV} is unset or shorter than 16 characters; "
               "action links are refused until it is set", file=sys.stderr)
+    try:  # parsed once here; then re-read in the background only when the file changes
+        watcher = RulesWatcher(args.rules)
+    except RulesError as exc:
+        raise no_last_good(args.rules, exc) from None
+    if watcher.snapshot.error is not None:
+        warn_fallback(args.rules, watcher.snapshot.error, "serving pings and links")
     database_url = args.database_url
-    app = create_app(lambda: shared_timeline(database_url), lambda: load_rules(args.rules))
+    shared_timeline(database_url).ensure_schema()  # not on the first ping's clock
+    app = create_app(lambda: shared_timeline(database_url), watcher=watcher)
+    # What start-up allocated (rules models, SQLAlchemy, Starlette) is never freed: keep
+    # the collector from walking it again and again under load.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return EXIT_OK
 
@@ -110,7 +161,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_deliver(args: argparse.Namespace) -> int:
     from alert_jobs.runtime.deliver import deliver
 
-    rules = rules_of(args)
+    rules = rules_or_last_good(args, "delivering")
     report = deliver(rules, timeline_of(args))
     print(f"delivery: {report}")
     for error in report.errors:

@@ -16,6 +16,7 @@ from alert_jobs.runtime.commands import (
     Commands,
     UsageError,
     ago,
+    clip,
     default_actor,
     parse_time,
     positive_duration,
@@ -26,6 +27,9 @@ from alert_jobs.runtime.commands import (
 
 if TYPE_CHECKING:
     from alert_jobs.store import Timeline
+
+#: Characters of an alert's last summary in ``status``'s LAST CHECK column.
+LAST_CHECK_WIDTH = 80
 
 
 def _targets(timeline: Timeline, target: str, known_rules: set[str]) -> list[AlertRecord]:
@@ -73,20 +77,36 @@ def cmd_status(args: argparse.Namespace) -> int:
                 flags.append(f"snoozed {short_duration(a.snoozed_until - now)}")
             rows.append([a.fingerprint[:12], a.rule, str(a.state), str(a.severity),
                          ago(a.fired_at or a.active_since, now), ", ".join(flags) or "-",
-                         a.last_summary[:80]])
+                         clip(a.last_summary, LAST_CHECK_WIDTH)])
         print(table(rows, ["FINGERPRINT", "RULE", "STATE", "SEVERITY", "SINCE", "FLAGS",
                            "LAST CHECK"]))
     disabled = timeline.rule_settings.disabled()
     if disabled:
         print(f"\ndisabled rules: {', '.join(sorted(disabled))}")
+    print_backlog(timeline, now)
     problems = timeline.outbox.problems()
     if problems["retrying"]:
-        print(f"\n{problems['retrying']} notification(s) waiting for retry; last error: "
+        print(f"{problems['retrying']} notification(s) waiting for retry; last error: "
               f"{problems['retrying_last_error']}")
     if problems["failed"]:
         print(f"{problems['failed']} notification(s) failed permanently; last error: "
               f"{problems['failed_last_error']}")
     return EXIT_OK
+
+
+def print_backlog(timeline: Timeline, now: datetime) -> None:
+    """Messages queued but not sent yet: how many, how old, and why they wait."""
+    b = timeline.outbox.backlog(now)
+    if not b["queued"]:
+        print("\noutbox: nothing waiting to be sent")
+        return
+    parts = [f"{b['due']} due now", f"{b['leased']} being sent (leased)"]
+    if b["lease_expired"]:
+        parts.append(f"{b['lease_expired']} left by a stopped delivery run (lease expired; "
+                     "the next delivery run sends them)")
+    parts.append(f"{b['retrying']} with failed attempts")
+    print(f"\noutbox: {b['queued']} notification(s) queued, not sent yet, oldest queued "
+          f"{ago(b['oldest_created_at'], now)}: {', '.join(parts)}")
 
 
 def _record_json(a: AlertRecord) -> dict[str, Any]:

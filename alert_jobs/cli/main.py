@@ -36,13 +36,63 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: ``alert-jobs status | head -1``: the reader went away. 128 + SIGPIPE, what a shell
+#: reports for ``cat``/``grep`` killed by the same closed pipe.
+EXIT_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:  # also after `--help` (SystemExit): a reader that left shows up here
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # another pipe or socket broke: that is a real error, not `| head`
+        return _reader_gone()
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error)."""
+    import select
+
+    if not hasattr(select, "poll"):  # Windows: trust the error
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real fd (captured): not our pipe
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _reader_gone() -> int:
+    """Leave quietly when stdout's reader closed the pipe (``| head``, ``| less`` + q).
+
+    As the Python docs' note on SIGPIPE says: point stdout at devnull, so the interpreter's
+    own flush at exit cannot raise a second BrokenPipeError ("Exception ignored …").
+    What the command did (an ack, a delivery) is done; only its printout is cut short.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (e.g. captured in tests)
+        pass
+    return EXIT_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     for problem in family_problems():  # a broken plugin: say so, keep the others working
         print(f"alert-jobs: warning: {problem}", file=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))
+    except BrokenPipeError:
+        raise
     except UsageError as exc:
         print(f"alert-jobs: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

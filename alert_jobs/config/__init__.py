@@ -5,7 +5,9 @@
 * :mod:`~alert_jobs.config.receivers`, :mod:`~alert_jobs.config.routes`: who hears what;
 * :mod:`~alert_jobs.config.families`: the sections families add (entry points);
 * :mod:`~alert_jobs.config.rules_file`, :mod:`~alert_jobs.config.loader`: the whole file,
-  read with every error located; :mod:`~alert_jobs.config.last_good`: the last good copy.
+  read with every error located; :mod:`~alert_jobs.config.last_good`: the last good copy;
+* :mod:`~alert_jobs.config.watch`: the rules a server answers with, reloaded off the
+  request path.
 """
 
 from alert_jobs.config.families import (
@@ -41,7 +43,7 @@ from alert_jobs.config.receivers import (
     WebhookReceiverConfig,
 )
 from alert_jobs.config.routes import Defaults, EscalationStep, InhibitRule, Route
-from alert_jobs.config.rules import Annotations, RuleBase
+from alert_jobs.config.rules import Annotations, AnnotationsOverride, RuleBase
 from alert_jobs.config.rules_file import Checks, RulesFile, rules_model
 from alert_jobs.config.types import (
     NAME_PATTERN,
@@ -57,15 +59,17 @@ from alert_jobs.config.types import (
     env_refs,
     resolve,
 )
+from alert_jobs.config.watch import RulesSnapshot, RulesWatcher
 
 __all__ = [
     "DEFAULT_RULES_FILE", "ENTRY_POINT_GROUP", "NAME_PATTERN", "RECEIVER_TYPES",
-    "RULES_FILE_ENV", "AlertmanagerReceiverConfig", "Annotations", "Checks",
-    "ConsoleReceiverConfig", "Cron", "Defaults", "DiscordReceiverConfig", "Duration",
+    "RULES_FILE_ENV", "AlertmanagerReceiverConfig", "Annotations", "AnnotationsOverride",
+    "Checks", "ConsoleReceiverConfig", "Cron", "Defaults", "DiscordReceiverConfig", "Duration",
     "EmailReceiverConfig", "EnvRef", "EscalationStep", "FamilyRegistryError", "InhibitRule",
     "LoadedRules", "MatcherText", "Name", "PagerDutyReceiverConfig", "ReceiverBase",
     "ReceiverConfig", "Route", "RuleBase", "RuleFileProblem", "RulesError", "RulesFile",
-    "RulesSection", "SecretMissingError", "SecretOrText", "SlackReceiverConfig", "Strict",
+    "RulesSection", "RulesSnapshot", "RulesWatcher", "SecretMissingError", "SecretOrText",
+    "SlackReceiverConfig", "Strict",
     "Timezone", "WebhookReceiverConfig", "added_family", "default_rules_path", "env_refs",
     "family_problems", "installed_families", "installed_rules_model", "last_good_path",
     "load_rules", "load_rules_or_last_good", "parse_rules", "resolve", "rules_model",

@@ -48,6 +48,16 @@ def load_rules_or_last_good(path: str | os.PathLike[str]) -> LoadedRules:
         except OSError:
             raise exc from None
         return LoadedRules(parse_rules(text, f"{path} (last good copy)"), exc)
+    save_last_good(path)
+    return LoadedRules(rules)
+
+
+def save_last_good(path: str | os.PathLike[str]) -> None:
+    """Copy ``path`` (just loaded and valid) to its last good copy, if it differs.
+
+    A read-only home only costs the fallback, never the load: errors are ignored.
+    """
+    copy = last_good_path(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
         if not copy.exists() or copy.read_text(encoding="utf-8") != text:
@@ -58,5 +68,4 @@ def load_rules_or_last_good(path: str | os.PathLike[str]) -> LoadedRules:
             shutil.copymode(path, tmp)
             tmp.replace(copy)  # atomic: a reader never sees half a file
     except OSError:
-        pass  # a read-only home only costs the fallback, never the load
-    return LoadedRules(rules)
+        pass

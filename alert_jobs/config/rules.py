@@ -16,6 +16,8 @@ from pydantic_core import PydanticCustomError
 from alert_jobs.config.types import Cron, Duration, Name, Strict, Timezone
 from alert_jobs.core.model import NoDataPolicy, Severity
 
+Audience = Literal["engineering", "data_science", "business"]
+
 
 class Annotations(Strict):
     """Text and links the message standard puts in every notification."""
@@ -23,11 +25,26 @@ class Annotations(Strict):
     why: str = ""
     runbook_url: str = ""
     dashboard_url: str = ""
-    audience: Literal["engineering", "data_science", "business"] = "engineering"
+    audience: Audience = "engineering"
     # Text per audience, e.g. {business: "Checkout conversions may drop."}; the rule's
     # audience picks which one goes into messages.
-    audience_text: dict[Literal["engineering", "data_science", "business"], str] = Field(
-        default_factory=dict)
+    audience_text: dict[Audience, str] = Field(default_factory=dict)
+
+
+class AnnotationsOverride(Strict):
+    """Some of :class:`Annotations`, laid over a rule's own for part of its alerts (e.g.
+    one ``score_drift`` segment): what is given wins, ``audience_text`` per audience."""
+
+    why: str | None = None
+    runbook_url: str | None = None
+    dashboard_url: str | None = None
+    audience: Audience | None = None
+    audience_text: dict[Audience, str] = Field(default_factory=dict)
+
+    def over(self, base: Annotations) -> Annotations:
+        given = self.model_dump(exclude_none=True, exclude={"audience_text"})
+        return base.model_copy(update={
+            **given, "audience_text": {**base.audience_text, **self.audience_text}})
 
 
 class RuleBase(Strict):
@@ -47,6 +64,15 @@ class RuleBase(Strict):
     annotations: Annotations = Field(default_factory=Annotations)
     receivers: list[str] | None = None
     enabled: bool = True
+
+    def annotations_for(self, labels: dict[str, str]) -> Annotations:
+        """The annotations of this rule's alert instance with ``labels``: the rule's own.
+
+        A family whose rule covers several things of different meaning (score_drift's
+        segments: a fraud model and a churn model) overrides this, so that "why it
+        matters" and the runbook fit the instance, not the whole rule.
+        """
+        return self.annotations
 
     @field_validator("labels")
     @classmethod

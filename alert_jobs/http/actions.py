@@ -1,16 +1,29 @@
 """Signed action links: ``GET /a/<token>`` shows what the link will do, ``POST`` does it.
 
 Chat tools fetch links to preview them, so acting on GET would ack alerts nobody saw.
-Every accepted action is a timeline event with its actor and ``source="link"``; a
-forged, altered or expired token gets 403 and changes nothing. The pages are jinja2
-templates in ``templates/`` (``action.html``, ``message.html``, both on ``base.html``);
-the template engine escapes every value shown.
+A link acts on the alert episode its message was sent for, once
+(:mod:`alert_jobs.store.link_uses`, checked in the action's own transaction):
+
+* a forged, altered (even in base64's spare bits) or expired token: 403, nothing changes;
+* the episode ended (resolved since, or fired again since): 410, "this alert has
+  resolved since; open the current one", with a read-only view of the current alert
+  (a short-lived ``view`` token, so the page is no way to act on the new incident);
+* the link was used before, or (ack) someone already acked: 409 naming who and when;
+* the form: a name is required (400 otherwise: a person, not "link", did it), and a
+  CSRF token is double-submitted (hidden field + ``alert_jobs_csrf`` cookie, SameSite
+  Strict, HttpOnly, path ``/a/``): a POST whose field and cookie differ gets 403.
+
+Every accepted action is a timeline event with its actor and ``source="link"``. The
+pages are jinja2 templates in ``templates/`` on ``base.html``; the template engine
+escapes every value shown.
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -20,11 +33,20 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from alert_jobs.config import RulesError, RulesFile
+from alert_jobs.core.model import AlertRecord
 from alert_jobs.notify.html import escape
-from alert_jobs.notify.links import LinkAction, LinkError, link_secret, verify
+from alert_jobs.notify.links import (
+    VIEW,
+    LinkAction,
+    LinkError,
+    link_secret,
+    verify,
+    view_token,
+)
 from alert_jobs.runtime.actions import ack_alert
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import Timeline, TimelineError, utcnow
+from alert_jobs.store.link_uses import LIVE, AlreadyDone, LinkGone, LinkUse, is_current
 
 LABELS = {
     "ack": "Acknowledge",
@@ -37,8 +59,11 @@ LABELS = {
 }
 OUTCOMES = {"actionable": "actionable", "false_positive": "false-positive", "noise": "noise",
             "duplicate": "duplicate"}
-
-
+#: Actions that only make sense while the alert is active (outcomes may follow a resolve).
+ACTIVE_ONLY = frozenset({"ack", "snooze_1h", "snooze_6h"})
+CSRF_COOKIE = "alert_jobs_csrf"
+CSRF_FIELD = "csrf"
+ENTER_NAME = "Enter your name: the timeline records who did this."
 
 _TEMPLATES = Environment(loader=PackageLoader("alert_jobs.http", "templates"), autoescape=True,
                          undefined=StrictUndefined, finalize=escape, trim_blocks=True,
@@ -53,6 +78,64 @@ def _page(template: str, status: int = 200, **context: object) -> HTMLResponse:
 def _message(title: str, message: str, status: int = 200) -> HTMLResponse:
     """A page that says one sentence: a refusal, an error, or what was done."""
     return _page("message.html", status, title=title, message=message)
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment is not None else "an unknown time"
+
+
+def link_use(action: LinkAction) -> LinkUse:
+    return LinkUse(action.token_id, action.action, action.episode, action.fired_at,
+                   active_only=action.action in ACTIVE_ONLY)
+
+
+def _gone(alert: AlertRecord) -> HTMLResponse:
+    """410 for a link whose episode ended, pointing at the current state of the alert."""
+    secret = link_secret()
+    assert secret is not None  # the token was just verified with it
+    if alert.state in LIVE:
+        now_text = f"It fired again at {_when(alert.fired_at)} and is {alert.state} now."
+    elif alert.resolved_at is not None:
+        now_text = f"It resolved at {_when(alert.resolved_at)}; it is {alert.state} now."
+    else:
+        now_text = f"It is {alert.state} now."
+    return _page("gone.html", 410, title="This link's alert has ended",
+                 message="This alert has resolved since; open the current one.",
+                 now_text=now_text, current=f"/a/{view_token(alert.fingerprint, secret, utcnow())}")
+
+
+def _done_before(exc: AlreadyDone) -> HTMLResponse:
+    return _message("Already done", f"{str(exc)[:1].upper()}{str(exc)[1:]}.", 409)
+
+
+def _view(alert: AlertRecord) -> HTMLResponse:
+    facts = [("Fired at", _when(alert.fired_at)), ("Episode", str(alert.episode))]
+    if alert.resolved_at is not None and not alert.state.is_active:
+        facts.append(("Resolved at", _when(alert.resolved_at)))
+    if alert.acked_at is not None:
+        facts.append(("Acknowledged", f"by {alert.acked_by or 'someone'} at "
+                                      f"{_when(alert.acked_at)}"))
+    if alert.snoozed_until is not None and alert.snoozed_until > utcnow():
+        facts.append(("Snoozed until", _when(alert.snoozed_until)))
+    return _page("alert.html", title=f"Alert {alert.rule}", alert=alert, facts=facts,
+                 command=f"alert-jobs ack {alert.fingerprint[:12]} --by YOU")
+
+
+def _csrf_token(request: Request) -> str:
+    """The browser's CSRF token if it has a well-formed one (other open link pages keep
+    working), else a new one."""
+    token = request.cookies.get(CSRF_COOKIE, "")
+    return token if 32 <= len(token) <= 64 and token.isascii() else secrets.token_urlsafe(32)
+
+
+def _form(alert: AlertRecord, action: LinkAction, request: Request, *, status: int = 200,
+          error: str = "") -> HTMLResponse:
+    csrf = _csrf_token(request)
+    response = _page("action.html", status, title=LABELS[action.action], alert=alert,
+                     csrf=csrf, error=error)
+    response.set_cookie(CSRF_COOKIE, csrf, path="/a/", httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
 
 
 def action_routes(get_timeline: Callable[[], Timeline],
@@ -70,22 +153,41 @@ def action_routes(get_timeline: Callable[[], Timeline],
             action = check(request)
         except LinkError as exc:
             return _message("Link refused", str(exc), 403)
-        alert = await run_in_threadpool(get_timeline().alerts.get, action.fingerprint)
+        timeline = get_timeline()
+        alert = await run_in_threadpool(timeline.alerts.get, action.fingerprint)
         if alert is None:
             return _message("Unknown alert", "This alert no longer exists.", 404)
-        return _page("action.html", title=LABELS[action.action], alert=alert)
+        if action.action == VIEW:
+            return _view(alert)
+        if not is_current(alert, link_use(action)):
+            return _gone(alert)
+        used = await run_in_threadpool(timeline.actions.link_used, action.token_id)
+        if used is not None:
+            return _done_before(AlreadyDone(
+                f"this link was already used by {used[0]} at {_when(used[1])}; "
+                "nothing changed", *used))
+        return _form(alert, action, request)
 
     async def act(request: Request) -> Response:
         try:
             action = check(request)
         except LinkError as exc:
             return _message("Link refused", str(exc), 403)
+        if action.action == VIEW:
+            return _message("Read-only link", "This link only shows the alert.", 405)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        by = (form.get("by") or [""])[0].strip()[:128] or "link"
+        sent = (form.get(CSRF_FIELD) or [""])[0]
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not (sent and cookie and hmac.compare_digest(sent.encode(), cookie.encode())):
+            return _message("Form refused", "This form did not come from this server's page "
+                            "(or its cookie is gone): open the link again.", 403)
+        by = (form.get("by") or [""])[0].strip()[:128]
         timeline = get_timeline()
-        alert = timeline.alerts.get(action.fingerprint)
+        alert = await run_in_threadpool(timeline.alerts.get, action.fingerprint)
         if alert is None:
             return _message("Unknown alert", "This alert no longer exists.", 404)
+        if not by:
+            return _form(alert, action, request, status=400, error=ENTER_NAME)
         try:
             rules = get_rules()
         except RulesError:
@@ -94,6 +196,10 @@ def action_routes(get_timeline: Callable[[], Timeline],
             # Database work and delivery are blocking (delivery runs its own event loop):
             # keep them off the server's loop.
             done = await run_in_threadpool(perform, action, rules, timeline, by)
+        except LinkGone as exc:
+            return _gone(exc.record)
+        except AlreadyDone as exc:
+            return _done_before(exc)
         except TimelineError as exc:
             return _message("Nothing to do", str(exc), 409)
         await run_in_threadpool(deliver, rules, timeline)  # tell PagerDuty about it now
@@ -104,20 +210,23 @@ def action_routes(get_timeline: Callable[[], Timeline],
 
 
 def perform(action: LinkAction, rules: RulesFile, timeline: Timeline, by: str) -> str:
-    """Do what the link says; returns the sentence the page shows."""
-    fp, now = action.fingerprint, utcnow()
+    """Do what the link says, once, on its episode; returns the sentence the page shows.
+    Raises :class:`LinkGone` or :class:`AlreadyDone` (and changes nothing) otherwise."""
+    fp, now, use = action.fingerprint, utcnow(), link_use(action)
     if action.action == "ack":
-        ack_alert(rules, timeline, fp, by=by, source="link", now=now)
+        ack_alert(rules, timeline, fp, by=by, source="link", now=now, link=use)
         return f"Acknowledged by {by}."
     if action.action in ("snooze_1h", "snooze_6h"):
         hours = 1 if action.action == "snooze_1h" else 6
         until = now + timedelta(hours=hours)
-        timeline.actions.snooze(fp, until=until, by=by, source="link", now=now)
+        timeline.actions.snooze(fp, until=until, by=by, source="link", now=now, link=use)
         return f"Snoozed until {until:%Y-%m-%d %H:%M} UTC by {by}."
     outcome = OUTCOMES[action.action]
     alert = timeline.alerts.get(fp)
-    if alert is not None and alert.state.is_active and not alert.is_acked:
-        ack_alert(rules, timeline, fp, by=by, outcome=outcome, source="link", now=now)
+    if alert is not None and alert.state in LIVE and not alert.is_acked:
+        ack_alert(rules, timeline, fp, by=by, outcome=outcome, source="link", now=now,
+                  link=use)
         return f"Acknowledged and marked {outcome} by {by}."
-    timeline.actions.record_outcome(fp, outcome=outcome, by=by, source="link", now=now)
+    timeline.actions.record_outcome(fp, outcome=outcome, by=by, source="link", now=now,
+                                    link=use)
     return f"Marked {outcome} by {by}."

@@ -1,43 +1,80 @@
 """``alert-jobs serve``: one Starlette app with every route the server answers.
 
 * ``/a/<token>``: signed action links (:mod:`alert_jobs.http.actions`);
-* ``/healthz``: the timeline database answers, with its schema version;
+* every response carries security headers, and the access log never shows a whole
+  token (:mod:`alert_jobs.http.security`);
+* ``/healthz``: the timeline database answers, with its schema version, and whether the
+  rules in use are the file's (``"rules": "ok"``) or the last good copy kept while the
+  file is broken (``"fallback"``, with the number of problems; the log names them);
 * every check family's own routes (its ``http_routes``): heartbeat pings
   (``/ping/<slug>…``), alert quality for Prometheus (``/metrics``).
+
+The rules come from one :class:`~alert_jobs.config.RulesWatcher` per app: requests read
+its current snapshot; the file is looked at and parsed in its background thread, never
+on the request path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from alert_jobs.config import RulesFile, load_rules
+from alert_jobs.config import RulesFile, RulesWatcher, default_rules_path
 from alert_jobs.http.actions import action_routes
+from alert_jobs.http.security import SecurityHeaders, redact_access_log
 from alert_jobs.runtime.family import installed_families
 from alert_jobs.store import Timeline, shared_timeline
 
 
 def create_app(timeline_factory: Callable[[], Timeline] | None = None,
-               rules_factory: Callable[[], RulesFile] | None = None) -> Starlette:
-    """The ASGI app. Factories make it testable with a temporary database and rules."""
+               rules_factory: Callable[[], RulesFile] | None = None, *,
+               rules_path: str | os.PathLike[str] | None = None,
+               watcher: RulesWatcher | None = None) -> Starlette:
+    """The ASGI app. Rules come from ``watcher``, else a watcher of ``rules_path``, else
+    one polling ``rules_factory`` (tests hand rules in this way), else the default
+    rules file. Factories make it testable with a temporary database and rules."""
     get_timeline = timeline_factory or shared_timeline  # one engine and pool per process
-    get_rules = rules_factory or load_rules
+    redact_access_log()
+    if watcher is None:
+        if rules_factory is not None and rules_path is None:
+            watcher = RulesWatcher(load=rules_factory)
+        else:
+            watcher = RulesWatcher(rules_path or default_rules_path())
+    rules = watcher
 
     async def healthz(request: Request) -> Response:
+        snap = rules.snapshot
+        extra: dict[str, object] = {"rules": snap.status}
+        if snap.fallback:  # how many, not what: the server's log names them
+            extra["rules_problems"] = len(snap.problems())
         try:
             version = get_timeline().schema_version()
         except Exception as exc:
-            return JSONResponse({"ok": False, "error": type(exc).__name__}, status_code=503)
-        return JSONResponse({"ok": True, "schema_version": version})
+            return JSONResponse({"ok": False, "error": type(exc).__name__, **extra},
+                                status_code=503)
+        return JSONResponse({"ok": True, "schema_version": version, **extra})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rules.start()
+        try:
+            yield
+        finally:
+            rules.stop()
 
     family_routes = [route for family in installed_families() if family.http_routes
-                     for route in family.http_routes(get_timeline, get_rules)]
-    return Starlette(routes=[
+                     for route in family.http_routes(get_timeline, rules)]
+    app = Starlette(routes=[
         Route("/healthz", healthz),
-        *action_routes(get_timeline, get_rules),
+        *action_routes(get_timeline, rules),
         *family_routes,
-    ])
+    ], middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    app.state.rules = rules
+    return app

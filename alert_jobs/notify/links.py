@@ -1,14 +1,28 @@
-"""Signed, expiring action links: ack, snooze 1 h / 6 h, and outcomes, from the message itself.
+"""Signed, expiring action links bound to one alert episode: ack, snooze, outcomes, view.
 
-A token is ``base64url(payload).base64url(HMAC-SHA256(secret, payload))`` where the
-payload names the action, the alert fingerprint and an expiry time. The secret comes
-from ``$ALERT_JOBS_LINK_SECRET`` and never leaves the server; a forged, altered or
-expired token is refused and changes nothing.
+A token is ``base64url(payload).base64url(HMAC-SHA256(secret, payload))``. The payload
+names the action, the alert fingerprint, the *episode* the message was sent for (its
+number and its ``fired_at``, so a number reused after the alert row was recreated does
+not match) and an expiry time. The secret comes from ``$ALERT_JOBS_LINK_SECRET`` and
+never leaves the server.
+
+Why the episode: an alert fires, resolves and fires again under the same fingerprint.
+A link in yesterday's message must not act on today's incident; the server compares
+the token's episode with the alert's current one and answers 410 when they differ
+(:mod:`alert_jobs.http.actions`). Links are minted when a notification is queued, inside
+the engine's transaction (:func:`action_links` is called with the decided record), so
+the episode is known, not guessed.
+
+Why canonical bytes: base64 decoding ignores the unused low bits of the last character,
+so several strings decode to the same bytes. :func:`verify` re-encodes what it decoded
+and refuses a token that is not exactly that encoding: one token string per signed
+payload, so the token's digest can stand for "this link" in ``alert_link_uses``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -19,9 +33,13 @@ from datetime import UTC, datetime, timedelta
 from alert_jobs.notify.contract import AlertLinks
 
 SECRET_ENV = "ALERT_JOBS_LINK_SECRET"
+#: What a message's links can do (each once). ``view`` is read-only: the current state
+#: of an alert, offered by the server when an older link is refused.
 ACTIONS = ("ack", "snooze_1h", "snooze_6h", "actionable", "false_positive", "noise",
            "duplicate")
+VIEW = "view"
 MIN_SECRET_LENGTH = 16
+VIEW_TTL = timedelta(hours=1)
 
 
 class LinkError(ValueError):
@@ -30,9 +48,14 @@ class LinkError(ValueError):
 
 @dataclass(frozen=True)
 class LinkAction:
+    """A verified token: what it may do, on which alert episode, until when."""
+
     action: str
     fingerprint: str
+    episode: int
+    fired_at: int  # the episode's fired_at, whole seconds since the epoch (0: not bound)
     expires: datetime
+    token_id: str  # sha256 of the signed payload: names this link in alert_link_uses
 
 
 def link_secret() -> bytes | None:
@@ -46,42 +69,65 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode unpadded base64url, refusing any string that is not the canonical
+    encoding of what it decodes to (other alphabets, padding, altered spare bits)."""
+    try:
+        data = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise LinkError("malformed link") from None
+    if _b64(data) != text:
+        raise LinkError("malformed link (not canonical base64)")
+    return data
 
 
-def sign(action: str, fingerprint: str, expires: datetime, secret: bytes) -> str:
-    if action not in ACTIONS:
+def epoch(when: datetime | None) -> int:
+    """Whole seconds since the epoch (0 for None): how a token carries ``fired_at``."""
+    return int(when.timestamp()) if when is not None else 0
+
+
+def sign(action: str, fingerprint: str, expires: datetime, secret: bytes, *,
+         episode: int = 0, fired_at: datetime | None = None) -> str:
+    if action not in (*ACTIONS, VIEW):
         raise ValueError(f"unknown action {action!r}")
-    payload = json.dumps([action, fingerprint, int(expires.timestamp())],
-                         separators=(",", ":")).encode()
+    payload = json.dumps([action, fingerprint, episode, epoch(fired_at),
+                          int(expires.timestamp())], separators=(",", ":")).encode()
     mac = hmac.new(secret, payload, hashlib.sha256).digest()
     return f"{_b64(payload)}.{_b64(mac)}"
 
 
 def verify(token: str, secret: bytes, now: datetime) -> LinkAction:
-    try:
-        payload_part, mac_part = token.split(".")
-        payload, mac = _unb64(payload_part), _unb64(mac_part)
-    except (ValueError, TypeError):
-        raise LinkError("malformed link") from None
+    parts = token.split(".")
+    if len(parts) != 2:
+        raise LinkError("malformed link")
+    payload, mac = _unb64(parts[0]), _unb64(parts[1])
     expected = hmac.new(secret, payload, hashlib.sha256).digest()
     if not hmac.compare_digest(mac, expected):
         raise LinkError("this link was not issued by this server, or it was altered")
     try:
-        action, fingerprint, expires_ts = json.loads(payload)
+        action, fingerprint, episode, fired_at, expires_ts = json.loads(payload)
         expires = datetime.fromtimestamp(int(expires_ts), UTC)
+        episode, fired_at = int(episode), int(fired_at)
     except (ValueError, TypeError):
         raise LinkError("malformed link") from None
-    if action not in ACTIONS:
+    if action not in (*ACTIONS, VIEW):
         raise LinkError("unknown action")
     if now >= expires:
         raise LinkError(f"this link expired at {expires.isoformat(timespec='minutes')}")
-    return LinkAction(str(action), str(fingerprint), expires)
+    return LinkAction(str(action), str(fingerprint), episode, fired_at, expires,
+                      hashlib.sha256(payload).hexdigest())
+
+
+def view_token(fingerprint: str, secret: bytes, now: datetime) -> str:
+    """A short-lived, read-only token for the current state of one alert."""
+    return sign(VIEW, fingerprint, now + VIEW_TTL, secret)
 
 
 def action_links(fingerprint: str, rule: str, *, base_url: str, now: datetime,
-                 ttl: timedelta, rule_path: str = "alerts.yaml") -> AlertLinks:
-    """Links for one alert: signed URLs when a base URL and secret are set, else CLI text."""
+                 ttl: timedelta, episode: int = 0, fired_at: datetime | None = None,
+                 rule_path: str = "alerts.yaml") -> AlertLinks:
+    """Links for one episode of one alert: signed URLs when a base URL and secret are
+    set, else CLI text. Pass the episode the message is sent for (the decided record's
+    ``episode`` and ``fired_at``); a link bound to any other episode is refused."""
     secret = link_secret()
     short = fingerprint[:12]
     links: AlertLinks = {
@@ -91,9 +137,10 @@ def action_links(fingerprint: str, rule: str, *, base_url: str, now: datetime,
     if base_url and secret is not None:
         expires = now + ttl
         root = base_url.rstrip("/")
-        for action in ("ack", "snooze_1h", "snooze_6h", "actionable", "false_positive", "noise",
-                       "duplicate"):
-            links[action] = f"{root}/a/{sign(action, fingerprint, expires, secret)}"
+        for action in ACTIONS:
+            token = sign(action, fingerprint, expires, secret, episode=episode,
+                         fired_at=fired_at)
+            links[action] = f"{root}/a/{token}"  # type: ignore[literal-required]
     else:
         links["ack"] = f"alert-jobs ack {short} --by YOU"
         links["snooze_1h"] = f"alert-jobs snooze {short} --for 1h"

@@ -5,8 +5,9 @@
 * A failure is retried after the receiver's ``Retry-After`` when it gives one, else
   with exponential backoff and jitter (:func:`retry_wait`).
 
-Claiming the messages and recording the outcome is the outbox's job
-(:mod:`alert_jobs.runtime.deliver`): this module knows receivers, not the database.
+Claiming the messages, keeping their lease and recording each outcome is the
+runtime's job (:mod:`alert_jobs.runtime.batch`, which sends with :func:`send_one`):
+this module knows receivers, not the database.
 """
 
 from __future__ import annotations
@@ -70,38 +71,50 @@ class Addressed(Protocol):
 M = TypeVar("M", bound=Addressed)
 
 
+async def send_one(item: Addressed, receivers: Mapping[str, Receiver[Any]],
+                   http: httpx.AsyncClient, *, deadline: float
+                   ) -> tuple[DeliveryError | None, bool]:
+    """Send one message within ``deadline``: (error or None, skipped)."""
+    receiver = receivers.get(item.receiver)
+    if receiver is None:
+        return DeliveryError(f"receiver {item.receiver!r} is not in the rules "
+                             "file; kept and retried until it is restored"), False
+    group: GroupMessage = item.payload  # type: ignore[assignment]
+    if not receiver.wants(group):
+        return None, True
+    group = receiver.prepare(group)
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(receiver.deliver(group, http), timeout=deadline)
+    except DeliveryError as exc:
+        return exc, False
+    except TimeoutError:
+        return DeliveryError(f"no answer within the {deadline:g} s delivery deadline"), False
+    except Exception as exc:  # a receiver bug: keep the message, say what broke
+        log.exception("receiver %s failed", item.receiver)
+        return DeliveryError(f"receiver error ({type(exc).__name__})"), False
+    log.info("delivered %s to %s in %.0f ms", item.dedup_key, item.receiver,
+             (time.monotonic() - started) * 1000)
+    return None, False
+
+
+def sending_client(concurrency: int, deadline: float) -> httpx.AsyncClient:
+    """The client every concurrent send shares: at most ``concurrency`` on the wire."""
+    return httpx.AsyncClient(transport=ThreadedTransport(max_workers=concurrency),
+                             timeout=deadline)
+
+
 async def send_all(
     items: Sequence[M], receivers: Mapping[str, Receiver[Any]], *, concurrency: int,
     deadline: float,
 ) -> list[tuple[M, DeliveryError | None, bool]]:
     """Send items concurrently; (item, error or None, skipped) for each, in order."""
     semaphore = asyncio.Semaphore(concurrency)
-    transport = ThreadedTransport(max_workers=concurrency)
-    async with httpx.AsyncClient(transport=transport, timeout=deadline) as http:
+    async with sending_client(concurrency, deadline) as http:
 
         async def one(item: M) -> tuple[M, DeliveryError | None, bool]:
-            receiver = receivers.get(item.receiver)
-            if receiver is None:
-                return item, DeliveryError(f"receiver {item.receiver!r} is not in the rules "
-                                           "file; kept and retried until it is restored"), False
-            group: GroupMessage = item.payload  # type: ignore[assignment]
-            if not receiver.wants(group):
-                return item, None, True
-            group = receiver.prepare(group)
             async with semaphore:
-                started = time.monotonic()
-                try:
-                    await asyncio.wait_for(receiver.deliver(group, http), timeout=deadline)
-                except DeliveryError as exc:
-                    return item, exc, False
-                except TimeoutError:
-                    return item, DeliveryError(f"no answer within the {deadline:g} s "
-                                               "delivery deadline"), False
-                except Exception as exc:  # a receiver bug: keep the message, say what broke
-                    log.exception("receiver %s failed", item.receiver)
-                    return item, DeliveryError(f"receiver error ({type(exc).__name__})"), False
-                log.info("delivered %s to %s in %.0f ms", item.dedup_key, item.receiver,
-                         (time.monotonic() - started) * 1000)
-                return item, None, False
+                error, skipped = await send_one(item, receivers, http, deadline=deadline)
+            return item, error, skipped
 
         return list(await asyncio.gather(*(one(item) for item in items)))

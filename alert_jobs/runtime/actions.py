@@ -11,14 +11,17 @@ from alert_jobs.core.model import AlertState
 from alert_jobs.notify.registry import build_receivers
 from alert_jobs.notify.testing import send_now, test_message
 from alert_jobs.store import Timeline, utcnow
+from alert_jobs.store.link_uses import LinkUse
 
 
 def ack_alert(rules: RulesFile, timeline: Timeline, fingerprint: str, *, by: str,
               note: str = "", outcome: str | None = None, source: str = "cli",
-              run_id: str | None = None, now: datetime | None = None) -> AlertState:
-    """Ack one alert everywhere: the timeline, and the incident tools that paged for it."""
+              run_id: str | None = None, now: datetime | None = None,
+              link: LinkUse | None = None) -> AlertState:
+    """Ack one alert everywhere: the timeline, and the incident tools that paged for it.
+    ``link``: the signed link it came from (one episode, once; see ActionStore.ack)."""
     record = timeline.actions.ack(fingerprint, by=by, note=note, outcome=outcome,
-                                  source=source, run_id=run_id, now=now)
+                                  source=source, run_id=run_id, now=now, link=link)
     timeline.actions.queue_acknowledged(record, rules.router(), by=by, now=now,
                                         direct_receivers=rules.direct_receivers(record.rule))
     return record.state

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from alert_jobs.config import RulesFile, load_rules
 from alert_jobs.core.durations import DurationError, parse_duration, short_duration
 
 if TYPE_CHECKING:  # imported when a command opens the timeline: `--help` stays light
+    from alert_jobs.runtime.deliver import DeliveryReport
     from alert_jobs.store import Timeline
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -62,6 +64,13 @@ def ago(when: datetime | None, now: datetime) -> str:
     return "-" if when is None else short_duration(now - when) + " ago"
 
 
+def clip(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters; a cut shows as "…" so a reader
+    knows there is more (``alert-jobs status --json`` or ``timeline`` has it whole)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width - 1].rstrip() + "…"
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -84,6 +93,34 @@ def rules_of(args: argparse.Namespace) -> RulesFile:
     """The rules file named by ``--rules``; a :class:`~alert_jobs.config.RulesError`
     exits 2 in the entry point, listing every problem."""
     return load_rules(args.rules)
+
+
+def deliver_now(rules: RulesFile, timeline: Timeline) -> DeliveryReport:
+    """Send what a command just raised, as the Dagster run of the same check does.
+
+    Every command that evaluates (``check``, ``redis check``, ``drift check``,
+    ``heartbeat pause|resume``…) ends here, so what it raised reaches the receivers now,
+    not at the next delivery-sensor tick — and not never, when the Dagster daemon is not
+    running. It flushes every notification group that is due and sends everything due,
+    exactly like the runs: a command does not need to know which outbox rows its
+    observations produced (with ``flush=False`` batches it cannot). A group still inside
+    its ``group_wait`` is sent by the delivery sensor or ``alert-jobs deliver``.
+
+    Prints ``delivery: sent …`` and each failure on stderr; the caller decides the exit
+    code (a failed delivery stays queued and is retried, nothing is lost).
+    """
+    from alert_jobs.runtime.deliver import deliver
+
+    report = deliver(rules, timeline)
+    print(f"delivery: {report}")
+    for error in report.errors:
+        print(f"  {error}", file=sys.stderr)
+    waiting, first = timeline.outbox.groups_waiting()
+    if waiting and first is not None:
+        print(f"  {waiting} notification group(s) wait for their group_wait/group_interval "
+              f"(the first is due at {first.astimezone(UTC):%H:%M:%S} UTC); the delivery "
+              "sensor or `alert-jobs deliver` sends them then")
+    return report
 
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,19 +1,21 @@
 """Deliver what the engine queued: flush due groups, claim, send, mark.
 
-* Claimed rows are sent concurrently (:func:`alert_jobs.notify.send.send_all`), each
-  with a deadline; each outcome is recorded as its send finishes.
+* Claimed rows are held for a short lease (``ALERT_JOBS_DELIVERY_LEASE``, default 30 s)
+  that the sender renews while it works, sent concurrently, each with a deadline, and
+  each outcome is recorded as its send finishes (:mod:`alert_jobs.runtime.batch`).
 * A failure is rescheduled (``Retry-After``, else backoff with jitter); nothing is
   dropped: later runs (the delivery sensor) pick up what is due.
 * A permanent failure (401/403/404, another 4xx but 408/429, a bad URL) keeps the row
   with its error, and a ``receiver_broken`` alert goes to the fallback receiver, once,
   through the engine.
-* A crash between send and mark loses the claim's lease and the row is sent again: at
-  most one duplicate per lost lease, never a loss; receivers get a stable ``dedup_key``.
+* A crash stops the renewals: the rows not yet recorded are due again within one lease,
+  and the next run (the delivery sensor ticks every 60 s) takes them. Only a row sent
+  but not yet recorded is sent again: at most one duplicate per message, never a loss;
+  receivers get a stable ``dedup_key``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from typing import Any
 from alert_jobs.config import RulesFile
 from alert_jobs.core.engine import RulePolicy
 from alert_jobs.core.model import Observation, Severity, Status
-from alert_jobs.notify.base import Receiver
+from alert_jobs.notify.base import DeliveryError, Receiver
 from alert_jobs.notify.registry import build_receivers
 from alert_jobs.notify.render import build_message
 from alert_jobs.notify.send import (
@@ -31,9 +33,9 @@ from alert_jobs.notify.send import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DEADLINE,
     retry_wait,
-    send_all,
 )
-from alert_jobs.store import Timeline, utcnow
+from alert_jobs.runtime.batch import delivery_lease, send_batch
+from alert_jobs.store import Attempt, OutboxItem, Timeline, utcnow
 
 log = logging.getLogger("alert_jobs.outbox")
 
@@ -44,6 +46,7 @@ class DeliveryReport:
     skipped: int = 0
     retrying: int = 0
     failed: int = 0
+    lost: int = 0  # claims another worker took over (this one stalled past the lease)
     errors: list[str] = field(default_factory=list)
     broken: dict[str, str] = field(default_factory=dict)  # receiver → permanent error
     delivered_to: set[str] = field(default_factory=set)
@@ -51,13 +54,15 @@ class DeliveryReport:
     def __str__(self) -> str:
         text = (f"sent {self.sent}, retrying later {self.retrying}, "
                 f"failed permanently {self.failed}")
-        return text + (f", skipped {self.skipped}" if self.skipped else "")
+        text += f", skipped {self.skipped}" if self.skipped else ""
+        return text + (f", left to another worker {self.lost}" if self.lost else "")
 
     def merge(self, other: DeliveryReport) -> None:
         self.sent += other.sent
         self.skipped += other.skipped
         self.retrying += other.retrying
         self.failed += other.failed
+        self.lost += other.lost
         self.errors += other.errors
         self.broken.update(other.broken)
         self.delivered_to |= other.delivered_to
@@ -73,42 +78,49 @@ def deliver_due(
     base_delay: timedelta = BACKOFF_BASE,
     concurrency: int = DEFAULT_CONCURRENCY,
     deadline: float = DEFAULT_DEADLINE,
+    lease: timedelta | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> DeliveryReport:
-    """Deliver every due outbox row once; failures are rescheduled, never dropped."""
+    """Deliver every due outbox row once; failures are rescheduled, never dropped.
+
+    The claim's ``lease`` (default :func:`~alert_jobs.runtime.batch.delivery_lease`) is
+    what a crash costs, whatever the batch size: the rows are renewed while they are
+    sent, not leased for the time the whole batch could take.
+    """
+    lease = lease or delivery_lease()
     report = DeliveryReport()
-    # The lease must outlast the whole batch: sends run `concurrency` at a time, each
-    # bounded by `deadline`. A lease that ran out mid-batch would let another worker
-    # send the same rows again while this one is still on them.
-    waves = -(-limit // max(1, concurrency))
-    lease = timedelta(seconds=max(120.0, waves * deadline + 60.0))
     items = timeline.outbox.claim_due(limit=limit, ids=ids, now=now(), lease=lease)
     if not items:
         return report
-    outcomes = asyncio.run(send_all(items, receivers, concurrency=concurrency,
-                                    deadline=deadline))
-    for item, error, skipped in outcomes:
+
+    def settle(item: OutboxItem, error: DeliveryError | None, skipped: bool) -> Attempt:
         if error is None:
-            timeline.outbox.mark_delivered(item, run_id=run_id, now=now(), skipped=skipped)
-            if skipped:
+            return Attempt(item, skipped=skipped)
+        if error.permanent:
+            return Attempt(item, str(error))
+        wait = retry_wait(error, item.attempts + 1, base=base_delay)
+        return Attempt(item, str(error), retry_at=now() + wait)
+
+    batch = send_batch(items, receivers, timeline.outbox, settle=settle, lease=lease,
+                       concurrency=concurrency, deadline=deadline, run_id=run_id, now=now)
+    report.lost = len(batch.lost)
+    for attempt in batch.recorded:
+        item = attempt.item
+        if attempt.error is None:
+            if attempt.skipped:
                 report.skipped += 1
             else:
                 report.sent += 1
                 report.delivered_to.add(item.receiver)
             continue
-        attempt = item.attempts + 1
-        if error.permanent:
-            timeline.outbox.mark_failed(item, str(error), retry_at=None, run_id=run_id,
-                                        now=now())
+        if attempt.retry_at is None:
             report.failed += 1
-            report.broken[item.receiver] = str(error)
+            report.broken[item.receiver] = attempt.error
         else:
-            wait = retry_wait(error, attempt, base=base_delay)
-            timeline.outbox.mark_failed(item, str(error), retry_at=now() + wait,
-                                        run_id=run_id, now=now())
             report.retrying += 1
-        report.errors.append(f"{item.receiver}: {error}")
-        log.warning("delivery to %s failed (attempt %d): %s", item.receiver, attempt, error)
+        report.errors.append(f"{item.receiver}: {attempt.error}")
+        log.warning("delivery to %s failed (attempt %d): %s", item.receiver,
+                    item.attempts + 1, attempt.error)
     return report
 
 

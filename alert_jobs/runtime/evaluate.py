@@ -7,12 +7,14 @@ notification.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alert_jobs.config import RuleBase, RulesFile
-from alert_jobs.core.engine import RulePolicy
-from alert_jobs.core.model import AlertState, Observation, Status
+from alert_jobs.core.engine import Decision, RulePolicy
+from alert_jobs.core.model import AlertRecord, AlertState, Observation, Status, alert_labels
+from alert_jobs.core.routing import Router
 from alert_jobs.notify.links import action_links
 from alert_jobs.notify.render import build_message
 from alert_jobs.store import ProcessResult, Timeline
@@ -61,22 +63,46 @@ def process_observations(
     policy = policy_for(rules, rule)
     items = []
     for obs, why in observations:
-        audience = rule.annotations.audience
+        notes = rule.annotations_for(obs.labels)  # a segment may have its own
+        audience = notes.audience
         message = build_message(
             obs, severity=obs.severity or rule.severity, description=rule.description,
-            why=rule.annotations.why or why, runbook_url=rule.annotations.runbook_url,
-            dashboard_url=rule.annotations.dashboard_url, dagster_url=rules.defaults.dagster_url,
+            why=notes.why or why, runbook_url=notes.runbook_url,
+            dashboard_url=notes.dashboard_url, dagster_url=rules.defaults.dagster_url,
             run_id=run_id, audience=audience,
-            audience_text=rule.annotations.audience_text.get(audience, ""),
-            actions=action_links(obs.fingerprint, obs.rule,
-                                 base_url=rules.defaults.action_base_url, now=now,
-                                 ttl=rules.defaults.action_link_ttl),
+            audience_text=notes.audience_text.get(audience, ""),
         )
         items.append((obs, policy, message))
-    results = timeline.alerts.process_many(items, now=now, run_id=run_id,
-                                           router=rules.router(), flush=flush)
-    return [RuleOutcome(obs, result) for (obs, _), result in zip(observations, results,
-                                                                 strict=True)]
+
+    def links(record: AlertRecord) -> Mapping[str, object]:
+        """The message's action links, bound to the episode the engine just decided."""
+        return action_links(record.fingerprint, record.rule, episode=record.episode,
+                            fired_at=record.fired_at, base_url=rules.defaults.action_base_url,
+                            now=now, ttl=rules.defaults.action_link_ttl)
+
+    router = rules.router()
+    results = timeline.alerts.process_many(items, now=now, run_id=run_id, router=router,
+                                           flush=flush, links=links)
+    return [RuleOutcome(obs, replace(result, decision=routed(result.decision, router)))
+            for (obs, _), result in zip(observations, results, strict=True)]
+
+
+def routed(decision: Decision, router: Router) -> Decision:
+    """``decision`` with each notification naming the receivers it was queued for.
+
+    The engine only knows a rule's own ``receivers:``; when a rule has none, the route
+    tree decides (in the store, as it queues). The run log line (``Decision.describe``:
+    ``notify firing (first) → oncall, payments``) must say who was told, so the routes
+    are resolved here the way the store resolved them, after the fact.
+    """
+    if not decision.notifications:
+        return decision
+    labels = alert_labels(decision.record, decision.record.severity)
+    notes = [replace(n, receivers=tuple(dict.fromkeys(
+        t.receiver for t in router.targets(labels, n.receivers))))
+        for n in decision.notifications]
+    return replace(decision, notifications=notes)
+
 
 
 def resolve_vanished(rules: RulesFile, rule: RuleBase, timeline: Timeline, produced: set[str],

@@ -12,13 +12,16 @@ This is the one module of :mod:`alert_jobs.runtime` that imports Dagster.
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from alert_jobs.config import (
     RULES_FILE_ENV,
+    LoadedRules,
     ReceiverConfig,
     RulesFile,
     env_refs,
@@ -48,11 +51,30 @@ class AlertJobsResource(dg.ConfigurableResource):
         default=None, description="SQLAlchemy URL of the timeline database."
     )
 
+    _log: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._log = context.log  # the run's log: where a fallback must be said
+
     def load_rules(self) -> RulesFile:
-        return load_rules_or_last_good(self.rules_file).rules  # a broken edit keeps checks on
+        """The rules file, else its last good copy (a broken edit keeps checks on); a
+        run on the copy says so in its run log, naming every problem of the file."""
+        loaded = load_rules_or_last_good(self.rules_file)
+        if loaded.error is not None:
+            (self._log or logging.getLogger("alert_jobs.rules")).warning(
+                fallback_message(self.rules_file, loaded))
+        return loaded.rules
 
     def timeline(self) -> Timeline:
         return shared_timeline(self.database_url or None)
+
+
+def fallback_message(path: str, loaded: LoadedRules) -> str:
+    """What a run on the last good rules writes to its log."""
+    lines = loaded.error.lines() if loaded.error is not None else []
+    return (f"rules file {path} is invalid ({len(lines)} problem(s)); this run evaluated "
+            "on the LAST GOOD COPY of the rules (fallback) until it is fixed:\n  "
+            + "\n  ".join(lines))
 
 
 class ReceiversResource(dg.ConfigurableResource):

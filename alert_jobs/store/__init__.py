@@ -13,10 +13,10 @@ from alert_jobs.store.db import (
     make_engine,
     utcnow,
 )
-from alert_jobs.store.outbox import OutboxItem
+from alert_jobs.store.outbox import Attempt, OutboxItem
 from alert_jobs.store.timeline import Timeline, shared_timeline
 from alert_jobs.store.urls import driver_url, safe_url
 
-__all__ = ["DATABASE_URL_ENV", "Database", "OutboxItem", "ProcessResult", "Timeline",
+__all__ = ["DATABASE_URL_ENV", "Attempt", "Database", "OutboxItem", "ProcessResult", "Timeline",
            "TimelineError", "default_database_url", "driver_url", "make_engine", "safe_url",
            "shared_timeline", "utcnow"]

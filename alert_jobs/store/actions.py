@@ -3,6 +3,10 @@
 Each action is one transaction that locks the alert's row, writes the change, its
 event (with the actor and where it came from: cli, link, dagster) and the episode's
 first response, so alert quality always agrees with the timeline.
+
+An action that comes from a signed link carries a :class:`LinkUse`: the same
+transaction then checks that the link is for the alert's current episode and was not
+used before (:mod:`alert_jobs.store.link_uses`), so a link acts on one incident, once.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from sqlalchemy.engine import Connection
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.model import AlertRecord, AlertState, alert_labels
 from alert_jobs.core.routing import Router, RouteTarget
-from alert_jobs.store import episodes, grouping, schema
+from alert_jobs.store import episodes, grouping, link_uses, schema
 from alert_jobs.store.alerts import episode_times, record_from_row
 from alert_jobs.store.db import Database, TimelineError, utcnow
 from alert_jobs.store.events import write_event
+from alert_jobs.store.link_uses import AlreadyDone, LinkUse
 
 #: Computes an action's change from the locked record: (column values, event reason).
 Change = Callable[[AlertRecord], tuple[dict[str, Any], str]]
@@ -33,21 +38,31 @@ class ActionStore:
     def ack(
         self, fingerprint: str, *, by: str, note: str = "", outcome: str | None = None,
         source: str = "cli", run_id: str | None = None, now: datetime | None = None,
+        link: LinkUse | None = None,
     ) -> AlertRecord:
-        """Acknowledge: no more pages until it resolves, even if it re-triggers."""
+        """Acknowledge: no more pages until it resolves, even if it re-triggers.
+
+        Through a ``link``, an alert someone already acked stays as it is (raises
+        :class:`AlreadyDone` naming who and when): a link never overwrites ``acked_by``.
+        """
         now = now or utcnow()
 
         def change(rec: AlertRecord) -> tuple[dict[str, Any], str]:
             if not rec.state.is_active:
                 raise TimelineError(f"alert {fingerprint[:8]} ({rec.rule}) is {rec.state}; "
                                     "only firing alerts can be acked")
+            if link is not None and rec.is_acked:
+                who = rec.acked_by or "someone"
+                at = f" at {rec.acked_at:%Y-%m-%d %H:%M} UTC" if rec.acked_at else ""
+                raise AlreadyDone(f"already acknowledged by {who}{at}; nothing changed",
+                                  who, rec.acked_at)
             values = {"acked_at": now, "acked_by": by, "ack_note": note, "ack_outcome": outcome}
             reason = f"acked by {by}" + (f" as {outcome}" if outcome else "") + (
                 f": {note}" if note else "")
             return values, reason
 
         return self._act(fingerprint, "acked", change, by, source, run_id, now,
-                         {"note": note, "outcome": outcome})
+                         {"note": note, "outcome": outcome}, link)
 
     def unack(self, fingerprint: str, *, by: str, source: str = "cli",
               now: datetime | None = None) -> AlertRecord:
@@ -59,7 +74,8 @@ class ActionStore:
         return self._act(fingerprint, "unacked", change, by, source, None, now, {})
 
     def record_outcome(self, fingerprint: str, *, outcome: str, by: str, source: str = "cli",
-                       run_id: str | None = None, now: datetime | None = None) -> AlertRecord:
+                       run_id: str | None = None, now: datetime | None = None,
+                       link: LinkUse | None = None) -> AlertRecord:
         """Say what an alert was (actionable, false-positive, …) in any state, even resolved."""
         now = now or utcnow()
 
@@ -67,11 +83,11 @@ class ActionStore:
             return {"ack_outcome": outcome}, f"{by} marked it {outcome}"
 
         return self._act(fingerprint, "outcome", change, by, source, run_id, now,
-                         {"outcome": outcome})
+                         {"outcome": outcome}, link)
 
     def snooze(
         self, fingerprint: str, *, until: datetime, by: str, note: str = "", source: str = "cli",
-        run_id: str | None = None, now: datetime | None = None,
+        run_id: str | None = None, now: datetime | None = None, link: LinkUse | None = None,
     ) -> AlertRecord:
         """Mute one alert instance until ``until``; it speaks again after, if still firing."""
         now = now or utcnow()
@@ -84,17 +100,20 @@ class ActionStore:
             return {"snoozed_until": until}, reason
 
         return self._act(fingerprint, "snoozed", change, by, source, run_id, now,
-                         {"until": until.isoformat(), "note": note})
+                         {"until": until.isoformat(), "note": note}, link)
 
     def _act(
         self, fingerprint: str, kind: str, change: Change, actor: str, source: str,
         run_id: str | None, now: datetime, payload: dict[str, Any],
+        link: LinkUse | None = None,
     ) -> AlertRecord:
         t = schema.alerts
         with self.db.tx() as conn:
             rec = self._locked(conn, fingerprint)
             if rec is None:
                 raise TimelineError(f"no alert with fingerprint {fingerprint!r}")
+            if link is not None:  # the episode check and the use, before any change
+                link_uses.claim(conn, self.db, rec, link, actor, now)
             values, reason = change(rec)
             conn.execute(t.update().where(t.c.fingerprint == fingerprint)
                          .values(**values, updated_at=now))
@@ -102,6 +121,12 @@ class ActionStore:
                         actor=actor, source=source, run_id=run_id, payload=payload)
             episodes.on_action(conn, rec, kind, actor, payload.get("outcome"), now)
             return rec.evolve(**values)
+
+    def link_used(self, token_id: str) -> tuple[str, datetime] | None:
+        """Who used the link ``token_id`` and when, or None if it was never used."""
+        with self.db.read() as conn:
+            row = link_uses.used(conn, token_id)
+        return (row.used_by, row.used_at) if row is not None else None
 
     def _locked(self, conn: Connection, fingerprint: str) -> AlertRecord | None:
         """The alert's record, its row locked until the transaction ends."""

@@ -13,7 +13,7 @@ defence. Notifications are queued into their route's groups in the same transact
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -38,6 +38,10 @@ from alert_jobs.store.events import write_event
 from alert_jobs.store.outbox import flush_groups
 from alert_jobs.store.rule_settings import rule_disabled
 from alert_jobs.store.silences import active_silences
+
+#: Mints a notification's action links for the decided record (its episode is known only
+#: then): see ``links`` in :meth:`AlertStore.process_many`.
+LinkMinter = Callable[[AlertRecord], Mapping[str, object]]
 
 _RECORD_FIELDS = [f.name for f in fields(AlertRecord)]
 _ACTIVE = [str(AlertState.PENDING), str(AlertState.FIRING), str(AlertState.RECOVERING)]
@@ -106,6 +110,7 @@ class AlertStore:
         run_id: str | None = None,
         router: Router | None = None,
         flush: bool = True,
+        links: LinkMinter | None = None,
     ) -> builtins.list[ProcessResult]:
         """:meth:`process` for several observations (e.g. one target's checks) in one
         transaction: one commit instead of one per alert, same locks, same results.
@@ -114,6 +119,10 @@ class AlertStore:
         that are due are flushed into the outbox at the end of the same transaction.
         Pass ``flush=False`` to process many batches first and flush once
         (:meth:`alert_jobs.store.outbox.OutboxStore.flush_due`).
+
+        ``links`` mints the ``actions`` of each queued message from the decided record,
+        inside this transaction, so signed links name the episode the message is sent
+        for (a link made before the decision could only guess it).
         """
         now = now or utcnow()
         router = router or Router()
@@ -127,7 +136,7 @@ class AlertStore:
             for i in order:
                 obs, policy, message = items[i]
                 decisions[i] = self._process_one(conn, obs, policy, now, run_id, message,
-                                                 silences, router, firing)
+                                                 silences, router, firing, links)
             flushed = flush_groups(self.db, conn, now, router) if flush else []
         carried: dict[str, builtins.list[int]] = {}
         for outbox_id, fingerprints in flushed:
@@ -145,7 +154,7 @@ class AlertStore:
     def _process_one(
         self, conn: Connection, obs: Observation, policy: RulePolicy, now: datetime,
         run_id: str | None, message: dict[str, Any] | None, silences: builtins.list[Silence],
-        router: Router, firing: builtins.list[dict[str, str]],
+        router: Router, firing: builtins.list[dict[str, str]], links: LinkMinter | None = None,
     ) -> Decision:
         fp = obs.fingerprint
         prior = self._lock_alert(conn, obs, policy, now)
@@ -168,8 +177,10 @@ class AlertStore:
             run_id=run_id, details=obs.details,
         ))
         labels = alert_labels(decision.record, decision.record.severity)
+        actions = dict(links(decision.record)) if links and decision.notifications else None
         for n in decision.notifications:
-            body = {**(message or {}), "rule": obs.rule, "fingerprint": fp,
+            body = {**(message or {}), **({"actions": actions} if actions is not None else {}),
+                    "rule": obs.rule, "fingerprint": fp,
                     "severity": str(decision.record.severity), "labels": labels,
                     **episode_times(decision.record)}
             for target in router.targets(labels, n.receivers):

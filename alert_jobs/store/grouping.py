@@ -60,6 +60,15 @@ def queue(conn: Connection, *, now: datetime, target: RouteTarget, labels: dict[
             group_interval_seconds=target.group_interval.total_seconds()))
 
 
+def waiting(conn: Connection, now: datetime) -> tuple[int, datetime | None]:
+    """Groups holding news whose timer (``group_wait``/``group_interval``) has not run out:
+    how many, and when the first of them is due."""
+    g = schema.groups
+    row = conn.execute(sa.select(sa.func.count(), sa.func.min(g.c.next_flush_at))
+                       .where(g.c.next_flush_at > now)).one()
+    return int(row[0] or 0), row[1]
+
+
 def due_groups(conn: Connection, now: datetime, *, limit: int, skip_locked: bool
                ) -> list[Any]:
     g = schema.groups

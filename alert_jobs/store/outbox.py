@@ -1,10 +1,12 @@
 """``alert_outbox``: notifications waiting to be sent, claimed, and marked.
 
-Claim-then-send (Healthchecks' pattern): a worker claims due rows for a lease, sends
-them, and marks each one. A worker that dies after sending but before marking loses
-its lease, and the row is sent again: at most one duplicate per lost lease, never a
-loss. Receivers get the stable ``dedup_key`` to drop such duplicates. The unique
-``(receiver, dedup_key)`` makes queuing idempotent.
+Claim-then-send (Healthchecks' pattern): a worker claims due rows for a short lease,
+renews the lease of the rows it has not finished while it sends (:meth:`OutboxStore.renew`),
+and marks each row as its send finishes (:meth:`OutboxStore.record`). A worker that dies
+stops renewing: its rows are due again once the lease runs out (seconds, not the length
+of the batch), and only a row that was sent but not yet marked is sent again: at most
+one duplicate per lost lease, never a loss. Receivers get the stable ``dedup_key`` to
+drop such duplicates. The unique ``(receiver, dedup_key)`` makes queuing idempotent.
 """
 
 from __future__ import annotations
@@ -36,6 +38,20 @@ class OutboxItem:
     fingerprint: str | None
     rule: str | None
     claim_token: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one send of a claimed row ended, to be recorded.
+
+    ``error`` None: delivered (or ``skipped``: the receiver does not want it). Else a
+    failed attempt, retried at ``retry_at``, or never again when ``retry_at`` is None.
+    """
+
+    item: OutboxItem
+    error: str | None = None
+    retry_at: datetime | None = None
+    skipped: bool = False
 
 
 def enqueue(db: Database, conn: Connection, now: datetime, receiver: str, fp: str | None,
@@ -82,6 +98,11 @@ class OutboxStore:
             grouping.forget_idle(conn, now)
         return [outbox_id for outbox_id, _ in flushed]
 
+    def groups_waiting(self, now: datetime | None = None) -> tuple[int, datetime | None]:
+        """Notification groups waiting for their timer, and the first one's due time."""
+        with self.db.read() as conn:
+            return grouping.waiting(conn, now or utcnow())
+
     def enqueue(self, receiver: str, kind: str, dedup_key: str, payload: dict[str, Any], *,
                 fingerprint: str | None = None, rule: str | None = None,
                 run_id: str | None = None, now: datetime | None = None) -> int | None:
@@ -112,56 +133,67 @@ class OutboxStore:
                 return []
             conn.execute(t.update().where(t.c.id.in_(chosen), due)
                          .values(claimed_until=now + lease, claim_token=token))
-            rows = conn.execute(sa.select(t).where(t.c.claim_token == token)).all()
+            rows = conn.execute(sa.select(t).where(t.c.id.in_(chosen), t.c.claim_token == token)
+                                .order_by(t.c.id)).all()
         return [OutboxItem(r.id, r.receiver, r.kind, r.dedup_key, dict(r.payload), r.attempts,
                            r.fingerprint, r.rule, token) for r in rows]
+
+    def renew(self, items: Sequence[OutboxItem], *, lease: timedelta,
+              now: datetime | None = None) -> set[int]:
+        """Extend the lease of claimed rows still unsent; returns the ids still held.
+
+        A row missing from the answer was marked already, or its lease ran out and
+        another worker claimed it: it is that worker's to send now.
+        """
+        if not items:
+            return set()
+        now = now or utcnow()
+        t = schema.outbox
+        tokens: dict[str, builtins.list[int]] = {}
+        for item in items:
+            tokens.setdefault(item.claim_token, []).append(item.id)
+        held: set[int] = set()
+        with self.db.tx() as conn:
+            for token, ids in tokens.items():
+                mine = sa.and_(t.c.id.in_(ids), t.c.claim_token == token,
+                               t.c.delivered_at.is_(None), t.c.failed_at.is_(None))
+                conn.execute(t.update().where(mine).values(claimed_until=now + lease))
+                held.update(conn.execute(sa.select(t.c.id).where(mine)).scalars())
+        return held
+
+    def record(self, attempts: Sequence[Attempt], *, run_id: str | None = None,
+               now: datetime | None = None) -> set[int]:
+        """Record finished sends in one short transaction; returns the ids recorded.
+
+        Only rows this worker still holds are changed: a row reclaimed by another worker
+        after a lost lease is that worker's to mark.
+        """
+        if not attempts:
+            return set()
+        now = now or utcnow()
+        done: set[int] = set()
+        with self.db.tx() as conn:
+            for attempt in attempts:
+                if attempt.error is None:
+                    held = _mark_delivered(conn, attempt.item, run_id=run_id, now=now,
+                                           skipped=attempt.skipped)
+                else:
+                    held = _mark_failed(conn, attempt.item, attempt.error,
+                                        retry_at=attempt.retry_at, run_id=run_id, now=now)
+                if held:
+                    done.add(attempt.item.id)
+        return done
 
     def mark_delivered(self, item: OutboxItem, *, run_id: str | None = None,
                        now: datetime | None = None, skipped: bool = False) -> None:
         """Done with a row: sent, or ``skipped`` because the receiver does not want it
         (a resolve to a receiver with send_resolved off)."""
-        now = now or utcnow()
-        t = schema.outbox
-        with self.db.tx() as conn:
-            # Only while this worker still holds the claim: a row reclaimed by another
-            # worker after a lost lease is that worker's to mark.
-            held = conn.execute(t.update().where(t.c.id == item.id,
-                                                 t.c.claim_token == item.claim_token).values(
-                delivered_at=now, claimed_until=None, attempts=t.c.attempts + 1, last_error=None))
-            if skipped or held.rowcount == 0:
-                return
-            write_event(conn, now, "notification_sent", f"{item.kind} sent to {item.receiver}",
-                        fingerprint=item.fingerprint, rule=item.rule, source="outbox",
-                        run_id=run_id, payload={"receiver": item.receiver,
-                                                "dedup_key": item.dedup_key,
-                                                "attempt": item.attempts + 1})
+        self.record([Attempt(item, skipped=skipped)], run_id=run_id, now=now)
 
     def mark_failed(self, item: OutboxItem, error: str, *, retry_at: datetime | None,
                     run_id: str | None = None, now: datetime | None = None) -> None:
         """Record a failed attempt; ``retry_at=None`` means permanent (never retried)."""
-        now = now or utcnow()
-        t = schema.outbox
-        values: dict[str, Any] = {"claimed_until": None, "attempts": t.c.attempts + 1,
-                                  "last_error": error}
-        if retry_at is None:
-            values["failed_at"] = now
-        else:
-            values["next_attempt_at"] = retry_at
-        with self.db.tx() as conn:
-            held = conn.execute(t.update().where(t.c.id == item.id,
-                                                 t.c.claim_token == item.claim_token)
-                                .values(**values))
-            if held.rowcount == 0:
-                return
-            when = ("gave up" if retry_at is None
-                    else f"retry at {retry_at.isoformat(timespec='seconds')}")
-            write_event(conn, now, "notification_failed",
-                        f"{item.kind} to {item.receiver} failed: {error}; {when}",
-                        fingerprint=item.fingerprint, rule=item.rule, source="outbox",
-                        run_id=run_id, payload={"receiver": item.receiver,
-                                                "dedup_key": item.dedup_key,
-                                                "attempt": item.attempts + 1,
-                                                "permanent": retry_at is None})
+        self.record([Attempt(item, error, retry_at)], run_id=run_id, now=now)
 
     def rows(self, *, pending_only: bool = False) -> builtins.list[dict[str, Any]]:
         t = schema.outbox
@@ -186,8 +218,37 @@ class OutboxStore:
                 out[f"{name}_last_error"] = f"{last.receiver}: {last.last_error}" if last else None
         return out
 
+    def backlog(self, now: datetime | None = None) -> dict[str, Any]:
+        """Queued-but-unsent messages: how many, the oldest's age, how many are leased
+        (in flight with a live worker), orphaned (leased by a worker whose lease ran out,
+        e.g. one that crashed: the next delivery run takes them), and retrying."""
+        now = now or utcnow()
+        t = schema.outbox
+        queued = sa.and_(t.c.delivered_at.is_(None), t.c.failed_at.is_(None))
+        leased = sa.and_(t.c.claimed_until.is_not(None), t.c.claimed_until >= now)
+        orphaned = sa.and_(t.c.claimed_until.is_not(None), t.c.claimed_until < now)
+        count = sa.func.count
+        query = sa.select(
+            count(),
+            sa.func.min(t.c.created_at),
+            count().filter(leased),
+            count().filter(orphaned),
+            count().filter(t.c.attempts > 0),
+            count().filter(sa.and_(t.c.next_attempt_at <= now, sa.not_(leased))),
+        ).select_from(t).where(queued)
+        with self.db.read() as conn:
+            total, oldest, in_flight, stale, retrying, due = conn.execute(query).one()
+        return {"queued": int(total or 0), "oldest_created_at": oldest,
+                "oldest_age": (now - oldest) if oldest is not None else None,
+                "leased": int(in_flight or 0), "lease_expired": int(stale or 0),
+                "retrying": int(retrying or 0), "due": int(due or 0)}
+
     def due_count(self, now: datetime | None = None) -> int:
-        """Outbox rows due plus groups due for a flush: cheap enough for a sensor tick."""
+        """Outbox rows due plus groups due for a flush: cheap enough for a sensor tick.
+
+        A row whose lease ran out counts as due: its worker died (a live one renews), so
+        the next delivery run must take it.
+        """
         now = now or utcnow()
         t, g = schema.outbox, schema.groups
         outbox_due = sa.select(sa.func.count()).select_from(t).where(
@@ -197,3 +258,48 @@ class OutboxStore:
         with self.db.read() as conn:
             return int(conn.execute(outbox_due).scalar() or 0) + int(
                 conn.execute(groups_due).scalar() or 0)
+
+
+def _mark_delivered(conn: Connection, item: OutboxItem, *, run_id: str | None, now: datetime,
+                    skipped: bool) -> bool:
+    t = schema.outbox
+    held = conn.execute(t.update().where(t.c.id == item.id,
+                                         t.c.claim_token == item.claim_token).values(
+        delivered_at=now, claimed_until=None, claim_token=None, attempts=t.c.attempts + 1,
+        last_error=None))
+    if held.rowcount == 0:
+        return False
+    if skipped:
+        return True
+    write_event(conn, now, "notification_sent", f"{item.kind} sent to {item.receiver}",
+                fingerprint=item.fingerprint, rule=item.rule, source="outbox",
+                run_id=run_id, payload={"receiver": item.receiver,
+                                        "dedup_key": item.dedup_key,
+                                        "attempt": item.attempts + 1})
+    return True
+
+
+def _mark_failed(conn: Connection, item: OutboxItem, error: str, *,
+                 retry_at: datetime | None, run_id: str | None, now: datetime) -> bool:
+    t = schema.outbox
+    values: dict[str, Any] = {"claimed_until": None, "claim_token": None,
+                              "attempts": t.c.attempts + 1, "last_error": error}
+    if retry_at is None:
+        values["failed_at"] = now
+    else:
+        values["next_attempt_at"] = retry_at
+    held = conn.execute(t.update().where(t.c.id == item.id,
+                                         t.c.claim_token == item.claim_token)
+                        .values(**values))
+    if held.rowcount == 0:
+        return False
+    when = ("gave up" if retry_at is None
+            else f"retry at {retry_at.isoformat(timespec='seconds')}")
+    write_event(conn, now, "notification_failed",
+                f"{item.kind} to {item.receiver} failed: {error}; {when}",
+                fingerprint=item.fingerprint, rule=item.rule, source="outbox",
+                run_id=run_id, payload={"receiver": item.receiver,
+                                        "dedup_key": item.dedup_key,
+                                        "attempt": item.attempts + 1,
+                                        "permanent": retry_at is None})
+    return True

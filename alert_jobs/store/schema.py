@@ -226,3 +226,19 @@ episodes = sa.Table(
     sa.Index("ix_alert_episodes_resolve", "day", "rule", "severity", "resolve_seconds",
              "ack_seconds", "outcome", "notifications", "pages", "flap"),
 )
+
+link_uses = sa.Table(
+    "alert_link_uses",
+    metadata,
+    # One row per action link that was used: the unique token id makes a second use
+    # (a replay, a double click, two people at once) fail inside the action's own
+    # transaction, on SQLite and PostgreSQL alike (see alert_jobs/store/link_uses.py).
+    # token_id is a digest of the signed payload, never the token itself.
+    sa.Column("token_id", sa.String(64), primary_key=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("used_by", sa.String(128), nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=False),
+    sa.Index("ix_alert_link_uses_alert", "fingerprint", "episode"),
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 
@@ -316,3 +317,35 @@ def test_receivers_are_plain_classes_that_send_without_dagster(http_receiver) ->
                           timeout=120, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(http_receiver.requests) == 1
+
+
+def test_status_shows_queued_backlog(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Queued-but-unsent messages show in `status`, not only those with failed attempts."""
+    from alert_jobs.cli.main import main
+    from alert_jobs.store import utcnow
+
+    timeline = Timeline(db_url)
+    assert main(["--database-url", db_url, "status"]) == 0
+    assert "outbox: nothing waiting to be sent" in capsys.readouterr().out  # control
+    now = utcnow()
+    queued_at = now - timedelta(minutes=10)
+    for key in ("live", "dead", "failing", "due"):
+        timeline.outbox.enqueue("hook", "firing", key, dict(sample_group(dedup_key=key)),
+                                now=queued_at)
+    ids = {r["dedup_key"]: r["id"] for r in timeline.outbox.rows()}
+    (live,) = timeline.outbox.claim_due(ids=[ids["live"]], now=now, lease=timedelta(minutes=1))
+    (dead,) = timeline.outbox.claim_due(ids=[ids["dead"]], now=queued_at,
+                                        lease=timedelta(seconds=30))
+    (failing,) = timeline.outbox.claim_due(ids=[ids["failing"]], now=now,
+                                           lease=timedelta(minutes=1))
+    assert (live.dedup_key, dead.dedup_key, failing.dedup_key) == ("live", "dead", "failing")
+    timeline.outbox.mark_failed(failing, "HTTP 503", retry_at=now + timedelta(hours=1), now=now)
+    assert main(["--database-url", db_url, "status"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"outbox: 4 notification\(s\) queued, not sent yet, oldest queued "
+                     r"10m(\d+s)? ago: 2 due now, 1 being sent \(leased\), 1 left by a stopped "
+                     r"delivery run \(lease expired; the next delivery run sends them\), 1 "
+                     r"with failed attempts\n", out), out
+    assert "1 notification(s) waiting for retry; last error: hook: HTTP 503" in out
+    assert timeline.outbox.due_count(now=now) == 2, "the sensor counts the expired lease"
+    timeline.dispose()

@@ -81,12 +81,13 @@ def test_a_pre_alembic_timeline_is_upgraded_in_place_with_its_data(db_url: str) 
     timeline = Timeline(db_url)
     assert timeline.schema_version() == 6  # read from the old version table
 
-    assert timeline.upgrade() == []  # the same schema: adopted, nothing to apply
+    # Adopted at version 6 with its data; only the revisions after 6 are applied.
+    assert timeline.upgrade() == ["7: action link uses"]
     assert timeline.upgrade() == []  # and again
     assert _counts(db_url) == before
     with timeline.engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")
-                            ).scalar() == "0006"
+                            ).scalar() == migrate.revision_id(migrate.HEAD)
 
     # The old alerts, read back through today's stores.
     firing = {a.rule: a for a in timeline.alerts.list()}
@@ -159,8 +160,8 @@ def test_a_pre_alembic_timeline_at_an_older_version_gets_the_rest(db_url: str) -
     engine.dispose()
     timeline = Timeline(db_url)
     assert timeline.schema_version() == 4
-    assert timeline.upgrade() == ["5: heartbeats", "6: alert quality"]
-    assert timeline.schema_version() == 6 and _diffs_from_the_code(db_url) == []
+    assert timeline.upgrade() == ["5: heartbeats", "6: alert quality", "7: action link uses"]
+    assert timeline.schema_version() == migrate.HEAD and _diffs_from_the_code(db_url) == []
     counts = _counts(db_url)
     assert counts["alert_alerts"] == 21 and counts["alert_heartbeats"] == 0
     assert counts["alert_episodes"] >= 150  # rebuilt from the events
@@ -178,12 +179,16 @@ def test_several_hosts_upgrading_a_legacy_timeline_at_once(db_url: str) -> None:
                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
-    assert all("up to date (schema version 6)" in out for out, _ in outs)
+    # One adopts the version-6 timeline and applies what came after; the others wait
+    # for its lock and find nothing left to do.
+    applied = [out for out, _ in outs if "applied 7: action link uses" in out]
+    assert len(applied) == 1, outs
+    assert sum(f"up to date (schema version {migrate.HEAD})" in out for out, _ in outs) == 3
     assert _counts(db_url) == before
     engine = make_engine(db_url)
     with engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")
-                            ).scalars().all() == ["0006"]
+                            ).scalars().all() == [migrate.revision_id(migrate.HEAD)]
     engine.dispose()
 
 
@@ -202,13 +207,16 @@ def test_downgrade_and_upgrade_again_rebuild_the_episodes(db_url: str) -> None:
     migrate.downgrade(timeline.engine, 5)
     assert Timeline(db_url).schema_version() == 5
     assert "alert_episodes" not in sa.inspect(timeline.engine).get_table_names()
-    assert Timeline(db_url).upgrade() == ["6: alert quality"]
+    assert Timeline(db_url).upgrade() == ["6: alert quality", "7: action link uses"]
     with timeline.engine.connect() as conn:
         assert sorted(conn.execute(sa.select(*cols)).all()) == live
 
 
+NEWER = migrate.revision_id(migrate.HEAD + 1)
+
+
 @pytest.mark.parametrize(("stored", "message"), [
-    ("0007", "is newer than this alert-jobs knows (6); upgrade alert-jobs"),
+    (NEWER, f"is newer than this alert-jobs knows ({migrate.HEAD}); upgrade alert-jobs"),
     ("1a2b3c4d5e6f", "revision '1a2b3c4d5e6f' is not one of alert-jobs'"),
 ])
 def test_a_schema_this_release_does_not_know_is_refused_clearly(
@@ -226,12 +234,13 @@ def test_a_schema_this_release_does_not_know_is_refused_clearly(
     assert main(["--database-url", sqlite_url, "db", "upgrade"]) == 1
     assert message in capsys.readouterr().err
     with pytest.raises(migrate.MigrationError):
-        Timeline(sqlite_url).schema_version() if stored != "0007" else \
+        Timeline(sqlite_url).schema_version() if stored != NEWER else \
             migrate.upgrade(make_engine(sqlite_url))
 
 
 def test_a_new_revision_is_numbered_after_the_newest(tmp_path: Path) -> None:
-    """``alembic revision`` writes 0007 (not a hex id the schema version cannot read)."""
+    """``alembic revision`` writes the next number (not a hex id the schema version cannot
+    read)."""
     import shutil
 
     from alembic import command
@@ -244,5 +253,5 @@ def test_a_new_revision_is_numbered_after_the_newest(tmp_path: Path) -> None:
     config.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'dev.db'}")
     command.upgrade(config, "head")
     command.revision(config, message="add a table")
-    (new,) = [p.name for p in (scripts / "versions").glob("0007*.py")]
-    assert new == "0007_add_a_table.py"
+    (new,) = [p.name for p in (scripts / "versions").glob(f"{NEWER}*.py")]
+    assert new == f"{NEWER}_add_a_table.py"

@@ -15,6 +15,7 @@ from alert_jobs.runtime.commands import (
     EXIT_USAGE,
     Commands,
     ago,
+    deliver_now,
     rules_of,
     timeline_of,
     utcnow,
@@ -81,15 +82,15 @@ def cmd_heartbeat_list(args: argparse.Namespace) -> int:
 def cmd_heartbeat_pause(args: argparse.Namespace, paused: bool) -> int:
     from alert_jobs.families.heartbeat.run import evaluate_slug
     from alert_jobs.families.heartbeat.store import HeartbeatStore
-    from alert_jobs.runtime.deliver import deliver
 
     timeline = timeline_of(args)
     now = utcnow()
     row = HeartbeatStore(timeline).set_paused(args.slug, paused, now)
     rules = rules_of(args)
-    if evaluate_slug(rules, timeline, args.slug, now=now).outcomes:
-        deliver(rules, timeline)
+    evaluated = evaluate_slug(rules, timeline, args.slug, now=now).outcomes
     print(f"{row.state.slug}: {'paused' if paused else 'resumed (new until its next ping)'}")
+    if evaluated:  # pausing resolves what is open: say so to whoever was paged
+        deliver_now(rules, timeline)
     return EXIT_OK
 
 

@@ -13,11 +13,12 @@ or logged.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-import threading
-import time
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -25,13 +26,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from alert_jobs.config import RulesError, RulesFile, SecretMissingError, SecretOrText, resolve
+from alert_jobs.config import RulesFile, SecretMissingError, SecretOrText, resolve
 from alert_jobs.families.heartbeat.check import Signal
-from alert_jobs.families.heartbeat.config import HeartbeatCheck, HeartbeatSettings, valid_slug
+from alert_jobs.families.heartbeat.config import HeartbeatSettings, valid_slug
+from alert_jobs.families.heartbeat.ping_writer import PingWriter
 from alert_jobs.families.heartbeat.run import create_spec, declared_checks, evaluate_slug
 from alert_jobs.families.heartbeat.store import (
     CreateSpec,
     HeartbeatStore,
+    Ping,
     TooManyChecksError,
     config_hash,
     schedule_of,
@@ -40,32 +43,58 @@ from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import Timeline, utcnow
 
 log = logging.getLogger("alert_jobs.ping")
-RULES_TTL_SECONDS = 2.0
 METHODS = ["GET", "POST", "HEAD"]
+#: How long a ping waits for its write before the answer is 503 (below the client's 5 s);
+#: ``$ALERT_JOBS_PING_WRITE_TIMEOUT`` (seconds) changes it.
+WRITE_TIMEOUT_SECONDS = float(os.environ.get("ALERT_JOBS_PING_WRITE_TIMEOUT") or 4.0)
+_SIGNALS = {"": (Signal.SUCCESS, None), "start": (Signal.START, None),
+            "fail": (Signal.FAIL, None),
+            **{str(code): (Signal.SUCCESS if code == 0 else Signal.FAIL, code)
+               for code in range(256)}}
 
 
-class _RulesCache:
-    """The rules file, re-read at most every few seconds; the last good copy survives a
-    broken edit (pings keep working while someone fixes the file)."""
+@dataclass(frozen=True)
+class PingTargets:
+    """What a ping needs from the rules, computed once per rules snapshot (in the
+    rules watcher's thread, not per request): each declared slug's token and how to
+    create its row, and the heartbeat settings."""
 
-    def __init__(self, load: Callable[[], RulesFile], ttl: float = RULES_TTL_SECONDS):
-        self.load, self.ttl = load, ttl
-        self.rules: RulesFile | None = None
-        self.declared: dict[str, HeartbeatCheck] = {}
-        self.loaded_at = 0.0
-        self.lock = threading.Lock()
+    rules: RulesFile
+    declared: dict[str, tuple[SecretOrText | None, CreateSpec]]
+    body_limit: int
+    keep: int
+    auto_token: SecretOrText | None
+    auto_create: CreateSpec | None
 
-    def get(self) -> tuple[RulesFile | None, dict[str, HeartbeatCheck]]:
-        """The rules and their heartbeat checks by slug (computed once per load)."""
-        with self.lock:
-            if self.rules is None or time.monotonic() - self.loaded_at > self.ttl:
-                try:
-                    rules = self.load()
-                    self.rules, self.declared = rules, declared_checks(rules)
-                except (RulesError, ValueError) as exc:
-                    log.error("rules file invalid, keeping the last good copy: %s", exc)
-                self.loaded_at = time.monotonic()
-            return self.rules, self.declared
+    @classmethod
+    def of(cls, rules: RulesFile) -> PingTargets:
+        tz = rules.defaults.timezone
+        settings = rules.section(HeartbeatSettings)
+        declared = {
+            slug: (check.token, CreateSpec(schedule_of(check, tz), 0, rule=check.name,
+                                           declared=True, config_hash=config_hash(check, tz),
+                                           manual_resume=check.manual_resume))
+            for slug, check in declared_checks(rules).items()}
+        return cls(rules, declared, settings.body_limit, settings.ping_log_keep,
+                   settings.auto_create.token, create_spec(rules))
+
+
+def _targets_getter(get_rules: Callable[[], RulesFile]) -> Callable[[], PingTargets]:
+    """The current :class:`PingTargets`: from the rules watcher when ``get_rules`` is one
+    (derived in its thread), else recomputed whenever ``get_rules`` returns new rules."""
+    derive = getattr(get_rules, "derive", None)
+    if derive is not None:
+        getter: Callable[[], PingTargets] = derive("heartbeat.ping_targets", PingTargets.of)
+        return getter
+    memo: list[PingTargets] = []
+
+    def current() -> PingTargets:
+        rules = get_rules()
+        if not memo or memo[0].rules is not rules:
+            memo[:] = [PingTargets.of(rules)]
+        return memo[0]
+
+    return current
 
 
 def _token_ok(expected: SecretOrText | None, request: Request) -> bool:
@@ -84,43 +113,45 @@ def _token_ok(expected: SecretOrText | None, request: Request) -> bool:
 
 def ping_routes(get_timeline: Callable[[], Timeline],
                 get_rules: Callable[[], RulesFile]) -> list[Route]:
-    """The ping routes: the family's ``http_routes`` hook (``alert-jobs serve`` adds them)."""
-    cache = _RulesCache(get_rules)
+    """The ping routes: the family's ``http_routes`` hook (``alert-jobs serve`` adds them).
+
+    ``get_rules`` is the server's rules watcher (:class:`~alert_jobs.config.RulesWatcher`):
+    it returns the current snapshot at once; the file is parsed in the background.
+    """
+    targets_now = _targets_getter(get_rules)
+    writers: list[PingWriter] = []
+
+    def writer() -> PingWriter:
+        if not writers:  # the timeline is opened at the first ping, not at import
+            writers.append(PingWriter(HeartbeatStore(get_timeline())).start())
+        return writers[0]
 
     async def ping(request: Request) -> Response:
         slug = request.path_params["slug"]
-        signal_text = request.path_params.get("signal", "")
-        exit_code: int | None = None
-        if signal_text == "":
-            signal = Signal.SUCCESS
-        elif signal_text in ("start", "fail"):
-            signal = Signal(signal_text)
-        elif signal_text.isdigit() and int(signal_text) <= 255:
-            exit_code = int(signal_text)
-            signal = Signal.SUCCESS if exit_code == 0 else Signal.FAIL
-        else:
+        text = request.path_params.get("signal", "")
+        try:
+            signal, exit_code = _SIGNALS[text if not text.isdigit() else str(int(text))]
+        except (KeyError, ValueError):
             return PlainTextResponse("unknown signal (use start, fail or an exit code "
                                      "0-255)\n", status_code=400)
-        rules, declared = cache.get()
-        if rules is None:
+        try:
+            targets = targets_now()
+        except Exception:  # no good rules at all (the factory itself fails)
+            log.exception("no usable rules")
             return PlainTextResponse("rules file invalid; see the server log\n",
                                      status_code=503)
-        limit = rules.section(HeartbeatSettings).body_limit
+        limit = targets.body_limit
         headers = {"Ping-Body-Limit": str(limit)}
-        check = declared.get(slug) if valid_slug(slug) else None
-        store = HeartbeatStore(get_timeline())
+        ok_slug = valid_slug(slug)
         create: CreateSpec | None
-        if check is not None:
-            token = check.token
-            create = CreateSpec(schedule_of(check, rules.defaults.timezone), 0,
-                                rule=check.name, declared=True,
-                                config_hash=config_hash(check, rules.defaults.timezone),
-                                manual_resume=check.manual_resume)
+        declared = targets.declared.get(slug) if ok_slug else None
+        if declared is not None:
+            token, create = declared
         else:
-            token = rules.section(HeartbeatSettings).auto_create.token
-            create = create_spec(rules) if valid_slug(slug) else None
+            token, create = targets.auto_token, targets.auto_create if ok_slug else None
             if create is None:
-                row = await run_in_threadpool(store.get, slug) if valid_slug(slug) else None
+                store = HeartbeatStore(get_timeline())
+                row = await run_in_threadpool(store.get, slug) if ok_slug else None
                 if row is None or row.declared:
                     return PlainTextResponse("not found\n", status_code=404, headers=headers)
         if not _token_ok(token, request):
@@ -137,19 +168,30 @@ def ping_routes(get_timeline: Callable[[], Timeline],
         if rid is not None and len(rid) > 64:
             return PlainTextResponse("rid too long (64 characters at most)\n", status_code=400)
         client = request.client.host if request.client else ""
+        future = writer().submit(Ping(
+            slug, signal, utcnow(), rid=rid, exit_code=exit_code,
+            body=data.decode("utf-8", "replace"), remote_addr=client,
+            user_agent=request.headers.get("user-agent", ""), keep=targets.keep,
+            create=create))
         try:
-            result = await run_in_threadpool(
-                store.ping, slug, signal, utcnow(), rid=rid, exit_code=exit_code,
-                body=data.decode("utf-8", "replace"), remote_addr=client,
-                user_agent=request.headers.get("user-agent", ""),
-                keep=rules.section(HeartbeatSettings).ping_log_keep, create=create)
-        except TooManyChecksError as exc:
-            return PlainTextResponse(f"{exc}\n", status_code=429, headers=headers)
+            async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+                result = await asyncio.wrap_future(future)
+        except TimeoutError:
+            future.cancel()  # still queued: never written; taken: written, answered late
+            log.warning("ping for %s not stored within %g s; answering 503", slug,
+                        WRITE_TIMEOUT_SECONDS)
+            return PlainTextResponse("busy: ping not stored, retry\n", status_code=503,
+                                     headers=headers)
+        if isinstance(result, TooManyChecksError):
+            return PlainTextResponse(f"{result}\n", status_code=429, headers=headers)
+        if isinstance(result, Exception):
+            return PlainTextResponse("ping not stored (database error), retry\n",
+                                     status_code=503, headers=headers)
         if result is None:
             return PlainTextResponse("not found\n", status_code=404, headers=headers)
         task = None
         if result.needs_engine:  # an alert opens or closes: decide and send now
-            task = BackgroundTask(_evaluate_and_deliver, rules, get_timeline(), slug)
+            task = BackgroundTask(_evaluate_and_deliver, targets.rules, get_timeline(), slug)
         text = "OK (ignored: paused)\n" if result.kind == "ignored" else "OK\n"
         return PlainTextResponse(text, headers=headers, background=task)
 

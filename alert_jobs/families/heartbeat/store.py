@@ -84,6 +84,12 @@ heartbeat_pings = sa.Table(
 )
 
 PRUNE_EVERY = 20
+_PING_COLUMNS = ("status", "last_ping", "last_signal", "last_exit_code", "last_start",
+                 "last_start_rid", "last_duration_seconds", "manual_resume", "n_pings",
+                 "alert_after", "updated_at")
+# A ping's row update, run once per batch with one parameter set per row (executemany).
+_UPDATE_PING = sa.update(heartbeats).where(heartbeats.c.slug == sa.bindparam("b_slug")).values(
+    {c: sa.bindparam(c) for c in _PING_COLUMNS})
 # While a problem is open the row is looked at again this often (time alone would never
 # bring it back): the engine re-sends after repeat_interval, and tells of an alert whose
 # silence or disabled rule ended, only when it observes the alert again.
@@ -134,6 +140,22 @@ class CreateSpec:
     declared: bool = False  # a rules-file check pinged before the sensor synced it
     config_hash: str = ""
     manual_resume: bool = False
+
+
+@dataclass(frozen=True)
+class Ping:
+    """One ping as received, for :meth:`HeartbeatStore.ping_many`."""
+
+    slug: str
+    signal: Signal
+    now: datetime
+    rid: str | None = None
+    exit_code: int | None = None
+    body: str = ""
+    remote_addr: str = ""
+    user_agent: str = ""
+    keep: int = 100
+    create: CreateSpec | None = None
 
 
 class TooManyChecksError(TimelineError):
@@ -208,30 +230,74 @@ class HeartbeatStore:
              user_agent: str = "", keep: int = 100, create: CreateSpec | None = None,
              ) -> PingResult | None:
         """Record one ping; None when the slug is unknown and ``create`` is not given."""
-        t = heartbeats
+        (result,) = self.ping_many([Ping(slug, signal, now, rid=rid, exit_code=exit_code,
+                                         body=body, remote_addr=remote_addr,
+                                         user_agent=user_agent, keep=keep, create=create)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def ping_many(self, pings: Sequence[Ping]) -> list[PingResult | Exception | None]:
+        """Record pings in one transaction, in order; one result per ping: its
+        :class:`PingResult`, None (unknown slug, no ``create``) or the
+        :class:`TooManyChecksError` that refused it (the others are still recorded).
+
+        One locking read of every row the batch names (in slug order, so two writers
+        never deadlock), then one UPDATE per changed row and one multi-row INSERT: a
+        batch of 50 pings costs a few statements more than one ping.
+        """
+        t, p = heartbeats, heartbeat_pings
+        results: list[PingResult | Exception | None] = []
         with self.timeline.tx() as conn:
-            row = self._locked(conn, slug)
-            if row is None:
-                if create is None:
-                    return None
-                self._create(conn, slug, create, now)
-                row = self._locked(conn, slug)
-                assert row is not None
-            rid = _text(rid, 64) if rid else None  # as stored, so a finish pairs its start
-            outcome = apply_ping(row.state, signal, now, rid=rid, exit_code=exit_code)
-            ev = evaluate(outcome.state, now)
-            n = row.n_pings + 1
-            conn.execute(sa.update(t).where(t.c.slug == slug).values(
-                **_state_values(outcome.state), alert_after=_alert_after(outcome.state, ev, now),
-                n_pings=n, updated_at=now))
-            conn.execute(heartbeat_pings.insert().values(
-                slug=slug, at=now, kind=outcome.kind, exit_code=exit_code,
-                rid=rid, duration_seconds=_seconds(outcome.duration), body=_text(body),
-                remote_addr=_text(remote_addr, 64), user_agent=_text(user_agent, 256)))
-            if n % PRUNE_EVERY == 0:
+            query = sa.select(t).where(t.c.slug.in_(sorted({x.slug for x in pings})))
+            if self.timeline.lock_rows():
+                query = query.order_by(t.c.slug).with_for_update()
+            rows = {r.slug: row_from_db(r) for r in conn.execute(query)}
+            updates: dict[str, dict[str, Any]] = {}
+            inserts: list[dict[str, Any]] = []
+            prune: dict[str, int] = {}
+            for x in pings:
+                row = rows.get(x.slug)
+                if row is None:
+                    if x.create is None:
+                        results.append(None)
+                        continue
+                    try:
+                        self._create(conn, x.slug, x.create, x.now)
+                    except TooManyChecksError as exc:
+                        results.append(exc)
+                        continue
+                    row = self._locked(conn, x.slug)
+                    assert row is not None
+                rid = _text(x.rid, 64) if x.rid else None  # as stored: a finish pairs its start
+                outcome = apply_ping(row.state, x.signal, x.now, rid=rid,
+                                     exit_code=x.exit_code)
+                ev = evaluate(outcome.state, x.now)
+                n = row.n_pings + 1
+                updates[x.slug] = {
+                    "b_slug": x.slug, **_state_values(outcome.state), "n_pings": n,
+                    "alert_after": _alert_after(outcome.state, ev, x.now),
+                    "updated_at": x.now}
+                inserts.append({
+                    "slug": x.slug, "at": x.now, "kind": outcome.kind,
+                    "exit_code": x.exit_code, "rid": rid,
+                    "duration_seconds": _seconds(outcome.duration), "body": _text(x.body),
+                    "remote_addr": _text(x.remote_addr, 64),
+                    "user_agent": _text(x.user_agent, 256)})
+                if n % PRUNE_EVERY == 0:
+                    prune[x.slug] = x.keep
+                new_row = HeartbeatRow(outcome.state, row.rule, row.declared, x.now, n,
+                                       row.created_at)
+                rows[x.slug] = new_row
+                results.append(PingResult(new_row, outcome.kind, ev,
+                                          ev.changes(outcome.state)))
+            if updates:
+                conn.execute(_UPDATE_PING, list(updates.values()))
+            if inserts:
+                conn.execute(p.insert(), inserts)
+            for slug, keep in prune.items():
                 self._prune(conn, slug, keep)
-        new_row = HeartbeatRow(outcome.state, row.rule, row.declared, now, n, row.created_at)
-        return PingResult(new_row, outcome.kind, ev, ev.changes(outcome.state))
+        return results
 
     def _locked(self, conn: Connection, slug: str) -> HeartbeatRow | None:
         query = sa.select(heartbeats).where(heartbeats.c.slug == slug)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -36,6 +35,7 @@ from alert_jobs.runtime.commands import (
     Commands,
     UsageError,
     default_actor,
+    deliver_now,
     parse_time,
     rules_of,
     table,
@@ -207,7 +207,6 @@ def cmd_quality_report(args: argparse.Namespace) -> int:
 
 def cmd_quality_review(args: argparse.Namespace) -> int:
     from alert_jobs.families.quality.review import previous_month, run_review
-    from alert_jobs.runtime.deliver import deliver
 
     rules = rules_of(args)
     month = args.month or previous_month(utcnow())
@@ -225,10 +224,7 @@ def cmd_quality_review(args: argparse.Namespace) -> int:
         if result.outbox_id is None:
             print(f"review for {month} was already queued for "
                   f"{rules.section(QualityConfig).review_receiver}; not sent again")
-        report = deliver(rules, timeline)
-        print(f"delivery: {report}")
-        for error in report.errors:
-            print(f"  {error}", file=sys.stderr)
+        deliver_now(rules, timeline)
     return EXIT_OK
 
 

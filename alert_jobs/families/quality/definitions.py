@@ -7,6 +7,14 @@ SQL (:mod:`alert_jobs.families.quality.rollup`) and report plain numbers that pl
 monthly one also writes the HTML review and queues it for ``quality.review_receiver``;
 its schedule runs at 09:00 on the 1st (``quality.review_schedule``, explicit timezone)
 for the latest month that has ended in UTC.
+
+``alert_quality_catchup_sensor`` fills the gaps the schedules leave: on a new
+deployment (or ``make run``) no daily partition exists yet and the daily schedule would
+only add yesterday's, at 00:30. Every tick it requests runs for a few of the missing
+daily partitions of the last ``CATCHUP_DAYS`` days, newest first, then last month's
+review if that is missing; the run key (the partition) keeps each request to one run.
+At most ``CATCHUP_PER_TICK`` catch-up runs are queued or running at once, at a lower
+queue priority than the checks, so filling in history never delays an alert.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at
@@ -28,6 +36,14 @@ GROUP = "alert_quality"
 DAILY_KEY = dg.AssetKey("alert_quality_daily")
 MONTHLY_KEY = dg.AssetKey("alert_quality_monthly")
 CHECK_NAME = "actionable_target"
+CATCHUP_DAYS = 35  # how far back missing daily rollups are filled in
+CATCHUP_PER_TICK = 3  # catch-up runs queued or running at once: a busy machine keeps up
+CATCHUP_INTERVAL_SECONDS = 30
+CATCHUP_TAG = "alert_jobs/catchup"
+# Below the default 0: the queue launches the rules' scheduled checks first.
+CATCHUP_TAGS = {CATCHUP_TAG: "true", "dagster/priority": "-1"}
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 def _md_table(rows: list[Any]) -> str:
@@ -111,8 +127,10 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
                       "target": float(overall.target)})
         return dg.MaterializeResult(metadata=meta, check_results=[check])
 
+    # In-process: a rollup is one SQL step, and a catch-up requests dozens of them.
     daily_job = dg.define_asset_job("alert_quality_daily_job", selection=[DAILY_KEY],
-                                    partitions_def=daily_parts)
+                                    partitions_def=daily_parts,
+                                    executor_def=dg.in_process_executor)
     monthly_job = dg.define_asset_job("alert_quality_monthly_job", selection=[MONTHLY_KEY],
                                       partitions_def=monthly_parts)
 
@@ -138,6 +156,53 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
         key = f"{previous_month(when.astimezone(UTC))}-01"
         return dg.RunRequest(run_key=key, partition_key=key)
 
+    @dg.sensor(name="alert_quality_catchup_sensor", jobs=[daily_job, monthly_job],
+               minimum_interval_seconds=CATCHUP_INTERVAL_SECONDS,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description=f"Materializes missing daily rollups of the last {CATCHUP_DAYS} "
+                           f"UTC days (newest first, at most {CATCHUP_PER_TICK} runs at once, "
+                           "behind the checks in the queue), then last month's review if it "
+                           "is missing.")
+    def catchup_sensor(context: dg.SensorEvaluationContext
+                       ) -> dg.SensorResult | dg.SkipReason:
+        requests = catchup_requests(context.instance, daily_parts, monthly_parts,
+                                    now=datetime.now(UTC))
+        if not requests:
+            return dg.SkipReason(f"the last {CATCHUP_DAYS} days' rollups and last month's "
+                                 "review exist or are being made")
+        return dg.SensorResult(run_requests=requests)
+
     return dg.Definitions(assets=[alert_quality_daily, alert_quality_monthly],
                           jobs=[daily_job, monthly_job],
-                          schedules=[daily_schedule, monthly_schedule])
+                          schedules=[daily_schedule, monthly_schedule],
+                          sensors=[catchup_sensor])
+
+
+def catchup_requests(instance: dg.DagsterInstance, daily: dg.DailyPartitionsDefinition,
+                     monthly: dg.MonthlyPartitionsDefinition, *, now: datetime,
+                     days: int = CATCHUP_DAYS, limit: int = CATCHUP_PER_TICK
+                     ) -> list[dg.RunRequest]:
+    """Run requests for missing partitions, at most ``limit`` catch-up runs queued or
+    running at once: daily ones of the last ``days`` complete UTC days (newest first: the
+    demo shows figures at once), then the latest complete month. Three light reads of
+    the instance; runs already requested carry the same run key and are not launched
+    twice, and are skipped here while they are in flight."""
+    utc_now = now.astimezone(UTC)
+    in_flight = instance.get_runs(dg.RunsFilter(tags={CATCHUP_TAG: "true"},
+                                                statuses=IN_FLIGHT))
+    limit -= len(in_flight)
+    if limit <= 0:
+        return []
+    busy = {run.tags.get("dagster/partition") for run in in_flight}
+    recent = daily.get_partition_keys(current_time=utc_now)[-days:]
+    done = instance.get_materialized_partitions(DAILY_KEY)
+    requests = [dg.RunRequest(run_key=f"catchup:{key}", partition_key=key,
+                              job_name="alert_quality_daily_job", tags=CATCHUP_TAGS)
+                for key in reversed(recent) if key not in done and key not in busy][:limit]
+    months = monthly.get_partition_keys(current_time=utc_now)
+    if len(requests) < limit and months and months[-1] not in busy and \
+            months[-1] not in instance.get_materialized_partitions(MONTHLY_KEY):
+        requests.append(dg.RunRequest(run_key=f"catchup:{months[-1]}",
+                                      partition_key=months[-1],
+                                      job_name="alert_quality_monthly_job", tags=CATCHUP_TAGS))
+    return requests

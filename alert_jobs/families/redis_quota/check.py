@@ -88,12 +88,75 @@ def corrected_increment(prev: CounterSample, cur: CounterSample) -> tuple[float,
     return (cur.total if reset else cur.total - prev.total), reset
 
 
+def restart_time(prev: CounterSample, cur: CounterSample) -> datetime | None:
+    """When the server behind ``cur`` started, if it restarted since ``prev``; else None.
+
+    A changed ``run_id`` is the restart signal (Redis draws a new one at every start).
+    Without run ids, an uptime shorter than the time since ``prev`` (or lower than
+    ``prev``'s) is. The start is ``cur.at − uptime_in_seconds``: a duration read from
+    the server, so clock skew between the server and this host does not matter, but
+    Redis reports whole seconds, so the instant is known to about ±1 s. A counter that
+    went down with neither signal is ``CONFIG RESETSTAT``, whose time INFO does not tell.
+    """
+    if cur.uptime_seconds is None:
+        return None
+    gap = (cur.at - prev.at).total_seconds()
+    if prev.server_id and cur.server_id:
+        restarted = cur.server_id != prev.server_id
+    else:
+        restarted = cur.uptime_seconds < gap or (
+            prev.uptime_seconds is not None and cur.uptime_seconds < prev.uptime_seconds)
+    if not restarted:
+        return None
+    started = cur.at - timedelta(seconds=cur.uptime_seconds)
+    return max(prev.at, min(cur.at, started))
+
+
+@dataclass(frozen=True)
+class RestartEstimate:
+    """Commands run between the last sample and a restart: unseen, so estimated.
+
+    INFO after a restart counts from zero; what the old process did after the last
+    sample died with it. The estimate assumes the rate measured over the samples before
+    that sample (``rate``) held until the restart. ``commands`` is None when no rate
+    was measured over long enough to assume anything (then usage is a lower bound).
+    """
+
+    restart_at: datetime
+    since: datetime
+    rate: RateMeasure | None
+    commands: float | None
+
+    @property
+    def unseen(self) -> timedelta:
+        return self.restart_at - self.since
+
+
+def estimate_restart(history: Sequence[RatePoint], prev: CounterSample, restart_at: datetime,
+                     *, rate_window: timedelta, min_span: timedelta) -> RestartEstimate:
+    """Estimate the commands between ``prev`` and ``restart_at`` from the trailing rate.
+
+    The rate must have been measured over at least ``min(min_span, unseen gap)``: a few
+    seconds of samples say little about the next quarter hour, but enough about the
+    next few seconds.
+    """
+    unseen = restart_at - prev.at
+    measure = measure_rate(history, prev.at, rate_window)
+    if unseen <= timedelta(0):
+        return RestartEstimate(restart_at, prev.at, measure, 0.0)
+    if measure is None or measure.span < min(min_span, unseen):
+        return RestartEstimate(restart_at, prev.at, measure, None)
+    return RestartEstimate(restart_at, prev.at, measure,
+                           measure.rate * unseen.total_seconds())
+
+
 @dataclass(frozen=True)
 class WindowUsage:
     """Commands counted in one quota window, and the last sample counted.
 
-    ``partial`` means counting began after the window started and the server was up
-    before it, so what ran before the first sample is unknown: ``used`` is a lower bound.
+    ``used`` includes estimates of what restarts hid (see :class:`RestartEstimate`).
+    ``partial`` means ``used`` is a lower bound: counting began after the window started
+    and the server was up before it, or a restart hid commands no rate could estimate.
     """
 
     window_start: datetime
@@ -113,19 +176,29 @@ def _older_reading(last: CounterSample, sample: CounterSample) -> bool:
 
 @dataclass(frozen=True)
 class Step:
-    """What folding one sample did: the new usage, the corrected increment, and flags."""
+    """What folding one sample did: the new usage, the increment attributed to the
+    sample (counted growth plus ``estimated``), and flags."""
 
     usage: WindowUsage
     increment: float
     reset: bool
     counted: bool
+    estimate: RestartEstimate | None = None
+
+    @property
+    def estimated(self) -> float:
+        return (self.estimate.commands or 0.0) if self.estimate is not None else 0.0
 
 
-def advance(state: WindowUsage | None, sample: CounterSample, window: QuotaWindow) -> Step:
+def advance(state: WindowUsage | None, sample: CounterSample, window: QuotaWindow, *,
+            history: Sequence[RatePoint] = (), rate_window: timedelta = timedelta(hours=1),
+            estimate_after: timedelta = timedelta(minutes=15)) -> Step:
     """Fold one new sample into the window's usage.
 
     A sample not newer than the last one counted (a slower concurrent run) changes
-    nothing: counting it would look like a reset and count twice.
+    nothing: counting it would look like a reset and count twice. ``history`` (the
+    counted samples before this one) gives the trailing rate that estimates what a
+    restart hid; ``estimate_after`` is how long that rate must have been measured.
     """
     # Arithmetic on aware datetimes that share a zone is wall-clock arithmetic in Python,
     # which is off by an hour across DST changes: compute in UTC.
@@ -141,41 +214,80 @@ def advance(state: WindowUsage | None, sample: CounterSample, window: QuotaWindo
         return Step(state, 0.0, False, False)
     increment, reset = corrected_increment(state.last, sample)
     resets = state.resets + int(reset)
+    estimate = None
+    if reset:
+        restarted = restart_time(state.last, sample)
+        if restarted is not None:
+            estimate = estimate_restart(history, state.last, restarted,
+                                        rate_window=rate_window, min_span=estimate_after)
+    unknown = estimate is not None and estimate.commands is None
+    estimated = (estimate.commands or 0.0) if estimate is not None else 0.0
     if state.window_start == window.start:
-        usage = replace(state, used=state.used + increment, last=sample, resets=resets)
-        return Step(usage, increment, reset, True)
+        usage = replace(state, used=state.used + increment + estimated, last=sample,
+                        resets=resets, partial=state.partial or unknown)
+        return Step(usage, increment + estimated, reset, True, estimate)
     # Rollover: the increment spans the boundary; keep the share after the window start,
-    # assuming a steady rate between the two samples (Prometheus extrapolates the same way).
-    span = (sample.at - state.last.at).total_seconds()
+    # assuming a steady rate over the interval it accrued in (Prometheus extrapolates the
+    # same way). After a restart the counted part accrued since the restart, and the
+    # estimated part between the last sample and the restart.
+    accrued_from = estimate.restart_at if estimate is not None else state.last.at
+    span = (sample.at - accrued_from).total_seconds()
     inside = (sample.at - window.start).total_seconds()
     share = increment if span <= 0 or inside >= span else increment * inside / span
+    if estimate is not None and estimate.commands and estimate.unseen.total_seconds() > 0:
+        unseen_inside = (estimate.restart_at - max(estimate.since, window.start)).total_seconds()
+        share += estimate.commands * max(0.0, unseen_inside) / estimate.unseen.total_seconds()
     gap_too_long = state.last.at < window.start - (window.end - window.start)
-    return Step(WindowUsage(window.start, share, gap_too_long, sample, int(reset)), increment,
-                reset, True)
+    unknown_inside = unknown and estimate is not None and estimate.restart_at > window.start
+    return Step(WindowUsage(window.start, share, gap_too_long or unknown_inside, sample,
+                            int(reset)),
+                increment + estimated, reset, True, estimate)
 
 
 @dataclass(frozen=True)
 class RatePoint:
+    """A counted sample's time and the commands attributed to the interval ending there
+    (its corrected increment, plus any estimate of what a restart hid)."""
+
     at: datetime
     increment: float
 
 
-def trailing_rate(points: Sequence[RatePoint], now: datetime, span: timedelta) -> float | None:
-    """Commands per second over the trailing ``span``, from corrected increments.
+@dataclass(frozen=True)
+class RateMeasure:
+    """A rate and how it is known: over which span of samples, from how many."""
 
-    ``points`` are (time, increment since the previous sample), oldest first. The
-    earliest point in the span only marks where counting starts; its increment belongs
-    to the interval before it. ``None`` until two samples at least a minute apart exist.
+    rate: float
+    span: timedelta
+    samples: int
+
+
+def measure_rate(points: Sequence[RatePoint], end: datetime, span: timedelta, *,
+                 since: datetime | None = None) -> RateMeasure | None:
+    """Commands per second over the samples in ``[end - span, end]`` (and after ``since``).
+
+    The earliest point only marks where counting starts; its increment belongs to the
+    interval before it. ``None`` with fewer than two samples: one sample says nothing
+    about a rate. How long the span is matters as much as the number, so it is returned
+    with it; callers decide whether it is long enough to act on.
     """
-    now = now.astimezone(UTC)  # real elapsed time, also across DST changes
+    end = end.astimezone(UTC)  # real elapsed time, also across DST changes
+    start = end - span
+    if since is not None:
+        start = max(start, since.astimezone(UTC))
     recent = [RatePoint(p.at.astimezone(UTC), p.increment) for p in points
-              if p.at >= now - span]
+              if start <= p.at.astimezone(UTC) <= end]
     if len(recent) < 2:
         return None
     seconds = (recent[-1].at - recent[0].at).total_seconds()
-    if seconds < 60:
+    if seconds <= 0:
         return None
-    return sum(p.increment for p in recent[1:]) / seconds
+    return RateMeasure(sum(p.increment for p in recent[1:]) / seconds,
+                       recent[-1].at - recent[0].at, len(recent))
+
+
+def samples_since(points: Sequence[RatePoint], since: datetime) -> int:
+    return sum(1 for p in points if p.at.astimezone(UTC) >= since)
 
 
 def project(used: float, rate: float | None, now: datetime, window: QuotaWindow) -> float | None:
@@ -189,16 +301,68 @@ def project(used: float, rate: float | None, now: datetime, window: QuotaWindow)
 
 
 @dataclass(frozen=True)
+class RestartNote:
+    """A restart in the window whose unseen commands were estimated (for the message)."""
+
+    restart_at: datetime
+    estimated: float
+
+
+@dataclass(frozen=True)
 class QuotaReading:
+    """What the quota judgement needs. ``rate`` is measured over the window's samples;
+    ``projected`` is only set when that span reached ``project_after``."""
+
     target: str
     used: float
     limit: int
     window: QuotaWindow
     now: datetime
-    rate: float | None
+    rate: RateMeasure | None
     projected: float | None
     partial: bool = False
-    may_project: bool = True
+    project_after: timedelta = timedelta(minutes=15)
+    samples: int = 1
+    estimated: float = 0.0
+    restarts: tuple[RestartNote, ...] = ()
+
+    @property
+    def rate_basis(self) -> str:
+        """How the rate is known, in words: the message and metadata both say it."""
+        if self.rate is None:
+            n = self.samples
+            return f"rate not yet known: {n} sample{'s' if n != 1 else ''} in this window"
+        basis = f"{_fmt_rate(self.rate.rate)} ops/s over the last {fmt_span(self.rate.span)}"
+        if self.rate.span < self.project_after:
+            basis += (f", too short to project (project_after "
+                      f"{fmt_span(self.project_after)})")
+        return basis
+
+
+def project_reading(target: str, used: float, limit: int, window: QuotaWindow, now: datetime,
+                    rate: RateMeasure | None, *, project_after: timedelta, samples: int,
+                    partial: bool = False, estimated: float = 0.0,
+                    restarts: Sequence[RestartNote] = ()) -> QuotaReading:
+    """A reading whose projection exists only once the rate was measured over at least
+    ``project_after`` of samples: extrapolating a few seconds (or one sample divided by
+    the time since midnight) to a whole day or month pages people for nothing."""
+    projected = None
+    if rate is not None and rate.span >= project_after:
+        projected = project(used, rate.rate, now, window)
+    return QuotaReading(target, used, limit, window, now, rate, projected, partial,
+                        project_after, samples, estimated, tuple(restarts))
+
+
+def fmt_span(delta: timedelta) -> str:
+    """``3 s``, ``12 min``, ``1.5 h``, ``2 d``: how long a rate was measured over."""
+    seconds = delta.total_seconds()
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds / 86400:.3g} d"
 
 
 def _clock(window: QuotaWindow, when: datetime) -> str:
@@ -214,16 +378,29 @@ def _end_clock(window: QuotaWindow) -> str:
     return window.local(window.end).strftime("%b %-d 00:00")
 
 
+def estimate_note(r: QuotaReading) -> str:
+    """``includes ~30,005 commands estimated across a Redis restart at 14:05``."""
+    if not r.restarts:
+        return ""
+    last = max(r.restarts, key=lambda n: n.restart_at)
+    estimated = min(r.estimated, r.used)
+    where = (f"a Redis restart at {_clock(r.window, last.restart_at)}" if len(r.restarts) == 1
+             else f"{len(r.restarts)} Redis restarts, the last at "
+                  f"{_clock(r.window, last.restart_at)}")
+    return f"includes ~{fmt_number(round(estimated))} commands estimated across {where}"
+
+
 def judge_quota(r: QuotaReading, *, warn_percent: float, critical_percent: float,
                 labels: dict[str, str], page_on_projection: bool = False) -> Observation:
-    """Warning at ``warn_percent`` of the limit, used or projected (once far enough into
-    the window); critical at ``critical_percent`` used — or projected too, with
-    ``page_on_projection``, for teams that want the page before the quota is gone.
+    """Warning at ``warn_percent`` of the limit, used or projected; critical at
+    ``critical_percent`` used — or projected too, with ``page_on_projection``, for teams
+    that want the page before the quota is gone.
 
-    The sentence is the guide's: "Expected under 7,000 commands (70 % of 10,000/day)
-    today (UTC); used 5,210 by 14:00 at 2.5 ops/s, projected 12,400 by 24:00".
+    The sentence is the guide's, plus how the rate is known: "Expected under 7,000
+    commands (70 % of 10,000/day) today (UTC); used 5,210 by 14:00 at 2.5 ops/s over the
+    last 45 min, projected 12,400 by 24:00".
     """
-    projected = r.projected if r.may_project else None
+    projected = r.projected
     used_percent = 100.0 * r.used / r.limit
     worst_percent = 100.0 * max(r.used, projected or 0.0) / r.limit
     paging_percent = worst_percent if page_on_projection else used_percent
@@ -237,17 +414,19 @@ def judge_quota(r: QuotaReading, *, warn_percent: float, critical_percent: float
     expected = (f"under {fmt_number(round(r.limit * threshold / 100))} commands "
                 f"({fmt_number(threshold)} % of {fmt_number(r.limit)}/{per})")
     seen = f"used {fmt_number(round(r.used))}"
+    notes = [n for n in (estimate_note(r),) if n]
     if r.partial:
-        seen += " (counted since the first sample; earlier use unknown)"
+        notes.append("a lower bound: commands before the first sample, or before a restart "
+                     "with no rate to estimate them, were not seen")
+    if notes:
+        seen += f" ({'; '.join(notes)})"
     seen += f" by {_clock(r.window, r.now)}"
-    if r.rate is not None:
-        seen += f" at {_fmt_rate(r.rate)} ops/s"
-    if r.projected is not None:
-        seen += f", projected {fmt_number(round(r.projected))} by {_end_clock(r.window)}"
-        if not r.may_project:
-            seen += " (too early in the window to alert on the projection)"
-    elif r.rate is None:
-        seen += ", not enough samples yet to project"
+    if r.rate is None:
+        seen += f"; {r.rate_basis}, so no projection"
+    else:
+        seen += f" at {r.rate_basis}"
+    if projected is not None:
+        seen += f", projected {fmt_number(round(projected))} by {_end_clock(r.window)}"
     summary = f"Expected {expected} {r.window.label()}; {seen}"
     details = {"first_steps": FIRST_STEPS} if status == Status.ALERT else {}
     return Observation(r.target, status, {**labels, "check": "quota"}, float(r.used),

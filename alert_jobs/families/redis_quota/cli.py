@@ -10,6 +10,7 @@ from alert_jobs.runtime.commands import (
     EXIT_OK,
     Commands,
     UsageError,
+    deliver_now,
     rules_of,
     timeline_of,
 )
@@ -28,7 +29,6 @@ def cmd_redis_check(args: argparse.Namespace) -> int:
     from alert_jobs.families.redis_quota.check import fmt_bytes
     from alert_jobs.families.redis_quota.config import RedisQuotaTarget
     from alert_jobs.families.redis_quota.run import check_targets
-    from alert_jobs.runtime.deliver import deliver
 
     rules = rules_of(args)
     by_name = {t.name: t for t in rules.rules_of(RedisQuotaTarget)}
@@ -49,9 +49,12 @@ def cmd_redis_check(args: argparse.Namespace) -> int:
         if "used" in m:
             print(f"  commands used: {fmt_number(round(m['used']))} of {fmt_number(m['limit'])} "
                   f"({m['percent']:.1f} %)")
-        if "rate_ops_per_sec" in m:
-            projected = fmt_number(round(m.get("projected", 0)))
-            print(f"  rate: {m['rate_ops_per_sec']:.2f} ops/s, projected {projected}")
+        if "estimate" in r.text:
+            print(f"  {r.text['estimate']}")
+        if "rate_basis" in r.text:
+            projected = (f", projected {fmt_number(round(m['projected']))}"
+                         if "projected" in m else "")
+            print(f"  rate: {r.text['rate_basis']}{projected}")
         if "keys" in m:
             hit = f"{m['hit_rate_percent']:.1f} %" if "hit_rate_percent" in m else "n/a"
             print(f"  keys: {fmt_number(m['keys'])}, hit rate: {hit}, "
@@ -61,7 +64,5 @@ def cmd_redis_check(args: argparse.Namespace) -> int:
             obs = outcome.observation
             level = f"{obs.severity}" if obs.severity else str(obs.status)
             print(f"  {obs.labels.get('check', 'quota')}: {level}, {outcome.state}: {obs.summary}")
-    queued = [i for r in results for o in r.outcomes for i in o.result.outbox_ids]
-    if queued:
-        print(f"delivery: {deliver(rules, timeline, ids=queued)}")
+    deliver_now(rules, timeline)  # the targets' batch is flushed once, so no ids here
     return EXIT_FAILED if any(r.error for r in results) else EXIT_OK

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from alert_jobs.config import Duration, RuleBase, RulesSection, SecretOrText, Strict, Timezone
+from alert_jobs.core.durations import format_duration
 from alert_jobs.core.model import Severity
 
 QUOTA_PRESETS: dict[str, tuple[Literal["day", "month"], int]] = {
@@ -81,7 +82,7 @@ class RedisQuotaTarget(RuleBase):
     critical_percent: Annotated[float, Field(gt=0, le=100)] = 90
     page_on_projection: bool = False
     rate_window: Duration = timedelta(hours=1)
-    project_after: Duration | None = None
+    project_after: Duration = timedelta(minutes=15)
     hit_rate_min_percent: Annotated[float, Field(ge=0, le=100)] | None = 50
     min_lookups: Annotated[int, Field(ge=1)] = 100
     memory_max_percent: Annotated[float, Field(gt=0, le=100)] | None = 90
@@ -111,15 +112,21 @@ class RedisQuotaTarget(RuleBase):
                 and self.quota.timezone != "UTC"):
             raise PydanticCustomError(
                 "timezone", "Upstash counts daily commands per UTC day; use quota.timezone UTC")
+        if self.rate_window <= timedelta(0):
+            raise PydanticCustomError("rate_window", "rate_window must be longer than 0s")
+        # The rate is measured over at most rate_window of samples (and only those of the
+        # current window), so a longer project_after could never be reached.
+        if self.project_after <= timedelta(0):
+            raise PydanticCustomError(
+                "project_after", "project_after must be longer than 0s: a rate measured over "
+                "a few seconds must not be projected to a whole day")
+        if self.project_after > self.rate_window:
+            raise PydanticCustomError(
+                "project_after", "project_after ({after}) is longer than rate_window "
+                "({window}): the rate is measured over at most rate_window of samples, so it "
+                "would never be projected", {"after": format_duration(self.project_after),
+                                             "window": format_duration(self.rate_window)})
         return self
-
-    @property
-    def projection_delay(self) -> timedelta:
-        """No projection-based alert this early in a window: extrapolating 10 minutes of
-        traffic to a whole day pages people for nothing."""
-        if self.project_after is not None:
-            return self.project_after
-        return timedelta(hours=1) if self.quota.window == "day" else timedelta(days=1)
 
 
 SECTION = RulesSection(family="redis_quota", rule_model=RedisQuotaTarget, order=20)

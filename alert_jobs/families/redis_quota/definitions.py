@@ -29,6 +29,7 @@ CHECK_NAME = "under_quota"
 def target_metadata(result: TargetResult) -> dict[str, Any]:
     """Plain floats and strings only (numpy types break Dagster metadata)."""
     meta: dict[str, Any] = {k: float(v) for k, v in result.metrics.items()}
+    meta.update({k: str(v) for k, v in result.text.items()})
     worst = result.worst()
     meta["status"] = str(worst.status) if worst else "ok"
     meta["summary"] = worst.summary if worst else result.outcomes[0].observation.summary \

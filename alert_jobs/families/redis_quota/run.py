@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from alert_jobs.config import RulesFile, SecretMissingError, resolve
@@ -36,6 +36,7 @@ class TargetResult:
     target: str
     outcomes: list[RuleOutcome] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    text: dict[str, str] = field(default_factory=dict)  # e.g. how the rate is known
     error: str | None = None
     commands_spent: int = 0
 
@@ -161,7 +162,8 @@ def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
         used_now = usage.used(window.kind)
         sample = q.CounterSample(now, used_now, server_id=f"upstash:{window.start.isoformat()}")
         recorded = store.record(target.name, window, sample, source="upstash",
-                                rate_span=target.rate_window, run_id=run_id)
+                                rate_span=target.rate_window,
+                                estimate_after=target.project_after, run_id=run_id)
         used, partial = used_now, False
         result.metrics["upstash_suspended"] = float(usage.state == "suspended")
         if usage.request_limit is not None:
@@ -176,17 +178,24 @@ def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
                                                  "evicted_keys", "rejected_connections")}
         recorded = store.record(target.name, window, sample, source="info", counters=counters,
                                 commands_spent=snapshot.commands_spent,
-                                rate_span=target.rate_window, run_id=run_id)
+                                rate_span=target.rate_window,
+                                estimate_after=target.project_after, run_id=run_id)
         used, partial = recorded.step.usage.used, recorded.step.usage.partial
 
-    rate = q.trailing_rate(recorded.rate_points, now, target.rate_window)
-    if rate is None and not partial and now - window.start >= timedelta(minutes=5):
-        rate = used / (now - window.start).total_seconds()  # whole-window average
-    projected = q.project(used, rate, now, window)
+    # The rate comes from this window's samples only, and is projected only once they
+    # span project_after: the first check of a window has one sample and no rate (not
+    # used ÷ seconds since midnight), and two samples seconds apart are not a rate to
+    # extrapolate to a whole day.
+    points = recorded.rate_points
+    rate = q.measure_rate(points, now, target.rate_window, since=window.start)
+    restarts = store.restarts(target.name, window) if snapshot is not None else []
+    estimated = sum(n.estimated for n in restarts)
     limit = int(target.quota.limit or 1)
-    quota_reading = q.QuotaReading(target.name, used, limit, window, now, rate, projected,
-                                   partial,
-                                   may_project=now - window.start >= target.projection_delay)
+    quota_reading = q.project_reading(
+        target.name, used, limit, window, now, rate, project_after=target.project_after,
+        samples=max(1, q.samples_since(points, window.start)), partial=partial,
+        estimated=estimated, restarts=restarts)
+    projected = quota_reading.projected
     quota_obs = q.judge_quota(quota_reading, warn_percent=target.warn_percent,
                               critical_percent=target.critical_percent, labels=target.labels,
                               page_on_projection=target.page_on_projection)
@@ -195,9 +204,19 @@ def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
         "used": float(used), "limit": float(limit), "percent": 100.0 * used / limit,
         "window_seconds_left": max(0.0, (window.end - now).total_seconds()),
         "resets_in_window": float(recorded.step.usage.resets),
+        "estimated_commands": float(min(estimated, used)),
+        "used_counted": float(used - min(estimated, used)),
+        "restarts": float(len(restarts)),
+        "used_is_lower_bound": float(partial),
+        "rate_span_seconds": rate.span.total_seconds() if rate is not None else 0.0,
+        "rate_samples": float(rate.samples if rate is not None else quota_reading.samples),
     })
+    result.text["rate_basis"] = quota_reading.rate_basis
+    note = q.estimate_note(quota_reading)
+    if note:
+        result.text["estimate"] = note
     if rate is not None:
-        result.metrics["rate_ops_per_sec"] = float(rate)
+        result.metrics["rate_ops_per_sec"] = float(rate.rate)
     if projected is not None:
         result.metrics["projected"] = float(projected)
         result.metrics["projected_percent"] = 100.0 * projected / limit

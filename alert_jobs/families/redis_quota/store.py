@@ -1,5 +1,11 @@
 """Persistence for Redis quota counting: samples and per-window usage, in the timeline DB.
 
+A sample's ``increment`` is the commands attributed to the interval ending at it: its
+corrected growth, plus, when it shows a restart, the estimate of what ran between the
+previous sample and the restart. After a restart the whole counter is new growth, so
+for such a row ``increment - total_commands`` is exactly that estimate; nothing else
+needs storing to say later how much of a window's ``used`` was estimated.
+
 :meth:`RedisUsageStore.record` folds one new sample into the window's usage inside a
 transaction that holds a per-target lock, so a scheduled run and a manual trigger
 checking the same target at once cannot count the same commands twice.
@@ -18,9 +24,11 @@ from alert_jobs.families.redis_quota.check import (
     CounterSample,
     QuotaWindow,
     RatePoint,
+    RestartNote,
     Step,
     WindowUsage,
     advance,
+    restart_time,
 )
 from alert_jobs.store import Timeline, schema
 
@@ -84,13 +92,23 @@ class RedisUsageStore:
     def record(
         self, target: str, window: QuotaWindow, sample: CounterSample, *, source: str,
         counters: dict[str, float] | None = None, commands_spent: int = 0,
-        rate_span: timedelta = timedelta(hours=1), run_id: str | None = None,
+        rate_span: timedelta = timedelta(hours=1), estimate_after: timedelta = timedelta(
+            minutes=15), run_id: str | None = None,
     ) -> Recorded:
         t_smp = redis_samples
         with self.timeline.tx() as conn:
             self._lock(conn, target)
             state = self._current_window(conn, target, window.start)
-            step = advance(state, sample, window)
+            # Samples back to a rate span before the last one counted: the trailing rate
+            # there estimates what a restart since then hid.
+            since = min(sample.at, state.last.at if state is not None else sample.at)
+            history = [RatePoint(p.at, p.increment) for p in conn.execute(
+                sa.select(t_smp.c.at, t_smp.c.increment)
+                .where(t_smp.c.target == target, t_smp.c.counted.is_(True),
+                       t_smp.c.at >= since - rate_span)
+                .order_by(t_smp.c.at, t_smp.c.id)).all()]
+            step = advance(state, sample, window, history=history, rate_window=rate_span,
+                           estimate_after=estimate_after)
             previous = conn.execute(
                 sa.select(t_smp).where(t_smp.c.target == target, t_smp.c.counted.is_(True))
                 .order_by(t_smp.c.at.desc(), t_smp.c.id.desc()).limit(1)).first()
@@ -103,15 +121,39 @@ class RedisUsageStore:
             ))
             if step.counted:
                 self._save_window(conn, target, window, step.usage)
-            points = conn.execute(
-                sa.select(t_smp.c.at, t_smp.c.increment)
-                .where(t_smp.c.target == target, t_smp.c.counted.is_(True),
-                       t_smp.c.at >= sample.at - rate_span)
-                .order_by(t_smp.c.at)).all()
+                history.append(RatePoint(sample.at, step.increment))
             conn.execute(t_smp.delete().where(t_smp.c.target == target,
                                               t_smp.c.at < sample.at - SAMPLE_RETENTION))
-        return Recorded(step, [RatePoint(p.at, p.increment) for p in points],
+        points = [p for p in history if p.at >= sample.at - rate_span]
+        return Recorded(step, points,
                         dict(previous._mapping) if previous is not None else None)
+
+    def restarts(self, target: str, window: QuotaWindow) -> list[RestartNote]:
+        """The restarts in ``window`` whose unseen commands were estimated, and how many.
+
+        Reads the window's reset rows (a handful at most) and, for each, the sample
+        before it, to tell a restart (its start time) from ``CONFIG RESETSTAT``.
+        """
+        t = redis_samples
+        notes: list[RestartNote] = []
+        with self.timeline.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t).where(t.c.target == target, t.c.counted.is_(True),
+                                   t.c.reset.is_(True), t.c.at >= window.start,
+                                   t.c.at < window.end,
+                                   t.c.increment > t.c.total_commands)
+                .order_by(t.c.at)).all()
+            for row in rows:
+                prev = conn.execute(
+                    sa.select(t).where(t.c.target == target, t.c.counted.is_(True),
+                                       t.c.at < row.at)
+                    .order_by(t.c.at.desc(), t.c.id.desc()).limit(1)).first()
+                if prev is None:
+                    continue
+                when = restart_time(_sample(prev), _sample(row))
+                if when is not None:
+                    notes.append(RestartNote(when, row.increment - row.total_commands))
+        return notes
 
     def _lock(self, conn: Connection, target: str) -> None:
         # SQLite: the transaction already holds the write lock (BEGIN IMMEDIATE).
@@ -150,3 +192,7 @@ class RedisUsageStore:
         if conn.execute(sa.update(t).where(key).values(**values)).rowcount == 0:
             conn.execute(t.insert().values(target=target, window_start=usage.window_start,
                                            **values))
+
+
+def _sample(row: Any) -> CounterSample:
+    return CounterSample(row.at, row.total_commands, row.server_id, row.uptime_seconds)

@@ -17,6 +17,7 @@ from alert_jobs.runtime.commands import (
     EXIT_OK,
     Commands,
     UsageError,
+    deliver_now,
     rules_of,
     timeline_of,
     utcnow,
@@ -98,7 +99,6 @@ def cmd_drift_reference(args: argparse.Namespace) -> int:
 
 def cmd_drift_check(args: argparse.Namespace) -> int:
     from alert_jobs.families.score_drift.run import check_segments
-    from alert_jobs.runtime.deliver import deliver
 
     rules, chosen = _selected(args)
     timeline = timeline_of(args)
@@ -128,7 +128,7 @@ def cmd_drift_check(args: argparse.Namespace) -> int:
                     check += f"[{obs.labels['feature']}]"
                 level = str(obs.severity) if obs.severity else str(obs.status)
                 print(f"    {check}: {level}, {outcome.state}: {obs.summary}")
-    print(f"delivery: {deliver(rules, timeline)}")  # what the checks queued (and any due)
+    deliver_now(rules, timeline)  # what the checks queued (and anything else due)
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from alert_jobs.config import (
     Annotations,
+    AnnotationsOverride,
     Cron,
     Duration,
     RuleBase,
@@ -192,6 +193,10 @@ class ScoreDriftRule(RuleBase):
     sample_percent: Annotated[float, Field(gt=0, le=100)] | None = None  # reference builds
     sample_current: bool = False  # sample the current window too (very large windows)
     query_timeout: Duration = timedelta(seconds=60)
+    #: Per segment (its key: ``fraud-v3``, or ``fraud|v3`` for two segment columns), text
+    #: and links laid over ``annotations`` for that segment's alerts only: one rule
+    #: watches models that mean different things to the business.
+    segment_annotations: dict[str, AnnotationsOverride] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -238,6 +243,7 @@ class ScoreDriftRule(RuleBase):
                     "'|' (e.g. fraud|v3); got {bad}", {"bad": ", ".join(map(repr, bad))})
             if len(set(self.segments)) != len(self.segments) or not self.segments:
                 raise PydanticCustomError("segments", "segments must be unique and not empty")
+        self._check_segment_annotations()
         if self.window <= timedelta(0):
             raise PydanticCustomError("window", "window must be positive")
         hs = self.high_score
@@ -248,6 +254,43 @@ class ScoreDriftRule(RuleBase):
             raise PydanticCustomError("reference", "seasonal references compare hours of the "
                                                    "week; use a window of at most 24h")
         return self
+
+    def _check_segment_annotations(self) -> None:
+        keys = list(self.segment_annotations)
+        if not keys:
+            return
+        if not self.segment_columns:
+            raise PydanticCustomError(
+                "segment_annotations", "segment_annotations need segment_columns (they are "
+                "keyed by segment value); for the whole rule use annotations")
+        bad = [k for k in keys if not self.is_segment_key(k)]
+        if bad:
+            raise PydanticCustomError(
+                "segment_annotations", "segment_annotations key(s) {bad} must give one value "
+                "per segment column ({columns}), joined by '|'",
+                {"bad": ", ".join(map(repr, bad)), "columns": ", ".join(self.segment_columns)})
+        if self.segments is not None:
+            unknown = [k for k in keys if k not in self.segments]
+            if unknown:
+                raise PydanticCustomError(
+                    "segment_annotations", "segment_annotations name segment(s) {unknown} "
+                    "that are not in segments ({known})",
+                    {"unknown": ", ".join(map(repr, unknown)),
+                     "known": ", ".join(self.segments)})
+
+    def segment_key(self, labels: dict[str, str]) -> str | None:
+        """The segment an alert instance belongs to, from its labels (``None``: none)."""
+        if not self.segment_columns:
+            return ""
+        if not all(c in labels for c in self.segment_columns):
+            return None
+        return SEGMENT_SEPARATOR.join(labels[c] for c in self.segment_columns)
+
+    def annotations_for(self, labels: dict[str, str]) -> Annotations:
+        """The rule's annotations with its segment's ``segment_annotations`` laid over."""
+        key = self.segment_key(labels)
+        override = self.segment_annotations.get(key) if key is not None else None
+        return override.over(self.annotations) if override else self.annotations
 
     @property
     def grid_key(self) -> dict[str, Any]:

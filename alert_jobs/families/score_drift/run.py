@@ -287,9 +287,9 @@ def window_text(window: timedelta) -> str:
 
 
 def frame_for(rule: ScoreDriftRule, segment: str) -> Frame:
+    labels = {**rule.labels, **rule.segment_labels(segment)}
     return Frame(subject(rule, segment), window_text(rule.window), rule.reference.describe(),
-                 {**rule.labels, **rule.segment_labels(segment)},
-                 business=rule.annotations.audience == "business")
+                 labels, business=rule.annotations_for(labels).audience == "business")
 
 
 def _stored_reference(rule: ScoreDriftRule, timeline: Timeline, segment: str,

@@ -31,7 +31,7 @@ from alert_jobs.http.app import create_app
 from alert_jobs.notify.links import SECRET_ENV, sign
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline, episodes, migrate, schema
-from tests.conftest import make_receiver, served_app, write_rules
+from tests.conftest import make_receiver, served_app, submit_link_form, write_rules
 
 T0 = datetime(2026, 10, 5, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -201,9 +201,11 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
 def test_signed_link_records_duplicate_outcome(served: dict) -> None:
     timeline = served["timeline"]
     fp = _fire_now(timeline)
+    record = timeline.alerts.get(fp)
     token = sign("duplicate", fp, datetime.now(UTC) + timedelta(hours=1),
-                 b"test-secret-0123456789abcdef")
-    response = httpx.post(f"{served['base']}/a/{token}", data={"by": "dora"}, timeout=60)
+                 b"test-secret-0123456789abcdef", episode=record.episode,
+                 fired_at=record.fired_at)
+    response = submit_link_form(served["base"], f"/a/{token}", "dora")
     assert response.status_code == 200 and "duplicate" in response.text
     ep = _episode(timeline, fp)
     assert (ep.outcome, ep.outcome_by) == ("duplicate", "dora") and ep.first_ack_at is not None
@@ -476,7 +478,7 @@ def test_migration_backfills_episodes_of_an_existing_timeline(db_url: str) -> No
     migrate.downgrade(timeline.engine, 5)
     assert timeline.schema_version() == 5
     fresh = Timeline(db_url)
-    assert fresh.upgrade() == ["6: alert quality"]
+    assert fresh.upgrade() == ["6: alert quality", "7: action link uses"]
     assert fresh.schema_version() == migrate.HEAD
     with fresh.engine.connect() as conn:
         assert sorted(conn.execute(sa.select(*cols)).all()) == live

