@@ -4,6 +4,7 @@ validate the rules file, upgrade the database, serve HTTP."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from alert_jobs.config import RulesError, RulesFile, load_rules
@@ -82,8 +83,11 @@ def no_last_good(path: str, error: RulesError) -> UsageError:
 
     for line in error.lines():
         print(line, file=sys.stderr)
+    hint = ("" if os.environ.get("DAGSTER_HOME") else
+            " (DAGSTER_HOME is unset, so the copy is looked for in ./.dagster_home; run "
+            "with the Dagster instance's DAGSTER_HOME to share its copy)")
     return UsageError(f"rules file {path} is invalid and there is no last good copy "
-                      f"({last_good_path(path)}) to fall back to; fix the file")
+                      f"({last_good_path(path)}) to fall back to{hint}; fix the file")
 
 
 def rules_or_last_good(args: argparse.Namespace, doing: str) -> RulesFile:

@@ -101,6 +101,7 @@ class RulesWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen: _Stat = None
+        self._on_stop: list[Callable[[], None]] = []
         self.snapshot = self._first()
 
     # ----- what callers use ----------------------------------------------------------
@@ -130,11 +131,21 @@ class RulesWatcher:
             self._thread.start()
         return self
 
+    def on_stop(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` when the watcher stops: the server's shutdown, which is where the
+        users of the rules (e.g. the ping writer thread) end too."""
+        self._on_stop.append(fn)
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        for fn in self._on_stop:
+            try:
+                fn()
+            except Exception:  # one failing hook must not keep the others from running
+                log.exception("stopping %r failed", fn)
 
     # ----- the background side -------------------------------------------------------
 

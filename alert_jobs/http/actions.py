@@ -11,7 +11,11 @@ A link acts on the alert episode its message was sent for, once
 * the link was used before, or (ack) someone already acked: 409 naming who and when;
 * the form: a name is required (400 otherwise: a person, not "link", did it), and a
   CSRF token is double-submitted (hidden field + ``alert_jobs_csrf`` cookie, SameSite
-  Strict, HttpOnly, path ``/a/``): a POST whose field and cookie differ gets 403.
+  Lax, HttpOnly, path ``/a/``): a POST whose field and cookie differ gets 403. Lax, not
+  Strict: links are opened from web mail and chat, i.e. from another site, and a Strict
+  cookie is not sent on such a navigation, so each page opened would mint a new token
+  and overwrite the cookie, and the form of a page opened earlier would be refused.
+  Lax still keeps the cookie off cross-site POSTs, which is what the token guards.
 
 Every accepted action is a timeline event with its actor and ``source="link"``. The
 pages are jinja2 templates in ``templates/`` on ``base.html``; the template engine
@@ -133,7 +137,7 @@ def _form(alert: AlertRecord, action: LinkAction, request: Request, *, status: i
     csrf = _csrf_token(request)
     response = _page("action.html", status, title=LABELS[action.action], alert=alert,
                      csrf=csrf, error=error)
-    response.set_cookie(CSRF_COOKIE, csrf, path="/a/", httponly=True, samesite="strict",
+    response.set_cookie(CSRF_COOKIE, csrf, path="/a/", httponly=True, samesite="lax",
                         secure=request.url.scheme == "https")
     return response
 

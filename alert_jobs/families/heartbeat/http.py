@@ -26,7 +26,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from alert_jobs.config import RulesFile, SecretMissingError, SecretOrText, resolve
+from alert_jobs.config import (
+    RulesFile,
+    RulesWatcher,
+    SecretMissingError,
+    SecretOrText,
+    resolve,
+)
 from alert_jobs.families.heartbeat.check import Signal
 from alert_jobs.families.heartbeat.config import HeartbeatSettings, valid_slug
 from alert_jobs.families.heartbeat.ping_writer import PingWriter
@@ -125,6 +131,14 @@ def ping_routes(get_timeline: Callable[[], Timeline],
         if not writers:  # the timeline is opened at the first ping, not at import
             writers.append(PingWriter(HeartbeatStore(get_timeline())).start())
         return writers[0]
+
+    def stop_writer() -> None:
+        """Write what is queued and end the thread, with the server (or test app)."""
+        while writers:
+            writers.pop().stop()
+
+    if isinstance(get_rules, RulesWatcher):
+        get_rules.on_stop(stop_writer)
 
     async def ping(request: Request) -> Response:
         slug = request.path_params["slug"]

@@ -124,3 +124,20 @@ def test_http_answers_503_when_the_write_does_not_finish_in_time(
                                  "WHERE slug IN ('job_1', 'job_3')")).scalar()
     assert n == 2
     timeline.dispose()
+
+
+def test_the_ping_writer_ends_with_the_server(tmp_path: Path) -> None:
+    """The writer thread is the server's: its shutdown ends it (nothing left behind in a
+    process that builds several apps, e.g. tests or an embedding)."""
+    timeline = Timeline(f"sqlite:///{tmp_path / 'a.db'}")
+    rules = parse_rules(RULES)
+    before = {t for t in threading.enumerate() if t.name == "ping-writer"}
+    with served_app(create_app(lambda: timeline, lambda: rules)) as base:
+        assert httpx.get(f"{base}/ping/job_1", timeout=30).status_code == 200
+        ours = {t for t in threading.enumerate() if t.name == "ping-writer"} - before
+        assert len(ours) == 1 and next(iter(ours)).is_alive()  # positive control
+    writer = next(iter(ours))
+    writer.join(timeout=30)
+    assert not writer.is_alive()
+    assert HeartbeatStore(timeline).get("job_1") is not None
+    timeline.dispose()
