@@ -111,7 +111,7 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_it_cleanly(tmp_path: Path) ->
          "--redis-port", str(ports["redis"]), "--feed-every", "2", "--ping-every", "5"],
         cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 200  # a busy CI machine starts Dagster slowly
         web_up = launched = False
         while time.monotonic() < deadline and proc.poll() is None:
             if not web_up:

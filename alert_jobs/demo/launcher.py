@@ -247,6 +247,12 @@ def prepare(s: Settings, env: dict[str, str], cwd: Path) -> None:
     if not instance.exists() and (cwd / "dagster.yaml").exists():
         shutil.copyfile(cwd / "dagster.yaml", instance)
     print(f"demo data written to {seed(s.home / 'demo.db')}", flush=True)
+    # `dagster instance migrate` creates the instance's SQLite storage once, here: a new
+    # DAGSTER_HOME left to the daemon and the webserver, which start together, can end
+    # with two alembic heads in its schedule storage (both stamp it), and then no code
+    # server loads ("Version table 'alembic_version' has more than one head present").
+    subprocess.run([tool("dagster"), "instance", "migrate"], env=env, cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL)
     for argv in ([tool("alert-jobs"), "db", "upgrade"],
                  [tool("alert-jobs"), "rules", "validate", str(s.rules)]):
         subprocess.run(argv, env=env, cwd=cwd, check=True)
