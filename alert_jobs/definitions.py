@@ -3,9 +3,10 @@
 Thin on purpose: each installed family builds its own assets, checks, schedules and
 sensors from the rules file (:class:`alert_jobs.runtime.family.Family`); the operator
 jobs and the delivery sensors come from ``alert_jobs.assets`` and ``alert_jobs.sensors``.
-The rules file is read here to know which rules exist (one asset per rule); thresholds
-are re-read at every run. A broken rules file does not stop the code location: its last
-good copy is used, and the heartbeat sensor alerts about it.
+The rules file is read here to know which rules exist (one asset per rule, one run per
+schedule tick for the rules that share it); thresholds are re-read at every run. A
+broken rules file does not stop the code location: its last good copy is used, and the
+heartbeat sensor alerts about it.
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def build_definitions(rules_file: str | None = None) -> dg.Definitions:
         assets.definitions(),
         sensors.definitions(),
         # Receivers appear in the UI's resources (secrets as env variable names only).
+        # Every run, scheduled or launched by hand, executes its steps in the run worker
+        # itself: a check's step is milliseconds of work, and the default multiprocess
+        # executor would start (and import the code location in) a second process for it.
         dg.Definitions(resources={"alert_jobs": resource,
-                                  "receivers": ReceiversResource.of(rules)}),
+                                  "receivers": ReceiversResource.of(rules)},
+                       executor=dg.in_process_executor),
     )
 
 

@@ -1,4 +1,8 @@
-"""End to end in a real Dagster instance: sql_metric asset → engine → webhook → timeline."""
+"""End to end in a real Dagster instance: sql_metric asset → engine → webhook → timeline.
+
+The sql_metric rules of one cron and timezone are one multi-asset (a batch): these tests
+materialize one rule of it (what Materialize on one asset does in the UI) or all of it
+(what the batch's schedule does)."""
 
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ import pytest
 
 from alert_jobs import demo
 from alert_jobs.assets.operator_jobs import ack_alert_job, silence_alerts_job, snooze_alert_job
+from alert_jobs.config import load_rules
 from alert_jobs.definitions import build_definitions
-from alert_jobs.families.sql_metric.definitions import CHECK_NAME, build_sql_metric_asset
+from alert_jobs.families.sql_metric.batches import batches_of
+from alert_jobs.families.sql_metric.definitions import CHECK_NAME, asset_key, build_batch_asset
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.sensors.outbox import outbox_retry_sensor
 from alert_jobs.store import Timeline
@@ -64,17 +70,24 @@ def setup(tmp_path: Path, http_receiver, monkeypatch: pytest.MonkeyPatch) -> Ite
                "receiver": http_receiver}
 
 
-def materialize(s: dict, rule: str) -> dg.ExecuteInProcessResult:
-    asset = build_sql_metric_asset(rule, "")
-    return dg.materialize([asset], instance=s["instance"], resources={"alert_jobs": s["resource"]})
+def materialize(s: dict, *rules: str) -> dg.ExecuteInProcessResult:
+    """Materialize these rules' assets (with their checks), as the UI's Materialize does."""
+    assets = [build_batch_asset(b) for b in batches_of(load_rules(s["rules"]))]
+    return dg.materialize(assets, selection=[asset_key(r) for r in rules],
+                          instance=s["instance"], resources={"alert_jobs": s["resource"]})
+
+
+def materialization(result: dg.ExecuteInProcessResult, rule: str) -> dict:
+    (mat,) = [m for m in result.get_asset_materialization_events()
+              if m.asset_key == asset_key(rule)]
+    return {k: v.value for k, v in mat.materialization.metadata.items()}
 
 
 def test_sql_metric_fires_notifies_and_records_run_id(setup: dict) -> None:
     result = materialize(setup, "dead_letters")
     assert result.success
 
-    (mat,) = result.asset_materializations_for_node("sql_metric__dead_letters")
-    meta = {k: v.value for k, v in mat.metadata.items()}
+    meta = materialization(result, "dead_letters")
     assert meta["value"] == 1000.0 and isinstance(meta["value"], float)
     assert meta["expected_max"] == 0.0 and meta["status"] == "alert"
     assert meta["alert_state"] == "firing" and meta["transition"] == "inactive → firing"
@@ -184,11 +197,20 @@ def test_outbox_sensor_requests_delivery_only_when_due(setup: dict) -> None:
 
 def test_schedules_follow_rules(setup: dict) -> None:
     defs = setup["defs"]
-    schedule = defs.resolve_schedule_def("dead_letters_schedule")
+    schedule = defs.resolve_schedule_def("sql_metric_every_10m_europe_berlin_schedule")
     assert schedule.cron_schedule == "*/10 * * * *"
     assert schedule.execution_timezone == "Europe/Berlin"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert outbox_retry_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # The two rules on the default schedule share one: one run per tick, not per rule.
+    shared = defs.resolve_schedule_def("sql_metric_every_5m_europe_berlin_schedule")
+    assert shared.execution_timezone == "Europe/Berlin"
+    job = defs.resolve_job_def(shared.job_name)
+    assert job.tags["alert_jobs/batch"] == "sql_metric_every_5m_europe_berlin"
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "sql_metric/broken_query", "sql_metric/unreachable_db"}
+    names = [s.name for s in defs.schedules or []]
+    assert not [n for n in names if n in ("dead_letters_schedule", "broken_query_schedule")]
 
 
 def test_dagster_asset_materialize_cli(tmp_path: Path, http_receiver) -> None:
@@ -208,6 +230,9 @@ def test_dagster_asset_materialize_cli(tmp_path: Path, http_receiver) -> None:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "RUN_SUCCESS" in proc.stderr + proc.stdout
+    # A run launched by hand executes in process too: no second process for the step.
+    assert "Executing steps in process" in proc.stderr + proc.stdout
+    assert "multiprocess" not in proc.stderr + proc.stdout
     assert [r.json()["status"] for r in http_receiver.requests] == ["firing"]
     events = Timeline(env["ALERT_JOBS_DATABASE_URL"]).events.list(kinds=["firing"])
     assert events and events[0]["run_id"]
@@ -223,6 +248,8 @@ def test_changed_labels_resolve_the_old_instance(setup: dict) -> None:
     states = {a.labels["team"]: str(a.state) for a in timeline.alerts.list(include_inactive=True)
               if a.rule == "dead_letters"}
     assert states == {"payments": "resolved", "billing": "firing"}
-    statuses = [(r.json()["status"], r.json()["alerts"][0]["labels"]["team"])
-                for r in setup["receiver"].requests]
+    # The new instance's firing and the old one's resolve are decided in one write and
+    # may share a message of their group (alertname): look at every alert sent.
+    statuses = [(a["status"], a["labels"]["team"])
+                for r in setup["receiver"].requests for a in r.json()["alerts"]]
     assert ("resolved", "payments") in statuses and ("firing", "billing") in statuses

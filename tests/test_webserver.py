@@ -98,7 +98,7 @@ def test_code_location_loads_with_assets_schedules_sensors(webserver: str) -> No
     assert {"ack_alert_job", "snooze_alert_job", "silence_alerts_job",
             "deliver_outbox_job"} <= jobs
     schedules = {s["name"]: s for s in repo["schedules"]}
-    assert schedules["dead_letters_schedule"]["executionTimezone"] == "UTC"
-    assert schedules["dead_letters_schedule"]["scheduleState"]["status"] == "RUNNING"
+    assert schedules["sql_metric_every_minute_schedule"]["executionTimezone"] == "UTC"
+    assert schedules["sql_metric_every_minute_schedule"]["scheduleState"]["status"] == "RUNNING"
     sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
     assert sensors["outbox_retry_sensor"] == "RUNNING"

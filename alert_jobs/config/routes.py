@@ -77,6 +77,7 @@ class Defaults(Strict):
     schedule: Cron = "*/5 * * * *"
     dagster_url: str = "http://127.0.0.1:3000"
     redis_quota_schedule: Cron = "*/15 * * * *"
+    source_concurrency: Annotated[int, Field(ge=1, le=64)] = 8  # sources read at once per run
     group_by: list[str] = Field(default_factory=lambda: ["alertname"])
     group_wait: Duration = timedelta(0)
     group_interval: Duration = timedelta(minutes=5)

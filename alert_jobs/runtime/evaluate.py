@@ -1,15 +1,16 @@
 """Observations into the engine: render the message, decide, persist — one path for all.
 
 Every family's run, the CLI and the Dagster assets hand their observations to
-:func:`process_observations`, so there is exactly one way from a check to a
-notification.
+:func:`process_observations` (one rule) or :func:`process_batch` (many rules of one
+run, written together), so there is exactly one way from a check to a notification.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from alert_jobs.config import RuleBase, RulesFile
 from alert_jobs.core.engine import Decision, RulePolicy
@@ -61,30 +62,74 @@ def process_observations(
 ) -> list[RuleOutcome]:
     """Several observations of one rule (with their 'why it matters' text) in one transaction."""
     policy = policy_for(rules, rule)
-    items = []
-    for obs, why in observations:
-        notes = rule.annotations_for(obs.labels)  # a segment may have its own
-        audience = notes.audience
-        message = build_message(
-            obs, severity=obs.severity or rule.severity, description=rule.description,
-            why=notes.why or why, runbook_url=notes.runbook_url,
-            dashboard_url=notes.dashboard_url, dagster_url=rules.defaults.dagster_url,
-            run_id=run_id, audience=audience,
-            audience_text=notes.audience_text.get(audience, ""),
-        )
-        items.append((obs, policy, message))
+    items = [(obs, policy, _message(rules, rule, obs, why, run_id)) for obs, why in observations]
+    router = rules.router()
+    results = timeline.alerts.process_many(items, now=now, run_id=run_id, router=router,
+                                           flush=flush, links=_links(rules, now))
+    return [RuleOutcome(obs, replace(result, decision=routed(result.decision, router)))
+            for (obs, _), result in zip(observations, results, strict=True)]
 
+
+#: Decisions per transaction in :func:`process_batch`: long enough to save most commits,
+#: short enough that a transaction holds its row locks (and SQLite its write lock) for a
+#: fraction of a second, so a concurrent run or an operator's ack is not kept waiting.
+BATCH_CHUNK = 200
+
+
+def process_batch(
+    rules: RulesFile, timeline: Timeline,
+    evaluations: Sequence[tuple[RuleBase, Observation, str]], *, now: datetime,
+    run_id: str | None, chunk: int = BATCH_CHUNK,
+) -> list[RuleOutcome]:
+    """Observations of many rules (``(rule, observation, why)``), decided and written
+    together: one ``process_many`` transaction per ``chunk`` of them, each with its own
+    rule's policy, the same message and action links as :func:`process_observations`.
+
+    Each chunk flushes the notification groups that are due, as a run per rule did.
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1, got {chunk}")
+    router = rules.router()
+    links = _links(rules, now)
+    policies: dict[str, RulePolicy] = {}
+    outcomes: list[RuleOutcome] = []
+    for start in range(0, len(evaluations), chunk):
+        part = evaluations[start:start + chunk]
+        items = []
+        for rule, obs, why in part:
+            policy = policies.get(rule.name) or policies.setdefault(rule.name,
+                                                                     policy_for(rules, rule))
+            items.append((obs, policy, _message(rules, rule, obs, why, run_id)))
+        results = timeline.alerts.process_many(items, now=now, run_id=run_id, router=router,
+                                               links=links)
+        outcomes += [RuleOutcome(obs, replace(result, decision=routed(result.decision, router)))
+                     for (_, obs, _), result in zip(part, results, strict=True)]
+    return outcomes
+
+
+def _message(rules: RulesFile, rule: RuleBase, obs: Observation, why: str,
+             run_id: str | None) -> dict[str, Any]:
+    """The notification text for ``obs`` (rendered before the engine decides whether it
+    is sent: the decision and the message are written in one transaction)."""
+    notes = rule.annotations_for(obs.labels)  # a segment may have its own
+    audience = notes.audience
+    return build_message(
+        obs, severity=obs.severity or rule.severity, description=rule.description,
+        why=notes.why or why, runbook_url=notes.runbook_url,
+        dashboard_url=notes.dashboard_url, dagster_url=rules.defaults.dagster_url,
+        run_id=run_id, audience=audience,
+        audience_text=notes.audience_text.get(audience, ""),
+    )
+
+
+def _links(rules: RulesFile, now: datetime) -> Callable[[AlertRecord], Mapping[str, object]]:
     def links(record: AlertRecord) -> Mapping[str, object]:
         """The message's action links, bound to the episode the engine just decided."""
         return action_links(record.fingerprint, record.rule, episode=record.episode,
                             fired_at=record.fired_at, base_url=rules.defaults.action_base_url,
                             now=now, ttl=rules.defaults.action_link_ttl)
 
-    router = rules.router()
-    results = timeline.alerts.process_many(items, now=now, run_id=run_id, router=router,
-                                           flush=flush, links=links)
-    return [RuleOutcome(obs, replace(result, decision=routed(result.decision, router)))
-            for (obs, _), result in zip(observations, results, strict=True)]
+    return links
 
 
 def routed(decision: Decision, router: Router) -> Decision:
@@ -117,11 +162,15 @@ def resolve_vanished(rules: RulesFile, rule: RuleBase, timeline: Timeline, produ
     """
     stale = [a for a in timeline.alerts.list() if a.rule == rule.name
              and a.fingerprint not in produced]
-    items = [(Observation(a.rule, Status.OK, dict(a.labels), None,
-                          summary="This alert instance is no longer evaluated (the rule's "
-                                  "labels or checks changed), so it is resolved."), "")
-             for a in stale]
+    items = [(vanished(a), "") for a in stale]
     if not items:
         return []
     return process_observations(rules, rule, timeline, items, now=now, run_id=run_id,
                                 flush=flush)
+
+
+def vanished(record: AlertRecord) -> Observation:
+    """The ``ok`` observation that resolves an alert instance no longer evaluated."""
+    return Observation(record.rule, Status.OK, dict(record.labels), None,
+                       summary="This alert instance is no longer evaluated (the rule's "
+                               "labels or checks changed), so it is resolved.")

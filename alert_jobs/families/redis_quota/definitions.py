@@ -20,10 +20,12 @@ from alert_jobs.core.model import Severity, Status
 from alert_jobs.families.redis_quota.config import RedisQuotaTarget
 from alert_jobs.families.redis_quota.run import TargetResult, check_targets
 from alert_jobs.runtime.deliver import deliver
+from alert_jobs.runtime.no_overlap import batch_tags, unless_running
 from alert_jobs.runtime.resources import AlertJobsResource
 
 ASSET_KEY = dg.AssetKey("redis_quota")
 CHECK_NAME = "under_quota"
+BATCH = "redis_quota"  # the run tag alert_jobs/batch of its runs (one at a time)
 
 
 def target_metadata(result: TargetResult) -> dict[str, Any]:
@@ -108,7 +110,7 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
     names = [t.name for t in targets]
     asset = build_redis_quota_asset(names)
     job = dg.define_asset_job("redis_quota_job", selection=[ASSET_KEY],
-                              partitions_def=asset.partitions_def,
+                              partitions_def=asset.partitions_def, tags=batch_tags(BATCH),
                               description="Check Redis quota targets (all of them when "
                                           "launched by the schedule).")
 
@@ -120,10 +122,12 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Checks every Redis target in one run (concurrently).",
     )
-    def redis_quota_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def redis_quota_schedule(context: dg.ScheduleEvaluationContext
+                             ) -> dg.RunRequest | dg.SkipReason:
         # One run over the whole partition range: the asset's single-run backfill policy
-        # then checks all targets together.
-        return dg.RunRequest(tags={"dagster/asset_partition_range_start": names[0],
-                                   "dagster/asset_partition_range_end": names[-1]})
+        # then checks all targets together; none while the previous one is still going.
+        return unless_running(context, BATCH, dg.RunRequest(tags={
+            "dagster/asset_partition_range_start": names[0],
+            "dagster/asset_partition_range_end": names[-1]}))
 
     return dg.Definitions(assets=[asset], schedules=[redis_quota_schedule], jobs=[job])

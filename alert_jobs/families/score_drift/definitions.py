@@ -37,6 +37,7 @@ from alert_jobs.families.score_drift.run import (
     discover,
 )
 from alert_jobs.runtime.deliver import deliver
+from alert_jobs.runtime.no_overlap import batch_tags, unless_running
 from alert_jobs.runtime.resources import AlertJobsResource
 
 GROUP = "score_drift"
@@ -226,6 +227,7 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
             description=f"Rebuild the reference summaries of {name}.")
         drift_job = dg.define_asset_job(
             f"{name}_drift_job", selection=[drift_key(name)], partitions_def=partitions,
+            tags=batch_tags(drift_batch(name)),
             description=f"Check {name} for drift (all segments when scheduled).")
         jobs += [reference_job, drift_job]
         schedules.append(_schedule(f"{name}_reference_schedule", rule.reference_schedule,
@@ -234,19 +236,28 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
         schedules.append(_schedule(f"{name}_drift_schedule",
                                    rule.schedule or DEFAULT_DRIFT_SCHEDULE,
                                    rules.timezone_for(rule), drift_job, rule, partitions,
-                                   f"Checks {name} for drift."))
+                                   f"Checks {name} for drift (no run while the last one "
+                                   "is going).", batch=drift_batch(name)))
         if isinstance(partitions, dg.DynamicPartitionsDefinition):
             sensors.append(build_segments_sensor(rule, partitions, reference_job))
     return dg.Definitions(assets=assets, schedules=schedules, sensors=sensors, jobs=jobs)
 
 
+def drift_batch(rule_name: str) -> str:
+    """The run tag ``alert_jobs/batch`` of a rule's drift runs (one at a time)."""
+    return f"{rule_name}_drift"
+
+
 def _schedule(schedule_name: str, cron: str, timezone: str, job: Any, rule: ScoreDriftRule,
-              partitions: dg.PartitionsDefinition | None, description: str
-              ) -> dg.ScheduleDefinition:
+              partitions: dg.PartitionsDefinition | None, description: str, *,
+              batch: str | None = None) -> dg.ScheduleDefinition:
+    """``batch``: skip a tick while a run of that batch is still in progress."""
+
     @dg.schedule(name=schedule_name, cron_schedule=cron, execution_timezone=timezone, job=job,
                  default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
     def _run(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        return _range_request(context, rule, partitions)
+        request = _range_request(context, rule, partitions)
+        return unless_running(context, batch, request) if batch else request
 
     return _run
 

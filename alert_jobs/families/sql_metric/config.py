@@ -1,13 +1,21 @@
-"""``checks.sql_metric`` in the rules file: a query, a window and the expected range."""
+"""``checks.sql_metric`` in the rules file: a query, a window and the expected range.
+
+Rules that share a cron and timezone are evaluated together, in one Dagster run per
+schedule tick (a *batch*, see :mod:`alert_jobs.families.sql_metric.batches`); ``batch:``
+splits a rule off into a batch of its own name.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from alert_jobs.config import Duration, RuleBase, RulesSection, SecretOrText, Strict
+from alert_jobs.config import Duration, Name, RuleBase, RulesSection, SecretOrText, Strict
+from alert_jobs.config.families import AddProblem
 
 
 class Expect(Strict):
@@ -47,6 +55,10 @@ class SqlMetricRule(RuleBase):
     expect: Expect
     unit: str = ""
     query_timeout: Duration = timedelta(seconds=30)
+    #: Evaluate in the batch of this name instead of the one its cron and timezone
+    #: give (e.g. to keep slow queries out of the batch of the fast ones). Every rule of
+    #: one batch must have the same schedule and timezone.
+    batch: Name | None = None
 
     @field_validator("query")
     @classmethod
@@ -58,4 +70,29 @@ class SqlMetricRule(RuleBase):
         return query
 
 
-SECTION = RulesSection(family="sql_metric", rule_model=SqlMetricRule, order=10)
+def cross_check(data: dict[str, Any], receiver_names: Sequence[str], add: AddProblem) -> None:
+    """A named batch is one run on one schedule: its rules must share cron and timezone."""
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    assert isinstance(defaults, dict)
+    checks = data.get("checks")
+    items = checks.get("sql_metric") if isinstance(checks, dict) else None
+    first: dict[str, tuple[str, str, str]] = {}  # batch → (rule, cron, timezone)
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict) or not isinstance(item.get("batch"), str):
+            continue
+        cron = str(item.get("schedule") or defaults.get("schedule") or "*/5 * * * *").strip()
+        zone = str(item.get("timezone") or defaults.get("timezone") or "UTC").strip()
+        batch = item["batch"]
+        if batch not in first:
+            first[batch] = (str(item.get("name")), cron, zone)
+            continue
+        other, other_cron, other_zone = first[batch]
+        if (cron, zone) != (other_cron, other_zone):
+            add(("checks", "sql_metric", i, "batch"),
+                f"batch {batch!r} runs on {other_cron!r} ({other_zone}) as rule {other!r} "
+                f"says, but this rule's schedule is {cron!r} ({zone}); one batch is one "
+                "schedule: give this rule the same schedule and timezone or another batch")
+
+
+SECTION = RulesSection(family="sql_metric", rule_model=SqlMetricRule, cross_check=cross_check,
+                       order=10)

@@ -1,23 +1,33 @@
-"""``sql_metric`` rules as Dagster assets: one asset per rule, with an asset check.
+"""``sql_metric`` rules as Dagster assets: one asset and asset check per rule, one run per
+schedule tick.
 
-Each materialization evaluates the rule once through the engine, delivers what the
-engine queued, and reports plain-number metadata (value, bounds) that the UI plots.
-A query that fails is an ``error`` alert and a failed check, never a crashed run.
+Rules that share a cron and timezone form a batch (:mod:`.batches`): one multi-asset
+with a spec and a check per rule (``sql_metric/<rule>``, check ``within_expected``), one
+job and one schedule. A tick is one run that reads every rule's source concurrently,
+writes all decisions together, delivers what they queued and reports each rule's own
+materialization (plain-number metadata that the UI plots) and check result. The
+multi-asset can be subset: Materialize on one rule in the UI evaluates only that rule.
+
+A query that fails or hangs is that rule's ``error`` alert and failed check, never a
+crashed run; the other rules of the batch are materialized as usual.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at
 # definition time to find context types and config classes.
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 
 from alert_jobs.config import RulesFile
 from alert_jobs.core.model import Status
+from alert_jobs.families.sql_metric.batches import Batch, batches_of
 from alert_jobs.families.sql_metric.config import SqlMetricRule
-from alert_jobs.families.sql_metric.run import evaluate_rule
+from alert_jobs.families.sql_metric.run import evaluate_batch
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.runtime.evaluate import RuleOutcome
+from alert_jobs.runtime.no_overlap import batch_tags, unless_running
 from alert_jobs.runtime.resources import AlertJobsResource, check_severity
 
 GROUP = "sql_metric"
@@ -26,6 +36,10 @@ CHECK_NAME = "within_expected"
 
 def asset_key(rule_name: str) -> dg.AssetKey:
     return dg.AssetKey([GROUP, rule_name])
+
+
+def check_key(rule_name: str) -> dg.AssetCheckKey:
+    return dg.AssetCheckKey(asset_key(rule_name), CHECK_NAME)
 
 
 def outcome_metadata(rule: SqlMetricRule, outcome: RuleOutcome) -> dict[str, Any]:
@@ -52,62 +66,106 @@ def outcome_metadata(rule: SqlMetricRule, outcome: RuleOutcome) -> dict[str, Any
     return meta
 
 
-def build_sql_metric_asset(rule_name: str, description: str) -> dg.AssetsDefinition:
-    key = asset_key(rule_name)
-
-    @dg.asset(
-        key=key,
-        group_name=GROUP,
-        description=description or f"sql_metric rule {rule_name}",
-        check_specs=[dg.AssetCheckSpec(CHECK_NAME, asset=key,
-                                       description="value inside the rule's expected range")],
-        kinds={"sql"},
-        tags={"alert_jobs/family": GROUP},
+def _check(rule: SqlMetricRule, outcome: RuleOutcome) -> dg.AssetCheckResult:
+    obs = outcome.observation
+    return dg.AssetCheckResult(
+        asset_key=asset_key(rule.name),
+        check_name=CHECK_NAME,
+        passed=obs.status == Status.OK,
+        severity=check_severity(obs.status, rule.severity),
+        description=obs.summary,
+        metadata={"status": str(obs.status),
+                  "alert_state": str(outcome.result.decision.record.state)},
     )
-    def _sql_metric(context: dg.AssetExecutionContext,
-                    alert_jobs: AlertJobsResource) -> dg.MaterializeResult:
+
+
+def build_batch_asset(batch: Batch, descriptions: Mapping[str, str] | None = None
+                      ) -> dg.AssetsDefinition:
+    """The multi-asset of ``batch``: a spec and an asset check per rule, subsettable."""
+    descriptions = descriptions or {}
+    specs = [dg.AssetSpec(asset_key(name), group_name=GROUP, kinds={"sql"},
+                          description=descriptions.get(name) or f"sql_metric rule {name}",
+                          tags={"alert_jobs/family": GROUP})
+             for name in batch.rules]
+    checks = [dg.AssetCheckSpec(CHECK_NAME, asset=asset_key(name),
+                                description="value inside the rule's expected range")
+              for name in batch.rules]
+
+    @dg.multi_asset(name=batch.name, specs=specs, check_specs=checks, can_subset=True,
+                    description=f"sql_metric rules on {batch.cron!r} ({batch.timezone}), "
+                                "evaluated in one run per tick")
+    def _batch(context: dg.AssetExecutionContext, alert_jobs: AlertJobsResource
+               ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        assets, checks = context.selected_asset_keys, context.selected_asset_check_keys
+        wanted = [name for name in batch.rules
+                  if asset_key(name) in assets or check_key(name) in checks]
         rules = alert_jobs.load_rules()
-        try:
-            rule = rules.rule(rule_name)
-        except KeyError as exc:
-            raise dg.Failure(f"{exc.args[0]}; reload the code location after editing "
-                             "rule names in the rules file") from None
-        assert isinstance(rule, SqlMetricRule)
+        known = {rule.name: rule for rule in rules.rules_of(SqlMetricRule)}
+        current = [known[name] for name in wanted if name in known]
+        missing = [name for name in wanted if name not in known]
         timeline = alert_jobs.timeline()
-        outcome = evaluate_rule(rules, rule, timeline, run_id=context.run_id)
-        decision = outcome.result.decision
-        context.log.info(decision.describe())
-        for event in decision.events:
-            context.log.info(f"timeline: {event.kind}: {event.reason}")
+        outcomes = evaluate_batch(rules, current, timeline, run_id=context.run_id)
+        _log(context, outcomes)
         report = deliver(rules, timeline, run_id=context.run_id)
         context.log.info(f"delivery: {report}")
         for error in report.errors:
             context.log.warning(f"delivery failed: {error}")
-        obs = outcome.observation
-        check = dg.AssetCheckResult(
-            check_name=CHECK_NAME,
-            passed=obs.status == Status.OK,
-            severity=check_severity(obs.status, rule.severity),
-            description=obs.summary,
-            metadata={"status": str(obs.status), "alert_state": str(decision.record.state)},
-        )
-        return dg.MaterializeResult(metadata=outcome_metadata(rule, outcome),
-                                    check_results=[check])
+        for rule, outcome in zip(current, outcomes, strict=True):
+            check = [_check(rule, outcome)] if check_key(rule.name) in checks else []
+            if asset_key(rule.name) in assets:
+                yield dg.MaterializeResult(asset_key=asset_key(rule.name),
+                                           metadata=outcome_metadata(rule, outcome),
+                                           check_results=check)
+            else:
+                yield from check
+        if missing:  # the others are materialized above; this run still fails, and says why
+            raise dg.Failure(f"unknown sql_metric rule(s) {', '.join(missing)}; reload the "
+                             "code location after editing rule names in the rules file")
 
-    return _sql_metric
+    return _batch
+
+
+def _log(context: dg.AssetExecutionContext, outcomes: list[RuleOutcome]) -> None:
+    """A line per decision that changed something (a run log line is a database write:
+    a batch of 1,000 quiet rules logs one summary line, not 1,000)."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[str(outcome.observation.status)] = counts.get(
+            str(outcome.observation.status), 0) + 1
+        decision = outcome.result.decision
+        if decision.events or decision.notifications:
+            context.log.info(decision.describe())
+            for event in decision.events:
+                context.log.info(f"timeline: {event.kind}: {event.reason}")
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    context.log.info(f"{len(outcomes)} rule(s) evaluated: {summary or 'none'}")
+
+
+def build_batch_schedule(batch: Batch, job: Any
+                         ) -> dg.ScheduleDefinition:
+    """Every rule of the batch, one run per tick; no run while the last one is going."""
+
+    @dg.schedule(name=batch.schedule_name, cron_schedule=batch.cron,
+                 execution_timezone=batch.timezone, job=job,
+                 default_status=dg.DefaultScheduleStatus.RUNNING,
+                 description=f"Evaluates the {len(batch.rules)} sql_metric rule(s) of "
+                             f"{batch.name} in one run: {', '.join(batch.rules)[:300]}")
+    def _tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        return unless_running(context, batch.name, dg.RunRequest())
+
+    return _tick
 
 
 def build_definitions(rules: RulesFile) -> dg.Definitions:
-    """One asset and one running schedule (the rule's cron, explicit timezone) per rule."""
-    assets, schedules = [], []
-    for rule in rules.rules_of(SqlMetricRule):
-        assets.append(build_sql_metric_asset(rule.name, rule.description))
-        schedules.append(dg.ScheduleDefinition(
-            name=f"{rule.name}_schedule",
-            cron_schedule=rules.schedule_for(rule),
-            execution_timezone=rules.timezone_for(rule),
-            target=dg.AssetSelection.assets(asset_key(rule.name)),
-            default_status=dg.DefaultScheduleStatus.RUNNING,
-            description=f"Evaluates sql_metric rule {rule.name}",
-        ))
-    return dg.Definitions(assets=assets, schedules=schedules)
+    """A multi-asset, a job and a running schedule (explicit timezone) per batch."""
+    descriptions = {rule.name: rule.description for rule in rules.rules_of(SqlMetricRule)}
+    assets, jobs, schedules = [], [], []
+    for batch in batches_of(rules):
+        assets.append(build_batch_asset(batch, descriptions))
+        job = dg.define_asset_job(
+            batch.job_name, selection=dg.AssetSelection.assets(*map(asset_key, batch.rules)),
+            tags=batch_tags(batch.name),
+            description=f"Evaluate the sql_metric rules of {batch.name} in one run.")
+        jobs.append(job)
+        schedules.append(build_batch_schedule(batch, job))
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)
