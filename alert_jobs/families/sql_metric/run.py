@@ -21,7 +21,7 @@ from alert_jobs.families.sql_metric.check import bounds_of, judge
 from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.families.sql_metric.source import query_number
 from alert_jobs.runtime.bounded import Task, run_bounded
-from alert_jobs.runtime.evaluate import RuleOutcome, process_batch, vanished
+from alert_jobs.runtime.evaluate import BATCH_CHUNK, RuleOutcome, process_batch, vanished
 from alert_jobs.store import Timeline, utcnow
 
 #: Seconds past a rule's ``query_timeout`` before the batch stops waiting for its query:
@@ -59,6 +59,7 @@ def _late(rule: SqlMetricRule, limit: float) -> Observation:
 def evaluate_batch(
     rules: RulesFile, batch: Sequence[SqlMetricRule], timeline: Timeline, *,
     now: datetime | None = None, run_id: str | None = None, concurrency: int | None = None,
+    chunk: int = BATCH_CHUNK,
 ) -> list[RuleOutcome]:
     """Evaluate ``batch`` once and persist the decisions (delivery is the caller's).
 
@@ -81,7 +82,7 @@ def evaluate_batch(
     outcomes = process_batch(
         rules, timeline, [(rule, obs, "") for rule, obs in zip(batch, observations,
                                                                 strict=True)] + stale,
-        now=now, run_id=run_id)
+        now=now, run_id=run_id, chunk=chunk)
     return outcomes[:len(batch)]
 
 
