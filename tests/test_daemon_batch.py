@@ -1,0 +1,42 @@
+"""Under a real ``dagster-daemon``: 200 sql_metric rules on ``* * * * *`` are one batch,
+evaluated once per minute each, by runs that never overlap.
+
+The daemon runs until three scheduled runs of the batch have finished (about three and
+a half minutes: code-location start-up, the wait for the first full minute, three
+ticks). The harness is shared with ``benchmarks/daemon_bench.py``, which reports the CPU
+the machine spent per minute on the same setup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.daemon_bench import BATCH, DaemonSetup, report, run_daemon
+
+pytestmark = pytest.mark.timeout(480)
+
+RULES = 200
+TICKS = 3
+
+
+def test_200_rules_every_minute_one_run_per_minute_never_overlapping(tmp_path: Path) -> None:
+    setup = DaemonSetup(tmp_path, rules=RULES)
+    setup.prepare()
+    result = run_daemon(setup, ticks=TICKS, min_seconds=180, timeout=360)
+    figures = report(setup, result)
+    print(f"daemon: {figures}")  # shown with -s
+
+    done = result.finished()
+    assert len(done) >= TICKS, (
+        f"only {len(done)} scheduled run(s) of {BATCH} finished in {result.seconds:.0f} s "
+        f"(wanted {TICKS}); runs: {[(r.run_id, r.status) for r in result.runs]}; skips: "
+        f"{result.skips[-3:]}; daemon log:\n{result.log_tail}")
+    assert result.seconds >= 180  # the daemon ran for at least three minutes
+    problems = result.problems([f"queue_{i:04d}" for i in range(RULES)], TICKS)
+    assert not problems, "\n".join(problems)
+    # Positive controls: each tick was one run of all 200 rules, and the check above
+    # compared real spans (every finished run has a start and an end).
+    assert all(r.start and r.end and r.end > r.start for r in done)
+    assert len(result.evaluations) >= RULES * TICKS
