@@ -42,7 +42,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = "sql_metric_every_minute"
-SCHEDULED_TAG = "dagster/scheduled_execution_time"
+# The tick a scheduled run was launched for (set by the scheduler on every scheduled run);
+# "dagster/schedule_name" says which schedule.
+SCHEDULED_TAG = ".dagster/scheduled_execution_time"
+SCHEDULE_NAME_TAG = "dagster/schedule_name"
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "daemon.json"
 
 
@@ -235,7 +238,7 @@ def run_daemon(setup: DaemonSetup, *, ticks: int = 3, min_seconds: float = 180.0
                         dg.RunsFilter(tags={"alert_jobs/batch": BATCH}))
                     done = [r for r in records
                             if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS
-                            and SCHEDULED_TAG in r.dagster_run.tags]
+                            and SCHEDULE_NAME_TAG in r.dagster_run.tags]
                     if first_start is None and records:
                         first_start = time.monotonic()
                     if first_start is not None:
@@ -297,7 +300,12 @@ def _read_back(setup: DaemonSetup, samples: list[tuple[float, float]], cpu_total
         for record in instance.get_run_records(dg.RunsFilter(tags={"alert_jobs/batch": BATCH})):
             run = record.dagster_run
             scheduled = run.tags.get(SCHEDULED_TAG)
-            minute = datetime.fromisoformat(scheduled).astimezone(UTC) if scheduled else None
+            minute = None
+            if scheduled:
+                minute = datetime.fromisoformat(scheduled).astimezone(UTC)
+            elif SCHEDULE_NAME_TAG in run.tags:  # the tick's minute: when the run was created
+                minute = record.create_timestamp.astimezone(UTC).replace(second=0,
+                                                                          microsecond=0)
             runs.append(BatchRun(run.run_id, run.status.value, minute,
                                  record.create_timestamp.timestamp(), record.start_time,
                                  record.end_time))
