@@ -29,13 +29,16 @@ def test_200_rules_every_minute_one_run_per_minute_never_overlapping(tmp_path: P
     print(f"daemon: {figures}")  # shown with -s
 
     done = result.finished()
-    assert len(done) >= TICKS, (
-        f"only {len(done)} scheduled run(s) of {BATCH} finished in {result.seconds:.0f} s "
-        f"(wanted {TICKS}); runs: {[(r.run_id, r.status) for r in result.runs]}; skips: "
-        f"{result.skips[-3:]}; daemon log:\n{result.log_tail}")
-    assert result.seconds >= 180  # the daemon ran for at least three minutes
     problems = result.problems([f"queue_{i:04d}" for i in range(RULES)], TICKS)
-    assert not problems, "\n".join(problems)
+    took = [f"{r.minute:%H:%M}: {(r.start or 0) - (r.created):.0f} s queued + "
+            f"{(r.end or 0) - (r.start or 0):.0f} s" for r in done if r.minute]
+    assert len(done) >= TICKS and not problems, (
+        f"{len(done)} scheduled run(s) of {BATCH} finished in {result.seconds:.0f} s "
+        f"(wanted {TICKS}, one a minute): " + "; ".join(problems) + f"\nruns: {took} — a "
+        "run that ends after the next tick makes that tick skip (no overlap), so that minute "
+        "has no evaluation; on an overloaded machine the runs are slower than a minute.\n"
+        f"daemon log tail:\n{result.log_tail[-1500:]}")
+    assert result.seconds >= 180  # the daemon ran for at least three minutes
     # Positive controls: each tick was one run of all 200 rules, and the check above
     # compared real spans (every finished run has a start and an end).
     assert all(r.start and r.end and r.end > r.start for r in done)
