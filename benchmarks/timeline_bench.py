@@ -589,3 +589,7 @@ def main() -> int:
     write_results(report)
     print(f"\nwrote {RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
