@@ -49,9 +49,8 @@ _ACTIVE = [str(AlertState.PENDING), str(AlertState.FIRING), str(AlertState.RECOV
 _a = schema.alerts
 _SELECT_ALERTS = (sa.select(_a).where(_a.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
                   .order_by(_a.c.fingerprint))
-_LOCK_ALERTS = _SELECT_ALERTS.with_for_update()
 _SELECT_ALERT = sa.select(_a).where(_a.c.fingerprint == sa.bindparam("fp"))
-_LOCK_ALERT = _SELECT_ALERT.with_for_update()
+_INSERT_ALERT = _a.insert()
 _UPDATE_ALERT = _a.update().where(_a.c.fingerprint == sa.bindparam("b_fp"))
 _INSERT_EVALUATION = schema.evaluations.insert()
 
@@ -78,6 +77,24 @@ def record_values(record: AlertRecord, now: datetime) -> dict[str, Any]:
 #: Never change for a fingerprint (it is a hash of them): not rewritten, so an UPDATE
 #: leaves the primary-key and rule indexes alone.
 _IDENTITY = ("fingerprint", "rule", "labels")
+
+
+_PG_LOCK_OR_CREATE: list[Any] = []
+
+
+def _pg_lock_or_create() -> Any:
+    """``INSERT … ON CONFLICT (fingerprint) DO UPDATE`` (a no-op that locks the row)
+    ``RETURNING`` the row and whether it was created (``xmax = 0``: a new row version
+    written by an insert, not by the conflict's update)."""
+    if not _PG_LOCK_OR_CREATE:
+        from sqlalchemy.dialects.postgresql import insert
+
+        stmt = insert(_a)
+        _PG_LOCK_OR_CREATE.append(
+            stmt.on_conflict_do_update(index_elements=[_a.c.fingerprint],
+                                       set_={"fingerprint": stmt.excluded.fingerprint})
+            .returning(*_a.c, sa.literal_column("(xmax = 0)").label("created")))
+    return _PG_LOCK_OR_CREATE[0]
 
 
 def _changed_values(record: AlertRecord, now: datetime, fp: str) -> dict[str, Any]:
@@ -145,7 +162,6 @@ class AlertStore:
 
     def __init__(self, db: Database):
         self.db = db
-        self._insert_stmt: Any = None
 
     # ----- evaluation -------------------------------------------------------------
 
@@ -205,20 +221,20 @@ class AlertStore:
                         lambda d, o, m: self._intents(d, o, m, router, run_id, links))
                 return plan
 
-            # Existing rows are read (and locked) first; the engine decides; new alerts
-            # are then inserted with their decided values (no INSERT-then-UPDATE).
-            found = self._select_alerts(conn, set(fps))
-            plan = decide(found)
-            new = sorted(set(fps) - set(found))
-            if new:
-                created = set(conn.execute(self._insert_alerts(), [
-                    record_values(plan.current[fp], now) for fp in new]).scalars())
-                lost = [fp for fp in new if fp not in created]
-                if lost:  # another transaction created them first: decide again on its rows
-                    found.update(self._select_alerts(conn, set(lost)))
-                    plan = decide(found)
+            if self.db.lock_rows():
+                # PostgreSQL: every row locked (or created) by one statement, in
+                # fingerprint order, so writers that share alerts never deadlock.
+                plan = decide(self._lock_or_create(conn, items, fps, now))
+                created: set[str] = set()
             else:
-                created = set()
+                # SQLite: BEGIN IMMEDIATE holds the database; new alerts are inserted
+                # with their decided values (no INSERT-then-UPDATE).
+                found = self._select_alerts(conn, set(fps))
+                plan = decide(found)
+                created = set(fps) - set(found)
+                if created:
+                    conn.execute(_INSERT_ALERT, [record_values(plan.current[fp], now)
+                                                 for fp in sorted(created)])
             episodes.on_decisions(conn, plan.decided, now)
             updates = [_changed_values(plan.current[fp], now, fp)
                        for fp in sorted(plan.current) if fp not in created]
@@ -264,26 +280,33 @@ class AlertStore:
         return [{**(r.labels or {}), "alertname": r.rule, "severity": r.severity} for r in rows]
 
     def _select_alerts(self, conn: Connection, fps: set[str]) -> dict[str, AlertRecord | None]:
-        """The existing rows of ``fps``, locked in fingerprint order (PostgreSQL).
-
-        One ``SELECT … ORDER BY fingerprint FOR UPDATE`` for the batch (SQLite's
-        ``BEGIN IMMEDIATE`` already holds the database). Missing rows are inserted
-        after it, in fingerprint order too, and group rows are locked after both, so
-        two writers that share alerts or groups never deadlock; an insert that loses a
-        race waits for the winner's commit and then locks its row instead.
-        """
-        lock = self.db.lock_rows()
+        """The existing rows of ``fps`` (SQLite: the transaction holds the database)."""
         if len(fps) == 1:  # no expanding IN: it costs a re-render per call
-            rows = conn.execute(_LOCK_ALERT if lock else _SELECT_ALERT, {"fp": next(iter(fps))})
+            rows = conn.execute(_SELECT_ALERT, {"fp": next(iter(fps))})
         else:
-            rows = conn.execute(_LOCK_ALERTS if lock else _SELECT_ALERTS, {"fps": sorted(fps)})
+            rows = conn.execute(_SELECT_ALERTS, {"fps": sorted(fps)})
         return {r.fingerprint: record_from_row(r) for r in rows}
 
-    def _insert_alerts(self) -> Any:
-        if self._insert_stmt is None:
-            self._insert_stmt = (self.db.insert_ignore(schema.alerts, ["fingerprint"])
-                                 .returning(schema.alerts.c.fingerprint))
-        return self._insert_stmt
+    def _lock_or_create(
+        self, conn: Connection,
+        items: Sequence[tuple[Observation, RulePolicy, dict[str, Any] | None]],
+        fps: Sequence[str], now: datetime,
+    ) -> dict[str, AlertRecord | None]:
+        """Lock every alert row of the batch, creating the missing ones, with one
+        ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` in fingerprint order: each row is
+        inserted or locked in that order, so two writers that share alerts can never
+        deadlock (a SELECT … FOR UPDATE then an INSERT of the missing rows would lock
+        in two rounds, and a row committed between them breaks the order). Returns
+        each fingerprint's prior record, None for the rows this statement created.
+        """
+        fresh: dict[str, dict[str, Any]] = {}
+        for (obs, policy, _), fp in zip(items, fps, strict=True):
+            if fp not in fresh:
+                values = record_values(AlertRecord.new(obs.rule, obs.labels), now)
+                values["severity"] = str(policy.severity)
+                fresh[fp] = values
+        rows = conn.execute(_pg_lock_or_create(), [fresh[fp] for fp in sorted(fresh)])
+        return {r.fingerprint: None if r.created else record_from_row(r) for r in rows}
 
     # ----- reads ------------------------------------------------------------------
 
@@ -307,6 +330,15 @@ class AlertStore:
         query = sa.select(t).where(t.c.rule == rule).order_by(t.c.id.desc()).limit(limit)
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def run_evaluations(self, run_id: str, limit: int = 1000) -> builtins.list[dict[str, Any]]:
+        """The newest ``limit`` evaluations a run made, oldest first: also those that
+        changed nothing, which leave no event (indexed by run_id, migration 0008)."""
+        t = schema.evaluations
+        query = sa.select(t).where(t.c.run_id == run_id).order_by(t.c.id.desc()).limit(limit)
+        with self.db.read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        return rows[::-1]
 
     def known_rules(self) -> set[str]:
         with self.db.read() as conn:

@@ -60,36 +60,39 @@ _INSERT_QUEUE = schema.notify_queue.insert()
 _SELECT_GROUPS = (sa.select(_g).where(sa.tuple_(_g.c.receiver, _g.c.group_key)
                                       .in_(sa.bindparam("keys", expanding=True)))
                   .order_by(_g.c.receiver, _g.c.group_key))
-_LOCK_GROUPS = _SELECT_GROUPS.with_for_update()
 _UPDATE_GROUP = (_g.update().where(_g.c.receiver == sa.bindparam("b_receiver"),
                                    _g.c.group_key == sa.bindparam("b_group_key"))
                  .values(next_flush_at=sa.bindparam("next_flush_at"),
                          group_interval_seconds=sa.bindparam("group_interval_seconds")))
 
 
-_INSERT_GROUPS: dict[str, Any] = {}
+_INSERT_GROUPS = _g.insert()
+_PG_LOCK_OR_CREATE: list[Any] = []
 
 
-def _insert_groups(conn: Connection) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` the keys that were inserted."""
-    name = conn.dialect.name
-    if name not in _INSERT_GROUPS:
-        from sqlalchemy.dialects import postgresql, sqlite
+def _pg_lock_or_create() -> Any:
+    """``INSERT … ON CONFLICT DO UPDATE`` (a no-op that locks the row) ``RETURNING`` the
+    group and whether it was created: every group row is inserted or locked by one
+    statement, in key order, so writers never deadlock on groups."""
+    if not _PG_LOCK_OR_CREATE:
+        from sqlalchemy.dialects.postgresql import insert
 
-        dialect: Any = postgresql if name == "postgresql" else sqlite
-        _INSERT_GROUPS[name] = (
-            dialect.insert(_g).on_conflict_do_nothing(index_elements=["receiver", "group_key"])
-            .returning(_g.c.receiver, _g.c.group_key))
-    return _INSERT_GROUPS[name]
+        stmt = insert(_g)
+        _PG_LOCK_OR_CREATE.append(
+            stmt.on_conflict_do_update(index_elements=[_g.c.receiver, _g.c.group_key],
+                                       set_={"receiver": stmt.excluded.receiver})
+            .returning(*_g.c, sa.literal_column("(xmax = 0)").label("created")))
+    return _PG_LOCK_OR_CREATE[0]
 
 
 def queue_many(conn: Connection, intents: Sequence[Intent], *, now: datetime,
                lock: bool) -> list[Any]:
     """Queue intents (in order) and arm their groups' timers: a few statements for all.
 
-    One INSERT of every queue row; one read of every group involved (locked in key
-    order, after the alert rows, so writers never deadlock); one INSERT of the groups
-    that are new and one UPDATE of the groups whose timer changed. The timer rules are
+    One INSERT of every queue row; one statement that reads every group involved
+    (on PostgreSQL it locks or creates them, in key order, after the alert rows, so
+    writers never deadlock); an INSERT of the new groups (SQLite) and one UPDATE of the
+    groups whose timer changed. The timer rules are
     applied in memory, intent by intent, exactly as if each were queued on its own.
 
     Returns the groups (as locked and updated here) that are due now, so the caller
@@ -103,19 +106,22 @@ def queue_many(conn: Connection, intents: Sequence[Intent], *, now: datetime,
         "fingerprint": i.fingerprint, "rule": i.rule, "kind": i.kind, "reason": i.reason,
         "payload": i.payload, "run_id": i.run_id} for key, i in keyed])
     keys = sorted({key for key, _ in keyed})
-    select = _LOCK_GROUPS if lock else _SELECT_GROUPS
-    rows = {(r.receiver, r.group_key): dict(r._mapping)
-            for r in conn.execute(select, {"keys": keys})}
-    new, changed = _arm(rows, keyed, now)
-    if new:
-        inserted = {tuple(r) for r in conn.execute(_insert_groups(conn),
-                                                   [rows[k] for k in new])}
-        lost = [k for k in new if k not in inserted]
-        if lost:  # another writer created them first: arm its rows instead (locked)
-            for r in conn.execute(select, {"keys": lost}):
-                rows[(r.receiver, r.group_key)] = dict(r._mapping)
-            _, more = _arm(rows, [(k, i) for k, i in keyed if k in set(lost)], now)
-            changed |= more
+    if lock:  # PostgreSQL: lock or create every group row in key order, one statement
+        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        for key, i in keyed:
+            fresh.setdefault(key, _fresh(key, i, now))
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in conn.execute(_pg_lock_or_create(), [fresh[k] for k in keys]):
+            if not r.created:  # created rows are armed from scratch below, like new ones
+                rows[(r.receiver, r.group_key)] = {c.name: r._mapping[c.name] for c in _g.c}
+        new, changed = _arm(rows, keyed, now)
+        changed |= {k for k in new if rows[k] != fresh[k]}  # created, then re-armed
+    else:  # SQLite: the transaction holds the database
+        rows = {(r.receiver, r.group_key): dict(r._mapping)
+                for r in conn.execute(_SELECT_GROUPS, {"keys": keys})}
+        new, changed = _arm(rows, keyed, now)
+        if new:
+            conn.execute(_INSERT_GROUPS, [rows[k] for k in new])
     if changed:
         conn.execute(_UPDATE_GROUP, [{
             "b_receiver": k[0], "b_group_key": k[1], "next_flush_at": rows[k]["next_flush_at"],
@@ -124,6 +130,16 @@ def queue_many(conn: Connection, intents: Sequence[Intent], *, now: datetime,
     touched = {key for key, _ in keyed}
     return [SimpleNamespace(**rows[k]) for k in sorted(touched)
             if rows[k]["next_flush_at"] is not None and rows[k]["next_flush_at"] <= now]
+
+
+def _fresh(key: tuple[str, str], i: Intent, now: datetime) -> dict[str, Any]:
+    """A new group's row: its timer runs ``group_wait`` from its first intent."""
+    target = i.target
+    return {"receiver": key[0], "group_key": key[1], "route_id": target.route_id,
+            "group_labels": target.group_labels(i.labels),
+            "group_interval_seconds": target.group_interval.total_seconds(),
+            "first_at": now, "last_flush_at": None, "next_flush_at": now + target.group_wait,
+            "flush_seq": 0, "firing": []}
 
 
 def _arm(rows: dict[tuple[str, str], dict[str, Any]],
@@ -136,12 +152,7 @@ def _arm(rows: dict[tuple[str, str], dict[str, Any]],
         row = rows.get(key)
         target = i.target
         if row is None:
-            rows[key] = {
-                "receiver": key[0], "group_key": key[1], "route_id": target.route_id,
-                "group_labels": target.group_labels(i.labels),
-                "group_interval_seconds": target.group_interval.total_seconds(),
-                "first_at": now, "last_flush_at": None,
-                "next_flush_at": now + target.group_wait, "flush_seq": 0, "firing": []}
+            rows[key] = _fresh(key, i, now)
             new.append(key)
         elif i.reason in URGENT_REASONS:
             row["next_flush_at"] = now
