@@ -32,7 +32,7 @@ from alert_jobs.core.model import (
 )
 from alert_jobs.core.routing import Router
 from alert_jobs.store import episodes, grouping, schema
-from alert_jobs.store.context import read_context
+from alert_jobs.store.context import read_context, read_one
 from alert_jobs.store.db import Database, TimelineError, utcnow
 from alert_jobs.store.events import event_row, write_events
 from alert_jobs.store.outbox import flush_groups
@@ -205,8 +205,15 @@ class AlertStore:
         # Decide in one global order (fingerprint), the order the rows are locked in.
         fps = [obs.fingerprint for obs, _, _ in items]  # a hash of the labels: once each
         order = sorted(range(len(items)), key=lambda i: fps[i])
+        rules = {obs.rule for obs, _, _ in items}
+        one = len(set(fps)) == 1 and not self.db.lock_rows()
         with self.db.tx() as conn:
-            silences, disabled = read_context(conn, now, {obs.rule for obs, _, _ in items})
+            if one:  # SQLite, one alert: its row and the context in one statement
+                row, silences, disabled = read_one(conn, now, fps[0], items[0][0].rule)
+                found: dict[str, AlertRecord | None] = (
+                    {fps[0]: record_from_row(row)} if row is not None else {})
+            else:
+                silences, disabled = read_context(conn, now, rules)
             firing = self._firing_labels(conn) if router.inhibit_rules else []
 
             def decide(priors: dict[str, AlertRecord | None]) -> _Plan:
@@ -229,7 +236,8 @@ class AlertStore:
             else:
                 # SQLite: BEGIN IMMEDIATE holds the database; new alerts are inserted
                 # with their decided values (no INSERT-then-UPDATE).
-                found = self._select_alerts(conn, set(fps))
+                if not one:
+                    found = self._select_alerts(conn, set(fps))
                 plan = decide(found)
                 created = set(fps) - set(found)
                 if created:
