@@ -1,13 +1,18 @@
 """``alert_alerts`` and ``alert_evaluations``: the engine's decisions, persisted.
 
-One evaluation is one transaction that locks the alert's row, so two runs evaluating
-the same alert at once (a schedule and a manual trigger, or 16 processes) produce one
-notification: the second sees the first's result. On SQLite the lock is
-``BEGIN IMMEDIATE`` (one writer at a time); on PostgreSQL it is ``SELECT … FOR UPDATE``
-on the alert row. The outbox's unique ``(receiver, dedup_key)`` is the second line of
-defence. Notifications are queued into their route's groups in the same transaction
+One call is one short transaction with a few statements, however many observations it
+carries: the context (silences, disabled rules) is read once, every alert row is locked
+(or created) by one statement in fingerprint order, and the writes go out as one
+executemany per table (alerts, events, evaluations, episodes, queue rows, groups).
+Two runs evaluating the same alert at once (a schedule and a manual trigger, or 16
+processes) produce one notification: the second waits for the first's lock and sees
+its result. On SQLite the lock is ``BEGIN IMMEDIATE`` (one writer at a time); on
+PostgreSQL it is the row lock taken by ``INSERT … ON CONFLICT DO UPDATE``; rows are
+always locked alerts first, then groups, each in key order, so writers never deadlock.
+The outbox's unique ``(receiver, dedup_key)`` is the second line of defence.
+Notifications are queued into their route's groups in the same transaction
 (:mod:`alert_jobs.store.grouping`), and episodes are kept with them
-(:mod:`alert_jobs.store.episodes`).
+(:mod:`alert_jobs.store.episodes`). Statements per decision: benchmarks/timeline_bench.py.
 """
 
 from __future__ import annotations
@@ -190,9 +195,10 @@ class AlertStore:
         transaction: one commit instead of one per alert, same locks, same results.
 
         Notifications are queued into their route's groups; with ``flush`` the groups
-        that are due are flushed into the outbox at the end of the same transaction.
-        Pass ``flush=False`` to process many batches first and flush once
-        (:meth:`alert_jobs.store.outbox.OutboxStore.flush_due`).
+        this call queued into that are due now are flushed into the outbox at the end
+        of the same transaction (groups due by time alone are flushed by delivery,
+        :meth:`alert_jobs.store.outbox.OutboxStore.flush_due`). Pass ``flush=False`` to
+        process many batches first and flush once.
 
         ``links`` mints the ``actions`` of each queued message from the decided record,
         inside this transaction, so signed links name the episode the message is sent
