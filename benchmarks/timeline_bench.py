@@ -302,6 +302,23 @@ def _time_process(timeline: Timeline, work: list[tuple[Observation, datetime]],
     stats.seconds += time.perf_counter() - start
 
 
+def _count_statements(timeline: Timeline, work: list[tuple[Observation, datetime]],
+                      policy: RulePolicy) -> float:
+    """Statements per decision over the workload (untimed: a listener costs time)."""
+    _reset(timeline)
+    count = [0]
+
+    def seen(*_: Any) -> None:
+        count[0] += 1
+
+    sa.event.listen(timeline.engine, "before_cursor_execute", seen)
+    try:
+        _time_process(timeline, work, policy, _RunStats())
+    finally:
+        sa.event.remove(timeline.engine, "before_cursor_execute", seen)
+    return count[0] / len(work)
+
+
 def _maxrss_mib() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
@@ -351,6 +368,8 @@ def bench_timeline(url: str, backend: str) -> Comparison:
                     first.events, first.outbox_rows, first.states):
                 raise BenchmarkError(f"{backend}: runs decided differently: {runs}")
 
+        statements = _count_statements(timeline, work, policy)
+
         _reset(timeline)  # one more run, untimed, under tracemalloc
         tracemalloc.start()
         try:
@@ -382,6 +401,9 @@ def bench_timeline(url: str, backend: str) -> Comparison:
             "tracemalloc_evaluations": TRACEMALLOC_EVALUATIONS,
         },
         "server": server,
+        # SQL statements sent per decision (SQLite's count includes its BEGIN IMMEDIATE;
+        # COMMIT is not a statement here), from one more untimed run
+        "statements_per_decision": statements,
     }
     return Comparison(f"timeline.alerts.process [{backend}]", backend, TIMELINE_EVALUATIONS,
                       [r.seconds for r in runs], "bare write transaction", len(scratch_rows),
@@ -503,7 +525,8 @@ def format_table(results: list[Comparison], skipped: dict[str, str]) -> str:
             f"tracemalloc peak {mem['tracemalloc_peak_mib']:.2f} MiB "
             f"(over {mem['tracemalloc_evaluations']} evaluations); per run "
             f"{wl['alert_evaluations']} alert evaluations, {wl['events_per_run']} events, "
-            f"{wl['outbox_rows_per_run']} outbox rows"
+            f"{wl['outbox_rows_per_run']} outbox rows; "
+            f"{c.extra['statements_per_decision']:.2f} SQL statements per decision"
         )
     for backend, why in skipped.items():
         out.append(f"{backend}: skipped ({why})")
@@ -589,3 +612,7 @@ def main() -> int:
     write_results(report)
     print(f"\nwrote {RESULTS_FILE} ({report['elapsed_s']:.0f} s)")
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

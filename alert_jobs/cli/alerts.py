@@ -121,19 +121,38 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown rule {args.rule!r}")
     events = timeline.events.list(rule=args.rule, since=since, kinds=args.kind or (),
                                   run_id=args.run_id, limit=args.limit)
+    # A run's evaluations, also those that changed nothing and so left no event.
+    evaluations = _run_evaluations(timeline, args, since) if args.run_id else None
     if args.json:
-        print(json.dumps(events, indent=2, default=str))
+        out: Any = events if evaluations is None else {"events": events,
+                                                       "evaluations": evaluations}
+        print(json.dumps(out, indent=2, default=str))
         return EXIT_OK
     if not events:
         print("no events")
-        return EXIT_OK
     for e in events:
         fp = (e["fingerprint"] or "")[:8]
         run = f" run={e['run_id'][:8]}" if e["run_id"] else ""
         who = f" by {e['actor']}" if e["actor"] != "system" else ""
         print(f"{e['at']:%Y-%m-%d %H:%M:%S}  {e['kind']:<19} {e['rule'] or '-':<20} {fp:<8}"
               f"{run}{who}  {e['reason']}")
+    if evaluations is not None:
+        print()
+        print(f"evaluations in run {args.run_id}: {len(evaluations)}")
+        for ev in evaluations:
+            value = "-" if ev["value"] is None else f"{ev['value']:g}"
+            print(f"{ev['at']:%Y-%m-%d %H:%M:%S}  {ev['rule']:<20} {ev['fingerprint'][:8]:<8} "
+                  f"{ev['status']:<6} → {ev['state_after']:<10} value={value:<10} "
+                  f"{ev['summary']}")
     return EXIT_OK
+
+
+def _run_evaluations(timeline: Timeline, args: argparse.Namespace,
+                     since: datetime | None) -> list[dict[str, Any]]:
+    """The run's evaluations, narrowed by the same ``--rule``/``--since`` as its events."""
+    rows = timeline.alerts.run_evaluations(args.run_id, limit=args.limit)
+    return [r for r in rows if (not args.rule or r["rule"] == args.rule)
+            and (since is None or r["at"] >= since)]
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
@@ -241,12 +260,15 @@ def register(commands: Commands) -> None:
     sp.add_argument("--all", action="store_true", help="include inactive and resolved alerts")
     sp.add_argument("--json", action="store_true")
 
-    sp = commands.add("timeline", cmd_timeline, "events, oldest first")
+    sp = commands.add("timeline", cmd_timeline, "events, oldest first (with --run-id: also "
+                      "every evaluation the run made)")
     sp.add_argument("--rule")
     sp.add_argument("--since", help="duration ago (1h, 2d) or ISO time")
     sp.add_argument("--kind", action="append",
                     help="event kind (repeatable): firing, resolved, …")
-    sp.add_argument("--run-id", help="only events of this Dagster run")
+    sp.add_argument("--run-id", help="only events of this Dagster run, then every evaluation "
+                    "it made, also those that changed nothing (--json: an object with "
+                    "'events' and 'evaluations')")
     sp.add_argument("--limit", type=int, default=200)
     sp.add_argument("--json", action="store_true")
 

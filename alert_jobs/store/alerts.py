@@ -1,20 +1,25 @@
 """``alert_alerts`` and ``alert_evaluations``: the engine's decisions, persisted.
 
-One evaluation is one transaction that locks the alert's row, so two runs evaluating
-the same alert at once (a schedule and a manual trigger, or 16 processes) produce one
-notification: the second sees the first's result. On SQLite the lock is
-``BEGIN IMMEDIATE`` (one writer at a time); on PostgreSQL it is ``SELECT … FOR UPDATE``
-on the alert row. The outbox's unique ``(receiver, dedup_key)`` is the second line of
-defence. Notifications are queued into their route's groups in the same transaction
+One call is one short transaction with a few statements, however many observations it
+carries: the context (silences, disabled rules) is read once, every alert row is locked
+(or created) by one statement in fingerprint order, and the writes go out as one
+executemany per table (alerts, events, evaluations, episodes, queue rows, groups).
+Two runs evaluating the same alert at once (a schedule and a manual trigger, or 16
+processes) produce one notification: the second waits for the first's lock and sees
+its result. On SQLite the lock is ``BEGIN IMMEDIATE`` (one writer at a time); on
+PostgreSQL it is the row lock taken by ``INSERT … ON CONFLICT DO UPDATE``; rows are
+always locked alerts first, then groups, each in key order, so writers never deadlock.
+The outbox's unique ``(receiver, dedup_key)`` is the second line of defence.
+Notifications are queued into their route's groups in the same transaction
 (:mod:`alert_jobs.store.grouping`), and episodes are kept with them
-(:mod:`alert_jobs.store.episodes`).
+(:mod:`alert_jobs.store.episodes`). Statements per decision: benchmarks/timeline_bench.py.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -27,17 +32,15 @@ from alert_jobs.core.model import (
     AlertState,
     Observation,
     Severity,
-    Silence,
     Status,
     alert_labels,
 )
 from alert_jobs.core.routing import Router
 from alert_jobs.store import episodes, grouping, schema
+from alert_jobs.store.context import read_context, read_one
 from alert_jobs.store.db import Database, TimelineError, utcnow
-from alert_jobs.store.events import write_event
+from alert_jobs.store.events import event_row, write_events
 from alert_jobs.store.outbox import flush_groups
-from alert_jobs.store.rule_settings import rule_disabled
-from alert_jobs.store.silences import active_silences
 
 #: Mints a notification's action links for the decided record (its episode is known only
 #: then): see ``links`` in :meth:`AlertStore.process_many`.
@@ -45,6 +48,16 @@ LinkMinter = Callable[[AlertRecord], Mapping[str, object]]
 
 _RECORD_FIELDS = [f.name for f in fields(AlertRecord)]
 _ACTIVE = [str(AlertState.PENDING), str(AlertState.FIRING), str(AlertState.RECOVERING)]
+
+# Statements built once: building one per call (``.values(**row)``) cost more CPU than
+# running it (benchmarks/timeline_bench.py).
+_a = schema.alerts
+_SELECT_ALERTS = (sa.select(_a).where(_a.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
+                  .order_by(_a.c.fingerprint))
+_SELECT_ALERT = sa.select(_a).where(_a.c.fingerprint == sa.bindparam("fp"))
+_INSERT_ALERT = _a.insert()
+_UPDATE_ALERT = _a.update().where(_a.c.fingerprint == sa.bindparam("b_fp"))
+_INSERT_EVALUATION = schema.evaluations.insert()
 
 
 def record_from_row(row: Any) -> AlertRecord:
@@ -66,6 +79,37 @@ def record_values(record: AlertRecord, now: datetime) -> dict[str, Any]:
     return values
 
 
+#: Never change for a fingerprint (it is a hash of them): not rewritten, so an UPDATE
+#: leaves the primary-key and rule indexes alone.
+_IDENTITY = ("fingerprint", "rule", "labels")
+
+
+_PG_LOCK_OR_CREATE: list[Any] = []
+
+
+def _pg_lock_or_create() -> Any:
+    """``INSERT … ON CONFLICT (fingerprint) DO UPDATE`` (a no-op that locks the row)
+    ``RETURNING`` the row and whether it was created (``xmax = 0``: a new row version
+    written by an insert, not by the conflict's update)."""
+    if not _PG_LOCK_OR_CREATE:
+        from sqlalchemy.dialects.postgresql import insert
+
+        stmt = insert(_a)
+        _PG_LOCK_OR_CREATE.append(
+            stmt.on_conflict_do_update(index_elements=[_a.c.fingerprint],
+                                       set_={"fingerprint": stmt.excluded.fingerprint})
+            .returning(*_a.c, sa.literal_column("(xmax = 0)").label("created")))
+    return _PG_LOCK_OR_CREATE[0]
+
+
+def _changed_values(record: AlertRecord, now: datetime, fp: str) -> dict[str, Any]:
+    values = record_values(record, now)
+    for name in _IDENTITY:
+        del values[name]
+    values["b_fp"] = fp
+    return values
+
+
 def episode_times(record: AlertRecord) -> dict[str, str | None]:
     """``starts_at``/``ends_at`` of the alert's episode, for messages (ISO 8601)."""
     def iso(when: datetime | None) -> str | None:
@@ -73,6 +117,41 @@ def episode_times(record: AlertRecord) -> dict[str, str | None]:
 
     ends = record.resolved_at if record.state == AlertState.RESOLVED else None
     return {"starts_at": iso(record.fired_at), "ends_at": iso(ends)}
+
+
+@dataclass
+class _Plan:
+    """Everything one transaction's decisions will write, gathered before writing."""
+
+    priors: dict[str, AlertRecord | None]  # the locked rows (missing: new alert)
+    current: dict[str, AlertRecord] = field(default_factory=dict)  # latest decided record
+    decisions: dict[int, Decision] = field(default_factory=dict)  # by item index
+    decided: builtins.list[tuple[Decision, AlertRecord | None]] = field(default_factory=list)
+    events: builtins.list[dict[str, Any]] = field(default_factory=list)
+    evaluations: builtins.list[dict[str, Any]] = field(default_factory=list)
+    intents: builtins.list[grouping.Intent] = field(default_factory=list)
+
+    def prior(self, fp: str) -> AlertRecord | None:
+        """What the engine decides ``fp`` from: this batch's last decision, else the row."""
+        return self.current.get(fp) or self.priors.get(fp)
+
+    def add(self, index: int, fp: str, obs: Observation, message: dict[str, Any] | None,
+            decision: Decision, now: datetime, run_id: str | None,
+            intents: Callable[[Decision, Observation, dict[str, Any] | None],
+                              builtins.list[grouping.Intent]]) -> None:
+        self.decided.append((decision, self.prior(fp)))
+        self.current[fp] = decision.record
+        self.decisions[index] = decision
+        self.events.extend(event_row(now, ev.kind, ev.reason, fingerprint=fp, rule=obs.rule,
+                                     run_id=run_id, payload=ev.payload)
+                           for ev in decision.events)
+        self.evaluations.append({
+            "at": now, "rule": obs.rule, "fingerprint": fp, "status": str(obs.status),
+            "value": obs.value, "expected": obs.expected, "summary": obs.summary,
+            "state_after": str(decision.record.state), "run_id": run_id,
+            "details": obs.details})
+        if decision.notifications:
+            self.intents.extend(intents(decision, obs, message))
 
 
 @dataclass(frozen=True)
@@ -116,9 +195,10 @@ class AlertStore:
         transaction: one commit instead of one per alert, same locks, same results.
 
         Notifications are queued into their route's groups; with ``flush`` the groups
-        that are due are flushed into the outbox at the end of the same transaction.
-        Pass ``flush=False`` to process many batches first and flush once
-        (:meth:`alert_jobs.store.outbox.OutboxStore.flush_due`).
+        this call queued into that are due now are flushed into the outbox at the end
+        of the same transaction (groups due by time alone are flushed by delivery,
+        :meth:`alert_jobs.store.outbox.OutboxStore.flush_due`). Pass ``flush=False`` to
+        process many batches first and flush once.
 
         ``links`` mints the ``actions`` of each queued message from the decided record,
         inside this transaction, so signed links name the episode the message is sent
@@ -126,24 +206,86 @@ class AlertStore:
         """
         now = now or utcnow()
         router = router or Router()
-        # Lock alert rows in one global order (fingerprint), so two transactions that
-        # touch overlapping alerts can never deadlock on PostgreSQL.
-        order = sorted(range(len(items)), key=lambda i: items[i][0].fingerprint)
-        decisions: builtins.list[Decision | None] = [None] * len(items)
+        if not items:
+            return []
+        # Decide in one global order (fingerprint), the order the rows are locked in.
+        fps = [obs.fingerprint for obs, _, _ in items]  # a hash of the labels: once each
+        order = sorted(range(len(items)), key=lambda i: fps[i])
+        rules = {obs.rule for obs, _, _ in items}
+        one = len(set(fps)) == 1 and not self.db.lock_rows()
         with self.db.tx() as conn:
-            silences = active_silences(conn, now)
+            if one:  # SQLite, one alert: its row and the context in one statement
+                row, silences, disabled = read_one(conn, now, fps[0], items[0][0].rule)
+                found: dict[str, AlertRecord | None] = (
+                    {fps[0]: record_from_row(row)} if row is not None else {})
+            else:
+                silences, disabled = read_context(conn, now, rules)
             firing = self._firing_labels(conn) if router.inhibit_rules else []
-            for i in order:
-                obs, policy, message = items[i]
-                decisions[i] = self._process_one(conn, obs, policy, now, run_id, message,
-                                                 silences, router, firing, links)
-            flushed = flush_groups(self.db, conn, now, router) if flush else []
+
+            def decide(priors: dict[str, AlertRecord | None]) -> _Plan:
+                plan = _Plan(priors)
+                for i in order:
+                    obs, policy, message = items[i]
+                    labels = alert_labels(obs, obs.severity or policy.severity)
+                    inhibited = router.inhibited_by(labels, firing) if firing else None
+                    plan.add(i, fps[i], obs, message, evaluate(
+                        obs, plan.prior(fps[i]), policy, now, silences,
+                        obs.rule in disabled, inhibited), now, run_id,
+                        lambda d, o, m: self._intents(d, o, m, router, run_id, links))
+                return plan
+
+            if self.db.lock_rows():
+                # PostgreSQL: every row locked (or created) by one statement, in
+                # fingerprint order, so writers that share alerts never deadlock.
+                plan = decide(self._lock_or_create(conn, items, fps, now))
+                created: set[str] = set()
+            else:
+                # SQLite: BEGIN IMMEDIATE holds the database; new alerts are inserted
+                # with their decided values (no INSERT-then-UPDATE).
+                if not one:
+                    found = self._select_alerts(conn, set(fps))
+                plan = decide(found)
+                created = set(fps) - set(found)
+                if created:
+                    conn.execute(_INSERT_ALERT, [record_values(plan.current[fp], now)
+                                                 for fp in sorted(created)])
+            episodes.on_decisions(conn, plan.decided, now)
+            updates = [_changed_values(plan.current[fp], now, fp)
+                       for fp in sorted(plan.current) if fp not in created]
+            if updates:
+                conn.execute(_UPDATE_ALERT, updates)
+            write_events(conn, plan.events)
+            conn.execute(_INSERT_EVALUATION, plan.evaluations)
+            due = grouping.queue_many(conn, plan.intents, now=now, lock=self.db.lock_rows())
+            # The groups this call queued into that are due now (already locked) are
+            # flushed here; groups due by time alone are flushed by delivery
+            # (OutboxStore.flush_due), so a decision that queued nothing looks for none.
+            flushed = flush_groups(self.db, conn, now, router, due) if flush and due else []
         carried: dict[str, builtins.list[int]] = {}
         for outbox_id, fingerprints in flushed:
             for fp in fingerprints:
                 carried.setdefault(fp, []).append(outbox_id)
-        return [ProcessResult(d, carried.get(d.record.fingerprint, []))
-                for d in decisions if d is not None]
+        return [ProcessResult(plan.decisions[i], carried.get(fps[i], []))
+                for i in range(len(items))]
+
+    def _intents(self, decision: Decision, obs: Observation, message: dict[str, Any] | None,
+                 router: Router, run_id: str | None, links: LinkMinter | None,
+                 ) -> builtins.list[grouping.Intent]:
+        """The decision's notifications, one intent per route target; action links are
+        minted here, inside the transaction, for the episode just decided."""
+        record = decision.record
+        labels = alert_labels(record, record.severity)
+        actions = dict(links(record)) if links else None
+        out: builtins.list[grouping.Intent] = []
+        for n in decision.notifications:
+            body = {**(message or {}), **({"actions": actions} if actions is not None else {}),
+                    "rule": obs.rule, "fingerprint": record.fingerprint,
+                    "severity": str(record.severity), "labels": labels,
+                    **episode_times(record)}
+            out.extend(grouping.Intent(target, labels, record.fingerprint, obs.rule, n.kind,
+                                       n.reason, body, run_id)
+                       for target in router.targets(labels, n.receivers))
+        return out
 
     def _firing_labels(self, conn: Connection) -> builtins.list[dict[str, str]]:
         t = schema.alerts
@@ -151,59 +293,34 @@ class AlertStore:
                             .where(t.c.state == str(AlertState.FIRING))).all()
         return [{**(r.labels or {}), "alertname": r.rule, "severity": r.severity} for r in rows]
 
-    def _process_one(
-        self, conn: Connection, obs: Observation, policy: RulePolicy, now: datetime,
-        run_id: str | None, message: dict[str, Any] | None, silences: builtins.list[Silence],
-        router: Router, firing: builtins.list[dict[str, str]], links: LinkMinter | None = None,
-    ) -> Decision:
-        fp = obs.fingerprint
-        prior = self._lock_alert(conn, obs, policy, now)
-        disabled = rule_disabled(conn, obs.rule)
-        labels = alert_labels(obs, obs.severity or policy.severity)
-        inhibited = router.inhibited_by(labels, firing) if firing else None
-        decision = evaluate(obs, prior, policy, now, silences, disabled, inhibited)
-        episodes.on_decision(conn, decision, prior, now)
-        conn.execute(
-            schema.alerts.update()
-            .where(schema.alerts.c.fingerprint == fp)
-            .values(**record_values(decision.record, now))
-        )
-        for ev in decision.events:
-            write_event(conn, now, ev.kind, ev.reason, fingerprint=fp, rule=obs.rule,
-                        run_id=run_id, payload=ev.payload)
-        conn.execute(schema.evaluations.insert().values(
-            at=now, rule=obs.rule, fingerprint=fp, status=str(obs.status), value=obs.value,
-            expected=obs.expected, summary=obs.summary, state_after=str(decision.record.state),
-            run_id=run_id, details=obs.details,
-        ))
-        labels = alert_labels(decision.record, decision.record.severity)
-        actions = dict(links(decision.record)) if links and decision.notifications else None
-        for n in decision.notifications:
-            body = {**(message or {}), **({"actions": actions} if actions is not None else {}),
-                    "rule": obs.rule, "fingerprint": fp,
-                    "severity": str(decision.record.severity), "labels": labels,
-                    **episode_times(decision.record)}
-            for target in router.targets(labels, n.receivers):
-                grouping.queue(conn, now=now, target=target, labels=labels, fingerprint=fp,
-                               rule=obs.rule, kind=n.kind, reason=n.reason, payload=body,
-                               run_id=run_id, lock=self.db.lock_rows())
-        return decision
+    def _select_alerts(self, conn: Connection, fps: set[str]) -> dict[str, AlertRecord | None]:
+        """The existing rows of ``fps`` (SQLite: the transaction holds the database)."""
+        if len(fps) == 1:  # no expanding IN: it costs a re-render per call
+            rows = conn.execute(_SELECT_ALERT, {"fp": next(iter(fps))})
+        else:
+            rows = conn.execute(_SELECT_ALERTS, {"fps": sorted(fps)})
+        return {r.fingerprint: record_from_row(r) for r in rows}
 
-    def _lock_alert(
-        self, conn: Connection, obs: Observation, policy: RulePolicy, now: datetime
-    ) -> AlertRecord | None:
-        """Create the alert row if missing, then lock it for this transaction."""
-        fp = obs.fingerprint
-        fresh = record_values(AlertRecord.new(obs.rule, obs.labels), now)
-        fresh["severity"] = str(policy.severity)
-        insert = (self.db.insert_ignore(schema.alerts, ["fingerprint"]).values(**fresh)
-                  .returning(schema.alerts.c.fingerprint))
-        created = conn.execute(insert).first() is not None
-        query = sa.select(schema.alerts).where(schema.alerts.c.fingerprint == fp)
-        if self.db.lock_rows():
-            query = query.with_for_update()
-        row = conn.execute(query).one()
-        return None if created else record_from_row(row)
+    def _lock_or_create(
+        self, conn: Connection,
+        items: Sequence[tuple[Observation, RulePolicy, dict[str, Any] | None]],
+        fps: Sequence[str], now: datetime,
+    ) -> dict[str, AlertRecord | None]:
+        """Lock every alert row of the batch, creating the missing ones, with one
+        ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` in fingerprint order: each row is
+        inserted or locked in that order, so two writers that share alerts can never
+        deadlock (a SELECT … FOR UPDATE then an INSERT of the missing rows would lock
+        in two rounds, and a row committed between them breaks the order). Returns
+        each fingerprint's prior record, None for the rows this statement created.
+        """
+        fresh: dict[str, dict[str, Any]] = {}
+        for (obs, policy, _), fp in zip(items, fps, strict=True):
+            if fp not in fresh:
+                values = record_values(AlertRecord.new(obs.rule, obs.labels), now)
+                values["severity"] = str(policy.severity)
+                fresh[fp] = values
+        rows = conn.execute(_pg_lock_or_create(), [fresh[fp] for fp in sorted(fresh)])
+        return {r.fingerprint: None if r.created else record_from_row(r) for r in rows}
 
     # ----- reads ------------------------------------------------------------------
 
@@ -227,6 +344,15 @@ class AlertStore:
         query = sa.select(t).where(t.c.rule == rule).order_by(t.c.id.desc()).limit(limit)
         with self.db.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def run_evaluations(self, run_id: str, limit: int = 1000) -> builtins.list[dict[str, Any]]:
+        """The newest ``limit`` evaluations a run made, oldest first: also those that
+        changed nothing, which leave no event (indexed by run_id, migration 0008)."""
+        t = schema.evaluations
+        query = sa.select(t).where(t.c.run_id == run_id).order_by(t.c.id.desc()).limit(limit)
+        with self.db.read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        return rows[::-1]
 
     def known_rules(self) -> set[str]:
         with self.db.read() as conn:

@@ -27,7 +27,7 @@ and ``resolve_seconds`` exactly when ``resolved_at`` is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,54 +55,109 @@ def utc_day(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def _raise_severity(severity: str) -> Any:
-    """The new value of ``severity``: the highest seen in the episode."""
-    rank = Severity(severity).rank
-    lower = [str(s) for s in Severity if s.rank < rank]
-    return sa.case((t.c.severity.in_(lower), severity), else_=t.c.severity)
+_RANK = sa.case({str(s): s.rank for s in Severity}, value=t.c.severity, else_=-1)
+_KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
+_NOW = sa.bindparam("now", type_=schema.UTCDateTime())
+_SELECT = (sa.select(t.c.fingerprint, t.c.episode, t.c.resolved_at)
+           .where(sa.tuple_(t.c.fingerprint, t.c.episode).in_(_KEYS)))
+_DELETE = sa.delete(t).where(sa.tuple_(t.c.fingerprint, t.c.episode).in_(_KEYS))
+_INSERT = t.insert()
+_BY_KEY = sa.and_(t.c.fingerprint == sa.bindparam("b_fp"), t.c.episode == sa.bindparam("b_ep"))
+_RAISED = sa.case((sa.bindparam("rank", type_=sa.Integer()) > _RANK,
+                    sa.bindparam("severity", type_=sa.String())), else_=t.c.severity)
+_RESOLVE = t.update().where(_BY_KEY).values(
+    resolved_at=_NOW, resolve_seconds=sa.bindparam("seconds", type_=sa.Float()),
+    updated_at=_NOW)
+_NOTIFIED = t.update().where(_BY_KEY).values(
+    notifications=t.c.notifications + sa.bindparam("count", type_=sa.Integer()),
+    pages=t.c.pages + sa.bindparam("pages", type_=sa.Integer()),
+    first_notified_at=sa.func.coalesce(t.c.first_notified_at, _NOW),
+    severity=_RAISED, updated_at=_NOW)
+_RAISE = t.update().where(_BY_KEY).values(severity=_RAISED)
 
 
 def on_decision(conn: Connection, decision: Any, prior: AlertRecord | None,
                 now: datetime) -> None:
     """Mirror one engine decision (firing, resolve, notifications, severity rise)."""
-    record: AlertRecord = decision.record
-    if record.episode <= 0:
-        return
-    fp, episode = record.fingerprint, record.episode
-    for ev in decision.events:
-        if ev.kind == "firing" and not ev.payload.get("relapse"):
-            _start(conn, record, now)
-        elif ev.kind == "resolved":
-            conn.execute(t.update().where(_key(fp, episode)).values(
-                resolved_at=now, resolve_seconds=_seconds(now, record.fired_at), updated_at=now))
-    firing = [n for n in decision.notifications if n.kind == "firing"]
-    if firing:
-        notified(conn, fp, episode, str(record.severity), now, count=len(firing))
-    elif (record.state.is_active and prior is not None and prior.severity != record.severity
-          and record.severity != Severity.INFO):
-        conn.execute(t.update().where(_key(fp, episode))
-                     .values(severity=_raise_severity(str(record.severity))))
+    on_decisions(conn, [(decision, prior)], now)
 
 
-def _start(conn: Connection, record: AlertRecord, now: datetime) -> None:
-    previous = conn.execute(sa.select(t.c.resolved_at).where(
-        _key(record.fingerprint, record.episode - 1))).scalar()
-    flap = previous is not None and now - previous <= FLAP_WINDOW
-    conn.execute(sa.delete(t).where(_key(record.fingerprint, record.episode)))
-    conn.execute(t.insert().values(
-        fingerprint=record.fingerprint, episode=record.episode, rule=record.rule,
-        severity=str(record.severity), day=utc_day(now), fired_at=now,
-        notifications=0, pages=0, flap=flap, updated_at=now))
+def on_decisions(conn: Connection, decided: Sequence[tuple[Any, AlertRecord | None]],
+                 now: datetime) -> None:
+    """Mirror engine decisions (in order) with a few statements for all of them, and
+    none for the decisions that change no episode (most of them).
+
+    An episode that starts with its first notification is inserted with it (no
+    UPDATE after the INSERT); the previous episodes' resolve times (for ``flap``) are
+    read with one SELECT.
+    """
+    starts: dict[tuple[str, int], dict[str, Any]] = {}
+    notified_rows: list[dict[str, Any]] = []
+    raises: list[dict[str, Any]] = []
+    resolves: list[dict[str, Any]] = []
+    resolved_here: dict[tuple[str, int], datetime] = {}
+    for decision, prior in decided:
+        record: AlertRecord = decision.record
+        if record.episode <= 0:
+            continue
+        key = (record.fingerprint, record.episode)
+        by_key = {"b_fp": key[0], "b_ep": key[1], "now": now}
+        for ev in decision.events:
+            if ev.kind == "firing" and not ev.payload.get("relapse"):
+                starts[key] = {
+                    "fingerprint": key[0], "episode": key[1], "rule": record.rule,
+                    "severity": str(record.severity), "day": utc_day(now), "fired_at": now,
+                    "first_notified_at": None, "notifications": 0, "pages": 0, "flap": False,
+                    "updated_at": now}
+            elif ev.kind == "resolved":
+                resolves.append({**by_key, "seconds": _seconds(now, record.fired_at)})
+                resolved_here[key] = now
+        firing = sum(n.kind == "firing" for n in decision.notifications)
+        severity = str(record.severity)
+        if firing:
+            pages = firing if severity == str(Severity.CRITICAL) else 0
+            start = starts.get(key)
+            if start is not None:  # inserted below with its notifications: no UPDATE
+                start.update(notifications=start["notifications"] + firing,
+                             pages=start["pages"] + pages,
+                             first_notified_at=start["first_notified_at"] or now,
+                             severity=max(start["severity"], severity,
+                                          key=lambda s: Severity(s).rank))
+            else:
+                notified_rows.append({**by_key, "count": firing, "pages": pages,
+                                      "severity": severity, "rank": record.severity.rank})
+        elif (record.state.is_active and prior is not None and prior.severity != record.severity
+              and record.severity != Severity.INFO):
+            raises.append({**by_key, "severity": severity, "rank": record.severity.rank})
+    if starts:
+        _start(conn, starts, resolved_here, now)
+    for statement, rows in ((_NOTIFIED, notified_rows), (_RAISE, raises),
+                            (_RESOLVE, resolves)):
+        if rows:
+            conn.execute(statement, rows)
+
+
+def _start(conn: Connection, starts: dict[tuple[str, int], dict[str, Any]],
+           resolved_here: dict[tuple[str, int], datetime], now: datetime) -> None:
+    previous = {(fp, episode - 1) for fp, episode in starts}
+    known = {(r.fingerprint, r.episode): r.resolved_at for r in conn.execute(
+        _SELECT, {"keys": sorted(previous | set(starts))})}
+    for (fp, episode), row in starts.items():
+        resolved = resolved_here.get((fp, episode - 1)) or known.get((fp, episode - 1))
+        row["flap"] = resolved is not None and now - resolved <= FLAP_WINDOW
+    stale = sorted(k for k in starts if k in known)
+    if stale:  # a row left from an old episode numbering: the new episode replaces it
+        conn.execute(_DELETE, {"keys": stale})
+    conn.execute(_INSERT, list(starts.values()))
 
 
 def notified(conn: Connection, fingerprint: str, episode: int, severity: str, now: datetime,
              *, count: int = 1) -> None:
     """Count ``count`` firing notifications (pages when critical) for the episode."""
     page = count if severity == str(Severity.CRITICAL) else 0
-    conn.execute(t.update().where(_key(fingerprint, episode)).values(
-        notifications=t.c.notifications + count, pages=t.c.pages + page,
-        first_notified_at=sa.func.coalesce(t.c.first_notified_at, now),
-        severity=_raise_severity(severity), updated_at=now))
+    conn.execute(_NOTIFIED, {"b_fp": fingerprint, "b_ep": episode, "now": now, "count": count,
+                             "pages": page, "severity": severity,
+                             "rank": Severity(severity).rank})
 
 
 def on_action(conn: Connection, record: AlertRecord, kind: str, actor: str,

@@ -18,16 +18,33 @@ from sqlalchemy.engine import Connection
 from alert_jobs.store import schema
 from alert_jobs.store.db import Database, utcnow
 
+_INSERT = schema.events.insert()
+
+
+def event_row(now: datetime, kind: str, reason: str, *, fingerprint: str | None = None,
+              rule: str | None = None, actor: str = "system", source: str = "engine",
+              run_id: str | None = None, payload: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """One ``alert_events`` row, for :func:`write_events`."""
+    return {"at": now, "fingerprint": fingerprint, "rule": rule, "kind": kind,
+            "reason": reason, "actor": actor, "source": source, "run_id": run_id,
+            "payload": payload or {}}
+
+
+def write_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append rows made by :func:`event_row`: one statement (an executemany) for all."""
+    if rows:
+        conn.execute(_INSERT, list(rows))
+
 
 def write_event(
     conn: Connection, now: datetime, kind: str, reason: str, *,
     fingerprint: str | None = None, rule: str | None = None, actor: str = "system",
     source: str = "engine", run_id: str | None = None, payload: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(schema.events.insert().values(
-        at=now, fingerprint=fingerprint, rule=rule, kind=kind, reason=reason, actor=actor,
-        source=source, run_id=run_id, payload=payload or {},
-    ))
+    conn.execute(_INSERT, event_row(now, kind, reason, fingerprint=fingerprint, rule=rule,
+                                    actor=actor, source=source, run_id=run_id,
+                                    payload=payload))
 
 
 class EventStore:

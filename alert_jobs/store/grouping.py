@@ -13,8 +13,10 @@ the decision that caused it, and a flush is atomic with the outbox row it writes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,33 +33,137 @@ EnqueueOutbox = Callable[[Connection, datetime, str, str | None, str, str, dict[
                          int | None]
 
 
+@dataclass(frozen=True)
+class Intent:
+    """One alert's notification intent for one route target (a row of the queue)."""
+
+    target: RouteTarget
+    labels: dict[str, str]
+    fingerprint: str
+    rule: str
+    kind: str
+    reason: str
+    payload: dict[str, Any]
+    run_id: str | None
+
+
 def queue(conn: Connection, *, now: datetime, target: RouteTarget, labels: dict[str, str],
           fingerprint: str, rule: str, kind: str, reason: str, payload: dict[str, Any],
           run_id: str | None, lock: bool) -> None:
     """Queue one alert's intent for ``target``'s group and arm the group's timer."""
-    group_key = target.group_key(labels)
-    conn.execute(schema.notify_queue.insert().values(
-        created_at=now, receiver=target.receiver, group_key=group_key, fingerprint=fingerprint,
-        rule=rule, kind=kind, reason=reason, payload=payload, run_id=run_id))
-    g = schema.groups
-    key = (g.c.receiver == target.receiver) & (g.c.group_key == group_key)
-    query = sa.select(g).where(key)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        conn.execute(g.insert().values(
-            receiver=target.receiver, group_key=group_key, route_id=target.route_id,
-            group_labels=target.group_labels(labels),
-            group_interval_seconds=target.group_interval.total_seconds(), first_at=now,
-            last_flush_at=None, next_flush_at=now + target.group_wait, flush_seq=0, firing=[]))
-    elif reason in URGENT_REASONS:
-        conn.execute(g.update().where(key).values(next_flush_at=now))
-    elif row.next_flush_at is None:
-        earliest = (row.last_flush_at + target.group_interval if row.last_flush_at else now)
-        conn.execute(g.update().where(key).values(
-            next_flush_at=max(now, earliest),
-            group_interval_seconds=target.group_interval.total_seconds()))
+    queue_many(conn, [Intent(target, labels, fingerprint, rule, kind, reason, payload, run_id)],
+               now=now, lock=lock)
+
+
+_g = schema.groups
+_INSERT_QUEUE = schema.notify_queue.insert()
+_SELECT_GROUPS = (sa.select(_g).where(sa.tuple_(_g.c.receiver, _g.c.group_key)
+                                      .in_(sa.bindparam("keys", expanding=True)))
+                  .order_by(_g.c.receiver, _g.c.group_key))
+_UPDATE_GROUP = (_g.update().where(_g.c.receiver == sa.bindparam("b_receiver"),
+                                   _g.c.group_key == sa.bindparam("b_group_key"))
+                 .values(next_flush_at=sa.bindparam("next_flush_at"),
+                         group_interval_seconds=sa.bindparam("group_interval_seconds")))
+
+
+_INSERT_GROUPS = _g.insert()
+_PG_LOCK_OR_CREATE: list[Any] = []
+
+
+def _pg_lock_or_create() -> Any:
+    """``INSERT … ON CONFLICT DO UPDATE`` (a no-op that locks the row) ``RETURNING`` the
+    group and whether it was created: every group row is inserted or locked by one
+    statement, in key order, so writers never deadlock on groups."""
+    if not _PG_LOCK_OR_CREATE:
+        from sqlalchemy.dialects.postgresql import insert
+
+        stmt = insert(_g)
+        _PG_LOCK_OR_CREATE.append(
+            stmt.on_conflict_do_update(index_elements=[_g.c.receiver, _g.c.group_key],
+                                       set_={"receiver": stmt.excluded.receiver})
+            .returning(*_g.c, sa.literal_column("(xmax = 0)").label("created")))
+    return _PG_LOCK_OR_CREATE[0]
+
+
+def queue_many(conn: Connection, intents: Sequence[Intent], *, now: datetime,
+               lock: bool) -> list[Any]:
+    """Queue intents (in order) and arm their groups' timers: a few statements for all.
+
+    One INSERT of every queue row; one statement that reads every group involved
+    (on PostgreSQL it locks or creates them, in key order, after the alert rows, so
+    writers never deadlock); an INSERT of the new groups (SQLite) and one UPDATE of the
+    groups whose timer changed. The timer rules are
+    applied in memory, intent by intent, exactly as if each were queued on its own.
+
+    Returns the groups (as locked and updated here) that are due now, so the caller
+    can flush them without looking for due groups again.
+    """
+    if not intents:
+        return []
+    keyed = [((i.target.receiver, i.target.group_key(i.labels)), i) for i in intents]
+    conn.execute(_INSERT_QUEUE, [{
+        "created_at": now, "receiver": key[0], "group_key": key[1],
+        "fingerprint": i.fingerprint, "rule": i.rule, "kind": i.kind, "reason": i.reason,
+        "payload": i.payload, "run_id": i.run_id} for key, i in keyed])
+    keys = sorted({key for key, _ in keyed})
+    if lock:  # PostgreSQL: lock or create every group row in key order, one statement
+        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        for key, i in keyed:
+            fresh.setdefault(key, _fresh(key, i, now))
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in conn.execute(_pg_lock_or_create(), [fresh[k] for k in keys]):
+            if not r.created:  # created rows are armed from scratch below, like new ones
+                rows[(r.receiver, r.group_key)] = {c.name: r._mapping[c.name] for c in _g.c}
+        new, changed = _arm(rows, keyed, now)
+        changed |= {k for k in new if rows[k] != fresh[k]}  # created, then re-armed
+    else:  # SQLite: the transaction holds the database
+        rows = {(r.receiver, r.group_key): dict(r._mapping)
+                for r in conn.execute(_SELECT_GROUPS, {"keys": keys})}
+        new, changed = _arm(rows, keyed, now)
+        if new:
+            conn.execute(_INSERT_GROUPS, [rows[k] for k in new])
+    if changed:
+        conn.execute(_UPDATE_GROUP, [{
+            "b_receiver": k[0], "b_group_key": k[1], "next_flush_at": rows[k]["next_flush_at"],
+            "group_interval_seconds": rows[k]["group_interval_seconds"]}
+            for k in sorted(changed)])
+    touched = {key for key, _ in keyed}
+    return [SimpleNamespace(**rows[k]) for k in sorted(touched)
+            if rows[k]["next_flush_at"] is not None and rows[k]["next_flush_at"] <= now]
+
+
+def _fresh(key: tuple[str, str], i: Intent, now: datetime) -> dict[str, Any]:
+    """A new group's row: its timer runs ``group_wait`` from its first intent."""
+    target = i.target
+    return {"receiver": key[0], "group_key": key[1], "route_id": target.route_id,
+            "group_labels": target.group_labels(i.labels),
+            "group_interval_seconds": target.group_interval.total_seconds(),
+            "first_at": now, "last_flush_at": None, "next_flush_at": now + target.group_wait,
+            "flush_seq": 0, "firing": []}
+
+
+def _arm(rows: dict[tuple[str, str], dict[str, Any]],
+         keyed: Sequence[tuple[tuple[str, str], Intent]], now: datetime
+         ) -> tuple[list[tuple[str, str]], set[tuple[str, str]]]:
+    """Apply the timer rules to ``rows`` in place: (keys to insert, keys to update)."""
+    new: list[tuple[str, str]] = []
+    changed: set[tuple[str, str]] = set()
+    for key, i in keyed:
+        row = rows.get(key)
+        target = i.target
+        if row is None:
+            rows[key] = _fresh(key, i, now)
+            new.append(key)
+        elif i.reason in URGENT_REASONS:
+            row["next_flush_at"] = now
+            changed.add(key)
+        elif row["next_flush_at"] is None:
+            last = row["last_flush_at"]
+            earliest = last + target.group_interval if last else now
+            row["next_flush_at"] = max(now, earliest)
+            row["group_interval_seconds"] = target.group_interval.total_seconds()
+            changed.add(key)
+    return new, changed - set(new)
 
 
 def waiting(conn: Connection, now: datetime) -> tuple[int, datetime | None]:

@@ -66,9 +66,12 @@ def enqueue(db: Database, conn: Connection, now: datetime, receiver: str, fp: st
     return None if new_id is None else int(new_id)
 
 
-def flush_groups(db: Database, conn: Connection, now: datetime, router: Router
+def flush_groups(db: Database, conn: Connection, now: datetime, router: Router,
+                 groups: Sequence[Any] | None = None
                  ) -> builtins.list[tuple[int, builtins.list[str]]]:
-    """Turn every due notification group into one outbox row (inside ``conn``)."""
+    """Turn every due notification group into one outbox row (inside ``conn``), or just
+    ``groups``: due rows this transaction has locked already (see
+    :func:`alert_jobs.store.grouping.queue_many`)."""
 
     def enqueue_group(conn: Connection, now: datetime, receiver: str, rule: str | None,
                       kind: str, dedup_key: str, payload: dict[str, Any]) -> int | None:
@@ -76,7 +79,9 @@ def flush_groups(db: Database, conn: Connection, now: datetime, router: Router
                        payload.get("run_id"))
 
     out: builtins.list[tuple[int, builtins.list[str]]] = []
-    for group in grouping.due_groups(conn, now, limit=1000, skip_locked=db.lock_rows()):
+    if groups is None:
+        groups = grouping.due_groups(conn, now, limit=1000, skip_locked=db.lock_rows())
+    for group in groups:
         outbox_id, fps = grouping.flush(
             conn, group, now=now, max_alerts=router.defaults.max_alerts,
             dagster_url=router.defaults.external_url, enqueue=enqueue_group)

@@ -110,6 +110,8 @@ evaluations = sa.Table(
     sa.Column("run_id", sa.String(64)),
     sa.Column("details", sa.JSON, nullable=False),
     sa.Index("ix_alert_evaluations_rule_at", "rule", "at"),
+    # `alert-jobs timeline --run-id R` lists a run's evaluations (migration 0008)
+    sa.Index("ix_alert_evaluations_run_id", "run_id"),
 )
 
 silences = sa.Table(

@@ -27,10 +27,13 @@ def silence_from_row(row: Any) -> Silence:
     return Silence(row.id, matchers, row.starts_at, row.ends_at, row.created_by, row.comment)
 
 
+_NOW = sa.bindparam("now", type_=schema.UTCDateTime())
+_ACTIVE = sa.select(schema.silences).where(schema.silences.c.starts_at <= _NOW,
+                                           schema.silences.c.ends_at > _NOW)
+
+
 def active_silences(conn: Connection, now: datetime) -> builtins.list[Silence]:
-    t = schema.silences
-    rows = conn.execute(sa.select(t).where(t.c.starts_at <= now, t.c.ends_at > now))
-    return [silence_from_row(r) for r in rows]
+    return [silence_from_row(r) for r in conn.execute(_ACTIVE, {"now": now})]
 
 
 class SilenceStore:

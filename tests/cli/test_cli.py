@@ -394,6 +394,40 @@ def test_timeline_filters_by_rule_kind_and_since(env):
     assert [e["reason"] for e in data] == ["old firing", "fresh firing"]
 
 
+def test_timeline_run_id_lists_every_evaluation_of_the_run(env):
+    """A run that changed nothing left no event, yet its evaluations are listed."""
+    policy = RulePolicy(rule="dead_letters", receivers=("console",))
+
+    def observe(status: Status, queue: str, summary: str, run_id: str) -> None:
+        env.timeline.alerts.process(
+            Observation("dead_letters", status, {"team": "payments", "queue": queue},
+                        0.0 if status == Status.OK else 3.0, summary=summary), policy,
+            run_id=run_id)
+
+    observe(Status.OK, "q1", "0 dead letters in q1", "run-quiet")
+    observe(Status.OK, "q2", "0 dead letters in q2", "run-quiet")
+    observe(Status.ALERT, "q3", "3 dead letters in q3", "run-loud")  # positive control
+
+    quiet = env.run("timeline", "--run-id", "run-quiet")
+    assert quiet.rc == 0, quiet.err
+    lines = quiet.out.splitlines()
+    assert lines[0] == "no events"
+    assert "evaluations in run run-quiet: 2" in lines
+    rows = [line for line in lines if "dead letters in" in line]
+    assert len(rows) == 2 and all("ok" in r and "inactive" in r for r in rows), quiet.out
+    assert "q3" not in quiet.out
+
+    loud = env.run("timeline", "--run-id", "run-loud").out
+    assert "firing" in loud.splitlines()[0] and "no events" not in loud
+    assert "evaluations in run run-loud: 1" in loud
+    assert "alert  → firing" in loud and "value=3" in loud
+
+    data = json.loads(env.run("timeline", "--run-id", "run-quiet", "--json").out)
+    assert data["events"] == []
+    assert [(e["status"], e["state_after"], e["run_id"]) for e in data["evaluations"]] == [
+        ("ok", "inactive", "run-quiet")] * 2
+
+
 def test_timeline_unknown_rule(env):
     env.fire()
     r = env.run("timeline", "--rule", "nope")

@@ -90,6 +90,12 @@ _PING_COLUMNS = ("status", "last_ping", "last_signal", "last_exit_code", "last_s
 # A ping's row update, run once per batch with one parameter set per row (executemany).
 _UPDATE_PING = sa.update(heartbeats).where(heartbeats.c.slug == sa.bindparam("b_slug")).values(
     {c: sa.bindparam(c) for c in _PING_COLUMNS})
+_READ_STAMPS = sa.select(heartbeats.c.slug, heartbeats.c.updated_at).where(
+    heartbeats.c.slug.in_(sa.bindparam("slugs", expanding=True))).order_by(heartbeats.c.slug)
+_LOCK_STAMPS = _READ_STAMPS.with_for_update()
+_SAVE_EVALUATION = sa.update(heartbeats).where(
+    heartbeats.c.slug == sa.bindparam("b_slug"),
+    heartbeats.c.updated_at == sa.bindparam("b_updated_at", type_=schema.UTCDateTime()))
 # While a problem is open the row is looked at again this often (time alone would never
 # bring it back): the engine re-sends after repeat_interval, and tells of an alert whose
 # silence or disabled rule ended, only when it observes the alert again.
@@ -339,23 +345,38 @@ class HeartbeatStore:
     def save_evaluations(self, items: Sequence[tuple[HeartbeatRow, Evaluation]],
                          now: datetime) -> list[str]:
         """Store what the engine was told, in one transaction; returns the slugs skipped
-        because a ping changed them meanwhile (they are marked due again at once)."""
+        because a ping changed them meanwhile (they are marked due again at once).
+
+        One read of the rows' ``updated_at`` (locked, in slug order, as pings lock
+        them) tells which rows a ping changed; then one UPDATE (an executemany) for the
+        rest and one for the changed ones: a tick where 100 checks go down costs three
+        statements here, not a hundred.
+        """
         t = heartbeats
-        stale: list[str] = []
         if not items:
-            return stale
+            return []
         with self.timeline.tx() as conn:
+            query = _LOCK_STAMPS if self.timeline.lock_rows() else _READ_STAMPS
+            stamps = dict(conn.execute(query, {"slugs": sorted({r.state.slug for r, _ in items})})
+                          .tuples().all())
+            saves: list[dict[str, Any]] = []
+            stale: list[str] = []
             for row, ev in items:
+                slug = row.state.slug
+                if stamps.get(slug) != row.updated_at:  # changed meanwhile (or deleted)
+                    stale.append(slug)
+                    continue
                 stored = HeartbeatStatus.DOWN if ev.status == HeartbeatStatus.DOWN else \
                     row.state.status
-                result = conn.execute(sa.update(t).where(
-                    t.c.slug == row.state.slug, t.c.updated_at == row.updated_at).values(
-                    status=str(stored), open_problems=",".join(sorted(ev.open_problems)),
-                    alert_after=_next_look(ev, now), updated_at=max(now, row.updated_at)))
-                if not result.rowcount:  # changed meanwhile: make sure it is looked at again
-                    stale.append(row.state.slug)
-                    conn.execute(sa.update(t).where(t.c.slug == row.state.slug)
-                                 .values(alert_after=now))
+                saves.append({"b_slug": slug, "b_updated_at": row.updated_at,
+                              "status": str(stored),
+                              "open_problems": ",".join(sorted(ev.open_problems)),
+                              "alert_after": _next_look(ev, now),
+                              "updated_at": max(now, row.updated_at)})
+            if saves:
+                conn.execute(_SAVE_EVALUATION, saves)
+            if stale:  # make sure they are looked at again
+                conn.execute(sa.update(t).where(t.c.slug.in_(stale)).values(alert_after=now))
         return stale
 
     def sync_declared(self, checks: Sequence[HeartbeatCheck], now: datetime,
