@@ -50,7 +50,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -74,6 +74,7 @@ QUICK_SIZES = {"sql_metric": 50, "redis_quota": 20, "score_drift": 20}
 SAMPLE_RUNS = 5
 BASELINE_REPS = 3
 WARM_REPS = 10
+COLD_PROCESSES = 3
 CORES = 2
 TARGET_CPU_RATIO = 100.0
 TARGET_TICK_S = 60.0
@@ -82,6 +83,7 @@ TARGET_COLD_RATIO = 1.5
 RUN_TIMEOUT_S = 900
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "cost.json"
 ROOT = Path(__file__).resolve().parent.parent
+CODE_TREE = ROOT  # whose alert_jobs the runs and the cold start use (--code-tree)
 FAMILIES = ("sql_metric", "redis_quota", "score_drift")
 CRON = "*/5 * * * *"
 
@@ -126,10 +128,11 @@ class Workload:
     timeline_url: str
     home: Path  # DAGSTER_HOME
     single_select: list[str]  # `dagster asset materialize` args for one rule
-    is_evaluation: Callable[[Any], bool]  # AssetKey → is it one of the family's checks
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        if CODE_TREE != ROOT:  # measure another checkout's alert_jobs (--code-tree)
+            env["PYTHONPATH"] = os.pathsep.join([str(CODE_TREE), str(ROOT)])
         env.update({"ALERT_JOBS_RULES": str(self.rules_file),
                     "ALERT_JOBS_DATABASE_URL": self.timeline_url,
                     "DAGSTER_HOME": str(self.home), "PYTHONWARNINGS": "ignore"})
@@ -226,9 +229,13 @@ class ColdResult:
     import_s: float
     import_cpu_s: float
     rules_s: float
-    first_s: float
-    warm_s: list[float]
+    first_s: list[float]  # per process
+    warm_s: list[float]  # per process: the median of its warm evaluations
     profile: list[str] = field(default_factory=list)
+
+    @property
+    def first(self) -> float:
+        return statistics.median(self.first_s)
 
     @property
     def warm(self) -> float:
@@ -236,11 +243,12 @@ class ColdResult:
 
     @property
     def ratio(self) -> float:
-        return self.first_s / self.warm
+        return statistics.median(f / w for f, w in zip(self.first_s, self.warm_s, strict=True))
 
     def as_json(self) -> dict[str, Any]:
         return {"name": f"cold start: first evaluation in a new process [{self.family}, "
-                        f"{self.backend}]", **asdict(self), "warm_median_s": self.warm,
+                        f"{self.backend}]", **asdict(self), "first_median_s": self.first,
+                "warm_median_s": self.warm,
                 "ratio": self.ratio, "ratio_meaning": "first evaluation / median warm one",
                 "target": {"max_ratio": TARGET_COLD_RATIO,
                            "passed": self.ratio <= TARGET_COLD_RATIO}}
@@ -249,11 +257,12 @@ class ColdResult:
 # ----- workloads: rules files and sources --------------------------------------------
 
 
-def _key_is(first: str | None = None, last: str | None = None) -> Callable[[Any], bool]:
-    def match(key: Any) -> bool:
-        path = list(key.path)
-        return (first is None or path[0] == first) and (last is None or path[-1] == last)
-    return match
+def is_evaluation(family: str, key_path: list[str]) -> bool:
+    """Whether an asset key (its path) is one of ``family``'s evaluation assets (not the
+    score_drift references, which have their own daily schedule)."""
+    if family == "score_drift":
+        return key_path[-1] == "score_drift"
+    return key_path[0] == family
 
 
 def _rules_header() -> str:
@@ -304,24 +313,25 @@ def drift_rules(n: int, source_url: str) -> str:
             "      time_column: scored_at\n      score_column: score\n"
             "      segment_columns: [model]\n      feature_columns: [amount]\n"
             f"      segments: [{segments}]\n      min_samples: 20\n"
+            "      reference: {kind: fixed, lookback: 6h}\n"
             "      high_score: {threshold: 0.9, min_samples: 20}\n")
 
 
-def write_drift_source(url: str, n: int, now: datetime, *, ref_rows: int = 200,
+def write_drift_source(url: str, n: int, now: datetime, *, ref_rows: int = 240,
                        cur_rows: int = 40) -> None:
-    """``ref_rows`` scores per segment over the 7 days before the last hour and
-    ``cur_rows`` in the last hour, the same beta(2, 8) distribution (no drift)."""
+    """``ref_rows`` scores per segment over the 6 hours before the last hour and
+    ``cur_rows`` in the last hour: the same rate and beta(2, 8) distribution (no drift)."""
     import numpy as np
 
     engine = _engine(url)
     pg = engine.dialect.name == "postgresql"
     rng = np.random.default_rng(12)
     cur_start = now - timedelta(hours=1)
-    ref_start = cur_start - timedelta(days=7)
+    ref_start = cur_start - timedelta(hours=6)
     rows: list[dict[str, Any]] = []
     for i in range(n):
         model = f"s{i:03d}"
-        for count, start, span in ((ref_rows, ref_start, timedelta(days=7)),
+        for count, start, span in ((ref_rows, ref_start, timedelta(hours=6)),
                                    (cur_rows, cur_start, timedelta(hours=1) - DRIFT_NOW_SHIFT)):
             step = span / count
             for j, score in enumerate(rng.beta(2, 8, count)):
@@ -378,21 +388,19 @@ def workload(family: str, backend: str, n: int, tmp: Path,
         if family == "sql_metric":
             write_sql_source(source_url, n)
             rules_file.write_text(sql_metric_rules(n, source_url))
-            single, match, unit = ["--select", "sql_metric/r0000"], _key_is("sql_metric"), \
-                "rules"
+            single, unit = ["--select", "sql_metric/r0000"], "rules"
         elif family == "redis_quota":
             rules_file.write_text(redis_rules(n, os.environ.get(REDIS_URL_ENV, DEFAULT_REDIS)))
-            single, match, unit = ["--select", "redis_quota", "--partition", "t000"], \
-                _key_is("redis_quota"), "targets"
+            single, unit = ["--select", "redis_quota", "--partition", "t000"], "targets"
         else:
             write_drift_source(source_url, n, datetime.now(UTC) + DRIFT_NOW_SHIFT)
             rules_file.write_text(drift_rules(n, source_url))
-            single, match, unit = (["--select", "cost_scores/score_drift", "--partition", "s000"],
-                                   _key_is(last="score_drift"), "segments")
+            single, unit = (["--select", "cost_scores/score_drift", "--partition", "s000"],
+                            "segments")
         timeline = Timeline(timeline_url)
         timeline.upgrade()
         timeline.dispose()
-        w = Workload(family, backend, n, unit, rules_file, timeline_url, home, single, match)
+        w = Workload(family, backend, n, unit, rules_file, timeline_url, home, single)
         if family == "score_drift":
             _build_references(w, n)
         yield w
@@ -437,35 +445,46 @@ def discover_tick(w: Workload) -> Tick:
     cron + timezone; the largest group is "the tick" (every generated rule shares one
     cron). Each schedule is evaluated (``build_schedule_context``) for its run requests;
     one without an evaluation function (a plain ``ScheduleDefinition``) requests one
-    run of its job with no tags.
+    run of its job with no tags. Runs in its own process, as a code server would, so
+    no Dagster state is left behind in this one.
     """
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cost_bench", "--discover", w.family,
+         str(w.rules_file), str(w.home / "discover")],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=w.env(), cwd=ROOT,
+        check=False)
+    if done.returncode != 0:
+        raise BenchmarkError(f"discovering the tick failed: {done.stderr[-3000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    if "error" in out:
+        raise BenchmarkError(out["error"])
+    out["runs"] = [PlannedRun(**r) for r in out["runs"]]
+    return Tick(**out)
+
+
+def _discover(family: str, rules_file: str, instance_dir: str) -> dict[str, Any]:
     import warnings
+
+    import dagster as dg
 
     from alert_jobs.definitions import build_definitions
 
-    os.environ["ALERT_JOBS_DATABASE_URL"] = w.timeline_url  # for resources built at import
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Dagster's beta/preview notices
-        return _discover(w, build_definitions(str(w.rules_file)))
-
-
-def _discover(w: Workload, defs: Any) -> Tick:
-    import dagster as dg
-
+    warnings.simplefilter("ignore")  # Dagster's beta/preview notices
+    defs = build_definitions(rules_file)
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for schedule in defs.schedules or []:
         job = defs.resolve_job_def(schedule.job_name)
         keys = job.asset_layer.selected_asset_keys  # the job's assets
-        if any(w.is_evaluation(k) for k in keys):
+        if any(is_evaluation(family, list(k.path)) for k in keys):
             groups[(str(schedule.cron_schedule), schedule.execution_timezone or "UTC")].append(
                 schedule)
     if not groups:
-        raise BenchmarkError(f"no schedule of the code location targets {w.family}'s assets")
+        return {"error": f"no schedule of the code location targets {family}'s assets"}
     (cron, tz), schedules = max(groups.items(), key=lambda kv: len(kv[1]))
-    runs: list[PlannedRun] = []
+    runs: list[dict[str, Any]] = []
     hows: set[str] = set()
-    (w.home / "discover").mkdir(exist_ok=True)
-    with dg.instance_for_test(temp_dir=str(w.home / "discover")) as instance:
+    Path(instance_dir).mkdir(parents=True, exist_ok=True)
+    with dg.instance_for_test(temp_dir=instance_dir) as instance:
         for schedule in schedules:
             context = dg.build_schedule_context(instance=instance,
                                                 scheduled_execution_time=datetime.now(UTC))
@@ -478,22 +497,24 @@ def _discover(w: Workload, defs: Any) -> Tick:
             requests = result if isinstance(result, list) else [result]
             for request in requests:
                 if isinstance(request, dg.SkipReason):
-                    raise BenchmarkError(f"{schedule.name} skipped: {request.skip_message}")
+                    return {"error": f"{schedule.name} skipped: {request.skip_message}"}
                 tags = dict(request.tags)
                 if request.partition_key:
                     tags["dagster/partition"] = request.partition_key
                 selection = [k.to_user_string() for k in request.asset_selection] \
                     if request.asset_selection else None
-                runs.append(PlannedRun(schedule.name, request.job_name or schedule.job_name,
-                                       tags, selection))
-    return Tick(cron, tz, [s.name for s in schedules], runs, ", ".join(sorted(hows)))
+                runs.append(asdict(PlannedRun(schedule.name,
+                                              request.job_name or schedule.job_name, tags,
+                                              selection)))
+    return {"cron": cron, "timezone": tz, "schedules": [s.name for s in schedules],
+            "runs": runs, "how": ", ".join(sorted(hows))}
 
 
 # ----- running ------------------------------------------------------------------------
 
 
 def launch(argv: list[str], env: dict[str, str], log: Path) -> Measured:
-    spec = {"argv": argv, "env": env, "cwd": str(ROOT), "log": str(log)}
+    spec = {"argv": argv, "env": env, "cwd": str(CODE_TREE), "log": str(log)}
     done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER], input=json.dumps(spec),
                           capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
     if done.returncode != 0:
@@ -583,7 +604,8 @@ warnings.filterwarnings("ignore")
 import logging
 logging.disable(logging.WARNING)
 family, rules_file, url = sys.argv[1], sys.argv[2], sys.argv[3]
-warm_reps, profile = int(sys.argv[4]), sys.argv[5] == "1"
+warm_reps, profile = int(sys.argv[4]), sys.argv[5] != "0"
+PROFILE_SORT = sys.argv[5] if profile and sys.argv[5] != "1" else "cumulative"
 t0, c0 = time.perf_counter(), time.process_time()
 from alert_jobs.config import load_rules
 from alert_jobs.store import shared_timeline
@@ -625,7 +647,7 @@ lines = []
 if profile:
     prof.disable()
     out = io.StringIO()
-    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(40)
+    pstats.Stats(prof, stream=out).sort_stats(PROFILE_SORT).print_stats(45)
     lines = out.getvalue().splitlines()
 warm = []
 for _ in range(warm_reps):
@@ -637,25 +659,36 @@ print(json.dumps({"import_s": import_s, "import_cpu_s": import_cpu, "rules_s": r
 """
 
 
-def cold_start(w: Workload, warm_reps: int = WARM_REPS, profile: bool = False) -> ColdResult:
-    """First evaluation (one rule / target / segment, plus delivery) in a new process,
-    after the imports, against the median of the next ``warm_reps``."""
-    done = subprocess.run(
-        [sys.executable, "-c", COLD_CHILD, w.family, str(w.rules_file), w.timeline_url,
-         str(warm_reps), "1" if profile else "0"],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=w.env(), cwd=ROOT,
-        check=False)
-    if done.returncode != 0:
-        raise BenchmarkError(f"cold-start child failed: {done.stderr[-3000:]}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    return ColdResult(w.family, w.backend, out["import_s"], out["import_cpu_s"],
-                      out["rules_s"], out["first_s"], out["warm_s"], out["profile"])
+def cold_start(w: Workload, warm_reps: int = WARM_REPS, profile: bool = False,
+               processes: int = COLD_PROCESSES) -> ColdResult:
+    """First evaluation (one rule / target, two segments; plus delivery) in a new
+    process, after the imports, against the median of the next ``warm_reps``; repeated
+    in ``processes`` fresh processes (medians of each figure; the ratio is the median of
+    the per-process ratios, as first and warm of one process share its conditions)."""
+    outs = []
+    for i in range(processes):
+        done = subprocess.run(
+            [sys.executable, "-c", COLD_CHILD, w.family, str(w.rules_file), w.timeline_url,
+             str(warm_reps), "1" if profile and i == 0 else "0"],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=w.env(),
+            cwd=CODE_TREE, check=False)
+        if done.returncode != 0:
+            raise BenchmarkError(f"cold-start child failed: {done.stderr[-3000:]}")
+        outs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    def med(key: str) -> float:
+        return statistics.median(o[key] for o in outs)
+
+    return ColdResult(w.family, w.backend, med("import_s"), med("import_cpu_s"), med("rules_s"),
+                      [o["first_s"] for o in outs],
+                      [statistics.median(o["warm_s"]) if o["warm_s"] else 0.0 for o in outs],
+                      outs[0]["profile"])
 
 
 def prime(w: Workload) -> None:
     """One untimed evaluation in its own process: the timeline holds the rule's state
     (and the schema is there) before the cold-start process opens it."""
-    cold_start(w, warm_reps=0)
+    cold_start(w, warm_reps=0, processes=1)
 
 
 # ----- running and reporting ----------------------------------------------------------
@@ -745,18 +778,23 @@ def format_table(ticks: list[TickResult], colds: list[ColdResult],
         rows = [header] + [(f"{c.family} [{c.backend}]",
                             f"{_secs(c.import_s)} ({_secs(c.import_cpu_s)} CPU)",
                             _secs(c.rules_s),
-                            _secs(c.first_s), _secs(c.warm), f"{c.ratio:.2f}x",
+                            _secs(c.first), _secs(c.warm), f"{c.ratio:.2f}x",
                             _pf(c.ratio <= TARGET_COLD_RATIO)) for c in colds]
         lines += aligned_table(rows, {1, 2, 3, 4, 5})
         lines.append("cold start: a fresh process imports the family's run module and loads "
                      "the rules (each timed alone), then evaluates once (one rule / target, "
-                     f"two segments; + delivery), then {WARM_REPS} more")
+                     f"two segments; + delivery), then {WARM_REPS} more; medians of "
+                     f"{COLD_PROCESSES} processes (ratio: median of the per-process ratios)")
     for name, why in skipped.items():
         lines.append(f"{name}: skipped ({why})")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--discover"]:  # the child of discover_tick
+        print(json.dumps(_discover(*argv[1:4])))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50 / 20 / 20 (a smoke test)")
     parser.add_argument("--family", action="append", choices=FAMILIES,
@@ -767,8 +805,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-only", action="store_true", help="only the cold-start part")
     parser.add_argument("--profile", action="store_true",
                         help="print a cProfile of each first evaluation")
+    parser.add_argument("--code-tree", type=Path, default=ROOT,
+                        help="run the Dagster runs and the cold start on the alert_jobs of "
+                             "another checkout (e.g. `git worktree add /tmp/before main`)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(argv)
+    global CODE_TREE
+    CODE_TREE = args.code_tree.resolve()
     started = time.perf_counter()
     ticks, colds, skipped, failed = run(
         args.quick, tuple(args.family or FAMILIES), tuple(args.backend or ("sqlite",
