@@ -467,9 +467,19 @@ def _discover(family: str, rules_file: str, instance_dir: str) -> dict[str, Any]
 
     import dagster as dg
 
+    warnings.simplefilter("ignore")  # Dagster's beta/preview notices
+    Path(instance_dir).mkdir(parents=True, exist_ok=True)
+    # Everything inside a live instance: resolving jobs builds the repository, which
+    # Dagster ties to the current instance.
+    with dg.instance_for_test(temp_dir=instance_dir) as instance:
+        return _discover_in(family, rules_file, instance)
+
+
+def _discover_in(family: str, rules_file: str, instance: Any) -> dict[str, Any]:
+    import dagster as dg
+
     from alert_jobs.definitions import build_definitions
 
-    warnings.simplefilter("ignore")  # Dagster's beta/preview notices
     defs = build_definitions(rules_file)
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for schedule in defs.schedules or []:
@@ -483,29 +493,26 @@ def _discover(family: str, rules_file: str, instance_dir: str) -> dict[str, Any]
     (cron, tz), schedules = max(groups.items(), key=lambda kv: len(kv[1]))
     runs: list[dict[str, Any]] = []
     hows: set[str] = set()
-    Path(instance_dir).mkdir(parents=True, exist_ok=True)
-    with dg.instance_for_test(temp_dir=instance_dir) as instance:
-        for schedule in schedules:
-            context = dg.build_schedule_context(instance=instance,
-                                                scheduled_execution_time=datetime.now(UTC))
-            try:
-                result = schedule(context)
-                hows.add("evaluated")
-            except dg.DagsterInvalidInvocationError:  # no evaluation function
-                result = dg.RunRequest()
-                hows.add("plain schedule (one run of its job)")
-            requests = result if isinstance(result, list) else [result]
-            for request in requests:
-                if isinstance(request, dg.SkipReason):
-                    return {"error": f"{schedule.name} skipped: {request.skip_message}"}
-                tags = dict(request.tags)
-                if request.partition_key:
-                    tags["dagster/partition"] = request.partition_key
-                selection = [k.to_user_string() for k in request.asset_selection] \
-                    if request.asset_selection else None
-                runs.append(asdict(PlannedRun(schedule.name,
-                                              request.job_name or schedule.job_name, tags,
-                                              selection)))
+    for schedule in schedules:
+        context = dg.build_schedule_context(instance=instance,
+                                            scheduled_execution_time=datetime.now(UTC))
+        try:
+            result = schedule(context)
+            hows.add("evaluated")
+        except dg.DagsterInvalidInvocationError:  # no evaluation function
+            result = dg.RunRequest()
+            hows.add("plain schedule (one run of its job)")
+        requests = result if isinstance(result, list) else [result]
+        for request in requests:
+            if isinstance(request, dg.SkipReason):
+                return {"error": f"{schedule.name} skipped: {request.skip_message}"}
+            tags = dict(request.tags)
+            if request.partition_key:
+                tags["dagster/partition"] = request.partition_key
+            selection = [k.to_user_string() for k in request.asset_selection] \
+                if request.asset_selection else None
+            runs.append(asdict(PlannedRun(schedule.name, request.job_name or schedule.job_name,
+                                          tags, selection)))
     return {"cron": cron, "timezone": tz, "schedules": [s.name for s in schedules],
             "runs": runs, "how": ", ".join(sorted(hows))}
 
