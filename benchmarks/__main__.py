@@ -10,6 +10,7 @@ import redis
 
 from benchmarks import (
     cli_bench,
+    cost_bench,
     delivery_bench,
     drift_bench,
     heartbeat_bench,
@@ -29,6 +30,7 @@ def main() -> int:
     delivery_results, delivery, delivery_skipped, delivery_failed = delivery_bench.run()
     drift_results, drift_skipped, drift_failed = drift_bench.run()
     quality_results, quality_skipped = quality_bench.run()
+    cost_ticks, cost_colds, cost_skipped, cost_failed = cost_bench.run()
 
     print(timeline_bench.format_table(results, skipped))
     print()
@@ -39,6 +41,8 @@ def main() -> int:
     print(drift_bench.format_table(drift_results, drift_skipped))
     print(quality_bench.format_table(quality_results, quality_skipped))
     quality_bench.write_results(quality_results, quality_skipped)
+    print()
+    print(cost_bench.format_table(cost_ticks, cost_colds, cost_skipped))
     report = timeline_bench.metadata()
     report["packages"]["redis"] = redis.__version__
     report["packages"]["httpx"] = httpx.__version__
@@ -47,8 +51,10 @@ def main() -> int:
     report.update({
         "elapsed_s": time.perf_counter() - started,
         "results": [*(c.as_json() for c in [*results, *redis_results, *delivery_results]),
-                    *(r.as_json() for r in drift_results)],
-        "skipped": {**skipped, **redis_skipped, **delivery_skipped, **drift_skipped},
+                    *(r.as_json() for r in drift_results),
+                    *cost_bench.results_json(cost_ticks, cost_colds)],
+        "skipped": {**skipped, **redis_skipped, **delivery_skipped, **drift_skipped,
+                    **cost_skipped},
         "delivery": delivery,
     })
     timeline_bench.write_results(report)
@@ -62,7 +68,7 @@ def main() -> int:
     cli_bench.main([])  # prints, writes results/cli.json
     print()
     redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
-    return 1 if (failed or redis_failed or delivery_failed or drift_failed
+    return 1 if (failed or redis_failed or delivery_failed or drift_failed or cost_failed
                  or heartbeat_failed or recovery_failed or ping_failed) else 0
 
 

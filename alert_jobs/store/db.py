@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,23 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def preload_driver(url: str) -> None:
+    """Import ``url``'s SQLAlchemy dialect and DB-API driver now, not at first use.
+
+    Each run is a new process whose first evaluation would otherwise pay these imports
+    (psycopg and SQLAlchemy's PostgreSQL dialect: about 170 ms; SQLite's: about 15 ms)
+    inside the check. Importing them with the rest of the code keeps the first
+    evaluation close to the later ones. A bad URL or a missing driver is left for the
+    first use to report, with its context.
+    """
+    with suppress(Exception):  # reported where the URL is used
+        sa.make_url(driver_url(url)).get_dialect().import_dbapi()
+
+
+# The timeline's driver (the configured one, else SQLite's) is loaded with this module.
+preload_driver(os.environ.get(DATABASE_URL_ENV) or "sqlite://")
+
+
 class Database:
     """One timeline database: an engine (one pool), its dialect and its schema.
 
@@ -98,11 +115,23 @@ class Database:
         return applied
 
     def schema_version(self) -> int:
-        """The applied schema version (0 for an empty database)."""
+        """The applied schema version (0 for an empty database).
+
+        Every run opens the timeline in a new process and asks this first, so the common
+        case is one plain ``SELECT`` of alembic's version row (no reflection, nothing to
+        compile); only a database without that table (new, or from before alembic) is
+        inspected further.
+        """
         from alert_jobs.store import migrate
 
-        with self.engine.connect() as conn:
-            return migrate.current_version(conn)
+        try:
+            with self.engine.connect() as conn:
+                revision = conn.exec_driver_sql(
+                    f"SELECT version_num FROM {migrate.VERSION_TABLE}").scalar()
+        except sa.exc.DBAPIError:  # no version table (or no database): look closer
+            with self.engine.connect() as conn:
+                return migrate.current_version(conn)
+        return migrate.version_of(str(revision)) if revision else 0
 
     def ensure_schema(self) -> None:
         """Upgrade on first use, so a new install needs no separate step."""
