@@ -251,8 +251,7 @@ def _deliver_batch(timeline: Timeline, receivers: dict[str, Receiver], expected:
 
 def _send_all(items: list[OutboxItem], receivers: dict[str, Receiver],
               concurrency: int) -> None:
-    outcomes = asyncio.run(send_all(items, receivers, concurrency=concurrency,
-                                    deadline=DEFAULT_DEADLINE))
+    outcomes = send_all(items, receivers, concurrency=concurrency, deadline=DEFAULT_DEADLINE)
     problems = [str(error) for _, error, skipped in outcomes if error is not None or skipped]
     if problems:
         raise BenchmarkError(f"send_all: {len(problems)} not sent, e.g. {problems[:3]}")

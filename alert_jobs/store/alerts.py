@@ -137,7 +137,7 @@ class AlertStore:
                 obs, policy, message = items[i]
                 decisions[i] = self._process_one(conn, obs, policy, now, run_id, message,
                                                  silences, router, firing, links)
-            flushed = flush_groups(self.db, conn, now, router) if flush else []
+            flushed = flush_groups(self.db, conn, now, router, run_id) if flush else []
         carried: dict[str, builtins.list[int]] = {}
         for outbox_id, fingerprints in flushed:
             for fp in fingerprints:
