@@ -263,17 +263,24 @@ class OutboxStore:
                 "leased": int(in_flight or 0), "lease_expired": int(stale or 0),
                 "retrying": int(retrying or 0), "due": int(due or 0)}
 
-    def due_count(self, now: datetime | None = None) -> int:
+    def due_count(self, now: datetime | None = None, *,
+                  settle: timedelta = timedelta(0)) -> int:
         """Outbox rows due plus groups due for a flush: cheap enough for a sensor tick.
 
         A row whose lease ran out counts as due: its worker died (a live one renews), so
-        the next delivery run must take it.
+        the next delivery run must take it. A row never tried and queued less than
+        ``settle`` ago is not counted: the run (or sensor tick's run) that raised it is
+        about to send it, and it is that run's to send (attribution, issue #12).
         """
         now = now or utcnow()
         t, g = schema.outbox, schema.groups
         outbox_due = sa.select(sa.func.count()).select_from(t).where(
             t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at <= now,
             sa.or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
+        if settle > timedelta(0):
+            outbox_due = outbox_due.where(sa.or_(t.c.attempts > 0,
+                                                 t.c.claimed_until.is_not(None),
+                                                 t.c.created_at <= now - settle))
         groups_due = sa.select(sa.func.count()).select_from(g).where(g.c.next_flush_at <= now)
         with self.db.read() as conn:
             return int(conn.execute(outbox_due).scalar() or 0) + int(
