@@ -5,9 +5,9 @@ take the claimed rows in order and send them; the calling thread is the keeper, 
 only one to touch the database while the batch runs:
 
 * it records finished sends in batches: one short transaction settles every send that
-  finished since its last write, at most ``RECORD_EVERY_S`` (50 ms) after the first of
+  finished since its last write, at most ``RECORD_EVERY_S`` (100 ms) after the first of
   them finished, or as soon as ``RECORD_MAX`` are waiting. A crash re-sends only what
-  was on the wire or finished in the last 50 ms — never the batch; settling a few
+  was on the wire or finished in the last 100 ms — never the batch; settling a few
   hundred rows in one transaction (one UPDATE for the delivered ones, one multi-row
   INSERT of their events) is what keeps marking off the per-message bill;
 * every third of the lease it renews the lease of the rows not yet recorded, so a slow
@@ -44,7 +44,7 @@ DEFAULT_LEASE = timedelta(seconds=30)
 MIN_LEASE_S = 1.0
 MAX_LEASE_S = 3600.0
 RECORD_MAX = 256  # finished sends per transaction: keeps each write short
-RECORD_EVERY_S = 0.05  # the longest a finished send waits to be recorded
+RECORD_EVERY_S = 0.1  # the longest a finished send waits to be recorded
 RENEWALS_PER_LEASE = 3  # renew every third of the lease: two renewals may fail or be late
 
 Settle = Callable[[OutboxItem, DeliveryError | None, bool], Attempt]
