@@ -2,7 +2,10 @@
 
 * Claimed rows are held for a short lease (``ALERT_JOBS_DELIVERY_LEASE``, default 30 s)
   that the sender renews while it works, sent concurrently, each with a deadline, and
-  each outcome is recorded as its send finishes (:mod:`alert_jobs.runtime.batch`).
+  the outcomes are recorded in batches within 100 ms of finishing
+  (:mod:`alert_jobs.runtime.batch`).
+* A run delivers what it raised (``deliver(..., raised_by=run_id)``); the outbox retry
+  sensor's run sends everything due (leftovers, retries).
 * A failure is rescheduled (``Retry-After``, else backoff with jitter); nothing is
   dropped: later runs (the delivery sensor) pick up what is due.
 * A permanent failure (401/403/404, another 4xx but 408/429, a bad URL) keeps the row

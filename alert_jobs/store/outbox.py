@@ -2,7 +2,8 @@
 
 Claim-then-send (Healthchecks' pattern): a worker claims due rows for a short lease,
 renews the lease of the rows it has not finished while it sends (:meth:`OutboxStore.renew`),
-and marks each row as its send finishes (:meth:`OutboxStore.record`). A worker that dies
+and marks the rows whose sends finished in batches, one short transaction each
+(:meth:`OutboxStore.record`). A worker that dies
 stops renewing: its rows are due again once the lease runs out (seconds, not the length
 of the batch), and only a row that was sent but not yet marked is sent again: at most
 one duplicate per lost lease, never a loss. Receivers get the stable ``dedup_key`` to
