@@ -220,8 +220,8 @@ def _tls_context() -> ssl.SSLContext:
 #: the latency.
 START_THREADS = 4
 TUNE_EVERY_S = 0.02
-BUSY_CPU = 0.9
-GROW_BY = 2
+BUSY_CPU = 0.8
+GROW_BY = 1
 
 
 class SendWorkers(Generic[M]):
