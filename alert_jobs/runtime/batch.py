@@ -1,11 +1,15 @@
 """Send one claimed batch so that a crash costs one short lease, not the whole batch.
 
-Workers (``concurrency`` of them) take the claimed rows in order and send them; one
-keeper task is the only one to touch the database while the batch runs:
+Worker threads (``concurrency`` of them, :class:`~alert_jobs.notify.send.SendWorkers`)
+take the claimed rows in order and send them; the calling thread is the keeper, the
+only one to touch the database while the batch runs:
 
-* it records each finished send within milliseconds (every send that finished since
-  its last write, in one short transaction), so a crash re-sends only what was on the
-  wire or finished in the last few milliseconds — never the batch;
+* it records finished sends in batches: one short transaction settles every send that
+  finished since its last write, at most ``RECORD_EVERY_S`` (100 ms) after the first of
+  them finished, or as soon as ``RECORD_MAX`` are waiting. A crash re-sends only what
+  was on the wire or finished in the last 100 ms — never the batch; settling a few
+  hundred rows in one transaction (one UPDATE for the delivered ones, one multi-row
+  INSERT of their events) is what keeps marking off the per-message bill;
 * every third of the lease it renews the lease of the rows not yet recorded, so a slow
   but live worker keeps its rows while a dead one's rows are due again within one
   lease (``ALERT_JOBS_DELIVERY_LEASE``, default 30 s) of its death;
@@ -18,18 +22,17 @@ threads queueing for its lock would spend their time in its busy-wait back-off.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
-from collections import deque
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from alert_jobs.notify.base import DeliveryError, Receiver
-from alert_jobs.notify.send import send_one, sending_client
+from alert_jobs.notify.send import SendWorkers
 from alert_jobs.runtime.commands import UsageError
 from alert_jobs.store import Attempt, OutboxItem
 from alert_jobs.store.outbox import OutboxStore
@@ -40,7 +43,8 @@ LEASE_ENV = "ALERT_JOBS_DELIVERY_LEASE"
 DEFAULT_LEASE = timedelta(seconds=30)
 MIN_LEASE_S = 1.0
 MAX_LEASE_S = 3600.0
-RECORD_MAX = 64  # finished sends per transaction: keeps each write short
+RECORD_MAX = 256  # finished sends per transaction: keeps each write short
+RECORD_EVERY_S = 0.1  # the longest a finished send waits to be recorded
 RENEWALS_PER_LEASE = 3  # renew every third of the lease: two renewals may fail or be late
 
 Settle = Callable[[OutboxItem, DeliveryError | None, bool], Attempt]
@@ -75,113 +79,80 @@ class BatchResult:
     recorded: list[Attempt] = field(default_factory=list)  # written while still held
     lost: list[OutboxItem] = field(default_factory=list)  # taken by another worker
     renewals: int = 0
+    writes: int = 0  # record transactions
 
 
-_DONE = None  # the workers' end-of-batch marker on the keeper's queue
+Outcome = tuple[OutboxItem, DeliveryError | None, bool]
 
 
 def send_batch(items: Sequence[OutboxItem], receivers: Mapping[str, Receiver[Any]],
                outbox: OutboxStore, *, settle: Settle, lease: timedelta, concurrency: int,
                deadline: float, run_id: str | None, now: Callable[[], datetime]
                ) -> BatchResult:
-    """Send claimed ``items``, recording each as it finishes and renewing the rest's lease.
+    """Send claimed ``items``, recording them in batches and renewing the rest's lease.
 
     ``settle`` turns a send's outcome into the :class:`Attempt` to record (when to retry).
+    A database error stops the sending (sends under way finish, none starts) and is
+    raised; what was not recorded is due again when its lease runs out.
     """
-    if not items:
-        return BatchResult()
-    return asyncio.run(_send_batch(items, receivers, outbox, settle=settle, lease=lease,
-                                   concurrency=concurrency, deadline=deadline, run_id=run_id,
-                                   now=now))
-
-
-async def _send_batch(items: Sequence[OutboxItem], receivers: Mapping[str, Receiver[Any]],
-                      outbox: OutboxStore, *, settle: Settle, lease: timedelta,
-                      concurrency: int, deadline: float, run_id: str | None,
-                      now: Callable[[], datetime]) -> BatchResult:
     result = BatchResult()
-    todo = deque(items)
+    if not items:
+        return result
     unrecorded = {item.id: item for item in items}  # claimed, outcome not yet written
     lost: set[int] = set()
-    finished: asyncio.Queue[tuple[OutboxItem, DeliveryError | None, bool] | None] = \
-        asyncio.Queue()
-    loop = asyncio.get_running_loop()
     every = lease.total_seconds() / RENEWALS_PER_LEASE
 
-    async with sending_client(concurrency, deadline) as http:
+    def record(outcomes: list[Outcome]) -> None:
+        attempts = [settle(item, error, skipped) for item, error, skipped in outcomes]
+        held = outbox.record(attempts, run_id=run_id, now=now())
+        result.writes += 1
+        for attempt in attempts:
+            unrecorded.pop(attempt.item.id, None)
+            if attempt.item.id in held:
+                result.recorded.append(attempt)
+            else:
+                result.lost.append(attempt.item)
+                log.warning("%s to %s: lease lost to another worker before it was "
+                            "recorded; that worker sends it (at most one duplicate)",
+                            attempt.item.dedup_key, attempt.item.receiver)
 
-        async def worker() -> None:
-            while todo:
-                item = todo.popleft()
-                if item.id in lost:
-                    continue  # another worker holds it now and sends it
-                error, skipped = await send_one(item, receivers, http, deadline=deadline)
-                await finished.put((item, error, skipped))
+    def renew() -> None:
+        asked = [item for item in unrecorded.values() if item.id not in lost]
+        held = outbox.renew(asked, lease=lease, now=now())
+        result.renewals += 1
+        for item in asked:
+            if item.id not in held and item.id not in lost:
+                lost.add(item.id)
+                log.warning("%s to %s: lease taken by another worker (this one stalled "
+                            "past %g s); leaving it to that worker", item.dedup_key,
+                            item.receiver, lease.total_seconds())
 
-        async def workers() -> None:
-            await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency,
-                                                                      len(items))))))
-            await finished.put(_DONE)
-
-        async def keeper() -> None:
-            renew_at = loop.time() + every
-            done = False
-            while not done:
-                outcomes: list[tuple[OutboxItem, DeliveryError | None, bool]] = []
-                try:
-                    async with asyncio.timeout(max(0.0, renew_at - loop.time())):
-                        first = await finished.get()
-                except TimeoutError:
-                    pass
-                else:
-                    if first is _DONE:
-                        done = True
-                    else:
-                        outcomes.append(first)
-                while not done and len(outcomes) < RECORD_MAX and not finished.empty():
-                    more = finished.get_nowait()
-                    if more is _DONE:
-                        done = True
-                    else:
-                        outcomes.append(more)
-                if outcomes:
-                    await _record(outcomes)
-                if not done and unrecorded and loop.time() >= renew_at:
-                    await _renew()
-                    renew_at = loop.time() + every
-
-        async def _record(outcomes: list[tuple[OutboxItem, DeliveryError | None, bool]]
-                          ) -> None:
-            attempts = [settle(item, error, skipped) for item, error, skipped in outcomes]
-            held = await asyncio.to_thread(outbox.record, attempts, run_id=run_id, now=now())
-            for attempt in attempts:
-                unrecorded.pop(attempt.item.id, None)
-                if attempt.item.id in held:
-                    result.recorded.append(attempt)
-                else:
-                    result.lost.append(attempt.item)
-                    log.warning("%s to %s: lease lost to another worker before it was "
-                                "recorded; that worker sends it (at most one duplicate)",
-                                attempt.item.dedup_key, attempt.item.receiver)
-
-        async def _renew() -> None:
-            asked = [item for item in unrecorded.values() if item.id not in lost]
-            held = await asyncio.to_thread(outbox.renew, asked, lease=lease, now=now())
-            result.renewals += 1
-            for item in asked:
-                if item.id not in held and item.id not in lost:
-                    lost.add(item.id)
-                    log.warning("%s to %s: lease taken by another worker (this one stalled "
-                                "past %g s); leaving it to that worker", item.dedup_key,
-                                item.receiver, lease.total_seconds())
-
-        tasks = [asyncio.create_task(keeper()), asyncio.create_task(workers())]
+    with SendWorkers(items, receivers, concurrency=concurrency, deadline=deadline,
+                     skip=lambda item: item.id in lost) as workers:
+        pending: list[Outcome] = []
+        first_at = 0.0  # when the oldest of ``pending`` finished
+        renew_at = time.monotonic() + every
         try:
-            await asyncio.gather(*tasks)
+            while not workers.done:
+                clock = time.monotonic()
+                wake = renew_at if not pending else min(renew_at, first_at + RECORD_EVERY_S)
+                outcome = workers.next(timeout=max(0.0, wake - clock))
+                if outcome is not None:
+                    if not pending:
+                        first_at = time.monotonic()
+                    pending.append(outcome)
+                clock = time.monotonic()
+                if pending and (len(pending) >= RECORD_MAX or workers.done
+                                or clock >= first_at + RECORD_EVERY_S):
+                    record(pending)
+                    pending = []
+                if not workers.done and unrecorded and clock >= renew_at:
+                    renew()
+                    renew_at = time.monotonic() + every
+            if pending:
+                record(pending)
         except BaseException:  # the database refused a write: stop sending, say why
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            workers.stop()
             raise
 
     # Rows lost before they were sent were never started here; count them as lost too.

@@ -2,7 +2,10 @@
 
 * Claimed rows are held for a short lease (``ALERT_JOBS_DELIVERY_LEASE``, default 30 s)
   that the sender renews while it works, sent concurrently, each with a deadline, and
-  each outcome is recorded as its send finishes (:mod:`alert_jobs.runtime.batch`).
+  the outcomes are recorded in batches within 100 ms of finishing
+  (:mod:`alert_jobs.runtime.batch`).
+* A run delivers what it raised (``deliver(..., raised_by=run_id)``); the outbox retry
+  sensor's run sends everything due (leftovers, retries).
 * A failure is rescheduled (``Retry-After``, else backoff with jitter); nothing is
   dropped: later runs (the delivery sensor) pick up what is due.
 * A permanent failure (401/403/404, another 4xx but 408/429, a bad URL) keeps the row
@@ -75,6 +78,7 @@ def deliver_due(
     run_id: str | None = None,
     limit: int = 500,
     ids: list[int] | None = None,
+    raised_by: str | None = None,
     base_delay: timedelta = BACKOFF_BASE,
     concurrency: int = DEFAULT_CONCURRENCY,
     deadline: float = DEFAULT_DEADLINE,
@@ -83,13 +87,17 @@ def deliver_due(
 ) -> DeliveryReport:
     """Deliver every due outbox row once; failures are rescheduled, never dropped.
 
+    With ``ids`` and/or ``raised_by``, only those rows and the rows that run raised
+    (see :meth:`~alert_jobs.store.outbox.OutboxStore.claim_due`).
+
     The claim's ``lease`` (default :func:`~alert_jobs.runtime.batch.delivery_lease`) is
     what a crash costs, whatever the batch size: the rows are renewed while they are
     sent, not leased for the time the whole batch could take.
     """
     lease = lease or delivery_lease()
     report = DeliveryReport()
-    items = timeline.outbox.claim_due(limit=limit, ids=ids, now=now(), lease=lease)
+    items = timeline.outbox.claim_due(limit=limit, ids=ids, raised_by=raised_by, now=now(),
+                                      lease=lease)
     if not items:
         return report
 
@@ -128,21 +136,33 @@ BROKEN_RULE = "receiver_broken"
 
 
 def deliver(rules: RulesFile, timeline: Timeline, *, run_id: str | None = None,
-            ids: list[int] | None = None, now: datetime | None = None) -> DeliveryReport:
-    """Flush due groups and send what is due in the outbox (all of it, or just ``ids``).
+            raised_by: str | None = None, ids: list[int] | None = None,
+            now: datetime | None = None) -> DeliveryReport:
+    """Flush due groups and send what is due in the outbox: all of it, or with
+    ``raised_by`` and/or ``ids`` only what that run raised and those rows.
+
+    Attribution (issue #12): a rule run calls ``deliver(..., run_id=R, raised_by=R)`` and
+    sends only the rows it queued or flushed (they carry ``run_id`` R), so a notification
+    is delivered in the run that raised it and its ``notification_sent`` event names that
+    run. A group that this call flushes belongs to this call's run, whatever raised its
+    alerts. Leftovers (a crash, a retry) are for the outbox retry sensor, which calls
+    this without a scope and sends everything due.
 
     A receiver that fails permanently (e.g. 401/403/404) raises a ``receiver_broken``
     alert on the fallback receiver (once, through the engine, so it repeats and resolves
     like any alert); it resolves when that receiver delivers again.
     """
     router = rules.router()
-    timeline.outbox.flush_due(router=router, now=now)
+    scoped = raised_by is not None or ids is not None
+    flushed = timeline.outbox.flush_due(router=router, now=now, run_id=run_id)
     receivers = build_receivers(rules.receivers)
-    report = deliver_due(timeline, receivers, run_id=run_id, ids=ids)
+    report = deliver_due(timeline, receivers, run_id=run_id, raised_by=raised_by,
+                         ids=[*(ids or []), *flushed] if scoped else None)
     changed = _receiver_health(rules, timeline, report, run_id=run_id, now=now or utcnow())
     if changed:
-        timeline.outbox.flush_due(router=router, now=now)
-        report.merge(deliver_due(timeline, receivers, run_id=run_id))
+        flushed = timeline.outbox.flush_due(router=router, now=now, run_id=run_id)
+        report.merge(deliver_due(timeline, receivers, run_id=run_id, raised_by=raised_by,
+                                 ids=flushed if scoped else None))
     return report
 
 

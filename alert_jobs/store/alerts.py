@@ -260,7 +260,8 @@ class AlertStore:
             # The groups this call queued into that are due now (already locked) are
             # flushed here; groups due by time alone are flushed by delivery
             # (OutboxStore.flush_due), so a decision that queued nothing looks for none.
-            flushed = flush_groups(self.db, conn, now, router, due) if flush and due else []
+            flushed = (flush_groups(self.db, conn, now, router, due, run_id=run_id)
+                       if flush and due else [])
         carried: dict[str, builtins.list[int]] = {}
         for outbox_id, fingerprints in flushed:
             for fp in fingerprints:

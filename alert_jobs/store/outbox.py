@@ -2,7 +2,8 @@
 
 Claim-then-send (Healthchecks' pattern): a worker claims due rows for a short lease,
 renews the lease of the rows it has not finished while it sends (:meth:`OutboxStore.renew`),
-and marks each row as its send finishes (:meth:`OutboxStore.record`). A worker that dies
+and marks the rows whose sends finished in batches, one short transaction each
+(:meth:`OutboxStore.record`). A worker that dies
 stops renewing: its rows are due again once the lease runs out (seconds, not the length
 of the batch), and only a row that was sent but not yet marked is sent again: at most
 one duplicate per lost lease, never a loss. Receivers get the stable ``dedup_key`` to
@@ -67,16 +68,20 @@ def enqueue(db: Database, conn: Connection, now: datetime, receiver: str, fp: st
 
 
 def flush_groups(db: Database, conn: Connection, now: datetime, router: Router,
-                 groups: Sequence[Any] | None = None
+                 groups: Sequence[Any] | None = None, *, run_id: str | None = None
                  ) -> builtins.list[tuple[int, builtins.list[str]]]:
     """Turn every due notification group into one outbox row (inside ``conn``), or just
     ``groups``: due rows this transaction has locked already (see
-    :func:`alert_jobs.store.grouping.queue_many`)."""
+    :func:`alert_jobs.store.grouping.queue_many`).
+
+    The row carries the flushing run's ``run_id``: a grouped message belongs to the run
+    that flushes it, which is the run that delivers it (``deliver(raised_by=...)``).
+    """
 
     def enqueue_group(conn: Connection, now: datetime, receiver: str, rule: str | None,
                       kind: str, dedup_key: str, payload: dict[str, Any]) -> int | None:
         return enqueue(db, conn, now, receiver, None, rule, kind, dedup_key, payload,
-                       payload.get("run_id"))
+                       run_id or payload.get("run_id"))
 
     out: builtins.list[tuple[int, builtins.list[str]]] = []
     if groups is None:
@@ -94,12 +99,13 @@ class OutboxStore:
     def __init__(self, db: Database):
         self.db = db
 
-    def flush_due(self, *, router: Router | None = None,
-                  now: datetime | None = None) -> builtins.list[int]:
-        """Flush every group whose timer is due into the outbox; returns the outbox ids."""
+    def flush_due(self, *, router: Router | None = None, now: datetime | None = None,
+                  run_id: str | None = None) -> builtins.list[int]:
+        """Flush every group whose timer is due into the outbox; returns the outbox ids
+        (their rows carry ``run_id``: the flushing run delivers them)."""
         now = now or utcnow()
         with self.db.tx() as conn:
-            flushed = flush_groups(self.db, conn, now, router or Router())
+            flushed = flush_groups(self.db, conn, now, router or Router(), run_id=run_id)
             grouping.forget_idle(conn, now)
         return [outbox_id for outbox_id, _ in flushed]
 
@@ -117,9 +123,13 @@ class OutboxStore:
                            dedup_key, payload, run_id)
 
     def claim_due(self, *, limit: int = 100, lease: timedelta = timedelta(minutes=2),
-                  now: datetime | None = None,
-                  ids: Sequence[int] | None = None) -> builtins.list[OutboxItem]:
-        """Claim undelivered rows that are due, for ``lease``; another worker skips them."""
+                  now: datetime | None = None, ids: Sequence[int] | None = None,
+                  raised_by: str | None = None) -> builtins.list[OutboxItem]:
+        """Claim undelivered rows that are due, for ``lease``; another worker skips them.
+
+        With ``ids`` and/or ``raised_by``, only those rows, and rows whose ``run_id`` is
+        ``raised_by`` (queued or flushed by that run): a run delivers what it raised.
+        """
         now = now or utcnow()
         t = schema.outbox
         token = str(uuid.uuid4())
@@ -129,8 +139,11 @@ class OutboxStore:
         )
         with self.db.tx() as conn:
             pick = sa.select(t.c.id).where(due).order_by(t.c.id).limit(limit)
-            if ids is not None:
-                pick = pick.where(t.c.id.in_(list(ids)))
+            if ids is not None or raised_by is not None:
+                mine: builtins.list[sa.ColumnElement[bool]] = [t.c.id.in_(list(ids or []))]
+                if raised_by is not None:
+                    mine.append(t.c.run_id == raised_by)
+                pick = pick.where(sa.or_(*mine))
             if self.db.lock_rows():
                 pick = pick.with_for_update(skip_locked=True)
             chosen = builtins.list(conn.execute(pick).scalars())
@@ -177,15 +190,23 @@ class OutboxStore:
             return set()
         now = now or utcnow()
         done: set[int] = set()
+        delivered: dict[str, builtins.list[Attempt]] = {}
+        for attempt in attempts:
+            if attempt.error is None:
+                delivered.setdefault(attempt.item.claim_token, []).append(attempt)
         with self.db.tx() as conn:
+            events: builtins.list[dict[str, Any]] = []
+            for token, group in delivered.items():
+                held = _mark_delivered(conn, group, token, now=now)
+                done |= held
+                events += [_sent_event(a.item, run_id=run_id, now=now) for a in group
+                           if a.item.id in held and not a.skipped]
+            if events:
+                conn.execute(schema.events.insert(), events)
             for attempt in attempts:
-                if attempt.error is None:
-                    held = _mark_delivered(conn, attempt.item, run_id=run_id, now=now,
-                                           skipped=attempt.skipped)
-                else:
-                    held = _mark_failed(conn, attempt.item, attempt.error,
-                                        retry_at=attempt.retry_at, run_id=run_id, now=now)
-                if held:
+                if attempt.error is not None and _mark_failed(
+                        conn, attempt.item, attempt.error, retry_at=attempt.retry_at,
+                        run_id=run_id, now=now):
                     done.add(attempt.item.id)
         return done
 
@@ -248,40 +269,48 @@ class OutboxStore:
                 "leased": int(in_flight or 0), "lease_expired": int(stale or 0),
                 "retrying": int(retrying or 0), "due": int(due or 0)}
 
-    def due_count(self, now: datetime | None = None) -> int:
+    def due_count(self, now: datetime | None = None, *,
+                  settle: timedelta = timedelta(0)) -> int:
         """Outbox rows due plus groups due for a flush: cheap enough for a sensor tick.
 
         A row whose lease ran out counts as due: its worker died (a live one renews), so
-        the next delivery run must take it.
+        the next delivery run must take it. A row never tried and queued less than
+        ``settle`` ago is not counted: the run (or sensor tick's run) that raised it is
+        about to send it, and it is that run's to send (attribution, issue #12).
         """
         now = now or utcnow()
         t, g = schema.outbox, schema.groups
         outbox_due = sa.select(sa.func.count()).select_from(t).where(
             t.c.delivered_at.is_(None), t.c.failed_at.is_(None), t.c.next_attempt_at <= now,
             sa.or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
+        if settle > timedelta(0):
+            outbox_due = outbox_due.where(sa.or_(t.c.attempts > 0,
+                                                 t.c.claimed_until.is_not(None),
+                                                 t.c.created_at <= now - settle))
         groups_due = sa.select(sa.func.count()).select_from(g).where(g.c.next_flush_at <= now)
         with self.db.read() as conn:
             return int(conn.execute(outbox_due).scalar() or 0) + int(
                 conn.execute(groups_due).scalar() or 0)
 
 
-def _mark_delivered(conn: Connection, item: OutboxItem, *, run_id: str | None, now: datetime,
-                    skipped: bool) -> bool:
+def _mark_delivered(conn: Connection, attempts: Sequence[Attempt], token: str, *,
+                    now: datetime) -> set[int]:
+    """Mark rows of one claim delivered in one UPDATE; the ids this claim still held."""
     t = schema.outbox
-    held = conn.execute(t.update().where(t.c.id == item.id,
-                                         t.c.claim_token == item.claim_token).values(
+    ids = [a.item.id for a in attempts]
+    held = conn.execute(t.update().where(t.c.id.in_(ids), t.c.claim_token == token).values(
         delivered_at=now, claimed_until=None, claim_token=None, attempts=t.c.attempts + 1,
-        last_error=None))
-    if held.rowcount == 0:
-        return False
-    if skipped:
-        return True
-    write_event(conn, now, "notification_sent", f"{item.kind} sent to {item.receiver}",
-                fingerprint=item.fingerprint, rule=item.rule, source="outbox",
-                run_id=run_id, payload={"receiver": item.receiver,
-                                        "dedup_key": item.dedup_key,
-                                        "attempt": item.attempts + 1})
-    return True
+        last_error=None).returning(t.c.id))
+    return set(held.scalars())
+
+
+def _sent_event(item: OutboxItem, *, run_id: str | None, now: datetime) -> dict[str, Any]:
+    """The ``notification_sent`` event row of a delivered item (see ``write_event``)."""
+    return {"at": now, "fingerprint": item.fingerprint, "rule": item.rule,
+            "kind": "notification_sent", "reason": f"{item.kind} sent to {item.receiver}",
+            "actor": "system", "source": "outbox", "run_id": run_id,
+            "payload": {"receiver": item.receiver, "dedup_key": item.dedup_key,
+                        "attempt": item.attempts + 1}}
 
 
 def _mark_failed(conn: Connection, item: OutboxItem, error: str, *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -248,10 +249,14 @@ class _InFlightProbe(WebhookReceiver):
     now: ClassVar[int] = 0
     peak: ClassVar[int] = 0
 
+    lock: ClassVar[threading.Lock] = threading.Lock()  # senders are threads
+
     async def deliver(self, group, http) -> None:  # type: ignore[override]
         import asyncio
 
-        type(self).now += 1
-        type(self).peak = max(type(self).peak, type(self).now)
+        with type(self).lock:
+            type(self).now += 1
+            type(self).peak = max(type(self).peak, type(self).now)
         await asyncio.sleep(0.05)
-        type(self).now -= 1
+        with type(self).lock:
+            type(self).now -= 1

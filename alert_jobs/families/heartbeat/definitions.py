@@ -62,7 +62,8 @@ def heartbeats(context: dg.AssetExecutionContext,
     for outcome in report.outcomes:
         context.log.info(outcome.result.decision.describe())
     if report.outcomes:
-        context.log.info(f"delivery: {deliver(rules, timeline, run_id=context.run_id)}")
+        sent = deliver(rules, timeline, run_id=context.run_id, raised_by=context.run_id)
+        context.log.info(f"delivery: {sent}")
     rows = HeartbeatStore(timeline).rows()
     meta, attention = summarize(rows, now)
     meta["evaluated_now"] = int(report.evaluated)

@@ -37,7 +37,9 @@ from alert_jobs.families.heartbeat.watch import (
     active_fingerprints,
     report,
 )
+from alert_jobs.runtime.delivery_job import delivery_request
 from alert_jobs.runtime.resources import DELIVERY_JOB, AlertJobsResource
+from alert_jobs.runtime.tick import tick_outbox_ids
 from alert_jobs.store import utcnow
 
 SENSOR_NAME = "instance_watch_sensor"
@@ -311,12 +313,13 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         own = given if given is not None else location_asset_keys(context)
         observations = watch_once(context.instance, rules, cursor, now=now, active=active,
                                   own_assets=own)
-        outcomes = report(rules, timeline, observations, now=now)
+        flushed: list[int] = []
+        outcomes = report(rules, timeline, observations, now=now, outbox_ids=flushed)
         for outcome in outcomes:
             context.log.info(outcome.result.decision.describe())
-        due = bool(outcomes) and timeline.outbox.due_count(now) > 0
-        runs = [dg.RunRequest(run_key=f"instance-watch-{now.strftime('%Y-%m-%dT%H:%M:%S')}")] \
-            if due else []
+        raised = tick_outbox_ids(timeline, rules, outcomes, flushed, now=now)
+        runs = [delivery_request(f"instance-watch-{now.strftime('%Y-%m-%dT%H:%M:%S.%f')}",
+                                 raised, SENSOR_NAME)] if raised else []
         return dg.SensorResult(run_requests=runs, cursor=cursor.dump(),
                                skip_reason=None if runs else
                                f"{len(observations)} new instance event(s)")

@@ -69,6 +69,7 @@ class EvaluationReport:
     synced: bool = False
     removed: int = 0
     outcomes: list[RuleOutcome] = field(default_factory=list)
+    outbox_ids: list[int] = field(default_factory=list)  # flushed by this evaluation
 
     @property
     def firing(self) -> list[Observation]:
@@ -142,7 +143,8 @@ def evaluate_rows(rules: RulesFile, timeline: Timeline, rows: list[HeartbeatRow]
     report.evaluated += len(saves) - len(stale)
     report.stale += len(stale)
     if batches:
-        timeline.outbox.flush_due(router=rules.router(), now=now)
+        report.outbox_ids += timeline.outbox.flush_due(router=rules.router(), now=now,
+                                                       run_id=run_id)
     if stale and retry:
         fresh = [r for r in (store.get(slug) for slug in stale) if r is not None]
         evaluate_rows(rules, timeline, fresh, now=max(now, utcnow()), run_id=run_id,

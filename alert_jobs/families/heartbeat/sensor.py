@@ -1,5 +1,9 @@
 """Heartbeat sensor: every 30 s, overdue heartbeats go down (and recoveries resolve).
 
+The tick evaluates in the sensor (no run), so the delivery run it requests gets the
+outbox ids the tick raised and sends exactly those: a heartbeat alert is delivered by
+its own sensor's run, never by whichever rule run delivers next (issue #12).
+
 The tick reads only overdue rows (one range scan of the ``alert_after`` index), so
 100,000 registered checks cost about as much as ten. The rules file's checks are
 synced into the table only when they changed (their hash is the cursor). Every tick
@@ -16,7 +20,9 @@ from alert_jobs.config import load_rules_or_last_good
 from alert_jobs.families.heartbeat.rules_file import report_rules_file
 from alert_jobs.families.heartbeat.run import declared_hash, evaluate_due
 from alert_jobs.families.heartbeat.watch import ping_deadman
+from alert_jobs.runtime.delivery_job import delivery_request
 from alert_jobs.runtime.resources import DELIVERY_JOB, AlertJobsResource
+from alert_jobs.runtime.tick import tick_outbox_ids
 from alert_jobs.store import utcnow
 
 SENSOR_NAME = "heartbeat_sensor"
@@ -47,9 +53,10 @@ def build_heartbeat_sensor(interval_seconds: int = 30) -> dg.SensorDefinition:
         problem = ping_deadman(rules, body=f"heartbeat sensor: {report.evaluated} evaluated")
         if problem:
             context.log.warning(problem)
-        queued = bool(report.outcomes or rules_outcomes) and timeline.outbox.due_count(now) > 0
-        runs = [dg.RunRequest(run_key=f"heartbeats-{now.strftime('%Y-%m-%dT%H:%M:%S')}")] \
-            if queued else []
+        raised = tick_outbox_ids(timeline, rules, [*rules_outcomes, *report.outcomes],
+                                 report.outbox_ids, now=now)
+        runs = [delivery_request(f"heartbeats-{now.strftime('%Y-%m-%dT%H:%M:%S.%f')}", raised,
+                                 SENSOR_NAME)] if raised else []
         return dg.SensorResult(run_requests=runs, cursor=digest,
                                skip_reason=None if runs else
                                f"{report.evaluated} heartbeat(s) evaluated, nothing to send")

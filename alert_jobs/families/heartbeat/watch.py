@@ -53,8 +53,10 @@ def instance_rule(rules: RulesFile, name: str) -> RuleBase:
 
 
 def report(rules: RulesFile, timeline: Timeline, observations: list[Observation], *,
-           now: datetime, run_id: str | None = None) -> list[RuleOutcome]:
-    """Feed instance observations to the engine, one batch per rule, then flush groups."""
+           now: datetime, run_id: str | None = None,
+           outbox_ids: list[int] | None = None) -> list[RuleOutcome]:
+    """Feed instance observations to the engine, one batch per rule, then flush groups
+    (the ids of the outbox rows flushed are added to ``outbox_ids``, if given)."""
     by_rule: dict[str, list[tuple[Observation, str]]] = defaultdict(list)
     for obs in observations:
         by_rule[obs.rule].append((obs, WHY.get(obs.rule, "")))
@@ -63,7 +65,9 @@ def report(rules: RulesFile, timeline: Timeline, observations: list[Observation]
         outcomes += process_observations(rules, instance_rule(rules, name), timeline, items,
                                          now=now, run_id=run_id, flush=False)
     if outcomes:
-        timeline.outbox.flush_due(router=rules.router(), now=now)
+        flushed = timeline.outbox.flush_due(router=rules.router(), now=now, run_id=run_id)
+        if outbox_ids is not None:
+            outbox_ids += flushed
     return outcomes
 
 

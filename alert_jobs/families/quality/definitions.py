@@ -115,7 +115,7 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
             "rules_to_act_on": len(result.review.to_act_on),
         })
         if result.outbox_id is not None:
-            report = deliver(rules_now, timeline, run_id=context.run_id)
+            report = deliver(rules_now, timeline, run_id=context.run_id, raised_by=context.run_id)
             receiver = rules_now.section(QualityConfig).review_receiver
             context.log.info(f"review sent to {receiver}: {report}")
             meta["review_sent_to"] = str(receiver)

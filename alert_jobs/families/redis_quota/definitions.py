@@ -86,7 +86,7 @@ def build_redis_quota_asset(target_names: list[str]) -> dg.AssetsDefinition:
                 context.log.warning(f"check failed: {result.error}")
             context.log_event(dg.AssetMaterialization(
                 asset_key=ASSET_KEY, partition=result.target, metadata=target_metadata(result)))
-        report = deliver(rules, timeline, run_id=context.run_id)
+        report = deliver(rules, timeline, run_id=context.run_id, raised_by=context.run_id)
         context.log.info(f"delivery: {report}")
         yield _check_result(results)
 

@@ -192,7 +192,7 @@ def build_score_drift_assets(rule: ScoreDriftRule) -> list[Any]:
             context.log_event(dg.AssetMaterialization(
                 asset_key=drift_key(name), partition=result.segment or None,
                 metadata=segment_metadata(result)))
-        report = deliver(rules, timeline, run_id=context.run_id)
+        report = deliver(rules, timeline, run_id=context.run_id, raised_by=context.run_id)
         context.log.info(f"delivery: {report}")
         yield check_result(results)
 

@@ -106,7 +106,7 @@ def build_batch_asset(batch: Batch, descriptions: Mapping[str, str] | None = Non
         timeline = alert_jobs.timeline()
         outcomes = evaluate_batch(rules, current, timeline, run_id=context.run_id)
         _log(context, outcomes)
-        report = deliver(rules, timeline, run_id=context.run_id)
+        report = deliver(rules, timeline, run_id=context.run_id, raised_by=context.run_id)
         context.log.info(f"delivery: {report}")
         for error in report.errors:
             context.log.warning(f"delivery failed: {error}")
