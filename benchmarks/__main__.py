@@ -11,6 +11,7 @@ import redis
 from benchmarks import (
     cli_bench,
     cost_bench,
+    daemon_bench,
     delivery_bench,
     drift_bench,
     heartbeat_bench,
@@ -68,8 +69,10 @@ def main() -> int:
     cli_bench.main([])  # prints, writes results/cli.json
     print()
     redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
+    print()
+    daemon_failed = daemon_bench.main([])  # 200 rules under dagster-daemon: CPU per minute
     return 1 if (failed or redis_failed or delivery_failed or drift_failed or cost_failed
-                 or heartbeat_failed or recovery_failed or ping_failed) else 0
+                 or heartbeat_failed or recovery_failed or ping_failed or daemon_failed) else 0
 
 
 if __name__ == "__main__":

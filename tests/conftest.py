@@ -31,6 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # ----- PostgreSQL -------------------------------------------------------------------
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests that mostly wait (a real daemon for minutes, the demo) go first.
+
+    pytest-xdist hands tests out in collection order, so a three-minute test collected
+    last would run alone at the end while the other worker idles; started first, it
+    overlaps the rest of the suite.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
+
+
 def _reachable(url: str) -> bool:
     try:
         engine = sa.create_engine(_driver(url), connect_args={"connect_timeout": 3})

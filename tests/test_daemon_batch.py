@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.daemon_bench import BATCH, DaemonSetup, report, run_daemon
 
-pytestmark = pytest.mark.timeout(480)
+pytestmark = [pytest.mark.timeout(480), pytest.mark.long_running]
 
 RULES = 200
 TICKS = 3

@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import ROOT, free_port
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.long_running]
 
 
 def _demo_folder(tmp_path: Path, ports: dict[str, int]) -> Path:
