@@ -149,6 +149,7 @@ outbox = sa.Table(
     sa.Column("run_id", sa.String(64)),
     sa.UniqueConstraint("receiver", "dedup_key", name="uq_alert_outbox_receiver_dedup"),
     sa.Index("ix_alert_outbox_due", "delivered_at", "failed_at", "next_attempt_at"),
+    sa.Index("ix_alert_outbox_run_id", "run_id"),  # deliver(raised_by=…)
 )
 
 rule_settings = sa.Table(

@@ -20,21 +20,14 @@ from alert_jobs.runtime.batch import RECORD_MAX
 from alert_jobs.runtime.deliver import deliver_due
 from alert_jobs.store import Attempt, Timeline, utcnow
 from tests.conftest import make_receiver
-from tests.runtime.test_delivery_crash import SlowReceiver, queue
+from tests.runtime.test_delivery_crash import SlowReceiver, queue, serving
 
 MESSAGES = 300
 
 
 @pytest.fixture
 def fast_receiver() -> Iterator[SlowReceiver]:
-    import threading
-
-    receiver = SlowReceiver(delay=0.0)
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    yield from serving(0.0)
 
 
 @contextmanager

@@ -69,14 +69,19 @@ class SlowReceiver:
             return sum(self.hits.values())
 
 
-@pytest.fixture
-def slow_receiver() -> Iterator[SlowReceiver]:
-    receiver = SlowReceiver(delay=0.1)
+def serving(delay: float) -> Iterator[SlowReceiver]:
+    """A :class:`SlowReceiver` answering after ``delay`` seconds, served until the end."""
+    receiver = SlowReceiver(delay=delay)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()
+
+
+@pytest.fixture
+def slow_receiver() -> Iterator[SlowReceiver]:
+    yield from serving(0.1)
 
 
 def queue(timeline: Timeline, n: int, tag: str = "m") -> list[str]:
