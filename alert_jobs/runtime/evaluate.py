@@ -61,13 +61,8 @@ def process_observations(
     flush: bool = True,
 ) -> list[RuleOutcome]:
     """Several observations of one rule (with their 'why it matters' text) in one transaction."""
-    policy = policy_for(rules, rule)
-    items = [(obs, policy, _message(rules, rule, obs, why, run_id)) for obs, why in observations]
-    router = rules.router()
-    results = timeline.alerts.process_many(items, now=now, run_id=run_id, router=router,
-                                           flush=flush, links=_links(rules, now))
-    return [RuleOutcome(obs, replace(result, decision=routed(result.decision, router)))
-            for (obs, _), result in zip(observations, results, strict=True)]
+    return process_batch(rules, timeline, [(rule, obs, why) for obs, why in observations],
+                         now=now, run_id=run_id, chunk=max(1, len(observations)), flush=flush)
 
 
 #: Decisions per transaction in :func:`process_batch`: long enough to save most commits,
@@ -79,13 +74,14 @@ BATCH_CHUNK = 200
 def process_batch(
     rules: RulesFile, timeline: Timeline,
     evaluations: Sequence[tuple[RuleBase, Observation, str]], *, now: datetime,
-    run_id: str | None, chunk: int = BATCH_CHUNK,
+    run_id: str | None, chunk: int = BATCH_CHUNK, flush: bool = True,
 ) -> list[RuleOutcome]:
     """Observations of many rules (``(rule, observation, why)``), decided and written
     together: one ``process_many`` transaction per ``chunk`` of them, each with its own
     rule's policy, the same message and action links as :func:`process_observations`.
 
-    Each chunk flushes the notification groups that are due, as a run per rule did.
+    Each chunk flushes the notification groups it queued into that are due (with
+    ``flush``; without, delivery's ``flush_due`` does).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
@@ -97,11 +93,11 @@ def process_batch(
         part = evaluations[start:start + chunk]
         items = []
         for rule, obs, why in part:
-            policy = policies.get(rule.name) or policies.setdefault(rule.name,
-                                                                     policy_for(rules, rule))
-            items.append((obs, policy, _message(rules, rule, obs, why, run_id)))
+            if rule.name not in policies:
+                policies[rule.name] = policy_for(rules, rule)
+            items.append((obs, policies[rule.name], _message(rules, rule, obs, why, run_id)))
         results = timeline.alerts.process_many(items, now=now, run_id=run_id, router=router,
-                                               links=links)
+                                               flush=flush, links=links)
         outcomes += [RuleOutcome(obs, replace(result, decision=routed(result.decision, router)))
                      for (_, obs, _), result in zip(part, results, strict=True)]
     return outcomes

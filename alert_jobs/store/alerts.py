@@ -38,7 +38,7 @@ from alert_jobs.core.model import (
 from alert_jobs.core.routing import Router
 from alert_jobs.store import episodes, grouping, schema
 from alert_jobs.store.context import read_context, read_one
-from alert_jobs.store.db import Database, TimelineError, utcnow
+from alert_jobs.store.db import Database, TimelineError, pg_lock_or_create, utcnow
 from alert_jobs.store.events import event_row, write_events
 from alert_jobs.store.outbox import flush_groups
 
@@ -82,24 +82,6 @@ def record_values(record: AlertRecord, now: datetime) -> dict[str, Any]:
 #: Never change for a fingerprint (it is a hash of them): not rewritten, so an UPDATE
 #: leaves the primary-key and rule indexes alone.
 _IDENTITY = ("fingerprint", "rule", "labels")
-
-
-_PG_LOCK_OR_CREATE: list[Any] = []
-
-
-def _pg_lock_or_create() -> Any:
-    """``INSERT … ON CONFLICT (fingerprint) DO UPDATE`` (a no-op that locks the row)
-    ``RETURNING`` the row and whether it was created (``xmax = 0``: a new row version
-    written by an insert, not by the conflict's update)."""
-    if not _PG_LOCK_OR_CREATE:
-        from sqlalchemy.dialects.postgresql import insert
-
-        stmt = insert(_a)
-        _PG_LOCK_OR_CREATE.append(
-            stmt.on_conflict_do_update(index_elements=[_a.c.fingerprint],
-                                       set_={"fingerprint": stmt.excluded.fingerprint})
-            .returning(*_a.c, sa.literal_column("(xmax = 0)").label("created")))
-    return _PG_LOCK_OR_CREATE[0]
 
 
 def _changed_values(record: AlertRecord, now: datetime, fp: str) -> dict[str, Any]:
@@ -320,7 +302,8 @@ class AlertStore:
                 values = record_values(AlertRecord.new(obs.rule, obs.labels), now)
                 values["severity"] = str(policy.severity)
                 fresh[fp] = values
-        rows = conn.execute(_pg_lock_or_create(), [fresh[fp] for fp in sorted(fresh)])
+        rows = conn.execute(pg_lock_or_create(schema.alerts, ("fingerprint",)),
+                            [fresh[fp] for fp in sorted(fresh)])
         return {r.fingerprint: None if r.created else record_from_row(r) for r in rows}
 
     # ----- reads ------------------------------------------------------------------

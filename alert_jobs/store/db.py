@@ -9,6 +9,7 @@ the stores lock the rows they change. The schema belongs to alembic
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -88,6 +89,21 @@ def preload_driver(url: str) -> None:
 
 # The timeline's driver (the configured one, else SQLite's) is loaded with this module.
 preload_driver(os.environ.get(DATABASE_URL_ENV) or "sqlite://")
+
+
+@functools.cache
+def pg_lock_or_create(table: sa.Table, keys: tuple[str, ...]) -> Any:
+    """PostgreSQL's ``INSERT … ON CONFLICT (keys) DO UPDATE`` (a no-op update that locks
+    the row) ``RETURNING`` the row and whether it was created (``xmax = 0``: a row version
+    written by the insert, not by the conflict's update): every row a transaction needs
+    is inserted or locked by one statement, in the order of its parameters, so writers
+    that take them in the same (key) order never deadlock. Built once per table."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    stmt = insert(table)
+    return (stmt.on_conflict_do_update(index_elements=[table.c[k] for k in keys],
+                                       set_={keys[0]: stmt.excluded[keys[0]]})
+            .returning(*table.c, sa.literal_column("(xmax = 0)").label("created")))
 
 
 class Database:

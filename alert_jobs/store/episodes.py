@@ -76,12 +76,6 @@ _NOTIFIED = t.update().where(_BY_KEY).values(
 _RAISE = t.update().where(_BY_KEY).values(severity=_RAISED)
 
 
-def on_decision(conn: Connection, decision: Any, prior: AlertRecord | None,
-                now: datetime) -> None:
-    """Mirror one engine decision (firing, resolve, notifications, severity rise)."""
-    on_decisions(conn, [(decision, prior)], now)
-
-
 def on_decisions(conn: Connection, decided: Sequence[tuple[Any, AlertRecord | None]],
                  now: datetime) -> None:
     """Mirror engine decisions (in order) with a few statements for all of them, and

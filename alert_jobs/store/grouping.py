@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from alert_jobs.core.messages import AlertMessage, GroupMessage
 from alert_jobs.core.routing import RouteTarget
 from alert_jobs.store import schema
+from alert_jobs.store.db import pg_lock_or_create
 
 #: Intents that do not wait for group_interval: a warning that became critical is news.
 URGENT_REASONS = frozenset({"severity_raised"})
@@ -67,24 +68,6 @@ _UPDATE_GROUP = (_g.update().where(_g.c.receiver == sa.bindparam("b_receiver"),
 
 
 _INSERT_GROUPS = _g.insert()
-_PG_LOCK_OR_CREATE: list[Any] = []
-
-
-def _pg_lock_or_create() -> Any:
-    """``INSERT … ON CONFLICT DO UPDATE`` (a no-op that locks the row) ``RETURNING`` the
-    group and whether it was created: every group row is inserted or locked by one
-    statement, in key order, so writers never deadlock on groups."""
-    if not _PG_LOCK_OR_CREATE:
-        from sqlalchemy.dialects.postgresql import insert
-
-        stmt = insert(_g)
-        _PG_LOCK_OR_CREATE.append(
-            stmt.on_conflict_do_update(index_elements=[_g.c.receiver, _g.c.group_key],
-                                       set_={"receiver": stmt.excluded.receiver})
-            .returning(*_g.c, sa.literal_column("(xmax = 0)").label("created")))
-    return _PG_LOCK_OR_CREATE[0]
-
-
 def queue_many(conn: Connection, intents: Sequence[Intent], *, now: datetime,
                lock: bool) -> list[Any]:
     """Queue intents (in order) and arm their groups' timers: a few statements for all.
@@ -111,7 +94,8 @@ def queue_many(conn: Connection, intents: Sequence[Intent], *, now: datetime,
         for key, i in keyed:
             fresh.setdefault(key, _fresh(key, i, now))
         rows: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in conn.execute(_pg_lock_or_create(), [fresh[k] for k in keys]):
+        lock_or_create = pg_lock_or_create(_g, ("receiver", "group_key"))
+        for r in conn.execute(lock_or_create, [fresh[k] for k in keys]):
             if not r.created:  # created rows are armed from scratch below, like new ones
                 rows[(r.receiver, r.group_key)] = {c.name: r._mapping[c.name] for c in _g.c}
         new, changed = _arm(rows, keyed, now)
