@@ -106,8 +106,8 @@ class PrometheusSli(Strict):
         for expr in (self.total, self.good or self.bad or ""):
             if "{{window}}" not in expr:
                 raise PydanticCustomError(
-                    "sli", "each expression must count events over {{{{window}}}}, e.g. "
-                    "sum(increase(http_requests_total[{{{{window}}}}]))")
+                    "sli", "each expression must count events over {{window}}, e.g. "
+                    "sum(increase(http_requests_total[{{window}}]))")
         return self
 
 
@@ -171,7 +171,7 @@ class SloRule(RuleBase):
     @property
     def budget_fraction(self) -> float:
         """The error budget as a fraction of events: 0.001 for 99.9."""
-        return 1 - self.objective / 100
+        return round((100 - self.objective) / 100, 12)
 
 
 SECTION = RulesSection(family="slo", rule_model=SloRule, order=15)
