@@ -156,6 +156,20 @@ def test_strictly_above_the_factor() -> None:
     assert above.status == Status.ALERT
 
 
+def test_a_burn_equal_to_the_factor_despite_float_noise_does_not_fire() -> None:
+    """At 99.25 % over 28 days the 1 h factor is 13.44, and 252 bad of 2,500 is exactly
+    that burn, which floats compute as 13.440000000000001."""
+    rule = make_rule(objective=99.25, period="28d")
+    factor = pairs_of(rule)[0].factor
+    exact = {s: Counts(s, 2500 - 252, 2500, s) for s in (H, 5 * MIN)}
+    assert burn_rate(exact[H], 99.25) > factor  # the noise this guards against
+    _, obs = observe(rule, counts(rule, **{str(s): c for s, c in exact.items()}))
+    assert obs.status == Status.OK
+    above = {s: Counts(s, 2500 - 253, 2500, s) for s in (H, 5 * MIN)}
+    _, obs = observe(rule, counts(rule, **{str(s): c for s, c in above.items()}))
+    assert obs.status == Status.ALERT
+
+
 def test_page_over_ticket_in_one_alert() -> None:
     rule = make_rule()
     every = [s for s in windows_of(rule) if s != rule.period]
@@ -167,6 +181,12 @@ def test_page_over_ticket_in_one_alert() -> None:
     report, obs = observe(rule, burning(rule, 4, D, 2 * H, 3 * D, 6 * H))
     assert obs.severity == Severity.WARNING
     assert report.firing is not None and report.firing.pair.long == D  # 4× over 1 day
+    # a ticket pair burning faster than the page pair does not take its place
+    table = burning(rule, 20, H, 5 * MIN)
+    table.update({s: window(s, 50 * rule.budget_fraction) for s in (D, 2 * H)})
+    report, obs = observe(rule, table)
+    assert [r.firing for r in report.pairs] == [True, False, True, False]
+    assert obs.severity == Severity.CRITICAL and obs.value == pytest.approx(20)
 
 
 def test_same_severity_tie_goes_to_the_fastest_long_burn() -> None:
