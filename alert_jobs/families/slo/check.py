@@ -253,9 +253,9 @@ def evaluate(rule: SloRule, counts: Mapping[timedelta, Counts]) -> SloReport:
                              f"{fmt_number(c.total)} of {fmt_number(rule.min_events)}")
             elif c.total <= 0:
                 notes.append(f"no events to judge {_span_text(span)}")
+    pair_spans = {span for p in pairs for span in (p.long, p.short)}
     burn = {span: burn_rate(counts[span], rule.objective)
-            for span in windows_of(rule) if span != rule.period or any(
-                span in (p.long, p.short) for p in pairs)}
+            for span in windows_of(rule) if span in pair_spans}
     return SloReport(rule=rule.name, objective=rule.objective, period=rule.period, sli=sli,
                      budget_remaining=remaining, burn=burn, pairs=tuple(results),
                      firing=firing, exhaustion=exhaustion, notes=tuple(notes),
@@ -289,15 +289,12 @@ def judge(rule: SloRule, report: SloReport, *, now: datetime,
 
     gaps = [r for r in report.pairs if r.reason == "gap"]
     if gaps:
-        spans = []
-        for r in gaps:
-            for span in (r.pair.long, r.pair.short):
-                if report.coverage.get(span, 0.0) < MIN_COVERAGE and span not in spans:
-                    spans.append(span)
-        missing = " and ".join(
+        # freshest first: a source that stopped shows as 100 % of the short windows
+        spans = sorted({span for r in gaps for span in (r.pair.long, r.pair.short)
+                        if report.coverage.get(span, 0.0) < MIN_COVERAGE})
+        reason = "no data for " + _and([
             f"{_percent(1 - report.coverage.get(s, 0.0))} % of the last {_span_text(s)}"
-            for s in spans)
-        reason = f"no data for {missing}"
+            for s in spans])
         return Observation(rule.name, Status.NODATA, obs_labels, None,
                            summary=f"{head} cannot be judged: {reason}.",
                            expected=_expected(gaps[0].pair), seen=reason,
@@ -346,6 +343,11 @@ def _alert(rule: SloRule, report: SloReport, firing: PairResult, head: str,
     return Observation(rule.name, Status.ALERT, labels, firing.long_burn, summary=summary,
                        expected=_expected(pair), seen=f"{long_burn}× / {short_burn}×",
                        window=_span_text(pair.long), details=details, severity=pair.severity)
+
+
+def _and(parts: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _details(report: SloReport) -> dict[str, float]:

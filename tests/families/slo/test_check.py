@@ -218,6 +218,19 @@ def test_gap_is_nodata_naming_the_window() -> None:
     assert edge.status == Status.OK
 
 
+def test_a_stopped_source_names_each_window_it_left_short() -> None:
+    """24 minutes without data: all of 5 min, 80 % of 30 min, 40 % of 1 h, 20 % of 2 h
+    (6 h is 93 % covered, enough to be judged)."""
+    rule = make_rule()
+    missing = 24 * MIN
+    table = {s: window(s, coverage=max(0.0, 1 - missing / s)) for s in windows_of(rule)}
+    report, obs = observe(rule, table)
+    assert [r.reason for r in report.pairs] == ["gap", "gap", "gap", ""]
+    assert obs.status == Status.NODATA and obs.value is None
+    assert obs.seen == ("no data for 100 % of the last 5 min, 80 % of the last 30 min, "
+                        "40 % of the last 1 h and 20 % of the last 2 h")
+
+
 def test_a_gap_does_not_hide_a_pair_that_fires() -> None:
     rule = make_rule()
     table = burning(rule, 8, 6 * H, 30 * MIN)
