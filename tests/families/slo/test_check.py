@@ -252,7 +252,11 @@ def test_one_failure_in_ten_requests_does_not_page() -> None:
     assert obs.status == Status.OK and obs.severity is None
     assert report.pairs[0].reason == "few_events"
     assert report.burn[H] == pytest.approx(100)
-    assert "too few events to judge 1 h: 10 of 100" in obs.summary
+    assert obs.summary == (
+        "Checkout availability (SLO 99.9 % over 30 days) has too few events to judge its "
+        "burn rate (5 min: 1 of 100, 30 min: 5 of 100, 1 h: 10 of 100, 2 h: 20 of 100, "
+        "6 h: 60 of 100); 100 % of the budget left.")
+    assert report.notes[2] == "too few events to judge 1 h: 10 of 100"
     # positive control: the same counts with min_events 1 page
     loud = make_rule(min_events=1)
     _, paged = observe(loud, table)
