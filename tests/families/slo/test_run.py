@@ -102,8 +102,8 @@ def test_a_gap_in_the_data_is_nodata_not_a_silent_zero(tmp_path: Path, sqlite_ur
     (done,) = evaluate_batch(rules, [rule], Timeline(sqlite_url), now=NOW)
     obs = done.outcome.observation
     assert obs.status == Status.NODATA
-    assert obs.summary.endswith("cannot be judged: no data for 17 % of the last 1 h and 100 % "
-                                "of the last 5 min.")
+    assert obs.summary.endswith("cannot be judged: no data for 100 % of the last 5 min and "
+                                "17 % of the last 1 h.")
     # Positive control: the same minutes with traffic are judged.
     traffic.add(EDGE - 10 * MIN, EDGE + 2 * MIN)
     SloBucketStore(Timeline(sqlite_url)).forget("checkout")
