@@ -18,6 +18,7 @@ that is exactly the factor (14.4 computed as 14.400000000002) from flapping.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,21 @@ class Bucket:
     good: float
     total: float
     has_data: bool = True
+
+    def __post_init__(self) -> None:
+        # A source that returns more good than total events (or negative counts) would
+        # turn into a negative burn: refuse it where it enters, with the numbers.
+        if self.end <= self.start:
+            raise ValueError(f"bucket ends ({self.end}) before it starts ({self.start})")
+        if not (math.isfinite(self.good) and math.isfinite(self.total)):
+            raise ValueError(f"bucket counts must be numbers, got good={self.good} "
+                             f"total={self.total}")
+        if self.good < 0 or self.total < 0:
+            raise ValueError(f"bucket counts must not be negative, got good={self.good} "
+                             f"total={self.total}")
+        if self.good > self.total * (1 + 1e-9):
+            raise ValueError(f"more good events than events in total: good={self.good} "
+                             f"total={self.total} (is the query's column order good, total?)")
 
     @property
     def bad(self) -> float:
@@ -232,9 +248,11 @@ def evaluate(rule: SloRule, counts: Mapping[timedelta, Counts]) -> SloReport:
             if span in seen or c.coverage < MIN_COVERAGE:
                 continue
             seen.add(span)
-            if c.total <= 0 or c.total < rule.min_events:
+            if rule.min_events and c.total < rule.min_events:
                 notes.append(f"too few events to judge {_span_text(span)}: "
                              f"{fmt_number(c.total)} of {fmt_number(rule.min_events)}")
+            elif c.total <= 0:
+                notes.append(f"no events to judge {_span_text(span)}")
     burn = {span: burn_rate(counts[span], rule.objective)
             for span in windows_of(rule) if span != rule.period or any(
                 span in (p.long, p.short) for p in pairs)}
