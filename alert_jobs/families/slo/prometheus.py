@@ -136,7 +136,9 @@ def _key(moment: datetime) -> int:
 
 
 def _unix(moment: datetime) -> str:
-    return _seconds(moment.timestamp())
+    """The moment as sent: the same whole milliseconds as its :func:`_key`, so the
+    timestamps Prometheus answers with find their buckets."""
+    return _seconds(_key(moment) / 1000)
 
 
 def _seconds(value: float) -> str:
