@@ -82,6 +82,17 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
+def describe(sli: PrometheusSli) -> str:
+    """The SLI as a message may name it, e.g. for a ``nodata`` alert:
+    ``Prometheus at http://prom:9090, total sum(increase(x[{{window}}]))`` (the URL
+    without credentials; an env reference stays a reference when it is not set)."""
+    try:
+        where = display_url(resolve(sli.url))
+    except SecretMissingError:
+        where = str(sli.url)
+    return f"Prometheus at {where}, total {sli.total}"
+
+
 def read_buckets(sli: PrometheusSli, start: datetime, end: datetime, step: timedelta,
                  *, max_points: int = MAX_POINTS) -> list[Bucket]:
     """Buckets ``[start, start+step)`` … up to ``end``: an instant query at ``end`` when

@@ -227,8 +227,11 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     """A real Prometheus scraping :class:`CounterTarget` every second (see the module
-    docstring), with two counters already running from the start:
-    ``demo_requests_total{code="200"}`` at 40/s and ``{code="500"}`` at 4/s."""
+    docstring), with counters already running from the start:
+    ``demo_requests_total{code="200"}`` at 40/s and ``{code="500"}`` at 4/s (never
+    changed), and ``slo_requests_total`` with ``code="200"`` at 40/s and ``code="500"``
+    at 0/s, whose error rate the end-to-end SLO test raises (its history is being
+    scraped while the other tests run)."""
     binary = prometheus_binary()
     if binary is None:
         external = os.environ.get("PROMETHEUS_URL")
@@ -241,6 +244,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     start = time.time()
     target.counter("demo_requests_total", 'code="200"', 40, since=start)
     target.counter("demo_requests_total", 'code="500"', 4, since=start)
+    target.counter("slo_requests_total", 'code="200"', 40, since=start)
+    target.counter("slo_requests_total", 'code="500"', 0, since=start)
     proc, url, log = _start(binary, tmp_path_factory.mktemp("prometheus"), target)
     try:
         _wait_ready(proc, url, log)

@@ -29,7 +29,12 @@ import pytest
 from alert_jobs.core.errors import SourceError
 from alert_jobs.families.slo.check import Bucket
 from alert_jobs.families.slo.config import PrometheusSli, Sli
-from alert_jobs.families.slo.prometheus import display_url, promql_duration, read_buckets
+from alert_jobs.families.slo.prometheus import (
+    describe,
+    display_url,
+    promql_duration,
+    read_buckets,
+)
 from tests.conftest import free_port
 from tests.families.slo.conftest import PrometheusServer, PrometheusStub
 
@@ -74,6 +79,10 @@ def test_shown_url_has_no_credentials_or_query_string() -> None:
     assert display_url("https://bob:hunter2@prom.example:9090/prom/?token=abc#x") == \
         "https://prom.example:9090/prom"
     assert display_url("not a url") == "<a Prometheus URL that cannot be parsed>"
+    assert describe(sli("http://u:pw@prom:9090/?x=1")) == f"Prometheus at http://prom:9090, " \
+        f"total {TOTAL}"
+    assert describe(sli({"env": "NO_SUCH_PROM_URL_VAR"})) == (  # type: ignore[arg-type]
+        f"Prometheus at {{env: NO_SUCH_PROM_URL_VAR}}, total {TOTAL}")
 
 
 # ----- errors: no scraped history needed ---------------------------------------------------
