@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 
@@ -163,7 +163,8 @@ class _Client:
 
     sli: PrometheusSli
     http: httpx.Client | None = None
-    base: str = ""
+    base: str = ""  # the URL without query string: the API paths go after it
+    base_params: tuple[tuple[str, str], ...] = ()  # the URL's own query (e.g. a tenant)
     shown: str = ""
     timeout: float = 0.0
 
@@ -172,7 +173,9 @@ class _Client:
             url = resolve(self.sli.url)
         except SecretMissingError as exc:
             raise SourceError(f"Prometheus URL: {exc}") from None
-        self.base = url.rstrip("/")
+        parts = urlsplit(url)
+        self.base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self.base_params = tuple(parse_qsl(parts.query, keep_blank_values=True))
         self.shown = display_url(url)
         try:
             headers = {name: resolve(value) for name, value in self.sli.headers.items()}
@@ -207,7 +210,8 @@ class _Client:
         assert self.http is not None
         where = f"Prometheus at {self.shown}"
         # Prometheus stops evaluating at the same deadline as we stop waiting.
-        query = {"query": expr, **params, "timeout": _seconds(self.timeout)}
+        query = [*self.base_params, ("query", expr), *params.items(),
+                 ("timeout", _seconds(self.timeout))]
         try:
             response = self.http.get(self.base + path, params=query)
         except httpx.TimeoutException:

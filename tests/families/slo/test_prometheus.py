@@ -176,6 +176,23 @@ def test_headers_are_sent_and_never_shown(prometheus_stub: PrometheusStub,
     assert f"Prometheus at {prometheus_stub.url}/prom refused the request (HTTP 401)" in message
     assert "s3cr3t" not in message
 
+    # credentials and parameters in the URL itself (basic auth, a tenant) are used too
+    prometheus_stub.status, prometheus_stub.body = 200, vector("1", 1.8e9)
+    host = prometheus_stub.url.removeprefix("http://")
+    read_buckets(sli(f"http://reader:pw0rd@{host}/prom?tenant=shop&key=k3y"),
+                 end - timedelta(minutes=1), end, timedelta(minutes=1))
+    last = prometheus_stub.requests[-1]
+    assert last.path == "/prom/api/v1/query"
+    assert last.headers["Authorization"] == "Basic cmVhZGVyOnB3MHJk"  # reader:pw0rd
+    assert (last.params["tenant"], last.params["key"]) == ("shop", "k3y")
+    assert last.params["query"] == BAD.replace("{{window}}", "1m")
+    prometheus_stub.status = 400
+    with pytest.raises(SourceError) as caught:
+        read_buckets(sli(f"http://reader:pw0rd@{host}/prom?tenant=shop&key=k3y"),
+                     end - timedelta(minutes=1), end, timedelta(minutes=1))
+    assert f"Prometheus at {prometheus_stub.url}/prom refused" in str(caught.value)
+    assert "pw0rd" not in str(caught.value) and "k3y" not in str(caught.value)
+
     monkeypatch.delenv("PROM_TEST_TOKEN")
     with pytest.raises(SourceError, match="environment variable PROM_TEST_TOKEN is not set"):
         read_buckets(source, end - timedelta(minutes=1), end, timedelta(minutes=1))
