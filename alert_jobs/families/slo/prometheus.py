@@ -210,8 +210,8 @@ class _Client:
         assert self.http is not None
         where = f"Prometheus at {self.shown}"
         # Prometheus stops evaluating at the same deadline as we stop waiting.
-        query = [*self.base_params, ("query", expr), *params.items(),
-                 ("timeout", _seconds(self.timeout))]
+        query = (*self.base_params, ("query", expr), *params.items(),
+                 ("timeout", _seconds(self.timeout)))
         try:
             response = self.http.get(self.base + path, params=query)
         except httpx.TimeoutException:
