@@ -173,10 +173,15 @@ class _Client:
             url = resolve(self.sli.url)
         except SecretMissingError as exc:
             raise SourceError(f"Prometheus URL: {exc}") from None
-        parts = urlsplit(url)
+        self.shown = display_url(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            raise SourceError(f"invalid Prometheus URL {self.shown}: give "
+                              "http(s)://host:port") from None
         self.base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
         self.base_params = tuple(parse_qsl(parts.query, keep_blank_values=True))
-        self.shown = display_url(url)
         try:
             headers = {name: resolve(value) for name, value in self.sli.headers.items()}
         except SecretMissingError as exc:

@@ -136,6 +136,13 @@ def silent_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:notaport", "prometheus:9090",
+                                 "ftp://127.0.0.1:9090"])
+def test_invalid_url_is_a_source_error(url: str) -> None:
+    with pytest.raises(SourceError, match="invalid Prometheus URL"):
+        read_buckets(sli(url), at(1.8e9 - 60), at(1.8e9), timedelta(minutes=1))
+
+
 def test_hanging_prometheus_times_out_within_query_timeout(silent_server: str) -> None:
     started = time.monotonic()
     with pytest.raises(SourceError) as caught:
