@@ -11,18 +11,22 @@ Formulas (SRE Workbook ch. 5; research/alerting.md §2):
 * the budget left is ``1 − bad_in_period / (budget_fraction × total_in_period)``; at
   the current (long-window) burn it is gone in ``left × period / burn``.
 
-SKELETON: signatures and data shapes are fixed (other modules build on them); bodies are
-filled in by the ``slo-math`` work.
+Objectives are percents (``99.9``) everywhere, as in the rules file. A pair "holds" when
+both burns are strictly above its factor; a relative tolerance of ``1e-9`` keeps a burn
+that is exactly the factor (14.4 computed as 14.400000000002) from flapping.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alert_jobs.core.model import Observation, Severity
-from alert_jobs.families.slo.config import SEVERITIES, BurnPair, SloRule
+from alert_jobs.core.durations import short_duration
+from alert_jobs.core.formatting import fmt_number
+from alert_jobs.core.model import Observation, Severity, Status
+from alert_jobs.families.slo.config import SEVERITIES, SloRule
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,21 @@ class Bucket:
     good: float
     total: float
     has_data: bool = True
+
+    def __post_init__(self) -> None:
+        # A source that returns more good than total events (or negative counts) would
+        # turn into a negative burn: refuse it where it enters, with the numbers.
+        if self.end <= self.start:
+            raise ValueError(f"bucket ends ({self.end}) before it starts ({self.start})")
+        if not (math.isfinite(self.good) and math.isfinite(self.total)):
+            raise ValueError(f"bucket counts must be numbers, got good={self.good} "
+                             f"total={self.total}")
+        if self.good < 0 or self.total < 0:
+            raise ValueError(f"bucket counts must not be negative, got good={self.good} "
+                             f"total={self.total}")
+        if self.good > self.total * (1 + 1e-9):
+            raise ValueError(f"more good events than events in total: good={self.good} "
+                             f"total={self.total} (is the query's column order good, total?)")
 
     @property
     def bad(self) -> float:
@@ -107,43 +126,140 @@ class SloReport:
     firing: PairResult | None  # the highest-severity pair that holds (then fastest burn)
     exhaustion: timedelta | None  # budget left gone in this long at the firing pair's burn
     notes: Sequence[str] = field(default_factory=tuple)  # "few events in 5m: 8 of 100"
+    #: Share of each window (pairs' and the period) with data, 0..1: names a gap.
+    coverage: Mapping[timedelta, float] = field(default_factory=dict)
 
 
-def pairs_of(rule: SloRule) -> list[Pair]:
-    """The rule's pairs with factors for its period, highest severity first."""
-    raise NotImplementedError
+#: Relative tolerance of "strictly above the factor": float noise is not a burn.
+_TOLERANCE = 1e-9
+
+
+def _budget_fraction(objective: float) -> float:
+    """``1 − objective`` as a fraction of events (0.001 for 99.9), without float noise."""
+    return round((100 - objective) / 100, 12)
 
 
 def factor_for(budget_percent: float, period: timedelta, long: timedelta) -> float:
     """``budget_percent/100 × period / long`` (14.4 for 2 % of 30 days in 1 h)."""
-    raise NotImplementedError
+    if long <= timedelta(0):
+        raise ValueError("the long window must be a positive duration")
+    return budget_percent / 100 * (period / long)
 
 
 def budget_consumed(factor: float, long: timedelta, period: timedelta) -> float:
-    """Share of the budget spent by burning at ``factor`` for ``long``."""
-    raise NotImplementedError
+    """Share of the budget (0..1) spent by burning at ``factor`` for ``long``: 0.02 for
+    14.4 × 1 h of 30 days."""
+    if period <= timedelta(0):
+        raise ValueError("the period must be a positive duration")
+    return factor * (long / period)
 
 
 def time_to_fire(objective: float, error_ratio: float, long: timedelta, factor: float
                  ) -> timedelta:
-    """How long an error ratio must last for a pair's long window to cross (Workbook)."""
-    raise NotImplementedError
+    """How long an error ratio must last for a pair's long window to cross (Workbook):
+    ``(1 − objective) / error_ratio × long × factor``. ``objective`` is a percent. A
+    result longer than ``long`` means the pair never fires at this error ratio."""
+    if not 0 < error_ratio <= 1:
+        raise ValueError(f"error ratio must be in (0, 1], got {error_ratio!r}")
+    return long * (_budget_fraction(objective) / error_ratio * factor)
 
 
 def burn_rate(counts: Counts, objective: float) -> float | None:
-    """Error ratio over ``1 − objective``; None without events."""
-    raise NotImplementedError
+    """Error ratio over ``1 − objective`` (``objective`` a percent, 99.9); None without
+    events."""
+    ratio = counts.error_ratio
+    if ratio is None:
+        return None
+    return ratio / _budget_fraction(objective)
+
+
+def pairs_of(rule: SloRule) -> list[Pair]:
+    """The rule's pairs with factors for its period, highest severity first (the rules
+    file order is kept within a severity)."""
+    pairs = []
+    for p in rule.pairs:
+        if p.factor is not None:
+            factor = p.factor
+            percent = budget_consumed(factor, p.long, rule.period) * 100
+        else:
+            assert p.budget_percent is not None  # the rule model enforces one of them
+            percent = p.budget_percent
+            factor = factor_for(percent, rule.period, p.long)
+        pairs.append(Pair(long=p.long, short=p.short, factor=factor, budget_percent=percent,
+                          severity=SEVERITIES[p.severity], label=p.severity))
+    return sorted(pairs, key=lambda pair: -pair.severity.rank)
 
 
 def windows_of(rule: SloRule) -> list[timedelta]:
     """Every span the evaluation needs summed: each pair's long and short, and the
     period — distinct, longest first. The store sums them in one read."""
-    raise NotImplementedError
+    spans = {rule.period}
+    for p in rule.pairs:
+        spans.update((p.long, p.short))
+    return sorted(spans, reverse=True)
+
+
+def _above(burn: float | None, factor: float) -> bool:
+    return burn is not None and burn > factor * (1 + _TOLERANCE)
+
+
+def _judge_pair(rule: SloRule, pair: Pair, counts: Mapping[timedelta, Counts]) -> PairResult:
+    windows = (counts[pair.long], counts[pair.short])
+    if any(c.coverage < MIN_COVERAGE for c in windows):
+        return PairResult(pair, None, None, False, "gap")
+    if any(c.total <= 0 or c.total < rule.min_events for c in windows):
+        return PairResult(pair, None, None, False, "few_events")
+    long_burn = burn_rate(windows[0], rule.objective)
+    short_burn = burn_rate(windows[1], rule.objective)
+    return PairResult(pair, long_burn, short_burn,
+                      _above(long_burn, pair.factor) and _above(short_burn, pair.factor))
 
 
 def evaluate(rule: SloRule, counts: Mapping[timedelta, Counts]) -> SloReport:
-    """Judge every pair on ``counts`` (one entry per :func:`windows_of` span)."""
-    raise NotImplementedError
+    """Judge every pair on ``counts`` (one entry per :func:`windows_of` span).
+
+    A window under :data:`MIN_COVERAGE` is a gap and one under ``min_events`` too thin:
+    its pair is not judged (cannot fire). The firing pair is the highest severity that
+    holds, then the fastest long burn: one alert per SLO, no duplicate page + ticket.
+    """
+    missing = [s for s in windows_of(rule) if s not in counts]
+    if missing:
+        raise ValueError("counts lack the window(s) "
+                         + ", ".join(_span_text(s) for s in missing))
+    pairs = pairs_of(rule)
+    results = [_judge_pair(rule, pair, counts) for pair in pairs]
+    holding = [r for r in results if r.firing]
+    firing = max(holding, key=lambda r: (r.pair.severity.rank, r.long_burn or 0.0),
+                 default=None)
+
+    period = counts[rule.period]
+    sli = period.good / period.total if period.total > 0 else None
+    remaining = (1 - period.bad / (rule.budget_fraction * period.total)
+                 if period.total > 0 else None)
+    exhaustion = None
+    if firing is not None and firing.long_burn and remaining is not None and remaining > 0:
+        exhaustion = rule.period * (remaining / firing.long_burn)
+
+    notes = []
+    seen: set[timedelta] = set()
+    for pair in pairs:
+        for span in (pair.long, pair.short):
+            c = counts[span]
+            if span in seen or c.coverage < MIN_COVERAGE:
+                continue
+            seen.add(span)
+            if rule.min_events and c.total < rule.min_events:
+                notes.append(f"too few events to judge {_span_text(span)}: "
+                             f"{fmt_number(c.total)} of {fmt_number(rule.min_events)}")
+            elif c.total <= 0:
+                notes.append(f"no events to judge {_span_text(span)}")
+    burn = {span: burn_rate(counts[span], rule.objective)
+            for span in windows_of(rule) if span != rule.period or any(
+                span in (p.long, p.short) for p in pairs)}
+    return SloReport(rule=rule.name, objective=rule.objective, period=rule.period, sli=sli,
+                     budget_remaining=remaining, burn=burn, pairs=tuple(results),
+                     firing=firing, exhaustion=exhaustion, notes=tuple(notes),
+                     coverage={span: counts[span].coverage for span in windows_of(rule)})
 
 
 def judge(rule: SloRule, report: SloReport, *, now: datetime,
@@ -153,17 +269,176 @@ def judge(rule: SloRule, report: SloReport, *, now: datetime,
     ALERT with ``severity`` = the firing pair's (page → critical over ticket → warning)
     when a pair holds; OK when none does; NODATA (with the reason) when no pair holds
     and a window of some pair is a gap; ``value`` is the firing (else the fastest
-    1-pair's long) burn rate. The summary follows the message standard, e.g.:
+    judged pair's long) burn rate. The summary follows the message standard, e.g.:
     "Checkout availability (SLO 99.9 % over 30 days) is burning its error budget 15.2×
     too fast over the last 1 h and 14.8× over the last 5 min (expected below 14.4×,
     which spends 2 % of the budget in 1 h). At this rate the rest of the budget (62 %)
     is gone in 1 day 23 h."
+
+    ``now`` is the evaluation time; the sentences speak of "the last …" windows ending
+    at it, so it does not change the text.
     """
-    raise NotImplementedError
+    del now  # part of the family contract; the windows already end at it
+    head = (f"{_subject(rule)} (SLO {fmt_number(rule.objective)} % over "
+            f"{_period_text(rule.period)})")
+    details = _details(report)
+    obs_labels = dict(labels or {})
+    firing = report.firing
+    if firing is not None:
+        return _alert(rule, report, firing, head, details, obs_labels)
+
+    gaps = [r for r in report.pairs if r.reason == "gap"]
+    if gaps:
+        spans = []
+        for r in gaps:
+            for span in (r.pair.long, r.pair.short):
+                if report.coverage.get(span, 0.0) < MIN_COVERAGE and span not in spans:
+                    spans.append(span)
+        missing = " and ".join(
+            f"{_percent(1 - report.coverage.get(s, 0.0))} % of the last {_span_text(s)}"
+            for s in spans)
+        reason = f"no data for {missing}"
+        return Observation(rule.name, Status.NODATA, obs_labels, None,
+                           summary=f"{head} cannot be judged: {reason}.",
+                           expected=_expected(gaps[0].pair), seen=reason,
+                           window=_span_text(gaps[0].pair.long), details=details)
+
+    judged = [r for r in report.pairs if r.reason == ""]
+    budget = _budget_left_text(report)
+    if not judged:
+        few = "; ".join(report.notes) or "no events"
+        summary = f"{head} has too few events to judge its burn rate ({few})"
+        summary += f"; {budget}." if budget else "."
+        return Observation(rule.name, Status.OK, obs_labels, None, summary=summary,
+                           expected=_expected(report.pairs[0].pair), seen="too few events",
+                           window=_span_text(report.pairs[0].pair.long), details=details)
+    top = max(judged, key=lambda r: r.long_burn or 0.0)
+    assert top.long_burn is not None and top.short_burn is not None
+    summary = (f"{head} is within its error budget: burning "
+               f"{_rate(top.long_burn)}× over the last {_span_text(top.pair.long)}")
+    summary += f"; {budget}." if budget else "."
+    if report.notes:
+        summary += " " + "; ".join(n[0].upper() + n[1:] for n in report.notes) + "."
+    return Observation(rule.name, Status.OK, obs_labels, top.long_burn, summary=summary,
+                       expected=_expected(top.pair),
+                       seen=f"{_rate(top.long_burn)}× / {_rate(top.short_burn)}×",
+                       window=_span_text(top.pair.long), details=details)
 
 
-def _unused(_: BurnPair) -> None:  # keeps the import for the skeleton's readers
-    return None
+def _alert(rule: SloRule, report: SloReport, firing: PairResult, head: str,
+           details: dict[str, float], labels: dict[str, str]) -> Observation:
+    pair = firing.pair
+    assert firing.long_burn is not None and firing.short_burn is not None
+    long_burn = _rate(firing.long_burn, near=pair.factor)
+    short_burn = _rate(firing.short_burn, near=pair.factor)
+    summary = (f"{head} is burning its error budget {long_burn}× too fast over the last "
+               f"{_span_text(pair.long)} and {short_burn}× over the last "
+               f"{_span_text(pair.short)} (expected below {_factor(pair.factor)}×, which "
+               f"spends {_percent(pair.budget_percent / 100)} % of the budget in "
+               f"{_span_text(pair.long)}).")
+    left = report.budget_remaining
+    if left is not None and left > 0 and report.exhaustion is not None:
+        summary += (f" At this rate the rest of the budget ({_percent(left)} %) is gone in "
+                    f"{_human(report.exhaustion)}.")
+    elif left is not None:
+        summary += (f" The error budget of the last {_period_text(rule.period)} is already "
+                    f"spent ({_percent(1 - left)} % used).")
+    return Observation(rule.name, Status.ALERT, labels, firing.long_burn, summary=summary,
+                       expected=_expected(pair), seen=f"{long_burn}× / {short_burn}×",
+                       window=_span_text(pair.long), details=details, severity=pair.severity)
 
 
-_ = SEVERITIES
+def _details(report: SloReport) -> dict[str, float]:
+    """Plain numbers for the asset's metadata: ``burn_<window>``, ``sli`` and
+    ``budget_remaining`` (fractions, 0..1; the budget may be negative),
+    ``exhaustion_seconds``; a number that is unknown is left out."""
+    out: dict[str, float] = {}
+    for span, burn in report.burn.items():
+        if burn is not None:
+            out[f"burn_{short_duration(span)}"] = burn
+    if report.sli is not None:
+        out["sli"] = report.sli
+    if report.budget_remaining is not None:
+        out["budget_remaining"] = report.budget_remaining
+    if report.exhaustion is not None:
+        out["exhaustion_seconds"] = report.exhaustion.total_seconds()
+    return out
+
+
+def _expected(pair: Pair) -> str:
+    return (f"below {_factor(pair.factor)}× burn over {_span_text(pair.long)} and "
+            f"{_span_text(pair.short)}")
+
+
+def _budget_left_text(report: SloReport) -> str:
+    left = report.budget_remaining
+    if left is None:
+        return ""
+    if left <= 0:
+        return f"the budget is already spent ({_percent(1 - left)} % used)"
+    return f"{_percent(left)} % of the budget left"
+
+
+def _subject(rule: SloRule) -> str:
+    return rule.service or rule.description or rule.name.replace("_", " ")
+
+
+def _factor(value: float) -> str:
+    """A factor as configured: up to two decimals (14.4, 13.44, 6, 0.93)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _rate(value: float, *, near: float | None = None) -> str:
+    """A burn rate: one decimal (15.2, 0.4), two when one would print the factor it is
+    compared with (14.43 vs 14.4), whole thousands from 100 (1,000)."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value < 0.1 and value != 0:
+        return f"{value:.2g}"
+    text = f"{value:.1f}"
+    if near is not None and text == f"{near:.1f}":
+        text = f"{value:.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _percent(fraction: float) -> str:
+    """A share as a percent: whole from 10 (62), one decimal below (2.5, 0.9)."""
+    value = fraction * 100
+    text = f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _span_text(span: timedelta) -> str:
+    """A window the way the message standard writes it: ``5 min``, ``1 h``, ``3 days``,
+    ``1 h 30 min``."""
+    seconds = round(span.total_seconds())
+    parts = []
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {unit}" + ("s" if unit == "day" and n != 1 else ""))
+    return " ".join(parts) or "0 s"
+
+
+def _period_text(period: timedelta) -> str:
+    """``30 days``, ``28 days`` (never "4 weeks": SLO periods are said in days)."""
+    days = period / timedelta(days=1)
+    if days.is_integer():
+        return f"{int(days)} day" + ("s" if days != 1 else "")
+    return _span_text(period)
+
+
+def _human(delta: timedelta) -> str:
+    """A coming time, to its two largest units: ``1 day 23 h``, ``5 h 12 min``,
+    ``42 min``, ``40 s``."""
+    seconds = max(0, round(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} day" + ("s" if days != 1 else "") + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    return f"{minutes} min"
