@@ -192,7 +192,7 @@ def test_html_escapes_user_text_and_is_self_contained(sqlite_url: str, tmp_path:
 
 
 def test_worst_burn_needs_a_whole_window_and_enough_events() -> None:
-    buckets = _buckets(1, bad_at={START: 50.0}, per_bucket=10.0)
+    buckets = _buckets(1, bad_at={START: 5.0}, per_bucket=10.0)
     # 10 events per bucket, 60 per hour: under min_events 100, nothing is judged
     assert worst_burn(buckets, timedelta(hours=1), 0.001, min_events=100) is None
     burn = worst_burn(buckets, timedelta(hours=1), 0.001, min_events=0)
@@ -235,8 +235,8 @@ def test_monthly_asset_materializes_markdown_numbers_and_html(tmp_path: Path) ->
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
         ctx = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 11, 1, 9, tzinfo=UTC))
-        request = schedule.evaluate_tick(ctx).run_requests
-        assert request and request[0].partition_key == "2026-10-01"
+        request = schedule(ctx)
+        assert isinstance(request, dg.RunRequest) and request.partition_key == "2026-10-01"
 
 
 def test_no_slo_no_asset() -> None:
