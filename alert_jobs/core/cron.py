@@ -8,10 +8,12 @@ croniter would accept. ``tests/core/test_cron.py`` compares the two over a corpu
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from croniter import croniter
 
+_NUMBER = re.compile(r"^\d+$")
 NAMED = frozenset({"@hourly", "@daily", "@weekly", "@monthly", "@yearly"})
 
 
@@ -32,3 +34,32 @@ def is_valid_cron(expression: str) -> bool:
 def cron_iter(expression: str, start: datetime) -> croniter:
     """Fire times of ``expression`` after ``start`` (aware, in the schedule's timezone)."""
     return croniter(expression, start)
+
+
+def cron_slug(cron: str) -> str:
+    """A readable identifier for a cron expression, for names of batches, jobs and
+    schedules: ``* * * * *`` → ``every_minute``, ``*/5 * * * *`` → ``every_5m``, ``0 * * * *``
+    → ``hourly_at_00``, ``0 */6 * * *`` → ``every_6h_at_00``, ``30 7 * * *`` →
+    ``daily_0730``, anything else ``cron_…`` (``0 9 * * 1-5`` → ``cron_0_9_x_x_1to5``)."""
+    fields = cron.split()
+    if len(fields) == 5 and fields[2:] == ["*", "*", "*"]:
+        minute, hour = fields[0], fields[1]
+        if minute == "*" and hour == "*":
+            return "every_minute"
+        if minute.startswith("*/") and _NUMBER.match(minute[2:]) and hour == "*":
+            return f"every_{int(minute[2:])}m"
+        if _NUMBER.match(minute) and hour == "*":
+            return f"hourly_at_{int(minute):02d}"
+        if _NUMBER.match(minute) and hour.startswith("*/") and _NUMBER.match(hour[2:]):
+            return f"every_{int(hour[2:])}h_at_{int(minute):02d}"
+        if _NUMBER.match(minute) and _NUMBER.match(hour):
+            return f"daily_{int(hour):02d}{int(minute):02d}"
+    text = cron.strip().lstrip("@").replace("*", "x").replace("/", "every").replace("-", "to")
+    return "cron_" + re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
+
+
+def zone_slug(timezone: str) -> str:
+    """``""`` for UTC, else ``_europe_berlin``-like."""
+    if timezone == "UTC":
+        return ""
+    return "_" + re.sub(r"[^0-9A-Za-z]+", "_", timezone).strip("_").lower()
