@@ -189,7 +189,7 @@ def naive_counts(conn: sa.Connection, rule: str, spans: list[timedelta], end: da
 
 
 def evaluate_buckets(store: SloBucketStore, rule: SloRule) -> dict[timedelta, Counts]:
-    counts = store.window_counts(rule.name, check.windows_of(rule))
+    counts = store.window_counts(rule.name, check.windows_of(rule), end=END)
     check.judge(rule, check.evaluate(rule, counts), now=END)
     return counts
 
