@@ -72,16 +72,8 @@ events = sa.Table(
 
 
 def slo_rules(n: int, days: int) -> list[SloRule]:
-    """The benchmark's rules, parsed as the rules file would be (the slo family is added
-    for the parse when its entry point is not installed, e.g. a source checkout)."""
-    from alert_jobs.config.families import added_family
-    from alert_jobs.families.slo import FAMILY
-    from alert_jobs.runtime.family import installed_families
-
-    if any(f.name == "slo" for f in installed_families()):
-        return parse_rules(rules_text(n, days)).rules_of(SloRule)
-    with added_family(FAMILY):
-        return parse_rules(rules_text(n, days)).rules_of(SloRule)
+    """The benchmark's rules, parsed as the rules file would be."""
+    return parse_rules(rules_text(n, days)).rules_of(SloRule)
 
 
 def rules_text(n: int, days: int) -> str:

@@ -3,23 +3,18 @@ timeline now, escaped; bad months and a database that is down answer clearly."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 from starlette.applications import Starlette
 
 from alert_jobs.config import parse_rules
-from alert_jobs.config.families import added_family
 from alert_jobs.core.engine import RulePolicy
 from alert_jobs.core.model import Observation, Severity, Status
-from alert_jobs.families.slo import FAMILY
 from alert_jobs.families.slo.check import Bucket
 from alert_jobs.families.slo.http import PATH, report_routes
 from alert_jobs.families.slo.store import SloBucketStore
-from alert_jobs.runtime.family import installed_families
 from alert_jobs.store import Timeline
 from tests.conftest import served_app
 
@@ -33,15 +28,6 @@ checks:
       objective: 99.9
       sli: {sql: {database: "sqlite://", query: "SELECT 1 AS good, 1 AS total"}}
 """
-
-
-@pytest.fixture(autouse=True)
-def _slo_family() -> Iterator[None]:
-    if any(f.name == "slo" for f in installed_families()):
-        yield
-        return
-    with added_family(FAMILY):
-        yield
 
 
 def _app(timeline: Timeline) -> Starlette:

@@ -5,7 +5,6 @@ HTML beside the alert review, and the monthly Dagster asset."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
@@ -14,10 +13,8 @@ import dagster as dg
 import pytest
 
 from alert_jobs.config import RulesFile, parse_rules
-from alert_jobs.config.families import added_family
 from alert_jobs.core.engine import RulePolicy
 from alert_jobs.core.model import Observation, Severity, Status
-from alert_jobs.families.slo import FAMILY
 from alert_jobs.families.slo.check import Bucket
 from alert_jobs.families.slo.report import (
     build_report,
@@ -34,7 +31,6 @@ from alert_jobs.families.slo.report_assets import (
     build_report_definitions,
 )
 from alert_jobs.families.slo.store import SloBucketStore
-from alert_jobs.runtime.family import installed_families
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline
 from tests.conftest import write_rules
@@ -63,16 +59,6 @@ checks:
       pairs: [{{long: 1h, short: 10m, factor: 14.4, severity: page}}]
       sli: {{sql: {{database: "sqlite://", query: "SELECT 1 AS good, 1 AS total"}}}}
 """
-
-
-@pytest.fixture(autouse=True)
-def _slo_family() -> Iterator[None]:
-    """The slo family, also when its entry point is not installed yet."""
-    if any(f.name == "slo" for f in installed_families()):
-        yield
-        return
-    with added_family(FAMILY):
-        yield
 
 
 def _buckets(days: int, *, bad_at: dict[datetime, float] | None = None,
