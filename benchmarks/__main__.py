@@ -20,6 +20,7 @@ from benchmarks import (
     recovery_bench,
     redis_bench,
     redis_restart_soak,
+    slo_bench,
     timeline_bench,
 )
 
@@ -32,6 +33,7 @@ def main() -> int:
     drift_results, drift_skipped, drift_failed = drift_bench.run()
     quality_results, quality_skipped = quality_bench.run()
     cost_ticks, cost_colds, cost_skipped, cost_failed = cost_bench.run()
+    slo_results, slo_skipped = slo_bench.run()
 
     print(timeline_bench.format_table(results, skipped))
     print()
@@ -44,6 +46,9 @@ def main() -> int:
     quality_bench.write_results(quality_results, quality_skipped)
     print()
     print(cost_bench.format_table(cost_ticks, cost_colds, cost_skipped))
+    print()
+    print(slo_bench.format_table(slo_results, slo_skipped))
+    slo_bench.write_results(slo_results, slo_skipped)
     report = timeline_bench.metadata()
     report["packages"]["redis"] = redis.__version__
     report["packages"]["httpx"] = httpx.__version__
@@ -53,9 +58,10 @@ def main() -> int:
         "elapsed_s": time.perf_counter() - started,
         "results": [*(c.as_json() for c in [*results, *redis_results, *delivery_results]),
                     *(r.as_json() for r in drift_results),
-                    *cost_bench.results_json(cost_ticks, cost_colds)],
+                    *cost_bench.results_json(cost_ticks, cost_colds),
+                    *slo_bench.results_json(slo_results)],
         "skipped": {**skipped, **redis_skipped, **delivery_skipped, **drift_skipped,
-                    **cost_skipped},
+                    **cost_skipped, **slo_skipped},
         "delivery": delivery,
     })
     timeline_bench.write_results(report)
@@ -71,8 +77,10 @@ def main() -> int:
     redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
     print()
     daemon_failed = daemon_bench.main([])  # 200 rules under dagster-daemon: CPU per minute
+    slo_failed = any(r.mismatches for r in slo_results)
     return 1 if (failed or redis_failed or delivery_failed or drift_failed or cost_failed
-                 or heartbeat_failed or recovery_failed or ping_failed or daemon_failed) else 0
+                 or slo_failed or heartbeat_failed or recovery_failed or ping_failed
+                 or daemon_failed) else 0
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from alert_jobs.families.redis_quota import run as redis_run
 from alert_jobs.families.redis_quota.config import RedisQuotaTarget
 from alert_jobs.families.score_drift import run as drift_run
 from alert_jobs.families.score_drift.config import ScoreDriftRule
+from alert_jobs.families.slo.report import build_report, to_markdown
 from alert_jobs.families.sql_metric import run as sql_run
 from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.runtime.evaluate import RuleOutcome
@@ -91,8 +92,9 @@ def _rules(tmp_path: Path, db: Path, redis_url: str = "redis://127.0.0.1:1/0") -
     return load_rules(path)
 
 
-def _demo(tmp_path: Path, *, live: bool, redis_url: str = "redis://127.0.0.1:1/0") -> Demo:
-    db = seed(tmp_path / "demo.db", now=T0)
+def _demo(tmp_path: Path, *, live: bool, redis_url: str = "redis://127.0.0.1:1/0",
+          slo_burst: bool = True) -> Demo:
+    db = seed(tmp_path / "demo.db", now=T0, slo_burst=slo_burst)
     rules = _rules(tmp_path, db, redis_url)
     timeline = Timeline(f"sqlite:///{tmp_path / 'alerts.db'}")
     demo = Demo(db, rules, timeline, live)
@@ -406,6 +408,61 @@ def test_quality_catchup_keeps_at_most_3_runs_in_flight() -> None:
             dg.AssetMaterialization("alert_quality_daily", partition="2026-03-09"))
         assert [r.partition_key for r in catchup_requests(instance, daily, monthly, now=now)
                 ] == ["2026-03-07", "2026-03-06"]
+
+
+# ----- the checkout SLO: a page a few minutes into the burst, resolved after ----------------
+
+
+def _slo_story(demo: Demo, until: timedelta) -> list[tuple[datetime, RuleOutcome]]:
+    """The SLO's every-minute schedule (``* * * * *``) from T0+1m: the first run backfills
+    the 30 days (the rest of it on the second), each later run reads its new minute."""
+    from alert_jobs.families.slo import run as slo_run
+    from alert_jobs.families.slo.config import SloRule
+
+    rule = demo.rule("checkout_availability")
+    assert isinstance(rule, SloRule)
+    seen = []
+    for t in _every(MIN, until):
+        demo.at(t)
+        [outcome] = slo_run.evaluate(demo.rules, rule, demo.timeline, now=t, run_id=None)
+        seen.append((t, outcome))
+    return seen
+
+
+def test_checkout_slo_pages_minutes_into_the_burst_and_resolves_after(live_demo: Demo) -> None:
+    """30 % errors from T0+3m for 10 minutes: the 1 h / 5 min pair (14.4×) holds once 3
+    minutes of burst are in the hour, so the page fires ~6 minutes in; the 6 h / 30 min
+    pair (6×) holds until the burst has left the last 30 minutes (~T0+43m), then the
+    alert resolves (the ticket pairs never hold: 10 minutes of burst is under 1× over
+    3 days)."""
+    seen = _slo_story(live_demo, timedelta(minutes=50))
+    states = {t: o.state for t, o in seen}
+    firing = [t for t, s in states.items() if s == "firing"]
+    assert firing and T0 + 5 * MIN <= min(firing) <= T0 + 8 * MIN, states
+    assert all(s == "inactive" for t, s in states.items() if t < min(firing))
+    first = dict(seen)[min(firing)].observation
+    assert first.status == Status.ALERT and first.severity == Severity.CRITICAL
+    assert first.summary.startswith("Checkout availability (SLO 99.9 % over 30 days) is "
+                                    "burning its error budget"), first.summary
+    resolved = [t for t, s in states.items() if s == "resolved"]
+    assert resolved and T0 + 40 * MIN <= min(resolved) <= T0 + 47 * MIN, states
+    assert max(firing) < min(resolved)
+    # The budget report of the month shows the page and what the burst cost.
+    report = build_report(live_demo.rules, live_demo.timeline, "2026-03",
+                          now=T0 + 50 * MIN)
+    (checkout,) = [s for s in report.slos if s.rule == "checkout_availability"]
+    assert [a.severity for a in checkout.alerts] == ["critical"]
+    assert checkout.alerts[0].resolve_seconds is not None
+    assert checkout.spent is not None and 0.0 < checkout.spent < 0.5  # the month so far
+    assert "| checkout_availability | 99.9 % |" in to_markdown(report)
+
+
+def test_checkout_slo_stays_quiet_without_the_burst_negative_control(tmp_path: Path) -> None:
+    """The same hour on data without the burst (0.02 % errors): never pending or firing."""
+    quiet = _demo(tmp_path, live=True, slo_burst=False)
+    seen = _slo_story(quiet, timedelta(minutes=20))
+    assert {o.state for _, o in seen} == {"inactive"}
+    assert {o.observation.status for _, o in seen} == {Status.OK}
 
 
 # ----- the feed --------------------------------------------------------------------------

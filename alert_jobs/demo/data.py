@@ -3,6 +3,8 @@
 ``dead_letters`` gets a burst of 1,000 rows in the last minutes (so the demo rule
 fires, then resolves by itself once the burst leaves its 30-minute window);
 ``orders`` gets one order a minute for the 24 hours before ``make run``;
+``http_requests`` gets 30 days of checkout requests per minute (about 0.02 % errors)
+and, 3 minutes after ``make run``, 10 minutes of 30 % errors: the checkout SLO pages;
 ``model_scores`` gets a week of ML scores of two models, where ``fraud-v3`` flags half
 of its cases as high risk in the last hour (the ML guide's silent model failure).
 :mod:`alert_jobs.demo.feed` then keeps orders and scores coming at the same rates while
@@ -18,13 +20,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alert_jobs.demo.feed import FMT, order_rows, score_rows
+from alert_jobs.demo.feed import FMT, order_rows, request_rows, score_rows
 
-__all__ = ["FMT", "seed", "seed_quality_history", "seed_scores"]
+__all__ = ["FMT", "seed", "seed_quality_history", "seed_requests", "seed_scores"]
+
+#: The checkout SLO's error burst, from the demo's start: 30 % errors for 10 minutes.
+BURST_AFTER = timedelta(minutes=3)
+BURST_FOR = timedelta(minutes=10)
+#: How far ahead the seed writes the request minutes (the burst and a little after).
+AHEAD = timedelta(minutes=20)
 
 
-def seed(path: str | Path, *, now: datetime | None = None) -> Path:
-    """(Re)create the demo database at ``path``; returns its path."""
+def seed(path: str | Path, *, now: datetime | None = None, slo_burst: bool = True) -> Path:
+    """(Re)create the demo database at ``path``; returns its path. ``slo_burst`` false:
+    the checkout requests have no error burst (the tests' negative control)."""
     now = now or datetime.now(UTC)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +55,25 @@ def seed(path: str | Path, *, now: datetime | None = None) -> Path:
         db.executemany("INSERT INTO orders (amount, created_at) VALUES (?, ?)",
                        order_rows(now - timedelta(hours=24), now))
         seed_scores(db, now)
+        seed_requests(db, now, burst=slo_burst)
     return target
+
+
+def seed_requests(db: sqlite3.Connection, now: datetime, *, burst: bool = True) -> None:
+    """30 days of checkout requests per minute (the SLO's whole period, so its budget is
+    known from the first run), and the next :data:`AHEAD` minutes with the error burst
+    from :data:`BURST_AFTER` on: written now, so the story does not depend on when the
+    feed process starts; the SLI query only counts a minute once its time has come."""
+    db.executescript(
+        """
+        DROP TABLE IF EXISTS http_requests;
+        CREATE TABLE http_requests (minute TEXT PRIMARY KEY, requests INTEGER,
+                                    errors INTEGER);
+        """
+    )
+    window = (now + BURST_AFTER, now + BURST_AFTER + BURST_FOR) if burst else None
+    db.executemany("INSERT INTO http_requests VALUES (?, ?, ?)",
+                   request_rows(now - timedelta(days=30), now + AHEAD, burst=window))
 
 
 def seed_scores(db: sqlite3.Connection, now: datetime) -> None:

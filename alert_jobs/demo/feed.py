@@ -1,4 +1,4 @@
-"""The demo's live data: fresh scores and orders, appended while ``make run`` runs.
+"""The demo's live data: fresh scores, orders and requests, appended while ``make run`` runs.
 
 Why: the demo rules look at the last hour. On data seeded once, the windows empty out
 as the clock moves on, so after about 25 minutes churn-v1's *volume* check sees fewer
@@ -7,6 +7,8 @@ than half the scores its reference expects (a warning), and after an hour
 feed keeps both coming at the seeded rates; the deliberately bad parts stay bad:
 fraud-v3 keeps flagging half of its cases as high risk, and no dead letters are added
 (the seeded burst leaves its window and ``dead_letters`` resolves, as the README says).
+Checkout requests (``http_requests``, for the SLO) keep coming at 120 a minute; their
+error burst was written ahead by the seed, and the feed leaves those minutes alone.
 
 Rows sit on a fixed grid (a score every 15 s per model, an order every minute, in UTC
 epoch seconds), so appending ``(a, b]`` and then ``(b, c]`` writes each row exactly once,
@@ -29,6 +31,10 @@ MODELS = ("fraud-v3", "churn-v1")
 SCORES_PER_HOUR = 240  # per model; the demo rule's min_samples is 100 an hour
 SCORE_STEP = 3600 // SCORES_PER_HOUR  # seconds between two scores of one model
 ORDER_STEP = 60  # one order a minute: orders_last_hour expects at least one an hour
+REQUESTS_PER_MINUTE = 120  # checkout requests, one row per minute in http_requests
+REQUEST_STEP = 60
+ERROR_EVERY = 40  # one failed request every 40 minutes: ~0.02 %, a fifth of a 99.9 % budget
+BURST_ERRORS = 36  # 30 % of a minute's requests fail during the demo's burst
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Row = tuple[str, str, float, float | None]
@@ -65,12 +71,30 @@ def order_rows(start: datetime, end: datetime) -> list[tuple[float, str]]:
             for at in _grid(start, end, ORDER_STEP)]
 
 
+def request_rows(start: datetime, end: datetime, *,
+                 burst: tuple[datetime, datetime] | None = None) -> list[tuple[str, int, int]]:
+    """Checkout requests per minute in ``(start, end]``: ``(minute, requests, errors)``,
+    the minute's start as its key. One error every :data:`ERROR_EVERY` minutes, and 30 %
+    errors in the minutes inside ``burst`` (``[from, to)``)."""
+    rows = []
+    for at in _grid(start, end, REQUEST_STEP):
+        slot = int(at.timestamp()) // REQUEST_STEP
+        errors = 1 if slot % ERROR_EVERY == 0 else 0
+        if burst is not None and burst[0] <= at < burst[1]:
+            errors = BURST_ERRORS
+        rows.append((at.strftime(FMT), REQUESTS_PER_MINUTE, errors))
+    return rows
+
+
 def append(path: str | Path, start: datetime, end: datetime) -> tuple[int, int]:
-    """Append the scores and orders of ``(start, end]``; returns (scores, orders)."""
+    """Append the scores, orders and requests of ``(start, end]``; returns (scores,
+    orders). Request minutes the seed wrote ahead (the burst) are left as they are."""
     scores, orders = score_rows(start, end), order_rows(start, end)
     with sqlite3.connect(path, timeout=30) as db:
         db.executemany("INSERT INTO model_scores VALUES (?, ?, ?, ?)", scores)
         db.executemany("INSERT INTO orders (amount, created_at) VALUES (?, ?)", orders)
+        db.executemany("INSERT OR IGNORE INTO http_requests (minute, requests, errors) "
+                       "VALUES (?, ?, ?)", request_rows(start, end))
     return len(scores), len(orders)
 
 
@@ -80,8 +104,8 @@ def run(path: str | Path, *, every: float = 15.0, since: datetime | None = None,
     """Append every ``every`` seconds until ``should_stop()``; starts after ``since``
     (default: now, as the seed has just written everything before)."""
     last = since or datetime.now(UTC)
-    print(f"demo feed: {SCORES_PER_HOUR} scores/h per model and one order a minute "
-          f"into {path}", flush=True)
+    print(f"demo feed: {SCORES_PER_HOUR} scores/h per model, one order and "
+          f"{REQUESTS_PER_MINUTE} checkout requests a minute into {path}", flush=True)
     while not should_stop():
         sleep(every)
         now = datetime.now(UTC)
