@@ -54,7 +54,7 @@ def _line_of(text: str, needle: str) -> int:
 def test_repo_rules_file_loads():
     rules = load_rules(REPO_RULES)
     names = [r.name for r in rules.rules()]
-    assert names[:3] == ["dead_letters", "orders_last_hour", "demo_cache"]
+    assert names[:2] == ["dead_letters", "orders_last_hour"] and "demo_cache" in names
     dead = rules.rule("dead_letters")
     assert isinstance(dead, SqlMetricRule)
     assert dead.severity == Severity.CRITICAL
