@@ -29,8 +29,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -114,30 +114,67 @@ def _check(bucket: Bucket) -> None:
 
 
 _COLUMNS = 'start, "end", good, total, has_data, cum_good, cum_total, cum_covered'
-_TYPES = {"start": schema.UTCDateTime, "end": schema.UTCDateTime, "has_data": sa.Boolean,
-          "good": sa.Float, "total": sa.Float, "cum_good": sa.Float, "cum_total": sa.Float,
-          "cum_covered": sa.Float}
+
+
+class _Edge(NamedTuple):
+    """One row of the edge statement: ``k`` = -1 for the newest bucket, else the edge."""
+
+    k: int
+    start: datetime
+    end: datetime
+    good: float
+    total: float
+    has_data: bool
+    cum_good: float
+    cum_total: float
+    cum_covered: float
 
 
 @functools.cache
-def _newest_statement() -> Any:
-    return sa.text(f'SELECT {_COLUMNS} FROM alert_slo_buckets WHERE rule = :rule '
-                   'ORDER BY "end" DESC LIMIT 1').columns(**_TYPES)
-
-
-@functools.cache
-def _edges_statement(edges: int) -> Any:
+def _edges_sql(edges: int, dialect: str) -> str:
     """The newest bucket (``k = -1``) and, for each edge ``e<i>``, the first bucket ending
-    after it (``k = i``), each one primary-key seek. Plain SQL built once per number of
-    edges: an evaluation every minute for every SLO must not pay for building it."""
+    after it (``k = i``), each one primary-key seek, in the driver's parameter style.
+    Plain SQL built once per number of edges and run on the driver's cursor: an
+    evaluation every minute for every SLO must not pay for building and compiling it."""
+    def p(name: str) -> str:
+        return f"%({name})s" if dialect == "postgresql" else f":{name}"
+
     parts = [f'SELECT -1 AS k, {_COLUMNS} FROM (SELECT {_COLUMNS} FROM alert_slo_buckets '
-             'WHERE rule = :rule ORDER BY "end" DESC LIMIT 1) AS n']
+             f'WHERE rule = {p("rule")} ORDER BY "end" DESC LIMIT 1) AS n']
     parts += [f'SELECT {i} AS k, {_COLUMNS} FROM (SELECT {_COLUMNS} FROM alert_slo_buckets '
-              f'WHERE rule = :rule AND "end" > :e{i} ORDER BY "end" LIMIT 1) AS s{i}'
-              for i in range(edges)]
-    stmt = sa.text(" UNION ALL ".join(parts)).bindparams(
-        *(sa.bindparam(f"e{i}", type_=schema.UTCDateTime) for i in range(edges)))
-    return stmt.columns(k=sa.Integer, **_TYPES)
+              f'WHERE rule = {p("rule")} AND "end" > {p(f"e{i}")} ORDER BY "end" LIMIT 1) '
+              f'AS s{i}' for i in range(edges)]
+    return " UNION ALL ".join(parts)
+
+
+def _bind_time(at: datetime, dialect: str) -> Any:
+    """A time as the table stores it: SQLite holds SQLAlchemy's naive UTC text."""
+    at = at.astimezone(UTC)
+    return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" \
+        else at
+
+
+def _read_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _edge_rows(conn: Connection, rule: str, edges: Sequence[datetime]) -> dict[int, _Edge]:
+    dialect = conn.dialect.name
+    params: dict[str, Any] = {"rule": rule}
+    params.update((f"e{i}", _bind_time(edge, dialect)) for i, edge in enumerate(edges))
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_edges_sql(len(edges), dialect), params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return {int(r[0]): _Edge(int(r[0]), _read_time(r[1]), _read_time(r[2]), float(r[3]),
+                             float(r[4]), bool(r[5]), float(r[6]), float(r[7]), float(r[8]))
+            for r in rows}
 
 
 class SloBucketStore:
@@ -176,14 +213,12 @@ class SloBucketStore:
         a first statement finds the newest bucket.)"""
         with self.timeline.read() as conn:
             if end is None:
-                newest = conn.execute(_newest_statement(), {"rule": rule}).first()
+                newest = _edge_rows(conn, rule, []).get(-1)
                 if newest is None:
                     return {span: Counts(span, 0.0, 0.0, timedelta(0)) for span in spans}
                 end = newest.end
             edges = [end, *(end - span for span in spans)]
-            params: dict[str, Any] = {"rule": rule}
-            params.update((f"e{i}", edge) for i, edge in enumerate(edges))
-            rows = {row.k: row for row in conn.execute(_edges_statement(len(edges)), params)}
+            rows = _edge_rows(conn, rule, edges)
         newest_row = rows.get(-1)
         at_end = _totals_at(edges[0], rows.get(0), newest_row)
         return {span: at_end.minus(_totals_at(edges[i], rows.get(i), newest_row), span)
