@@ -125,10 +125,13 @@ class SloReport:
     pairs: Sequence[PairResult]
     firing: PairResult | None  # the highest-severity pair that holds (then fastest burn)
     exhaustion: timedelta | None  # budget left gone in this long at the firing pair's burn
-    notes: Sequence[str] = field(default_factory=tuple)  # "few events in 5m: 8 of 100"
+    #: Windows too thin to judge: "too few events to judge 5 min: 8 of 100".
+    notes: Sequence[str] = field(default_factory=tuple)
     #: Share of each window (pairs' and the period) with data, 0..1: names a gap.
     coverage: Mapping[timedelta, float] = field(default_factory=dict)
 
+
+_FEW = "too few events to judge "
 
 #: Relative tolerance of "strictly above the factor": float noise is not a burn.
 _TOLERANCE = 1e-9
@@ -199,6 +202,23 @@ def windows_of(rule: SloRule) -> list[timedelta]:
     return sorted(spans, reverse=True)
 
 
+def _thin(rule: SloRule, counts: Mapping[timedelta, Counts], spans: set[timedelta]
+          ) -> list[str]:
+    """``5 min: 8 of 100`` for each covered window under ``min_events`` (or with no
+    events at all), shortest first."""
+    out = []
+    for span in sorted(spans):
+        c = counts[span]
+        if c.coverage < MIN_COVERAGE:
+            continue  # a gap, reported as such
+        if rule.min_events and c.total < rule.min_events:
+            out.append(f"{_span_text(span)}: {fmt_number(c.total)} of "
+                       f"{fmt_number(rule.min_events)}")
+        elif c.total <= 0:
+            out.append(f"{_span_text(span)}: no events")
+    return out
+
+
 def _above(burn: float | None, factor: float) -> bool:
     return burn is not None and burn > factor * (1 + _TOLERANCE)
 
@@ -240,22 +260,11 @@ def evaluate(rule: SloRule, counts: Mapping[timedelta, Counts]) -> SloReport:
     if firing is not None and firing.long_burn and remaining is not None and remaining > 0:
         exhaustion = rule.period * (remaining / firing.long_burn)
 
-    notes = []
-    seen: set[timedelta] = set()
-    for pair in pairs:
-        for span in (pair.long, pair.short):
-            c = counts[span]
-            if span in seen or c.coverage < MIN_COVERAGE:
-                continue
-            seen.add(span)
-            if rule.min_events and c.total < rule.min_events:
-                notes.append(f"too few events to judge {_span_text(span)}: "
-                             f"{fmt_number(c.total)} of {fmt_number(rule.min_events)}")
-            elif c.total <= 0:
-                notes.append(f"no events to judge {_span_text(span)}")
+    pair_spans = {span for p in pairs for span in (p.long, p.short)}
+    thin = _thin(rule, counts, pair_spans)
+    notes = [_FEW + text for text in thin]
     burn = {span: burn_rate(counts[span], rule.objective)
-            for span in windows_of(rule) if span != rule.period or any(
-                span in (p.long, p.short) for p in pairs)}
+            for span in windows_of(rule) if span in pair_spans}
     return SloReport(rule=rule.name, objective=rule.objective, period=rule.period, sli=sli,
                      budget_remaining=remaining, burn=burn, pairs=tuple(results),
                      firing=firing, exhaustion=exhaustion, notes=tuple(notes),
@@ -289,15 +298,12 @@ def judge(rule: SloRule, report: SloReport, *, now: datetime,
 
     gaps = [r for r in report.pairs if r.reason == "gap"]
     if gaps:
-        spans = []
-        for r in gaps:
-            for span in (r.pair.long, r.pair.short):
-                if report.coverage.get(span, 0.0) < MIN_COVERAGE and span not in spans:
-                    spans.append(span)
-        missing = " and ".join(
+        # freshest first: a source that stopped shows as 100 % of the short windows
+        spans = sorted({span for r in gaps for span in (r.pair.long, r.pair.short)
+                        if report.coverage.get(span, 0.0) < MIN_COVERAGE})
+        reason = "no data for " + _and([
             f"{_percent(1 - report.coverage.get(s, 0.0))} % of the last {_span_text(s)}"
-            for s in spans)
-        reason = f"no data for {missing}"
+            for s in spans])
         return Observation(rule.name, Status.NODATA, obs_labels, None,
                            summary=f"{head} cannot be judged: {reason}.",
                            expected=_expected(gaps[0].pair), seen=reason,
@@ -305,9 +311,9 @@ def judge(rule: SloRule, report: SloReport, *, now: datetime,
 
     judged = [r for r in report.pairs if r.reason == ""]
     budget = _budget_left_text(report)
+    few = ", ".join(n.removeprefix(_FEW) for n in report.notes)
     if not judged:
-        few = "; ".join(report.notes) or "no events"
-        summary = f"{head} has too few events to judge its burn rate ({few})"
+        summary = f"{head} has too few events to judge its burn rate ({few or 'no events'})"
         summary += f"; {budget}." if budget else "."
         return Observation(rule.name, Status.OK, obs_labels, None, summary=summary,
                            expected=_expected(report.pairs[0].pair), seen="too few events",
@@ -317,8 +323,8 @@ def judge(rule: SloRule, report: SloReport, *, now: datetime,
     summary = (f"{head} is within its error budget: burning "
                f"{_rate(top.long_burn)}× over the last {_span_text(top.pair.long)}")
     summary += f"; {budget}." if budget else "."
-    if report.notes:
-        summary += " " + "; ".join(n[0].upper() + n[1:] for n in report.notes) + "."
+    if few:
+        summary += f" {_FEW[0].upper()}{_FEW[1:]}{few}."
     return Observation(rule.name, Status.OK, obs_labels, top.long_burn, summary=summary,
                        expected=_expected(top.pair),
                        seen=f"{_rate(top.long_burn)}× / {_rate(top.short_burn)}×",
@@ -346,6 +352,11 @@ def _alert(rule: SloRule, report: SloReport, firing: PairResult, head: str,
     return Observation(rule.name, Status.ALERT, labels, firing.long_burn, summary=summary,
                        expected=_expected(pair), seen=f"{long_burn}× / {short_burn}×",
                        window=_span_text(pair.long), details=details, severity=pair.severity)
+
+
+def _and(parts: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _details(report: SloReport) -> dict[str, float]:

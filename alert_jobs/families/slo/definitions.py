@@ -27,8 +27,12 @@ from alert_jobs.core.model import Status
 from alert_jobs.families.slo.batches import Batch, batches_of
 from alert_jobs.families.slo.config import SloRule
 from alert_jobs.families.slo.run import SloOutcome, describe_ingest, evaluate_batch
-from alert_jobs.runtime.deliver import deliver
-from alert_jobs.runtime.no_overlap import batch_tags, unless_running
+from alert_jobs.runtime.batch_assets import (
+    batch_job_and_schedule,
+    deliver_in_run,
+    results,
+    selected_rules,
+)
 from alert_jobs.runtime.resources import AlertJobsResource, check_severity
 
 GROUP = "slo"
@@ -123,32 +127,17 @@ def build_batch_asset(batch: Batch, slos: Mapping[str, SloRule] | None = None
                                 "run per tick")
     def _batch(context: dg.AssetExecutionContext, alert_jobs: AlertJobsResource
                ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        assets, checks = context.selected_asset_keys, context.selected_asset_check_keys
-        wanted = [name for name in batch.rules
-                  if asset_key(name) in assets or check_key(name) in checks]
         rules = alert_jobs.load_rules()
-        known = {rule.name: rule for rule in rules.rules_of(SloRule)}
-        current = [known[name] for name in wanted if name in known]
-        missing = [name for name in wanted if name not in known]
+        current, missing = selected_rules(context, batch, rules, SloRule, asset_key,
+                                          check_key)
         timeline = alert_jobs.timeline()
         done = evaluate_batch(rules, current, timeline, run_id=context.run_id,
                               progress=_progress_log(context))
         _log(context, done)
-        report = deliver(rules, timeline, run_id=context.run_id, raised_by=context.run_id)
-        context.log.info(f"delivery: {report}")
-        for error in report.errors:
-            context.log.warning(f"delivery failed: {error}")
-        for one in done:
-            check = [_check(one)] if check_key(one.rule.name) in checks else []
-            if asset_key(one.rule.name) in assets:
-                yield dg.MaterializeResult(asset_key=asset_key(one.rule.name),
-                                           metadata=outcome_metadata(one),
-                                           check_results=check)
-            else:
-                yield from check
-        if missing:  # the others are materialized above; this run still fails, and says why
-            raise dg.Failure(f"unknown SLO rule(s) {', '.join(missing)}; reload the code "
-                             "location after editing rule names in the rules file")
+        deliver_in_run(context, rules, timeline)
+        yield from results(context, ((one.rule.name, outcome_metadata(one), _check(one))
+                                     for one in done),
+                           asset_key, check_key, family="SLO", missing=missing)
 
     return _batch
 
@@ -190,30 +179,14 @@ def _log(context: dg.AssetExecutionContext, done: list[SloOutcome]) -> None:
     context.log.info(f"{len(done)} SLO(s) evaluated: {summary or 'none'}")
 
 
-def build_batch_schedule(batch: Batch, job: Any) -> dg.ScheduleDefinition:
-    """Every SLO of the batch, one run per tick; no run while the last one is going."""
-
-    @dg.schedule(name=batch.schedule_name, cron_schedule=batch.cron,
-                 execution_timezone=batch.timezone, job=job,
-                 default_status=dg.DefaultScheduleStatus.RUNNING,
-                 description=f"Evaluates the {len(batch.rules)} SLO(s) of {batch.name} in "
-                             f"one run: {', '.join(batch.rules)[:300]}")
-    def _tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        return unless_running(context, batch.name, dg.RunRequest())
-
-    return _tick
-
-
 def build_definitions(rules: RulesFile) -> dg.Definitions:
     """A multi-asset, a job and a running schedule (explicit timezone) per batch."""
     slos = {rule.name: rule for rule in rules.rules_of(SloRule)}
     assets, jobs, schedules = [], [], []
     for batch in batches_of(rules):
         assets.append(build_batch_asset(batch, slos))
-        job = dg.define_asset_job(
-            batch.job_name, selection=dg.AssetSelection.assets(*map(asset_key, batch.rules)),
-            tags=batch_tags(batch.name),
-            description=f"Evaluate the SLOs of {batch.name} in one run.")
+        job, schedule = batch_job_and_schedule(batch, [asset_key(n) for n in batch.rules],
+                                               what="SLO(s)")
         jobs.append(job)
-        schedules.append(build_batch_schedule(batch, job))
+        schedules.append(schedule)
     return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)

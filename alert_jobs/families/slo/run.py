@@ -28,14 +28,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from alert_jobs.config import RulesFile, SecretMissingError
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.errors import SourceError
-from alert_jobs.core.model import Observation, error_observation, fingerprint
+from alert_jobs.core.model import (
+    AlertRecord,
+    Observation,
+    Severity,
+    error_observation,
+    fingerprint,
+)
 from alert_jobs.families.slo import check, source
 from alert_jobs.families.slo.check import SloReport
 from alert_jobs.families.slo.config import SloRule
@@ -326,6 +332,16 @@ def observe(rule: SloRule, store: SloBucketStore, got: Ingest, *, now: datetime
     return check.judge(rule, report, now=now, labels=rule.labels), report, counts
 
 
+def _keep_severity(obs: Observation, record: AlertRecord | None) -> Observation:
+    """An SLO alert's severity is its firing pair's; the observation that resolves it has
+    none, and would fall back to the rule's. The resolve must reach whoever was paged
+    (routes match on ``severity``), so it keeps the highest severity the alert was sent
+    with."""
+    if obs.severity is not None or record is None or not record.state.is_active:
+        return obs
+    return replace(obs, severity=Severity(record.notified_severity or record.severity))
+
+
 def evaluate_batch(
     rules: RulesFile, batch: Sequence[SloRule], timeline: Timeline, *,
     now: datetime | None = None, run_id: str | None = None, concurrency: int | None = None,
@@ -347,12 +363,15 @@ def evaluate_batch(
     seen = [observe(rule, store, got, now=now) for rule, got in zip(batch, ingests, strict=True)]
 
     by_name = {rule.name: rule for rule in batch}
+    active = {a.fingerprint: a for a in timeline.alerts.list() if a.rule in by_name}
     keep = {fingerprint(rule.name, rule.labels) for rule in batch}
-    stale = [(by_name[a.rule], vanished(a), "") for a in timeline.alerts.list()
-             if a.rule in by_name and a.fingerprint not in keep]
+    stale = [(by_name[a.rule], vanished(a), "") for a in active.values()
+             if a.fingerprint not in keep]
+    observations = [_keep_severity(obs, active.get(fp)) for (obs, _, _), fp
+                    in zip(seen, [fingerprint(r.name, r.labels) for r in batch], strict=True)]
     outcomes = process_batch(
         rules, timeline,
-        [(rule, obs, "") for rule, (obs, _, _) in zip(batch, seen, strict=True)] + stale,
+        [(rule, obs, "") for rule, obs in zip(batch, observations, strict=True)] + stale,
         now=now, run_id=run_id, chunk=chunk)
     return [SloOutcome(rule, outcome, report, got, counts)
             for rule, outcome, got, (_, report, counts)

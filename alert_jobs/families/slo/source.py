@@ -67,7 +67,7 @@ def sql_buckets(sli: SqlSli, start: datetime, end: datetime, step: timedelta) ->
     if not edges:
         return []
     url = resolve(sli.database)
-    what = f"query {first_line(sli.query)!r}"
+    what = f'query "{first_line(sli.query)}"'
     out: list[Bucket] = []
     with timed_connection(url, sli.query_timeout.total_seconds(), what=what) as (conn, _):
         stmt = sa.text(sli.query)

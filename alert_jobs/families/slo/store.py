@@ -26,6 +26,7 @@ of the same SLO cannot count a bucket twice.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,6 +113,33 @@ def _check(bucket: Bucket) -> None:
                          "UTC times")
 
 
+_COLUMNS = 'start, "end", good, total, has_data, cum_good, cum_total, cum_covered'
+_TYPES = {"start": schema.UTCDateTime, "end": schema.UTCDateTime, "has_data": sa.Boolean,
+          "good": sa.Float, "total": sa.Float, "cum_good": sa.Float, "cum_total": sa.Float,
+          "cum_covered": sa.Float}
+
+
+@functools.cache
+def _newest_statement() -> Any:
+    return sa.text(f'SELECT {_COLUMNS} FROM alert_slo_buckets WHERE rule = :rule '
+                   'ORDER BY "end" DESC LIMIT 1').columns(**_TYPES)
+
+
+@functools.cache
+def _edges_statement(edges: int) -> Any:
+    """The newest bucket (``k = -1``) and, for each edge ``e<i>``, the first bucket ending
+    after it (``k = i``), each one primary-key seek. Plain SQL built once per number of
+    edges: an evaluation every minute for every SLO must not pay for building it."""
+    parts = [f'SELECT -1 AS k, {_COLUMNS} FROM (SELECT {_COLUMNS} FROM alert_slo_buckets '
+             'WHERE rule = :rule ORDER BY "end" DESC LIMIT 1) AS n']
+    parts += [f'SELECT {i} AS k, {_COLUMNS} FROM (SELECT {_COLUMNS} FROM alert_slo_buckets '
+              f'WHERE rule = :rule AND "end" > :e{i} ORDER BY "end" LIMIT 1) AS s{i}'
+              for i in range(edges)]
+    stmt = sa.text(" UNION ALL ".join(parts)).bindparams(
+        *(sa.bindparam(f"e{i}", type_=schema.UTCDateTime) for i in range(edges)))
+    return stmt.columns(k=sa.Integer, **_TYPES)
+
+
 class SloBucketStore:
     """The buckets of every SLO rule in one timeline database."""
 
@@ -144,23 +172,18 @@ class SloBucketStore:
                       end: datetime | None = None) -> dict[timedelta, Counts]:
         """Counts of each window ``[end − span, end)`` (``end``: the newest bucket's end),
         in one read: one statement that finds, for each window edge, the first bucket
-        ending after it (plus the newest bucket), by the primary key."""
+        ending after it (plus the newest bucket), by the primary key. (Without ``end``,
+        a first statement finds the newest bucket.)"""
         with self.timeline.read() as conn:
             if end is None:
-                newest = conn.execute(sa.select(*_EDGE).where(_T.c.rule == rule)
-                                      .order_by(_T.c.end.desc()).limit(1)).first()
+                newest = conn.execute(_newest_statement(), {"rule": rule}).first()
                 if newest is None:
                     return {span: Counts(span, 0.0, 0.0, timedelta(0)) for span in spans}
                 end = newest.end
             edges = [end, *(end - span for span in spans)]
-            parts = [sa.select(sa.literal(-1).label("k"), *_EDGE).where(_T.c.rule == rule)
-                     .order_by(_T.c.end.desc()).limit(1).subquery()]
-            parts += [sa.select(sa.literal(i).label("k"), *_EDGE)
-                      .where(_T.c.rule == rule, _T.c.end > edge)
-                      .order_by(_T.c.end).limit(1).subquery()
-                      for i, edge in enumerate(edges)]
-            rows = {row.k: row for row in conn.execute(
-                sa.union_all(*(sa.select(part) for part in parts)))}
+            params: dict[str, Any] = {"rule": rule}
+            params.update((f"e{i}", edge) for i, edge in enumerate(edges))
+            rows = {row.k: row for row in conn.execute(_edges_statement(len(edges)), params)}
         newest_row = rows.get(-1)
         at_end = _totals_at(edges[0], rows.get(0), newest_row)
         return {span: at_end.minus(_totals_at(edges[i], rows.get(i), newest_row), span)

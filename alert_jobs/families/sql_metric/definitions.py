@@ -25,9 +25,13 @@ from alert_jobs.core.model import Status
 from alert_jobs.families.sql_metric.batches import Batch, batches_of
 from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.families.sql_metric.run import evaluate_batch
-from alert_jobs.runtime.deliver import deliver
+from alert_jobs.runtime.batch_assets import (
+    batch_job_and_schedule,
+    deliver_in_run,
+    results,
+    selected_rules,
+)
 from alert_jobs.runtime.evaluate import RuleOutcome
-from alert_jobs.runtime.no_overlap import batch_tags, unless_running
 from alert_jobs.runtime.resources import AlertJobsResource, check_severity
 
 GROUP = "sql_metric"
@@ -96,31 +100,17 @@ def build_batch_asset(batch: Batch, descriptions: Mapping[str, str] | None = Non
                                 "evaluated in one run per tick")
     def _batch(context: dg.AssetExecutionContext, alert_jobs: AlertJobsResource
                ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        assets, checks = context.selected_asset_keys, context.selected_asset_check_keys
-        wanted = [name for name in batch.rules
-                  if asset_key(name) in assets or check_key(name) in checks]
         rules = alert_jobs.load_rules()
-        known = {rule.name: rule for rule in rules.rules_of(SqlMetricRule)}
-        current = [known[name] for name in wanted if name in known]
-        missing = [name for name in wanted if name not in known]
+        current, missing = selected_rules(context, batch, rules, SqlMetricRule, asset_key,
+                                          check_key)
         timeline = alert_jobs.timeline()
         outcomes = evaluate_batch(rules, current, timeline, run_id=context.run_id)
         _log(context, outcomes)
-        report = deliver(rules, timeline, run_id=context.run_id, raised_by=context.run_id)
-        context.log.info(f"delivery: {report}")
-        for error in report.errors:
-            context.log.warning(f"delivery failed: {error}")
-        for rule, outcome in zip(current, outcomes, strict=True):
-            check = [_check(rule, outcome)] if check_key(rule.name) in checks else []
-            if asset_key(rule.name) in assets:
-                yield dg.MaterializeResult(asset_key=asset_key(rule.name),
-                                           metadata=outcome_metadata(rule, outcome),
-                                           check_results=check)
-            else:
-                yield from check
-        if missing:  # the others are materialized above; this run still fails, and says why
-            raise dg.Failure(f"unknown sql_metric rule(s) {', '.join(missing)}; reload the "
-                             "code location after editing rule names in the rules file")
+        deliver_in_run(context, rules, timeline)
+        yield from results(context, ((rule.name, outcome_metadata(rule, outcome),
+                                      _check(rule, outcome))
+                                     for rule, outcome in zip(current, outcomes, strict=True)),
+                           asset_key, check_key, family=GROUP, missing=missing)
 
     return _batch
 
@@ -141,31 +131,14 @@ def _log(context: dg.AssetExecutionContext, outcomes: list[RuleOutcome]) -> None
     context.log.info(f"{len(outcomes)} rule(s) evaluated: {summary or 'none'}")
 
 
-def build_batch_schedule(batch: Batch, job: Any
-                         ) -> dg.ScheduleDefinition:
-    """Every rule of the batch, one run per tick; no run while the last one is going."""
-
-    @dg.schedule(name=batch.schedule_name, cron_schedule=batch.cron,
-                 execution_timezone=batch.timezone, job=job,
-                 default_status=dg.DefaultScheduleStatus.RUNNING,
-                 description=f"Evaluates the {len(batch.rules)} sql_metric rule(s) of "
-                             f"{batch.name} in one run: {', '.join(batch.rules)[:300]}")
-    def _tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        return unless_running(context, batch.name, dg.RunRequest())
-
-    return _tick
-
-
 def build_definitions(rules: RulesFile) -> dg.Definitions:
     """A multi-asset, a job and a running schedule (explicit timezone) per batch."""
     descriptions = {rule.name: rule.description for rule in rules.rules_of(SqlMetricRule)}
     assets, jobs, schedules = [], [], []
     for batch in batches_of(rules):
         assets.append(build_batch_asset(batch, descriptions))
-        job = dg.define_asset_job(
-            batch.job_name, selection=dg.AssetSelection.assets(*map(asset_key, batch.rules)),
-            tags=batch_tags(batch.name),
-            description=f"Evaluate the sql_metric rules of {batch.name} in one run.")
+        job, schedule = batch_job_and_schedule(batch, [asset_key(n) for n in batch.rules],
+                                               what="sql_metric rule(s)")
         jobs.append(job)
-        schedules.append(build_batch_schedule(batch, job))
+        schedules.append(schedule)
     return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)

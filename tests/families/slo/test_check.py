@@ -156,6 +156,21 @@ def test_strictly_above_the_factor() -> None:
     assert above.status == Status.ALERT
 
 
+def test_a_burn_equal_to_the_factor_despite_float_noise_does_not_fire() -> None:
+    """At 99.25 % over 28 days the 1 h factor is 13.44, and 252 bad of 2,500 is exactly
+    that burn, which floats compute as 13.440000000000001."""
+    rule = make_rule(objective=99.25, period="28d")
+    factor = pairs_of(rule)[0].factor
+    exact = {s: Counts(s, 2500 - 252, 2500, s) for s in (H, 5 * MIN)}
+    noisy = burn_rate(exact[H], 99.25)
+    assert noisy is not None and noisy > factor  # the noise this guards against
+    _, obs = observe(rule, counts(rule, **{str(s): c for s, c in exact.items()}))
+    assert obs.status == Status.OK
+    above = {s: Counts(s, 2500 - 253, 2500, s) for s in (H, 5 * MIN)}
+    _, obs = observe(rule, counts(rule, **{str(s): c for s, c in above.items()}))
+    assert obs.status == Status.ALERT
+
+
 def test_page_over_ticket_in_one_alert() -> None:
     rule = make_rule()
     every = [s for s in windows_of(rule) if s != rule.period]
@@ -167,6 +182,12 @@ def test_page_over_ticket_in_one_alert() -> None:
     report, obs = observe(rule, burning(rule, 4, D, 2 * H, 3 * D, 6 * H))
     assert obs.severity == Severity.WARNING
     assert report.firing is not None and report.firing.pair.long == D  # 4× over 1 day
+    # a ticket pair burning faster than the page pair does not take its place
+    table = burning(rule, 20, H, 5 * MIN)
+    table.update({s: window(s, 50 * rule.budget_fraction) for s in (D, 2 * H)})
+    report, obs = observe(rule, table)
+    assert [r.firing for r in report.pairs] == [True, False, True, False]
+    assert obs.severity == Severity.CRITICAL and obs.value == pytest.approx(20)
 
 
 def test_same_severity_tie_goes_to_the_fastest_long_burn() -> None:
@@ -197,6 +218,19 @@ def test_gap_is_nodata_naming_the_window() -> None:
     assert edge.status == Status.OK
 
 
+def test_a_stopped_source_names_each_window_it_left_short() -> None:
+    """24 minutes without data: all of 5 min, 80 % of 30 min, 40 % of 1 h, 20 % of 2 h
+    (6 h is 93 % covered, enough to be judged)."""
+    rule = make_rule()
+    missing = 24 * MIN
+    table = {s: window(s, coverage=max(0.0, 1 - missing / s)) for s in windows_of(rule)}
+    report, obs = observe(rule, table)
+    assert [r.reason for r in report.pairs] == ["gap", "gap", "gap", ""]
+    assert obs.status == Status.NODATA and obs.value is None
+    assert obs.seen == ("no data for 100 % of the last 5 min, 80 % of the last 30 min, "
+                        "40 % of the last 1 h and 20 % of the last 2 h")
+
+
 def test_a_gap_does_not_hide_a_pair_that_fires() -> None:
     rule = make_rule()
     table = burning(rule, 8, 6 * H, 30 * MIN)
@@ -218,7 +252,11 @@ def test_one_failure_in_ten_requests_does_not_page() -> None:
     assert obs.status == Status.OK and obs.severity is None
     assert report.pairs[0].reason == "few_events"
     assert report.burn[H] == pytest.approx(100)
-    assert "too few events to judge 1 h: 10 of 100" in obs.summary
+    assert obs.summary == (
+        "Checkout availability (SLO 99.9 % over 30 days) has too few events to judge its "
+        "burn rate (5 min: 1 of 100, 30 min: 5 of 100, 1 h: 10 of 100, 2 h: 20 of 100, "
+        "6 h: 60 of 100); 100 % of the budget left.")
+    assert report.notes[2] == "too few events to judge 1 h: 10 of 100"
     # positive control: the same counts with min_events 1 page
     loud = make_rule(min_events=1)
     _, paged = observe(loud, table)
