@@ -403,7 +403,8 @@ def write_report(rules: RulesFile, timeline: Timeline, month: str, *,
 
 def numbers(report: BudgetReport) -> dict[str, Any]:
     """Plain-number metadata (plots in the Dagster UI): totals, and per SLO its budget
-    spent and SLI in percent and its alerts."""
+    spent and SLI in percent, its alerts, and how much of the month its buckets cover
+    (a month with gaps, or before the SLO existed, reports on fewer events)."""
     meta: dict[str, Any] = {
         "slos": len(report.slos), "slos_over_budget": len(report.over_budget),
         "alerts": sum(len(s.alerts) for s in report.slos),
@@ -415,4 +416,5 @@ def numbers(report: BudgetReport) -> dict[str, Any]:
         if s.sli is not None:
             meta[f"{s.rule}_sli_pct"] = round(100 * s.sli, 4)
         meta[f"{s.rule}_alerts"] = len(s.alerts)
+        meta[f"{s.rule}_coverage_pct"] = round(100 * s.coverage, 2)  # of the month so far
     return meta

@@ -214,6 +214,7 @@ def test_monthly_asset_materializes_markdown_numbers_and_html(tmp_path: Path) ->
         assert meta["search_budget_spent_pct"].value == 0.0
         assert meta["checkout_alerts"].value == 1 and meta["search_alerts"].value == 0
         assert meta["alerts"].value == 1 and meta["slos_over_budget"].value == 0
+        assert meta["checkout_coverage_pct"].value == pytest.approx(100 * 2 / 31, abs=0.01)
         assert "No alerts this month." in meta["report"].value
         assert Path(str(meta["html_report"].value)).exists()
         (schedule,) = list(defs.schedules or [])
