@@ -54,7 +54,9 @@ def _line_of(text: str, needle: str) -> int:
 def test_repo_rules_file_loads():
     rules = load_rules(REPO_RULES)
     names = [r.name for r in rules.rules()]
-    assert names[:3] == ["dead_letters", "orders_last_hour", "demo_cache"]
+    # in the families' rules order: sql_metric, slo, redis_quota, …
+    assert names[:4] == ["dead_letters", "orders_last_hour", "checkout_availability",
+                         "demo_cache"]
     dead = rules.rule("dead_letters")
     assert isinstance(dead, SqlMetricRule)
     assert dead.severity == Severity.CRITICAL
