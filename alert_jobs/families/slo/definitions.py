@@ -26,6 +26,7 @@ from alert_jobs.core.durations import short_duration
 from alert_jobs.core.model import Status
 from alert_jobs.families.slo.batches import Batch, batches_of
 from alert_jobs.families.slo.config import SloRule
+from alert_jobs.families.slo.report_assets import build_report_definitions
 from alert_jobs.families.slo.run import SloOutcome, describe_ingest, evaluate_batch
 from alert_jobs.runtime.batch_assets import (
     batch_job_and_schedule,
@@ -180,7 +181,8 @@ def _log(context: dg.AssetExecutionContext, done: list[SloOutcome]) -> None:
 
 
 def build_definitions(rules: RulesFile) -> dg.Definitions:
-    """A multi-asset, a job and a running schedule (explicit timezone) per batch."""
+    """A multi-asset, a job and a running schedule (explicit timezone) per batch, and
+    the monthly budget report (:mod:`.report_assets`)."""
     slos = {rule.name: rule for rule in rules.rules_of(SloRule)}
     assets, jobs, schedules = [], [], []
     for batch in batches_of(rules):
@@ -189,4 +191,5 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
                                                what="SLO(s)")
         jobs.append(job)
         schedules.append(schedule)
-    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)
+    return dg.Definitions.merge(dg.Definitions(assets=assets, jobs=jobs, schedules=schedules),
+                                build_report_definitions(rules))
