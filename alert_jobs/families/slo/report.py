@@ -10,11 +10,11 @@ the Workbook's event-based budget and does not depend on the rule's rolling ``pe
 (30 or 28 days), which the per-SLO asset and the alerts use; the report answers "did we
 keep the promise this month", the alerts "are we about to break it".
 
-Sources: the stored buckets (:class:`~alert_jobs.families.slo.store.SloBucketStore`) for
-the counts and the worst burn (the highest burn rate over the rule's shortest long window,
+Sources: the stored buckets (``alert_slo_buckets``, read as plain numbers) for the
+counts and the worst burn (the highest burn rate over the rule's shortest long window,
 e.g. 1 h, among windows with at least ``min_events`` events), and ``alert_episodes`` for
-the alerts (fired in the month; outcome, time to ack from the first notification, time to
-resolve from firing).
+the alerts (fired in the month; outcome, time to ack from the first notification, time
+to resolve from firing).
 
 Output: Markdown (Dagster metadata) and one self-contained HTML page (the jinja2 template
 ``templates/budget.html``, no script, inline SVG), written beside the monthly alert review.
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -36,7 +36,7 @@ from alert_jobs.config import RulesFile
 from alert_jobs.core.durations import format_duration
 from alert_jobs.families.slo.check import Bucket
 from alert_jobs.families.slo.config import SloRule
-from alert_jobs.families.slo.store import SloBucketStore
+from alert_jobs.families.slo.store import slo_buckets
 from alert_jobs.notify.html import escape
 from alert_jobs.store import Timeline, schema
 
@@ -147,39 +147,75 @@ class BudgetReport:
 # ----- computing it ----------------------------------------------------------------------
 
 
-def worst_burn(buckets: Sequence[Bucket], window: timedelta, budget_fraction: float, *,
+class Row(NamedTuple):
+    """One stored bucket as plain numbers: times in epoch seconds. A month of per-minute
+    buckets is 44,640 of them per SLO; reading them as numbers (not datetimes and
+    :class:`Bucket` objects) keeps the served report well under a second per SLO."""
+
+    start: float
+    end: float
+    good: float
+    total: float
+    has_data: bool
+
+
+def rows_of(buckets: Sequence[Bucket]) -> list[Row]:
+    return [Row(b.start.timestamp(), b.end.timestamp(), b.good, b.total, b.has_data)
+            for b in buckets]
+
+
+def month_rows(conn: sa.Connection, rule: str, start: datetime, end: datetime) -> list[Row]:
+    """The rule's buckets ending inside ``(start, end]``, oldest first, in one query."""
+    t = slo_buckets
+    if conn.dialect.name == "sqlite":
+        def epoch(col: Any) -> Any:
+            return sa.cast(sa.func.strftime("%s", col), sa.Float)
+    else:
+        def epoch(col: Any) -> Any:
+            return sa.cast(sa.extract("epoch", col), sa.Float)
+    query = (sa.select(epoch(t.c.start), epoch(t.c.end), t.c.good, t.c.total, t.c.has_data)
+             .where(t.c.rule == rule, t.c.end > start, t.c.end <= end).order_by(t.c.end))
+    return [Row(float(a), float(b), float(g), float(n), bool(h))
+            for a, b, g, n, h in conn.execute(query)]
+
+
+def worst_burn(rows: Sequence[Row], window: timedelta, budget_fraction: float, *,
                min_events: float) -> Burn | None:
     """The highest burn rate over any ``window`` of consecutive buckets (a sliding sum in
     one pass; windows under ``min_events`` events are not judged, like the alerts)."""
-    best: Burn | None = None
+    span = window.total_seconds()
+    best: tuple[float, float] | None = None  # (rate, end)
     lo = 0
     good = total = 0.0
-    for bucket in buckets:
-        good += bucket.good
-        total += bucket.total
-        while buckets[lo].start < bucket.end - window:
-            good -= buckets[lo].good
-            total -= buckets[lo].total
+    for row in rows:
+        good += row.good
+        total += row.total
+        while rows[lo].start < row.end - span:
+            good -= rows[lo].good
+            total -= rows[lo].total
             lo += 1
-        if bucket.end - buckets[lo].start < window or total <= 0 or total < min_events:
+        if row.end - rows[lo].start < span or total <= 0 or total < min_events:
             continue
         rate = (total - good) / total / budget_fraction
-        if best is None or rate > best.rate + 1e-12:
-            best = Burn(rate, window, bucket.end)
-    return best
+        if best is None or rate > best[0] + 1e-12:
+            best = (rate, row.end)
+    if best is None:
+        return None
+    return Burn(best[0], window, datetime.fromtimestamp(best[1], UTC))
 
 
-def slo_budget(rule: SloRule, buckets: Sequence[Bucket], alerts: list[AlertRow], *,
+def slo_budget(rule: SloRule, rows: Sequence[Row], alerts: list[AlertRow], *,
                span: timedelta) -> SloBudget:
     """One SLO's month from its buckets (``span``: the part of the month that has
     passed, for the coverage)."""
-    with_data = [b for b in buckets if b.has_data]
-    covered = sum((b.end - b.start for b in with_data), timedelta(0))
+    with_data = [r for r in rows if r.has_data]
+    covered = sum(r.end - r.start for r in with_data)
     shortest = min(p.long for p in rule.pairs)
+    seconds = span.total_seconds()
     return SloBudget(
         rule=rule.name, service=rule.service or rule.description, objective=rule.objective,
-        good=sum(b.good for b in with_data), total=sum(b.total for b in with_data),
-        coverage=min(1.0, covered / span) if span > timedelta(0) else 0.0,
+        good=sum(r.good for r in with_data), total=sum(r.total for r in with_data),
+        coverage=min(1.0, covered / seconds) if seconds > 0 else 0.0,
         budget_fraction=rule.budget_fraction,
         worst=worst_burn(with_data, shortest, rule.budget_fraction,
                          min_events=rule.min_events),
@@ -218,11 +254,10 @@ def build_report(rules: RulesFile, timeline: Timeline, month: str, *,
     now = (now or datetime.now(UTC)).astimezone(UTC)
     until = min(end, max(start, now))
     slos = rules.rules_of(SloRule)
-    store = SloBucketStore(timeline)
     with timeline.read() as conn:
         alerts = alerts_in(conn, [r.name for r in slos], start, end)
-    budgets = [slo_budget(rule, store.series(rule.name, start, end), alerts.get(rule.name, []),
-                          span=until - start) for rule in slos]
+        budgets = [slo_budget(rule, month_rows(conn, rule.name, start, end),
+                              alerts.get(rule.name, []), span=until - start) for rule in slos]
     budgets.sort(key=lambda s: (-(s.spent if s.spent is not None else -1.0), s.rule))
     return BudgetReport(month, budgets)
 
@@ -403,7 +438,8 @@ def write_report(rules: RulesFile, timeline: Timeline, month: str, *,
 
 def numbers(report: BudgetReport) -> dict[str, Any]:
     """Plain-number metadata (plots in the Dagster UI): totals, and per SLO its budget
-    spent and SLI in percent and its alerts."""
+    spent and SLI in percent, its alerts, and how much of the month its buckets cover
+    (a month with gaps, or before the SLO existed, reports on fewer events)."""
     meta: dict[str, Any] = {
         "slos": len(report.slos), "slos_over_budget": len(report.over_budget),
         "alerts": sum(len(s.alerts) for s in report.slos),
@@ -415,4 +451,5 @@ def numbers(report: BudgetReport) -> dict[str, Any]:
         if s.sli is not None:
             meta[f"{s.rule}_sli_pct"] = round(100 * s.sli, 4)
         meta[f"{s.rule}_alerts"] = len(s.alerts)
+        meta[f"{s.rule}_coverage_pct"] = round(100 * s.coverage, 2)  # of the month so far
     return meta

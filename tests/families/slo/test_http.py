@@ -70,3 +70,15 @@ def test_a_database_that_is_down_is_a_503(tmp_path: Path) -> None:
     with served_app(app) as base:
         answer = httpx.get(f"{base}{PATH}/2026-10", timeout=30)
     assert answer.status_code == 503 and "timeline unavailable" in answer.text
+
+
+def test_alert_jobs_serve_answers_the_route(sqlite_url: str) -> None:
+    """The family's ``http_routes`` hook puts the report into ``alert-jobs serve``."""
+    from alert_jobs.http.app import create_app
+
+    timeline = Timeline(sqlite_url)
+    rules = parse_rules(RULES)
+    with served_app(create_app(lambda: timeline, lambda: rules)) as base:
+        answer = httpx.get(f"{base}{PATH}/2026-10", timeout=30)
+        assert answer.status_code == 200 and "SLO error budgets 2026-10" in answer.text
+        assert "Pay &lt;ments&gt;" in answer.text

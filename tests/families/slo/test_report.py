@@ -20,6 +20,7 @@ from alert_jobs.families.slo.report import (
     build_report,
     month_bounds,
     previous_month,
+    rows_of,
     to_html,
     to_markdown,
     worst_burn,
@@ -178,7 +179,7 @@ def test_html_escapes_user_text_and_is_self_contained(sqlite_url: str, tmp_path:
 
 
 def test_worst_burn_needs_a_whole_window_and_enough_events() -> None:
-    buckets = _buckets(1, bad_at={START: 5.0}, per_bucket=10.0)
+    buckets = rows_of(_buckets(1, bad_at={START: 5.0}, per_bucket=10.0))
     # 10 events per bucket, 60 per hour: under min_events 100, nothing is judged
     assert worst_burn(buckets, timedelta(hours=1), 0.001, min_events=100) is None
     burn = worst_burn(buckets, timedelta(hours=1), 0.001, min_events=0)
@@ -214,6 +215,7 @@ def test_monthly_asset_materializes_markdown_numbers_and_html(tmp_path: Path) ->
         assert meta["search_budget_spent_pct"].value == 0.0
         assert meta["checkout_alerts"].value == 1 and meta["search_alerts"].value == 0
         assert meta["alerts"].value == 1 and meta["slos_over_budget"].value == 0
+        assert meta["checkout_coverage_pct"].value == pytest.approx(100 * 2 / 31, abs=0.01)
         assert "No alerts this month." in meta["report"].value
         assert Path(str(meta["html_report"].value)).exists()
         (schedule,) = list(defs.schedules or [])
