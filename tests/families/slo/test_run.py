@@ -171,3 +171,21 @@ def test_labels_changed_resolve_the_old_instance(traffic: Traffic, sqlite_url: s
     states = {team: str(timeline.alerts.get(fingerprint("checkout", {"team": team})).state)
               for team in ("shop", "checkout")}
     assert states == {"shop": "resolved", "checkout": "firing"}
+
+
+def test_an_unreachable_prometheus_is_the_slos_error(sqlite_url: str) -> None:
+    """The same path for the Prometheus source: an error observation naming the SLO."""
+    rules = parse("version: 1\nreceivers: [{name: console, type: console}]\n"
+                  "defaults: {receivers: [console]}\nchecks:\n  slo:\n"
+                  "    - name: api\n      objective: 99.5\n      period: 1d\n"
+                  "      pairs: [{long: 1h, short: 5m, factor: 14.4}]\n"
+                  "      sli:\n        prometheus:\n          url: http://127.0.0.1:1\n"
+                  "          total: sum(increase(requests_total[{{window}}]))\n"
+                  "          bad: sum(increase(errors_total[{{window}}]))\n"
+                  "          query_timeout: 2s\n")
+    (done,) = evaluate_batch(rules, rules.rules_of(SloRule), Timeline(sqlite_url), now=NOW)
+    obs = done.outcome.observation
+    assert obs.status == Status.ERROR
+    assert "SLO api (api): its Prometheus source cannot be read" in obs.summary
+    assert "127.0.0.1:1" in obs.summary
+    assert SloBucketStore(Timeline(sqlite_url)).last_end("api") is None
