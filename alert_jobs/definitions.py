@@ -28,9 +28,11 @@ def timeline_asset(upstream: list[dg.AssetKey]) -> dg.AssetSpec:
 
 
 def _written_by(defs: dg.Definitions) -> list[dg.AssetKey]:
-    """Keys of the assets (not external sources) that ``defs`` materializes."""
+    """Keys of the assets (not external sources) that ``defs`` materializes, but those
+    that read the timeline (a family's report, e.g. the SLO budget report): they are
+    downstream of it, not writers."""
     return [key for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)
-            for key in a.keys]
+            and TIMELINE_KEY not in a.dependency_keys for key in a.keys]
 
 
 def family_definitions(rules: RulesFile) -> dg.Definitions:

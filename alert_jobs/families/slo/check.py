@@ -320,8 +320,16 @@ def judge(rule: SloRule, report: SloReport, *, now: datetime,
                            window=_span_text(report.pairs[0].pair.long), details=details)
     top = max(judged, key=lambda r: r.long_burn or 0.0)
     assert top.long_burn is not None and top.short_burn is not None
-    summary = (f"{head} is within its error budget: burning "
-               f"{_rate(top.long_burn)}× over the last {_span_text(top.pair.long)}")
+    if _above(top.long_burn, top.pair.factor):
+        # The long window still remembers a burst the short one has seen end: say that
+        # the burn has stopped, not only a big number that reads like an alarm.
+        summary = (f"{head} is within its error budget again: burning "
+                   f"{_rate(top.short_burn)}× over the last {_span_text(top.pair.short)} "
+                   f"(below {_factor(top.pair.factor)}×); the last "
+                   f"{_span_text(top.pair.long)} still averages {_rate(top.long_burn)}×")
+    else:
+        summary = (f"{head} is within its error budget: burning "
+                   f"{_rate(top.long_burn)}× over the last {_span_text(top.pair.long)}")
     summary += f"; {budget}." if budget else "."
     if few:
         summary += f" {_FEW[0].upper()}{_FEW[1:]}{few}."

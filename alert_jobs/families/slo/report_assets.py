@@ -7,8 +7,9 @@ shows at once). Each materialization writes the HTML report beside the alert rev
 (budget spent and SLI in percent, alerts), which the UI plots across months. Its schedule
 runs at 09:00 UTC on the 1st for the month that has just ended, RUNNING by default.
 
-Lineage: downstream of every SLO's asset (``slo/<rule>``), which stores the buckets it
-reads. Wired in by the family's ``definitions.py``:
+Lineage: downstream of the timeline (``alert_timeline``), where every SLO's asset
+(``slo/<rule>``) stores the buckets it reads; an asset that reads the timeline is not
+counted among its writers (``alert_jobs.definitions``), so there is no cycle. Wired in by the family's ``definitions.py``:
 ``dg.Definitions.merge(..., build_report_definitions(rules))``.
 """
 
@@ -22,7 +23,7 @@ import dagster as dg
 from alert_jobs.config import RulesFile
 from alert_jobs.families.slo.config import SloRule
 from alert_jobs.families.slo.report import numbers, previous_month, write_report
-from alert_jobs.runtime.resources import AlertJobsResource
+from alert_jobs.runtime.resources import TIMELINE_KEY, AlertJobsResource
 
 GROUP = "slo"
 REPORT_KEY = dg.AssetKey("slo_budget_report")
@@ -54,7 +55,7 @@ def build_report_definitions(rules: RulesFile) -> dg.Definitions:
                                             end_offset=1)
 
     @dg.asset(key=REPORT_KEY, group_name=GROUP, partitions_def=months, kinds={"sql"},
-              deps=[slo_asset_key(r.name) for r in slos],
+              deps=[TIMELINE_KEY],
               description="Per SLO and UTC month: SLI, error budget spent and left, the "
                           "worst burn, and the alerts it raised with their outcomes and "
                           "times to ack and resolve (Markdown here, HTML beside the alert "

@@ -39,6 +39,7 @@ from alert_jobs.core.model import (
     AlertRecord,
     Observation,
     Severity,
+    Status,
     error_observation,
     fingerprint,
 )
@@ -329,7 +330,10 @@ def observe(rule: SloRule, store: SloBucketStore, got: Ingest, *, now: datetime
                                   f"{_source_kind(rule)} source cannot be read: {got.error}",
                                   rule.labels), report, counts)
     assert report is not None
-    return check.judge(rule, report, now=now, labels=rule.labels), report, counts
+    obs = check.judge(rule, report, now=now, labels=rule.labels)
+    if obs.status == Status.NODATA:  # say where nothing came from: the SLO and its query
+        obs = replace(obs, summary=f"{obs.summary} Source: {source.describe(rule.sli)}.")
+    return obs, report, counts
 
 
 def _keep_severity(obs: Observation, record: AlertRecord | None) -> Observation:

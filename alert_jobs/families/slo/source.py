@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from alert_jobs.config import resolve
+from alert_jobs.config import SecretMissingError, resolve
 from alert_jobs.core.errors import SourceError
 from alert_jobs.families.slo.check import Bucket
 from alert_jobs.families.slo.config import Sli, SqlSli
@@ -42,6 +42,22 @@ def read_buckets(sli: Sli, start: datetime, end: datetime, step: timedelta) -> l
         return prometheus.read_buckets(sli.prometheus, start, end, step)
     assert sli.sql is not None
     return sql_buckets(sli.sql, start, end, step)
+
+
+def describe(sli: Sli) -> str:
+    """The source as a message may name it (a ``nodata`` alert says where nothing came
+    from): the database with its password masked and the query's first line, or the
+    Prometheus URL without credentials and the ``total`` expression."""
+    if sli.prometheus is not None:
+        from alert_jobs.families.slo import prometheus
+
+        return prometheus.describe(sli.prometheus)
+    assert sli.sql is not None
+    try:
+        where = safe_url(resolve(sli.sql.database))
+    except SecretMissingError:
+        where = str(sli.sql.database)
+    return f"SQL on {where}, query {first_line(sli.sql.query)}"
 
 
 def first_line(query: str) -> str:

@@ -317,6 +317,20 @@ def test_ok_message_follows_the_standard() -> None:
     assert obs.seen == "0.4× / 0×"
 
 
+def test_ok_after_a_burst_says_the_burn_has_stopped() -> None:
+    """The long window still averages a burst the short one has seen end: the message
+    says the burn stopped instead of printing a page-sized number as "ok"."""
+    rule = make_rule()
+    _, obs = observe(rule, burning(rule, 50.3, H))  # 5 min healthy, 1 h at 50.3×
+    assert obs.status == Status.OK
+    assert obs.summary.startswith(
+        "Checkout availability (SLO 99.9 % over 30 days) is within its error budget again: "
+        "burning 0× over the last 5 min (below 14.4×); the last 1 h still averages 50.3×")
+    # control: a long window under its factor keeps the plain sentence
+    _, quiet = observe(rule, burning(rule, 3, H))
+    assert "within its error budget: burning 3× over the last 1 h" in quiet.summary
+
+
 def test_exhaustion_time_at_the_firing_burn() -> None:
     rule = make_rule()
     table = burning(rule, 20, H, 5 * MIN)

@@ -133,6 +133,10 @@ def test_the_code_location_loads_with_slos(setup: dict[str, Any]) -> None:
     # The timeline asset is downstream of the SLOs (they write it).
     timeline = graph.get(dg.AssetKey("alert_timeline"))
     assert asset_key("burning") in timeline.parent_keys
+    # The budget report reads the timeline: downstream of it, never counted as a writer.
+    report = dg.AssetKey("slo_budget_report")
+    assert report not in timeline.parent_keys
+    assert graph.get(report).parent_keys == {dg.AssetKey("alert_timeline")}
 
 
 def test_defaults_schedule_applies_only_when_the_file_sets_it(tmp_path: Path) -> None:

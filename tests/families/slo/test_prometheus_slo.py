@@ -95,6 +95,9 @@ def test_no_series_is_nodata_naming_the_slo(prometheus: PrometheusServer,
     outcome = run(rules, rule, timeline)
     assert outcome.observation.status == Status.NODATA
     assert "Checkout availability" in outcome.observation.summary
+    # it names where nothing came from: the Prometheus and the query
+    assert f"Prometheus at {prometheus.url.rstrip('/')}" in outcome.observation.summary
+    assert "no_such_requests_total" in outcome.observation.summary
 
 
 @pytest.mark.long_running  # up to ~40 s, nearly all of it waiting for scrapes

@@ -102,8 +102,9 @@ def test_a_gap_in_the_data_is_nodata_not_a_silent_zero(tmp_path: Path, sqlite_ur
     (done,) = evaluate_batch(rules, [rule], Timeline(sqlite_url), now=NOW)
     obs = done.outcome.observation
     assert obs.status == Status.NODATA
-    assert obs.summary.endswith("cannot be judged: no data for 100 % of the last 5 min and "
-                                "17 % of the last 1 h.")
+    assert ("cannot be judged: no data for 100 % of the last 5 min and 17 % of the last "
+            "1 h. Source: SQL on sqlite:///") in obs.summary
+    assert "query select" in obs.summary.lower()  # it names the query that gave nothing
     # Positive control: the same minutes with traffic are judged.
     traffic.add(EDGE - 10 * MIN, EDGE + 2 * MIN)
     SloBucketStore(Timeline(sqlite_url)).forget("checkout")
