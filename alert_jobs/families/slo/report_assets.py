@@ -9,7 +9,8 @@ runs at 09:00 UTC on the 1st for the month that has just ended, RUNNING by defau
 
 Lineage: downstream of the timeline (``alert_timeline``), where every SLO's asset
 (``slo/<rule>``) stores the buckets it reads; an asset that reads the timeline is not
-counted among its writers (``alert_jobs.definitions``), so there is no cycle. Wired in by the family's ``definitions.py``:
+counted among its writers (``alert_jobs.definitions``), so there is no cycle. Wired
+in by the family's ``definitions.py``:
 ``dg.Definitions.merge(..., build_report_definitions(rules))``.
 """
 
