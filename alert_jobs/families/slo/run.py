@@ -311,14 +311,16 @@ def _timeout(rule: SloRule) -> timedelta:
     return sli.query_timeout
 
 
-def observe(rule: SloRule, store: SloBucketStore, got: Ingest, *, now: datetime
+def observe(rule: SloRule, store: SloBucketStore, got: Ingest, *, now: datetime,
+            counts: dict[timedelta, check.Counts] | None = None,
             ) -> tuple[Observation, SloReport | None, dict[timedelta, check.Counts]]:
     """The SLO's observation from its stored counts (an ``error`` when its source
-    failed this run; the report is still worked out for the asset's numbers)."""
+    failed this run; the report is still worked out for the asset's numbers).
+    ``counts``: its windows, when the batch has read them already."""
     report: SloReport | None = None
-    counts: dict[timedelta, check.Counts] = {}
     try:
-        counts = store.window_counts(rule.name, check.windows_of(rule), end=got.end)
+        if counts is None:
+            counts = store.window_counts(rule.name, check.windows_of(rule), end=got.end)
         report = check.evaluate(rule, counts)
     except Exception as exc:  # the timeline itself: this SLO's error, not the batch's
         if not got.error:
@@ -328,8 +330,8 @@ def observe(rule: SloRule, store: SloBucketStore, got: Ingest, *, now: datetime
     if got.error:
         return (error_observation(rule.name, f"SLO {subject(rule)} ({rule.name}): its "
                                   f"{_source_kind(rule)} source cannot be read: {got.error}",
-                                  rule.labels), report, counts)
-    assert report is not None
+                                  rule.labels), report, counts or {})
+    assert report is not None and counts is not None
     obs = check.judge(rule, report, now=now, labels=rule.labels)
     if obs.status == Status.NODATA:  # say where nothing came from: the SLO and its query
         obs = replace(obs, summary=f"{obs.summary} Source: {source.describe(rule.sli)}.")
@@ -364,7 +366,14 @@ def evaluate_batch(
                   late=partial(_late, rule, now))
              for rule in batch]
     ingests = run_bounded(tasks, concurrency=concurrency or rules.defaults.source_concurrency)
-    seen = [observe(rule, store, got, now=now) for rule, got in zip(batch, ingests, strict=True)]
+    try:  # every SLO's windows on one connection; if that fails, each reads (and says) its own
+        many: list[dict[timedelta, check.Counts] | None] = list(store.window_counts_many(
+            [(rule.name, check.windows_of(rule), got.end)
+             for rule, got in zip(batch, ingests, strict=True)]))
+    except Exception:
+        many = [None] * len(batch)
+    seen = [observe(rule, store, got, now=now, counts=counts)
+            for rule, got, counts in zip(batch, ingests, many, strict=True)]
 
     by_name = {rule.name: rule for rule in batch}
     active = {a.fingerprint: a for a in timeline.alerts.list() if a.rule in by_name}

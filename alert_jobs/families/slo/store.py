@@ -168,7 +168,10 @@ def _edge_rows(conn: Connection, rule: str, edges: Sequence[datetime]) -> dict[i
     assert raw is not None
     cursor = raw.cursor()
     try:
-        cursor.execute(_edges_sql(len(edges), dialect), params)
+        if dialect == "postgresql":  # planned once per connection, not every minute
+            cursor.execute(_edges_sql(len(edges), dialect), params, prepare=True)
+        else:
+            cursor.execute(_edges_sql(len(edges), dialect), params)
         rows = cursor.fetchall()
     finally:
         cursor.close()
@@ -211,18 +214,29 @@ class SloBucketStore:
         in one read: one statement that finds, for each window edge, the first bucket
         ending after it (plus the newest bucket), by the primary key. (Without ``end``,
         a first statement finds the newest bucket.)"""
-        with self.timeline.read() as conn:
-            if end is None:
+        if end is None:
+            with self.timeline.read() as conn:
                 newest = _edge_rows(conn, rule, []).get(-1)
-                if newest is None:
-                    return {span: Counts(span, 0.0, 0.0, timedelta(0)) for span in spans}
-                end = newest.end
-            edges = [end, *(end - span for span in spans)]
-            rows = _edge_rows(conn, rule, edges)
-        newest_row = rows.get(-1)
-        at_end = _totals_at(edges[0], rows.get(0), newest_row)
-        return {span: at_end.minus(_totals_at(edges[i], rows.get(i), newest_row), span)
-                for i, span in enumerate(spans, start=1)}
+            if newest is None:
+                return {span: Counts(span, 0.0, 0.0, timedelta(0)) for span in spans}
+            end = newest.end
+        return self.window_counts_many([(rule, spans, end)])[0]
+
+    def window_counts_many(self, wanted: Sequence[tuple[str, Sequence[timedelta], datetime]]
+                           ) -> list[dict[timedelta, Counts]]:
+        """:meth:`window_counts` of several rules, ``(rule, spans, end)`` each, on one
+        connection: a batch run of many SLOs pays for one checkout, not one per SLO."""
+        out = []
+        with self.timeline.read() as conn:
+            for rule, spans, end in wanted:
+                edges = [end, *(end - span for span in spans)]
+                rows = _edge_rows(conn, rule, edges)
+                newest_row = rows.get(-1)
+                at_end = _totals_at(edges[0], rows.get(0), newest_row)
+                out.append({span: at_end.minus(_totals_at(edges[i], rows.get(i), newest_row),
+                                               span)
+                            for i, span in enumerate(spans, start=1)})
+        return out
 
     def series(self, rule: str, start: datetime, end: datetime) -> list[Bucket]:
         """The stored buckets ending inside ``(start, end]``, oldest first (reports)."""
