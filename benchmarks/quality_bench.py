@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from alert_jobs.families.quality.rollup import quality_rows
-from alert_jobs.store import Timeline, make_engine, safe_url, schema
+from alert_jobs.store import Timeline, make_engine, schema
+from benchmarks.pg_schema import drop_schema, scratch_schema
 
-TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "quality.json"
 EVENTS = 1_000_000
 RULES = 1_000
@@ -250,31 +248,6 @@ def bench_backend(name: str, url: str, data: tuple[Any, ...], sql_reps: int,
     return out
 
 
-def _pg_url() -> tuple[str | None, str]:
-    base = os.environ.get(TEST_DATABASE_URL_ENV)
-    if not base:
-        return None, f"${TEST_DATABASE_URL_ENV} not set"
-    engine = make_engine(base)
-    name = f"bench_quality_{uuid.uuid4().hex[:8]}"
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA {name}")
-    except Exception as exc:  # unreachable server: skip with the reason
-        return None, f"PostgreSQL unavailable at {safe_url(base)}: {type(exc).__name__}"
-    finally:
-        engine.dispose()
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{name}", name
-
-
-def _drop_pg_schema(name: str) -> None:
-    base = os.environ[TEST_DATABASE_URL_ENV]
-    engine = make_engine(base)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-    engine.dispose()
-
-
 def run(n_events: int = EVENTS, *, sql_reps: int = SQL_REPS, pandas_reps: int = PANDAS_REPS,
         workdir: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
     import tempfile
@@ -284,7 +257,7 @@ def run(n_events: int = EVENTS, *, sql_reps: int = SQL_REPS, pandas_reps: int = 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         results += bench_backend("sqlite", f"sqlite:///{Path(tmp) / 'quality.db'}", data,
                                  sql_reps, pandas_reps)
-    pg_url, pg_schema = _pg_url()
+    pg_url, pg_schema = scratch_schema("bench_quality")
     if pg_url is None:
         skipped["quality rollup postgresql"] = pg_schema
         print(f"skipping PostgreSQL: {pg_schema}", file=sys.stderr)
@@ -292,7 +265,7 @@ def run(n_events: int = EVENTS, *, sql_reps: int = SQL_REPS, pandas_reps: int = 
         try:
             results += bench_backend("postgresql", pg_url, data, sql_reps, pandas_reps)
         finally:
-            _drop_pg_schema(pg_schema)
+            drop_schema(pg_schema)
     return results, skipped
 
 

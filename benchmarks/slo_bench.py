@@ -38,13 +38,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,9 +56,9 @@ from alert_jobs.families.slo import check
 from alert_jobs.families.slo.check import Counts
 from alert_jobs.families.slo.config import SloRule
 from alert_jobs.families.slo.store import SloBucketStore, slo_buckets
-from alert_jobs.store import Timeline, make_engine, safe_url, schema
+from alert_jobs.store import Timeline, schema
+from benchmarks.pg_schema import drop_schema, scratch_schema
 
-TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "slo.json"
 SLOS = 100
 DAYS = 30
@@ -433,30 +431,6 @@ def _cold_once(url: str, n_slos: int, days: int, path: str) -> float:
 # ----- running it ------------------------------------------------------------------------
 
 
-def _pg_url() -> tuple[str | None, str]:
-    base = os.environ.get(TEST_DATABASE_URL_ENV)
-    if not base:
-        return None, f"${TEST_DATABASE_URL_ENV} not set"
-    engine = make_engine(base)
-    name = f"bench_slo_{uuid.uuid4().hex[:8]}"
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA {name}")
-    except Exception as exc:  # unreachable server: skip with the reason
-        return None, f"PostgreSQL unavailable at {safe_url(base)}: {type(exc).__name__}"
-    finally:
-        engine.dispose()
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{name}", name
-
-
-def _drop_pg_schema(name: str) -> None:
-    engine = make_engine(os.environ[TEST_DATABASE_URL_ENV])
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-    engine.dispose()
-
-
 def run(n_slos: int = SLOS, days: int = DAYS, *, reps: int = REPS, cold: bool = True,
         postgres: bool = True, workdir: Path | None = None, raw_slos: int = RAW_SLOS
         ) -> tuple[list[BackendResult], dict[str, str]]:
@@ -465,7 +439,7 @@ def run(n_slos: int = SLOS, days: int = DAYS, *, reps: int = REPS, cold: bool = 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         results.append(bench_backend("sqlite", f"sqlite:///{Path(tmp) / 'slo.db'}", n_slos,
                                      days, reps, cold=cold, raw_slos=raw_slos))
-    pg_url, pg_schema = _pg_url() if postgres else (None, "not asked for")
+    pg_url, pg_schema = scratch_schema("bench_slo") if postgres else (None, "not asked for")
     if pg_url is None:
         skipped["slo evaluation postgresql"] = pg_schema
     else:
@@ -473,7 +447,7 @@ def run(n_slos: int = SLOS, days: int = DAYS, *, reps: int = REPS, cold: bool = 
             results.append(bench_backend("postgresql", pg_url, n_slos, days, reps, cold=cold,
                                          raw_slos=raw_slos))
         finally:
-            _drop_pg_schema(pg_schema)
+            drop_schema(pg_schema)
     return results, skipped
 
 

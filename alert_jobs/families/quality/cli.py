@@ -178,7 +178,7 @@ def _rows_table(rows: list[QualityRow]) -> str:
 
 
 def cmd_quality_report(args: argparse.Namespace) -> int:
-    from alert_jobs.families.quality.review import month_bounds
+    from alert_jobs.core.months import month_bounds
     from alert_jobs.families.quality.rollup import quality_rows
 
     now = utcnow()
@@ -206,7 +206,8 @@ def cmd_quality_report(args: argparse.Namespace) -> int:
 
 
 def cmd_quality_review(args: argparse.Namespace) -> int:
-    from alert_jobs.families.quality.review import previous_month, run_review
+    from alert_jobs.core.months import previous_month
+    from alert_jobs.families.quality.review import run_review
 
     rules = rules_of(args)
     month = args.month or previous_month(utcnow())

@@ -26,8 +26,9 @@ from typing import Any
 import dagster as dg
 
 from alert_jobs.config import RulesFile
+from alert_jobs.core.months import month_bounds, previous_month
 from alert_jobs.families.quality.config import QualityConfig
-from alert_jobs.families.quality.review import month_bounds, previous_month, run_review
+from alert_jobs.families.quality.review import run_review
 from alert_jobs.families.quality.rollup import overall_durations, quality_rows, totals
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.runtime.resources import TIMELINE_KEY, AlertJobsResource

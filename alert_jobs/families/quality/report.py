@@ -25,6 +25,7 @@ from alert_jobs.families.quality.check import (
     overall,
     recommend,
 )
+from alert_jobs.notify.charts import bar_chart
 from alert_jobs.notify.html import escape
 
 
@@ -110,54 +111,12 @@ _TEMPLATES = Environment(loader=PackageLoader("alert_jobs.families.quality", "te
                          trim_blocks=True, lstrip_blocks=True)
 
 
-@dataclass(frozen=True)
-class _Bar:
-    """One bar of a chart: its row's top, its length in pixels, and its texts."""
-
-    y: int
-    width: float
-    label: str
-    value: str
-    colour: str
-
-
-@dataclass(frozen=True)
-class _Chart:
-    """A horizontal bar chart's geometry; ``review.html`` draws it as inline SVG."""
-
-    title: str
-    width: int
-    height: int
-    label_w: int
-    bar_h: int
-    bars: list[_Bar]
-    limit_x: float | None  # the vertical reference line, if any
-    limit_label: str
-
-
-def _bar_chart(title: str, items: list[tuple[str, float, str]], *, limit: float | None,
-               limit_label: str, fmt: str = "{:.0f}") -> _Chart | None:
-    """Horizontal bars (label, value, colour) with an optional vertical reference line."""
-    if not items:
-        return None
-    width, label_w, bar_h = 640, 200, 18
-    top = max([v for _, v, _ in items] + ([limit] if limit else []) + [1e-9])
-    scale = (width - label_w - 60) / top
-    bars = [_Bar(y=24 + i * bar_h, width=value * scale,
-                 label=label if len(label) <= 28 else label[:27] + "…",
-                 value=fmt.format(value), colour=colour)
-            for i, (label, value, colour) in enumerate(items)]
-    return _Chart(title=title, width=width, height=30 + bar_h * len(items) + 10,
-                  label_w=label_w, bar_h=bar_h, bars=bars,
-                  limit_x=label_w + limit * scale if limit else None, limit_label=limit_label)
-
-
 def to_html(review: Review) -> str:
     """The self-contained page (``templates/review.html``); the template escapes every text."""
     rows = review.rows
-    fired = _bar_chart("Alerts fired per rule", [(r.rule, float(r.fired), "#4a78c2")
+    fired = bar_chart("Alerts fired per rule", [(r.rule, float(r.fired), "#4a78c2")
                                                  for r, _ in rows], limit=None, limit_label="")
-    rates = _bar_chart(
+    rates = bar_chart(
         "Actionable rate per rule (%)",
         [(r.rule, 100.0 * (r.actionable_rate or 0.0),
           "#c0392b" if (r.actionable_rate or 0.0) < review.min_actionable else "#27ae60")
@@ -165,7 +124,7 @@ def to_html(review: Review) -> str:
         limit=100.0 * review.min_actionable,
         limit_label=f"{review.min_actionable:.0%}: tune or delete below")
     limit_min = review.max_resolve.total_seconds() / 60
-    resolve = _bar_chart(
+    resolve = bar_chart(
         "Median time to resolve (minutes)",
         [(r.rule, r.resolve_p50 / 60, "#e67e22" if r.resolve_p50 / 60 > limit_min else "#7f8c8d")
          for r, _ in rows if r.resolve_p50 is not None],

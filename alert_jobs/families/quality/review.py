@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from alert_jobs.config import RulesFile
+from alert_jobs.core.months import month_bounds
 from alert_jobs.families.quality.config import QualityConfig
 from alert_jobs.families.quality.report import Review, build_review, to_html, to_markdown, to_text
 from alert_jobs.families.quality.rollup import quality_rows
@@ -20,23 +20,6 @@ from alert_jobs.notify.contract import AlertMessage, GroupMessage
 from alert_jobs.store import Timeline, utcnow
 
 REVIEW_RULE = "alert_quality_review"
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """``2026-10`` → [2026-10-01, 2026-11-01) in UTC."""
-    try:
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-    except ValueError:
-        raise ValueError(f"expected a month like 2026-10, got {month!r}") from None
-    end = start.replace(year=start.year + 1, month=1) if start.month == 12 \
-        else start.replace(month=start.month + 1)
-    return start, end
-
-
-def previous_month(now: datetime) -> str:
-    """The month before ``now``'s own calendar date (in ``now``'s timezone)."""
-    first = now.replace(day=1)
-    return f"{first.year - 1}-12" if first.month == 1 else f"{first.year}-{first.month - 1:02d}"
 
 
 def report_dir(rules: RulesFile) -> Path:

@@ -18,7 +18,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from alert_jobs.config import RulesFile
-from alert_jobs.families.slo.report import build_report, current_month, month_bounds, to_html
+from alert_jobs.core.months import current_month, month_bounds
+from alert_jobs.families.slo.report import build_report, to_html
 from alert_jobs.store import Timeline
 
 PATH = "/slo/budget"

@@ -33,10 +33,13 @@ import sqlalchemy as sa
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from alert_jobs.config import RulesFile
+from alert_jobs.core import months
 from alert_jobs.core.durations import format_duration
+from alert_jobs.core.months import month_bounds
 from alert_jobs.families.slo.check import Bucket
 from alert_jobs.families.slo.config import SloRule
 from alert_jobs.families.slo.store import slo_buckets
+from alert_jobs.notify.charts import BarChart, bar_chart
 from alert_jobs.notify.html import escape
 from alert_jobs.store import Timeline, schema
 
@@ -47,25 +50,9 @@ FILE_PREFIX = "slo-budget-"
 # ----- the month ---------------------------------------------------------------------
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """``2026-10`` → [2026-10-01, 2026-11-01) in UTC; a clear error for anything else."""
-    try:
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-    except ValueError:
-        raise ValueError(f"expected a month like 2026-10, got {month!r}") from None
-    end = start.replace(year=start.year + 1, month=1) if start.month == 12 \
-        else start.replace(month=start.month + 1)
-    return start, end
-
-
 def previous_month(now: datetime) -> str:
     """The UTC month before ``now``'s (the one the schedule reports on the 1st)."""
-    first = now.astimezone(UTC).replace(day=1)
-    return f"{first.year - 1}-12" if first.month == 1 else f"{first.year}-{first.month - 1:02d}"
-
-
-def current_month(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m")
+    return months.previous_month(now.astimezone(UTC))
 
 
 # ----- what the report holds -----------------------------------------------------------
@@ -354,41 +341,13 @@ _TEMPLATES = Environment(loader=PackageLoader("alert_jobs.families.slo", "templa
                          trim_blocks=True, lstrip_blocks=True)
 
 
-@dataclass(frozen=True)
-class _Bar:
-    y: int
-    width: float
-    label: str
-    value: str
-    colour: str
-
-
-@dataclass(frozen=True)
-class _Chart:
-    """Horizontal bars of budget spent per SLO, with the 100 % line."""
-
-    width: int
-    height: int
-    label_w: int
-    bar_h: int
-    bars: list[_Bar]
-    limit_x: float
-
-
-def _chart(report: BudgetReport) -> _Chart | None:
-    items = [(s.rule, 100 * s.spent) for s in report.slos if s.spent is not None]
-    if not items:
-        return None
-    width, label_w, bar_h = 640, 200, 18
-    top = max([v for _, v in items] + [100.0])
-    scale = (width - label_w - 70) / top
-    bars = [_Bar(y=24 + i * bar_h, width=max(0.0, value) * scale,
-                 label=label if len(label) <= 28 else label[:27] + "…",
-                 value=f"{value:.1f} %",
-                 colour="#c0392b" if value > 100 else "#e67e22" if value > 50 else "#27ae60")
-            for i, (label, value) in enumerate(items)]
-    return _Chart(width=width, height=30 + bar_h * len(items) + 10, label_w=label_w,
-                  bar_h=bar_h, bars=bars, limit_x=label_w + 100 * scale)
+def _chart(report: BudgetReport) -> BarChart | None:
+    """Budget spent per SLO, with the 100 % line (the whole budget)."""
+    items = [(s.rule, 100 * s.spent,
+              "#c0392b" if s.spent > 1 else "#e67e22" if s.spent > 0.5 else "#27ae60")
+             for s in report.slos if s.spent is not None]
+    return bar_chart("Error budget spent per SLO (%)", items, limit=100.0,
+                     limit_label="100 %: the whole budget", fmt="{:.1f} %")
 
 
 def to_html(report: BudgetReport) -> str:
