@@ -136,11 +136,13 @@ def send_batch(items: Sequence[OutboxItem], receivers: Mapping[str, Receiver[Any
             while not workers.done:
                 clock = time.monotonic()
                 wake = renew_at if not pending else min(renew_at, first_at + RECORD_EVERY_S)
-                outcome = workers.next(timeout=max(0.0, wake - clock))
-                if outcome is not None:
-                    if not pending:
-                        first_at = time.monotonic()
-                    pending.append(outcome)
+                # With nothing waiting, wake at the first finished send; then only at
+                # RECORD_MAX of them or at the record deadline, not at every send.
+                finished = workers.collect(timeout=max(0.0, wake - clock),
+                                           count=RECORD_MAX - len(pending) if pending else 1)
+                if finished and not pending:
+                    first_at = time.monotonic()
+                pending += finished
                 clock = time.monotonic()
                 if pending and (len(pending) >= RECORD_MAX or workers.done
                                 or clock >= first_at + RECORD_EVERY_S):
