@@ -18,6 +18,7 @@ Notifications are queued into their route's groups in the same transaction
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -36,7 +37,7 @@ from alert_jobs.core.model import (
     alert_labels,
 )
 from alert_jobs.core.routing import Router
-from alert_jobs.store import episodes, grouping, schema
+from alert_jobs.store import episodes, grouping, rawsql, schema
 from alert_jobs.store.context import read_context, read_one
 from alert_jobs.store.db import Database, TimelineError, pg_lock_or_create, utcnow
 from alert_jobs.store.events import event_row, write_events
@@ -55,9 +56,14 @@ _a = schema.alerts
 _SELECT_ALERTS = (sa.select(_a).where(_a.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
                   .order_by(_a.c.fingerprint))
 _SELECT_ALERT = sa.select(_a).where(_a.c.fingerprint == sa.bindparam("fp"))
-_INSERT_ALERT = _a.insert()
 _UPDATE_ALERT = _a.update().where(_a.c.fingerprint == sa.bindparam("b_fp"))
 _INSERT_EVALUATION = schema.evaluations.insert()
+
+
+@functools.cache
+def _default_router() -> Router:
+    """Routing without a rules file (every default): the same for every call, built once."""
+    return Router()
 
 
 def record_from_row(row: Any) -> AlertRecord:
@@ -66,6 +72,20 @@ def record_from_row(row: Any) -> AlertRecord:
     data["severity"] = Severity(data["severity"])
     data["last_status"] = Status(data["last_status"]) if data["last_status"] else None
     data["labels"] = dict(data["labels"] or {})
+    data["last_summary"] = data["last_summary"] or ""
+    return AlertRecord(**data)
+
+
+_read_alert = rawsql.row_reader(list(schema.alerts.c), _RECORD_FIELDS)
+
+
+def record_from_raw(row: tuple[Any, ...]) -> AlertRecord:
+    """:func:`record_from_row` for a driver row of every ``alert_alerts`` column."""
+    data = _read_alert(row)
+    data["state"] = AlertState(data["state"])
+    data["severity"] = Severity(data["severity"])
+    data["last_status"] = Status(data["last_status"]) if data["last_status"] else None
+    data["labels"] = data["labels"] or {}
     data["last_summary"] = data["last_summary"] or ""
     return AlertRecord(**data)
 
@@ -187,7 +207,7 @@ class AlertStore:
         for (a link made before the decision could only guess it).
         """
         now = now or utcnow()
-        router = router or Router()
+        router = router or _default_router()
         if not items:
             return []
         # Decide in one global order (fingerprint), the order the rows are locked in.
@@ -196,10 +216,11 @@ class AlertStore:
         rules = {obs.rule for obs, _, _ in items}
         one = len(set(fps)) == 1 and not self.db.lock_rows()
         with self.db.tx() as conn:
+            sqlite = rawsql.is_sqlite(conn)  # the hot statements run on the driver
             if one:  # SQLite, one alert: its row and the context in one statement
                 row, silences, disabled = read_one(conn, now, fps[0], items[0][0].rule)
                 found: dict[str, AlertRecord | None] = (
-                    {fps[0]: record_from_row(row)} if row is not None else {})
+                    {fps[0]: record_from_raw(row)} if row is not None else {})
             else:
                 silences, disabled = read_context(conn, now, rules)
             firing = self._firing_labels(conn) if router.inhibit_rules else []
@@ -229,15 +250,21 @@ class AlertStore:
                 plan = decide(found)
                 created = set(fps) - set(found)
                 if created:
-                    conn.execute(_INSERT_ALERT, [record_values(plan.current[fp], now)
-                                                 for fp in sorted(created)])
+                    rawsql.INSERT_ALERT.run(conn, [record_values(plan.current[fp], now)
+                                                   for fp in sorted(created)])
             episodes.on_decisions(conn, plan.decided, now)
             updates = [_changed_values(plan.current[fp], now, fp)
                        for fp in sorted(plan.current) if fp not in created]
             if updates:
-                conn.execute(_UPDATE_ALERT, updates)
+                if sqlite:
+                    rawsql.UPDATE_ALERT.run(conn, updates)
+                else:
+                    conn.execute(_UPDATE_ALERT, updates)
             write_events(conn, plan.events)
-            conn.execute(_INSERT_EVALUATION, plan.evaluations)
+            if sqlite:
+                rawsql.INSERT_EVALUATION.run(conn, plan.evaluations)
+            else:
+                conn.execute(_INSERT_EVALUATION, plan.evaluations)
             due = grouping.queue_many(conn, plan.intents, now=now, lock=self.db.lock_rows())
             # The groups this call queued into that are due now (already locked) are
             # flushed here; groups due by time alone are flushed by delivery
