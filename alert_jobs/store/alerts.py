@@ -112,6 +112,24 @@ def _changed_values(record: AlertRecord, now: datetime, fp: str) -> dict[str, An
     return values
 
 
+_MUTABLE = [name for name in _RECORD_FIELDS if name not in _IDENTITY]
+_ENUMS = {"state", "severity", "last_status"}
+
+
+def _changes(prior: AlertRecord | None, record: AlertRecord, now: datetime
+             ) -> dict[str, Any]:
+    """The columns of ``record`` that differ from ``prior`` (the row as read in this
+    transaction), plus ``updated_at``: what an UPDATE must write, as column values."""
+    out: dict[str, Any] = {}
+    for name in _MUTABLE:
+        value = getattr(record, name)
+        if prior is None or value != getattr(prior, name):
+            out[name] = (str(value) if value is not None else None) if name in _ENUMS \
+                else value
+    out["updated_at"] = now
+    return out
+
+
 def episode_times(record: AlertRecord) -> dict[str, str | None]:
     """``starts_at``/``ends_at`` of the alert's episode, for messages (ISO 8601)."""
     def iso(when: datetime | None) -> str | None:
@@ -253,12 +271,15 @@ class AlertStore:
                     rawsql.INSERT_ALERT.run(conn, [record_values(plan.current[fp], now)
                                                    for fp in sorted(created)])
             episodes.on_decisions(conn, plan.decided, now)
-            updates = [_changed_values(plan.current[fp], now, fp)
-                       for fp in sorted(plan.current) if fp not in created]
-            if updates:
-                if sqlite:
-                    rawsql.UPDATE_ALERT.run(conn, updates)
-                else:
+            if sqlite:  # SQLite: only the columns that changed since the row was read
+                changed = [(fp, _changes(found[fp], plan.current[fp], now))
+                           for fp in sorted(plan.current) if fp not in created]
+                if changed:
+                    rawsql.update_alerts(conn, changed)
+            else:
+                updates = [_changed_values(plan.current[fp], now, fp)
+                           for fp in sorted(plan.current) if fp not in created]
+                if updates:
                     conn.execute(_UPDATE_ALERT, updates)
             write_events(conn, plan.events)
             if sqlite:

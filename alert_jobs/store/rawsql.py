@@ -17,6 +17,7 @@ with ``json.dumps``, booleans as 0/1. PostgreSQL keeps the SQLAlchemy statements
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -123,14 +124,46 @@ def _cursor(conn: Connection) -> Any:
 INSERT_ALERT = _insert(schema.alerts, skip=())
 INSERT_EVALUATION = _insert(schema.evaluations)
 INSERT_EVENT = _insert(schema.events)
+INSERT_QUEUE = _insert(schema.notify_queue)
+INSERT_EPISODE = _insert(schema.episodes, skip=())
 
 #: Never rewritten (they make the fingerprint): the UPDATE leaves the key and rule
 #: indexes alone.
 _IDENTITY = ("fingerprint", "rule", "labels")
 _CHANGED = [c for c in schema.alerts.c if c.name not in _IDENTITY]
-UPDATE_ALERT = _Write(
-    f"UPDATE {schema.alerts.name} SET {', '.join(f'{c.name} = :{c.name}' for c in _CHANGED)} "
-    "WHERE fingerprint = :b_fp", _CHANGED, extra=("b_fp",))
+
+
+_BIND = {c.name: _binder(c) for c in _CHANGED}
+
+
+@functools.cache
+def _update_sql(names: tuple[str, ...]) -> str:
+    return (f"UPDATE {schema.alerts.name} SET {', '.join(f'{n} = :{n}' for n in names)} "
+            "WHERE fingerprint = :b_fp")
+
+
+def update_alerts(conn: Connection, changes: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """UPDATE each ``(fingerprint, {column: value})`` with only the columns that changed:
+    a steady re-evaluation rewrites a few columns, not all 23 (one statement per set of
+    columns; their values are converted here)."""
+    by_sql: dict[str, list[dict[str, Any]]] = {}
+    for fp, values in changes:
+        params = {"b_fp": fp}
+        for name, value in values.items():
+            convert = _BIND[name]
+            params[name] = convert(value) if convert is not None else value
+        by_sql.setdefault(_update_sql(tuple(values)), []).append(params)
+    cursor = _cursor(conn)
+    try:
+        for sql, rows in by_sql.items():
+            if len(rows) == 1:
+                _seen(conn, cursor, sql, rows[0], False)
+                cursor.execute(sql, rows[0])
+            else:
+                _seen(conn, cursor, sql, rows, True)
+                cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
 
 
 def is_sqlite(conn: Connection) -> bool:
