@@ -76,18 +76,27 @@ def record_from_row(row: Any) -> AlertRecord:
     return AlertRecord(**data)
 
 
-_read_alert = rawsql.row_reader(list(schema.alerts.c), _RECORD_FIELDS)
+# A driver row of alert_alerts holds the record's fields first, in the record's order
+# (then updated_at), so it converts by position: no dict, no keywords.
+assert [c.name for c in schema.alerts.c][:len(_RECORD_FIELDS)] == _RECORD_FIELDS
+_CONVERT = [(i, f) for i, f in enumerate(rawsql.readers(list(schema.alerts.c)))
+            if f is not None and i < len(_RECORD_FIELDS)]
+_STATE, _SEVERITY, _LAST_STATUS, _SUMMARY = (
+    _RECORD_FIELDS.index(n) for n in ("state", "severity", "last_status", "last_summary"))
 
 
 def record_from_raw(row: tuple[Any, ...]) -> AlertRecord:
     """:func:`record_from_row` for a driver row of every ``alert_alerts`` column."""
-    data = _read_alert(row)
-    data["state"] = AlertState(data["state"])
-    data["severity"] = Severity(data["severity"])
-    data["last_status"] = Status(data["last_status"]) if data["last_status"] else None
-    data["labels"] = data["labels"] or {}
-    data["last_summary"] = data["last_summary"] or ""
-    return AlertRecord(**data)
+    values = list(row[:len(_RECORD_FIELDS)])
+    for i, convert in _CONVERT:
+        if values[i] is not None:
+            values[i] = convert(values[i])
+    values[_STATE] = AlertState(values[_STATE])
+    values[_SEVERITY] = Severity(values[_SEVERITY])
+    values[_LAST_STATUS] = Status(values[_LAST_STATUS]) if values[_LAST_STATUS] else None
+    values[2] = values[2] or {}  # labels
+    values[_SUMMARY] = values[_SUMMARY] or ""
+    return AlertRecord(*values)
 
 
 def record_values(record: AlertRecord, now: datetime) -> dict[str, Any]:
@@ -247,8 +256,9 @@ class AlertStore:
                 plan = _Plan(priors)
                 for i in order:
                     obs, policy, message = items[i]
-                    labels = alert_labels(obs, obs.severity or policy.severity)
-                    inhibited = router.inhibited_by(labels, firing) if firing else None
+                    inhibited = router.inhibited_by(
+                        alert_labels(obs, obs.severity or policy.severity), firing,
+                    ) if firing else None
                     plan.add(i, fps[i], obs, message, evaluate(
                         obs, plan.prior(fps[i]), policy, now, silences,
                         obs.rule in disabled, inhibited), now, run_id,

@@ -195,6 +195,11 @@ def _reader(column: sa.Column[Any]) -> Callable[[Any], Any] | None:
     return None
 
 
+def readers(columns: Sequence[sa.Column[Any]]) -> list[Callable[[Any], Any] | None]:
+    """Per column, what turns a stored value back into SQLAlchemy's (None: as is)."""
+    return [_reader(c) for c in columns]
+
+
 def row_reader(columns: Sequence[sa.Column[Any]], names: Sequence[str] | None = None
                ) -> Callable[[Sequence[Any]], dict[str, Any]]:
     """Values of ``columns`` (the first ones of a driver row) as SQLAlchemy would
