@@ -18,6 +18,7 @@ Notifications are queued into their route's groups in the same transaction
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -36,7 +37,7 @@ from alert_jobs.core.model import (
     alert_labels,
 )
 from alert_jobs.core.routing import Router
-from alert_jobs.store import episodes, grouping, schema
+from alert_jobs.store import episodes, grouping, rawsql, schema
 from alert_jobs.store.context import read_context, read_one
 from alert_jobs.store.db import Database, TimelineError, pg_lock_or_create, utcnow
 from alert_jobs.store.events import event_row, write_events
@@ -55,9 +56,14 @@ _a = schema.alerts
 _SELECT_ALERTS = (sa.select(_a).where(_a.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
                   .order_by(_a.c.fingerprint))
 _SELECT_ALERT = sa.select(_a).where(_a.c.fingerprint == sa.bindparam("fp"))
-_INSERT_ALERT = _a.insert()
 _UPDATE_ALERT = _a.update().where(_a.c.fingerprint == sa.bindparam("b_fp"))
 _INSERT_EVALUATION = schema.evaluations.insert()
+
+
+@functools.cache
+def _default_router() -> Router:
+    """Routing without a rules file (every default): the same for every call, built once."""
+    return Router()
 
 
 def record_from_row(row: Any) -> AlertRecord:
@@ -68,6 +74,29 @@ def record_from_row(row: Any) -> AlertRecord:
     data["labels"] = dict(data["labels"] or {})
     data["last_summary"] = data["last_summary"] or ""
     return AlertRecord(**data)
+
+
+# A driver row of alert_alerts holds the record's fields first, in the record's order
+# (then updated_at), so it converts by position: no dict, no keywords.
+assert [c.name for c in schema.alerts.c][:len(_RECORD_FIELDS)] == _RECORD_FIELDS
+_CONVERT = [(i, f) for i, f in enumerate(rawsql.readers(list(schema.alerts.c)))
+            if f is not None and i < len(_RECORD_FIELDS)]
+_STATE, _SEVERITY, _LAST_STATUS, _SUMMARY = (
+    _RECORD_FIELDS.index(n) for n in ("state", "severity", "last_status", "last_summary"))
+
+
+def record_from_raw(row: tuple[Any, ...]) -> AlertRecord:
+    """:func:`record_from_row` for a driver row of every ``alert_alerts`` column."""
+    values = list(row[:len(_RECORD_FIELDS)])
+    for i, convert in _CONVERT:
+        if values[i] is not None:
+            values[i] = convert(values[i])
+    values[_STATE] = AlertState(values[_STATE])
+    values[_SEVERITY] = Severity(values[_SEVERITY])
+    values[_LAST_STATUS] = Status(values[_LAST_STATUS]) if values[_LAST_STATUS] else None
+    values[2] = values[2] or {}  # labels
+    values[_SUMMARY] = values[_SUMMARY] or ""
+    return AlertRecord(*values)
 
 
 def record_values(record: AlertRecord, now: datetime) -> dict[str, Any]:
@@ -90,6 +119,24 @@ def _changed_values(record: AlertRecord, now: datetime, fp: str) -> dict[str, An
         del values[name]
     values["b_fp"] = fp
     return values
+
+
+_MUTABLE = [name for name in _RECORD_FIELDS if name not in _IDENTITY]
+_ENUMS = {"state", "severity", "last_status"}
+
+
+def _changes(prior: AlertRecord | None, record: AlertRecord, now: datetime
+             ) -> dict[str, Any]:
+    """The columns of ``record`` that differ from ``prior`` (the row as read in this
+    transaction), plus ``updated_at``: what an UPDATE must write, as column values."""
+    out: dict[str, Any] = {}
+    for name in _MUTABLE:
+        value = getattr(record, name)
+        if prior is None or value != getattr(prior, name):
+            out[name] = (str(value) if value is not None else None) if name in _ENUMS \
+                else value
+    out["updated_at"] = now
+    return out
 
 
 def episode_times(record: AlertRecord) -> dict[str, str | None]:
@@ -187,7 +234,7 @@ class AlertStore:
         for (a link made before the decision could only guess it).
         """
         now = now or utcnow()
-        router = router or Router()
+        router = router or _default_router()
         if not items:
             return []
         # Decide in one global order (fingerprint), the order the rows are locked in.
@@ -196,10 +243,11 @@ class AlertStore:
         rules = {obs.rule for obs, _, _ in items}
         one = len(set(fps)) == 1 and not self.db.lock_rows()
         with self.db.tx() as conn:
+            sqlite = rawsql.is_sqlite(conn)  # the hot statements run on the driver
             if one:  # SQLite, one alert: its row and the context in one statement
                 row, silences, disabled = read_one(conn, now, fps[0], items[0][0].rule)
                 found: dict[str, AlertRecord | None] = (
-                    {fps[0]: record_from_row(row)} if row is not None else {})
+                    {fps[0]: record_from_raw(row)} if row is not None else {})
             else:
                 silences, disabled = read_context(conn, now, rules)
             firing = self._firing_labels(conn) if router.inhibit_rules else []
@@ -208,8 +256,9 @@ class AlertStore:
                 plan = _Plan(priors)
                 for i in order:
                     obs, policy, message = items[i]
-                    labels = alert_labels(obs, obs.severity or policy.severity)
-                    inhibited = router.inhibited_by(labels, firing) if firing else None
+                    inhibited = router.inhibited_by(
+                        alert_labels(obs, obs.severity or policy.severity), firing,
+                    ) if firing else None
                     plan.add(i, fps[i], obs, message, evaluate(
                         obs, plan.prior(fps[i]), policy, now, silences,
                         obs.rule in disabled, inhibited), now, run_id,
@@ -229,15 +278,24 @@ class AlertStore:
                 plan = decide(found)
                 created = set(fps) - set(found)
                 if created:
-                    conn.execute(_INSERT_ALERT, [record_values(plan.current[fp], now)
-                                                 for fp in sorted(created)])
+                    rawsql.INSERT_ALERT.run(conn, [record_values(plan.current[fp], now)
+                                                   for fp in sorted(created)])
             episodes.on_decisions(conn, plan.decided, now)
-            updates = [_changed_values(plan.current[fp], now, fp)
-                       for fp in sorted(plan.current) if fp not in created]
-            if updates:
-                conn.execute(_UPDATE_ALERT, updates)
+            if sqlite:  # SQLite: only the columns that changed since the row was read
+                changed = [(fp, _changes(found[fp], plan.current[fp], now))
+                           for fp in sorted(plan.current) if fp not in created]
+                if changed:
+                    rawsql.update_alerts(conn, changed)
+            else:
+                updates = [_changed_values(plan.current[fp], now, fp)
+                           for fp in sorted(plan.current) if fp not in created]
+                if updates:
+                    conn.execute(_UPDATE_ALERT, updates)
             write_events(conn, plan.events)
-            conn.execute(_INSERT_EVALUATION, plan.evaluations)
+            if sqlite:
+                rawsql.INSERT_EVALUATION.run(conn, plan.evaluations)
+            else:
+                conn.execute(_INSERT_EVALUATION, plan.evaluations)
             due = grouping.queue_many(conn, plan.intents, now=now, lock=self.db.lock_rows())
             # The groups this call queued into that are due now (already locked) are
             # flushed here; groups due by time alone are flushed by delivery

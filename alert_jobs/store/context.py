@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alert_jobs.core.model import Matcher, Silence
-from alert_jobs.store import schema
+from alert_jobs.store import rawsql, schema
 from alert_jobs.store.silences import silence_from_row
 
 _s, _r = schema.silences, schema.rule_settings
@@ -70,14 +70,27 @@ _ONE_ALERT = sa.select(
     .outerjoin(_r, sa.and_(_r.c.rule == sa.bindparam("rule"), _r.c.disabled.is_(True))))
 
 
+_ONE_ALERT_SQL = rawsql.compiled(_ONE_ALERT)
+_N = len(_a.c)  # the alert's columns come first, then the silence's and the rule's
+_read_silence = rawsql.row_reader([_s.c.id, _s.c.matchers, _s.c.starts_at, _s.c.ends_at,
+                                   _s.c.created_by, _s.c.comment])
+
+
 def read_one(conn: Connection, now: datetime, fp: str, rule: str
-             ) -> tuple[Any | None, list[Silence], set[str]]:
-    """One alert's row (None if it does not exist yet) with :func:`read_context`'s
-    answer, in one statement. For SQLite, whose write transaction needs no row lock."""
-    rows = conn.execute(_ONE_ALERT, {"now": now, "fp": fp, "rule": rule}).all()
+             ) -> tuple[tuple[Any, ...] | None, list[Silence], set[str]]:
+    """One alert's row (the driver's tuple of its columns, None if it does not exist
+    yet) with :func:`read_context`'s answer, in one statement. For SQLite, whose write
+    transaction needs no row lock; run on the driver (:mod:`alert_jobs.store.rawsql`)."""
+    rows = rawsql.fetch_all(conn, _ONE_ALERT_SQL,
+                            {"now": rawsql.bind_time(now), "fp": fp, "rule": rule})
     first = rows[0]
-    silences = [Silence(r.s_id, tuple(Matcher(n, op, v) for n, op, v in r.s_matchers),
-                        r.s_starts_at, r.s_ends_at, r.s_created_by, r.s_comment)
-                for r in rows if r.s_id is not None]
-    return (first if first.fingerprint is not None else None, silences,
-            {rule} if first.r_disabled is not None else set())
+    silences = []
+    for r in rows:
+        if r[_N] is not None:
+            s = _read_silence(r[_N:])
+            silences.append(Silence(s["id"], tuple(Matcher(n, op, v) for n, op, v
+                                                   in s["matchers"]),
+                                    s["starts_at"], s["ends_at"], s["created_by"],
+                                    s["comment"]))
+    return (first[:_N] if first[0] is not None else None, silences,
+            {rule} if first[-1] is not None else set())

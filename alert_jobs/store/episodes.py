@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from alert_jobs.core.model import AlertRecord, Severity, Silence
-from alert_jobs.store import schema
+from alert_jobs.store import rawsql, schema
 
 FLAP_WINDOW = timedelta(hours=1)
 _RESPONSE_KINDS = {"acked", "snoozed", "outcome"}
@@ -142,7 +142,10 @@ def _start(conn: Connection, starts: dict[tuple[str, int], dict[str, Any]],
     stale = sorted(k for k in starts if k in known)
     if stale:  # a row left from an old episode numbering: the new episode replaces it
         conn.execute(_DELETE, {"keys": stale})
-    conn.execute(_INSERT, list(starts.values()))
+    if rawsql.is_sqlite(conn):  # on the decision's path, see store/rawsql.py
+        rawsql.INSERT_EPISODE.run(conn, list(starts.values()))
+    else:
+        conn.execute(_INSERT, list(starts.values()))
 
 
 def notified(conn: Connection, fingerprint: str, episode: int, severity: str, now: datetime,

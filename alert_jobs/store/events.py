@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alert_jobs.store import schema
+from alert_jobs.store import rawsql, schema
 from alert_jobs.store.db import Database, utcnow
 
 _INSERT = schema.events.insert()
@@ -33,7 +33,11 @@ def event_row(now: datetime, kind: str, reason: str, *, fingerprint: str | None 
 
 def write_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Append rows made by :func:`event_row`: one statement (an executemany) for all."""
-    if rows:
+    if not rows:
+        return
+    if rawsql.is_sqlite(conn):  # on the decision's hot path: see store/rawsql.py
+        rawsql.INSERT_EVENT.run(conn, rows)
+    else:
         conn.execute(_INSERT, list(rows))
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from alert_jobs.core.messages import AlertMessage, GroupMessage
 from alert_jobs.core.routing import RouteTarget
-from alert_jobs.store import schema
+from alert_jobs.store import rawsql, schema
 from alert_jobs.store.db import pg_lock_or_create
 
 #: Intents that do not wait for group_interval: a warning that became critical is news.
@@ -84,10 +84,14 @@ def queue_many(conn: Connection, intents: Sequence[Intent], *, now: datetime,
     if not intents:
         return []
     keyed = [((i.target.receiver, i.target.group_key(i.labels)), i) for i in intents]
-    conn.execute(_INSERT_QUEUE, [{
+    queued = [{
         "created_at": now, "receiver": key[0], "group_key": key[1],
         "fingerprint": i.fingerprint, "rule": i.rule, "kind": i.kind, "reason": i.reason,
-        "payload": i.payload, "run_id": i.run_id} for key, i in keyed])
+        "payload": i.payload, "run_id": i.run_id} for key, i in keyed]
+    if rawsql.is_sqlite(conn):  # on the decision's path, see store/rawsql.py
+        rawsql.INSERT_QUEUE.run(conn, queued)
+    else:
+        conn.execute(_INSERT_QUEUE, queued)
     keys = sorted({key for key, _ in keyed})
     if lock:  # PostgreSQL: lock or create every group row in key order, one statement
         fresh: dict[tuple[str, str], dict[str, Any]] = {}
