@@ -23,28 +23,37 @@ from sqlalchemy.engine import Engine
 from alert_jobs.core.errors import SourceError
 from alert_jobs.store.urls import driver_url, safe_url
 
-_ENGINES: dict[str, Engine] = {}
+_ENGINES: dict[tuple[str, bool], Engine] = {}
 _LOCK = threading.Lock()
 _PARAM = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def engine_for(url: str, timeout: float) -> Engine:
-    """One engine (one pool) per URL and process; connecting gives up after ``timeout``."""
+def engine_for(url: str, timeout: float, *, utc_sessions: bool = False) -> Engine:
+    """One engine (one pool) per URL and process; connecting gives up after ``timeout``.
+
+    ``utc_sessions``: PostgreSQL sessions run in UTC, for sources whose naive timestamps
+    are UTC (score tables); the URL's own ``options`` (e.g. ``-csearch_path=…``) are kept.
+    """
     with _LOCK:
-        engine = _ENGINES.get(url)
+        engine = _ENGINES.get((url, utc_sessions))
         if engine is None:
             real = driver_url(url)
             connect_args: dict[str, Any] = {}
-            if real.startswith("postgresql"):
-                connect_args["connect_timeout"] = max(1, int(timeout))
-            elif real.startswith("sqlite"):
-                connect_args["timeout"] = timeout
-            try:
+            try:  # a malformed URL (e.g. a port that is not a number) fails in make_url
+                if real.startswith("postgresql"):
+                    connect_args["connect_timeout"] = max(1, int(timeout))
+                    if utc_sessions:  # connect_args win over the URL's: keep its options
+                        own = sa.make_url(real).query.get("options")
+                        own = " ".join(own) if isinstance(own, tuple) else own
+                        connect_args["options"] = f"{own} -c timezone=UTC" if own else \
+                            "-c timezone=UTC"
+                elif real.startswith("sqlite"):
+                    connect_args["timeout"] = timeout
                 engine = sa.create_engine(real, connect_args=connect_args, pool_pre_ping=True)
             except Exception as exc:
                 raise SourceError(f"bad database URL {safe_url(url)}: {db_reason(exc)}"
                                   ) from None
-            _ENGINES[url] = engine
+            _ENGINES[(url, utc_sessions)] = engine
         return engine
 
 

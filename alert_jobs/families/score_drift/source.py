@@ -21,7 +21,6 @@ are bound parameters. Errors are :class:`SourceError` naming the table or column
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -44,7 +43,9 @@ from alert_jobs.families.score_drift.check import (
     Histogram,
     histogram_from_rows,
 )
-from alert_jobs.store.urls import driver_url, safe_url
+from alert_jobs.runtime.sql_source import db_reason
+from alert_jobs.runtime.sql_source import engine_for as sql_engine_for
+from alert_jobs.store.urls import safe_url
 
 SEPARATOR = "|"
 ALL_HOURS = -1
@@ -55,8 +56,6 @@ _EPOCH_HOUR_OF_WEEK = 72
 SAMPLE_SEED = 20240601
 
 log = logging.getLogger("alert_jobs.drift")
-_ENGINES: dict[str, Engine] = {}
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -90,26 +89,7 @@ class WindowSpec:
 
 def engine_for(url: str, timeout: float) -> Engine:
     """One engine per URL; PostgreSQL sessions run in UTC (naive timestamps are UTC)."""
-    with _LOCK:
-        engine = _ENGINES.get(url)
-        if engine is None:
-            real = driver_url(url)
-            connect_args: dict[str, Any] = {}
-            try:  # a malformed URL (e.g. a port that is not a number) fails in make_url
-                if real.startswith("postgresql"):
-                    connect_args["connect_timeout"] = max(1, int(timeout))
-                    # Keep the URL's own options (e.g. -csearch_path=…); connect_args wins.
-                    own = sa.make_url(real).query.get("options")
-                    own = " ".join(own) if isinstance(own, tuple) else own
-                    connect_args["options"] = f"{own} -c timezone=UTC" if own else \
-                        "-c timezone=UTC"
-                elif real.startswith("sqlite"):
-                    connect_args["timeout"] = timeout
-                engine = sa.create_engine(real, connect_args=connect_args, pool_pre_ping=True)
-            except Exception as exc:
-                raise SourceError(f"bad database URL {safe_url(url)}: {_reason(exc)}") from None
-            _ENGINES[url] = engine
-        return engine
+    return sql_engine_for(url, timeout, utc_sessions=True)
 
 
 def _table(src: ScoreTable) -> sa.TableClause:
@@ -311,7 +291,7 @@ def _apply_timeout(conn: Connection, dialect: str, seconds: float, started: floa
 
 def _diagnose(src: ScoreTable, exc: BaseException) -> str:
     """Name the missing table or column when that is what went wrong."""
-    reason = _reason(exc)
+    reason = db_reason(exc)
     try:
         engine = engine_for(src.url, src.timeout)
         inspector = sa.inspect(engine)
@@ -328,15 +308,6 @@ def _diagnose(src: ScoreTable, exc: BaseException) -> str:
     except Exception:  # the database is down: the first reason is the useful one
         pass
     return f"query on {src.where} failed: {reason}"
-
-
-def _reason(exc: BaseException) -> str:
-    import re
-
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    text = re.sub(r"\(Background on this error at:.*?\)", "", text).strip()
-    return text[:300]
 
 
 __all__ = ["ALL_HOURS", "INF_CODE", "NAN_CODE", "NULL_CODE", "OUT_OF_RANGE_CODE",

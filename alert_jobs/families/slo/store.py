@@ -180,6 +180,21 @@ def _edge_rows(conn: Connection, rule: str, edges: Sequence[datetime]) -> dict[i
             for r in rows}
 
 
+def _checked(buckets: Sequence[Bucket], *, newest_first: bool) -> list[Bucket]:
+    """``buckets`` in the order they are written, each checked before anything is."""
+    ordered = sorted(buckets, key=lambda b: b.start, reverse=newest_first)
+    for bucket in ordered:
+        _check(bucket)
+    return ordered
+
+
+def _stored_edge(conn: Connection, rule: str, *, newest: bool) -> Any:
+    """The rule's newest (or oldest) stored row, read under its lock; None: none."""
+    order = _T.c.end.desc() if newest else _T.c.end
+    return conn.execute(sa.select(*_EDGE).where(_T.c.rule == rule).order_by(order)
+                        .limit(1)).first()
+
+
 class SloBucketStore:
     """The buckets of every SLO rule in one timeline database."""
 
@@ -258,15 +273,12 @@ class SloBucketStore:
         """Store ``buckets`` (in time order, each starting at or after the newest stored
         end) with their running totals; buckets already stored are skipped. Returns how
         many were new."""
-        ordered = sorted(buckets, key=lambda b: b.start)
-        for bucket in ordered:
-            _check(bucket)
+        ordered = _checked(buckets, newest_first=False)
         if not ordered:
             return 0
         with self.timeline.tx() as conn:
             self._lock(conn, rule)
-            last = conn.execute(sa.select(*_EDGE).where(_T.c.rule == rule)
-                                .order_by(_T.c.end.desc()).limit(1)).first()
+            last = _stored_edge(conn, rule, newest=True)
             return self._append_locked(conn, rule, ordered, run_id, last)
 
     def prepend(self, rule: str, buckets: Sequence[Bucket], *, run_id: str | None = None
@@ -275,15 +287,12 @@ class SloBucketStore:
         first), running totals counted backwards from it; buckets that end after the
         oldest stored start are skipped. With nothing stored yet, this is
         :meth:`append`. Returns how many were new."""
-        ordered = sorted(buckets, key=lambda b: b.start, reverse=True)
-        for bucket in ordered:
-            _check(bucket)
+        ordered = _checked(buckets, newest_first=True)
         if not ordered:
             return 0
         with self.timeline.tx() as conn:
             self._lock(conn, rule)
-            first = conn.execute(sa.select(*_EDGE).where(_T.c.rule == rule)
-                                 .order_by(_T.c.end).limit(1)).first()
+            first = _stored_edge(conn, rule, newest=False)
             if first is None:
                 return self._append_locked(conn, rule, ordered[::-1], run_id, None)
             # The running totals just before the oldest stored bucket.
