@@ -10,6 +10,7 @@
   request path.
 """
 
+from alert_jobs.config.baseline import Baseline
 from alert_jobs.config.families import (
     ENTRY_POINT_GROUP,
     FamilyRegistryError,
@@ -64,7 +65,8 @@ from alert_jobs.config.watch import RulesSnapshot, RulesWatcher
 __all__ = [
     "DEFAULT_RULES_FILE", "ENTRY_POINT_GROUP", "NAME_PATTERN", "RECEIVER_TYPES",
     "RULES_FILE_ENV", "AlertmanagerReceiverConfig", "Annotations", "AnnotationsOverride",
-    "Checks", "ConsoleReceiverConfig", "Cron", "Defaults", "DiscordReceiverConfig", "Duration",
+    "Baseline", "Checks", "ConsoleReceiverConfig", "Cron", "Defaults", "DiscordReceiverConfig",
+    "Duration",
     "EmailReceiverConfig", "EnvRef", "EscalationStep", "FamilyRegistryError", "InhibitRule",
     "LoadedRules", "MatcherText", "Name", "PagerDutyReceiverConfig", "ReceiverBase",
     "ReceiverConfig", "Route", "RuleBase", "RuleFileProblem", "RulesError", "RulesFile",

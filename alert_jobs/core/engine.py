@@ -149,6 +149,8 @@ def _condition(obs: Observation, record: AlertRecord, policy: RulePolicy) -> tup
         return False, obs.summary or "value within expected range"
     if obs.status == Status.ALERT:
         return True, obs.summary or "value outside expected range"
+    if obs.status == Status.NODATA and obs.learning:
+        return False, f"{obs.summary or 'learning'} (a baseline that is learning never alerts)"
     mapping = policy.nodata if obs.status == Status.NODATA else policy.error
     label = "no data" if obs.status == Status.NODATA else "check error"
     detail = f"{label}: {obs.summary}" if obs.summary else label

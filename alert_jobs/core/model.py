@@ -97,6 +97,9 @@ class Observation:
     window: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     severity: Severity | None = None  # overrides the rule's, e.g. quota 70 % warning, 90 % critical
+    #: A ``nodata`` that is a baseline still learning its history: never an alert,
+    #: whatever the rule's ``nodata`` policy says (a new rule must not page for it).
+    learning: bool = False
 
     @property
     def fingerprint(self) -> str:

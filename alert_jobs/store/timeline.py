@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from alert_jobs.store.actions import ActionStore
 from alert_jobs.store.alerts import AlertStore
+from alert_jobs.store.baselines import BaselineStore
 from alert_jobs.store.db import Database, default_database_url
 from alert_jobs.store.events import EventStore
 from alert_jobs.store.outbox import OutboxStore
@@ -40,6 +41,7 @@ class Timeline(Database):
         self.rule_settings = RuleSettingsStore(self)
         self.outbox = OutboxStore(self)
         self.events = EventStore(self)
+        self.baselines = BaselineStore(self)
 
 
 _SHARED: dict[str, Timeline] = {}

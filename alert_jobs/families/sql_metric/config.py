@@ -14,12 +14,14 @@ from typing import Any
 from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from alert_jobs.config import Duration, Name, RuleBase, RulesSection, SecretOrText, Strict
+from alert_jobs.config import Baseline, Duration, Name, RuleBase, RulesSection, SecretOrText, Strict
 from alert_jobs.config.families import AddProblem
 
 
 class Expect(Strict):
-    """The good range: ``min`` and/or ``max`` (inclusive).
+    """The good range: ``min`` and/or ``max`` (inclusive), and/or a ``baseline`` learned
+    from the rule's own history (:class:`~alert_jobs.config.Baseline`); given both, both
+    must hold.
 
     ``resolve_min``/``resolve_max`` give hysteresis: once firing, the value must come
     back inside this narrower range to count as good again.
@@ -29,11 +31,12 @@ class Expect(Strict):
     max: float | None = None
     resolve_min: float | None = None
     resolve_max: float | None = None
+    baseline: Baseline | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> Expect:
-        if self.min is None and self.max is None:
-            raise PydanticCustomError("bounds", "give at least one of min or max")
+        if self.min is None and self.max is None and self.baseline is None:
+            raise PydanticCustomError("bounds", "give at least one of min, max or baseline")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise PydanticCustomError(
                 "bounds", "min ({min}) is greater than max ({max})",
