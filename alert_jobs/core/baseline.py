@@ -108,6 +108,14 @@ class Assessment:
         return self.crossed is not None
 
 
+def details(assessment: Assessment) -> dict[str, float | str | None]:
+    """What an evaluation stores in ``details`` (and the asset's metadata plots):
+    ``expected_value``, ``lower``, ``upper`` (None on a side ``direction`` does not
+    watch, and all three None while learning), ``spread``, ``points``, ``crossed``
+    ("upper" | "lower" | None) and ``learning`` (the reason, or None). JSON-safe: no inf."""
+    raise NotImplementedError
+
+
 def slot_ranges(now: datetime, season: str, history: timedelta, timezone: str
                 ) -> list[tuple[datetime, datetime]]:
     """The UTC ``[start, end)`` ranges of past time in the same season slot as ``now``,

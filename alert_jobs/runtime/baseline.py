@@ -36,13 +36,6 @@ def settings_of(spec: Baseline) -> Settings:
     raise NotImplementedError
 
 
-def details_of(assessment: Assessment) -> dict[str, float | str | None]:
-    """What an evaluation stores in ``details`` (and metadata shows): ``expected_value``,
-    ``lower``, ``upper`` (None on an unwatched side), ``spread``, ``points``, ``crossed``
-    ("upper" | "lower" | None), ``learning`` (the reason, or None)."""
-    raise NotImplementedError
-
-
 @dataclass(frozen=True)
 class Judged:
     """An assessment and, when it adopted a new level, the state to keep."""

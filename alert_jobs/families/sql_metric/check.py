@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from alert_jobs.core.baseline import Assessment
 from alert_jobs.core.formatting import fmt_number
 from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.sql_metric.config import SqlMetricRule
@@ -54,11 +55,21 @@ def judge(
     window: str,
     was_firing: bool = False,
     labels: dict[str, str] | None = None,
+    baseline: Assessment | None = None,
 ) -> Observation:
-    """Compare ``value`` with ``bounds``. ``None`` (no row, NULL) is ``nodata``.
+    """Compare ``value`` with ``bounds`` and, for a baseline rule, with the baseline's
+    ``assessment`` of it. ``None`` (no row, NULL) is ``nodata``.
 
     ``was_firing`` selects the resolve range (hysteresis): a firing alert must come
     back inside the stricter range before it counts as good again.
+
+    With a baseline (both must hold): a fixed bound crossed is an alert saying so; else
+    the baseline crossed is an alert in the standard's words ("Expected orders in the
+    last 1h to be about 1,200 (1,050–1,350, from the same hour of the week over the last
+    4 weeks), got 310"); else a baseline still learning is ``nodata`` with
+    ``learning=True`` and the value kept (it is history for the baseline); else ok.
+    ``details`` carry :func:`alert_jobs.core.baseline.details` plus ``crossed`` =
+    "min"/"max" when a fixed bound was crossed.
     """
     expected = bounds.expected_text()
     frame = f"in the last {window}" if window else ""
