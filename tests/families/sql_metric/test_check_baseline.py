@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from alert_jobs.core.baseline import Point, Settings, assess
 from alert_jobs.core.engine import RulePolicy, evaluate
-from alert_jobs.core.model import NoDataPolicy, Status
+from alert_jobs.core.model import NoDataPolicy, Observation, Status
 from alert_jobs.families.sql_metric.check import Bounds, judge
 
 NOW = datetime(2026, 11, 24, 14, 7, tzinfo=UTC)
@@ -15,12 +15,13 @@ HISTORY = [Point(NOW - timedelta(weeks=1 + i % 4, minutes=i), 1200 + (i % 7 - 3)
            for i in range(48)]
 
 
-def _assess(value: float, history: list[Point] = HISTORY):
-    return assess(value, history, Settings(), now=NOW, timezone="UTC")
+NO_BOUNDS = Bounds()
 
 
-def _judge(value: float | None, bounds: Bounds = Bounds(), history: list[Point] = HISTORY):
-    a = _assess(value if value is not None else 0.0, history)
+def _judge(value: float | None, bounds: Bounds = NO_BOUNDS,
+           history: list[Point] = HISTORY) -> Observation:
+    a = assess(value if value is not None else 0.0, history, Settings(), now=NOW,
+               timezone="UTC")
     return judge("orders_last_hour", value, bounds, subject="orders", window="1 hour",
                  baseline=a)
 
