@@ -15,6 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from alert_jobs.core.baseline import Assessment
+from alert_jobs.core.baseline import details as baseline_details
+from alert_jobs.core.baseline import summary as baseline_summary
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.formatting import fmt_number
 from alert_jobs.core.model import Observation, Severity, Status
@@ -527,3 +530,30 @@ def fmt_bytes(n: float) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+def judge_command_rate(target: str, rate: float | None, assessment: Assessment | None, *,
+                       window: timedelta, labels: dict[str, str],
+                       severity: Severity = Severity.WARNING) -> Observation:
+    """The command rate against its learned range ("Expected commands per second on
+    demo_cache in the last hour to be about 12 (8.5–15.5, from the same hour of the week
+    over the last 4 weeks), got 250"). No rate yet, or a baseline still learning, is a
+    quiet ``nodata`` (``learning``): never a page."""
+    subject = f"commands per second on {target}"
+    frame = format_duration(window)
+    obs_labels = {**labels, "check": "command_rate"}
+    if rate is None or assessment is None:
+        return Observation(target, Status.NODATA, obs_labels, None,
+                           summary=f"{subject}: rate not yet known (fewer than two samples "
+                                   f"in the last {frame})",
+                           seen="no rate", window=frame, severity=severity, learning=True)
+    seen = fmt_number(round(rate, 3))
+    summary = baseline_summary(subject, frame, assessment, seen)
+    details = baseline_details(assessment)
+    if assessment.learning:
+        return Observation(target, Status.NODATA, obs_labels, float(rate), summary=summary,
+                           expected=assessment.expected_text, seen=seen, window=frame,
+                           details=details, severity=severity, learning=True)
+    return Observation(target, Status.ALERT if assessment.is_alert else Status.OK, obs_labels,
+                       float(rate), summary=summary, expected=assessment.expected_text,
+                       seen=seen, window=frame, details=details, severity=severity)

@@ -9,7 +9,15 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from alert_jobs.config import Duration, RuleBase, RulesSection, SecretOrText, Strict, Timezone
+from alert_jobs.config import (
+    Baseline,
+    Duration,
+    RuleBase,
+    RulesSection,
+    SecretOrText,
+    Strict,
+    Timezone,
+)
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.model import Severity
 
@@ -61,6 +69,14 @@ class UpstashApi(Strict):
     api_url: str = "https://api.upstash.com/v2"
 
 
+class CommandRate(Strict):
+    """``command_rate``: the target's commands per second (over ``rate_window``) against
+    a range learned from its own history (``baseline``, :class:`~alert_jobs.config.Baseline`;
+    learned live: a Redis cannot be asked for its past rates, so there is no backfill)."""
+
+    baseline: Baseline
+
+
 class RedisQuotaTarget(RuleBase):
     """One monitored Redis: where usage comes from, its quota, and the INFO-based checks.
 
@@ -90,6 +106,7 @@ class RedisQuotaTarget(RuleBase):
     evicted_keys_max: Annotated[int, Field(ge=0)] | None = 0
     rejected_connections_max: Annotated[int, Field(ge=0)] | None = 0
     keys_max: Annotated[int, Field(gt=0)] | None = None
+    command_rate: CommandRate | None = None
 
     @model_validator(mode="after")
     def _source_settings(self) -> RedisQuotaTarget:

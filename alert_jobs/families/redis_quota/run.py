@@ -9,6 +9,7 @@ naming it (never its password); the other targets are checked all the same.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,12 +18,19 @@ from typing import Any
 
 from alert_jobs.config import RulesFile, SecretMissingError, resolve
 from alert_jobs.core.errors import SourceError
-from alert_jobs.core.model import Observation, error_observation, worst_observation
+from alert_jobs.core.model import (
+    AlertState,
+    Observation,
+    error_observation,
+    fingerprint,
+    worst_observation,
+)
 from alert_jobs.families.redis_quota import check as q
 from alert_jobs.families.redis_quota.config import RedisQuotaTarget
 from alert_jobs.families.redis_quota.source import InfoSnapshot, RedisEndpoint, read_info
 from alert_jobs.families.redis_quota.store import RedisUsageStore
 from alert_jobs.families.redis_quota.upstash import UpstashUsage, read_usage
+from alert_jobs.runtime.baseline import assess_value
 from alert_jobs.runtime.evaluate import RuleOutcome, process_observations, resolve_vanished
 from alert_jobs.store import Timeline, utcnow
 
@@ -224,7 +232,40 @@ def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
         result.metrics["monitor_commands"] = float(snapshot.commands_spent)
         observations += _info_observations(target, snapshot, recorded.previous, result,
                                            counted=recorded.step.counted)
+    if target.command_rate is not None:
+        # Over the last rate_window whatever the quota window: a rate is a rate across
+        # midnight, and the baseline compares it with the same hour of past weeks.
+        trailing = q.measure_rate(points, now, target.rate_window)
+        observations.append(_command_rate(target, trailing.rate if trailing else None,
+                                          timeline, now, result))
     return observations
+
+
+def _command_rate(target: RedisQuotaTarget, rate: float | None, timeline: Timeline,
+                  now: datetime, result: TargetResult) -> Observation:
+    """The command rate judged against its learned baseline (one history query)."""
+    assert target.command_rate is not None
+    labels = {**target.labels, "check": "command_rate"}
+    if rate is None:
+        return q.judge_command_rate(target.name, None, None, window=target.rate_window,
+                                    labels=target.labels)
+    fp = fingerprint(target.name, labels)
+    record = timeline.alerts.get(fp)
+    bad_since = record.active_since if record is not None and record.state in (
+        AlertState.PENDING, AlertState.FIRING, AlertState.RECOVERING) else None
+    state = timeline.baselines.states([fp]).get(fp)
+    judged = assess_value(timeline, rule=target.name, fingerprint=fp, value=rate,
+                          spec=target.command_rate.baseline, now=now,
+                          timezone=target.quota.timezone, state=state, bad_since=bad_since)
+    band = judged.assessment.band
+    if band is not None:
+        result.metrics["command_rate_expected"] = float(band.expected)
+        for name, bound in (("command_rate_lower", band.lower),
+                            ("command_rate_upper", band.upper)):
+            if math.isfinite(bound):
+                result.metrics[name] = float(bound)
+    return q.judge_command_rate(target.name, rate, judged.assessment, window=target.rate_window,
+                                labels=target.labels)
 
 
 def _info_observations(target: RedisQuotaTarget, snap: InfoSnapshot,
