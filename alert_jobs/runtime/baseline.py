@@ -134,7 +134,7 @@ def backfill(timeline: Timeline, *, rule: str, fingerprint: str, spec: Baseline,
     clock = clock or time.monotonic
     started = clock()
     store = timeline.baselines
-    oldest = now - spec.history
+    oldest = core.history_start(now, spec.season, spec.history)  # the oldest slot's start
     before = state.backfill_before if state is not None else None
     if before is None:
         before = store.first_evaluation(rule, fingerprint, oldest) or now
