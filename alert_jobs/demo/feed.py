@@ -27,7 +27,6 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 
 FMT = "%Y-%m-%d %H:%M:%S"
@@ -41,8 +40,6 @@ ORDER_STEP = 60  # orders are stamped with their minute: a minute's orders share
 ORDERS_PEAK_PER_MINUTE = 20.0
 NIGHT_SHARE = 0.12
 WEEKEND_SHARE = 0.7
-#: Each day sells up to this share more or less than its curve (weeks are not copies).
-DAY_WOBBLE = 0.04
 REQUESTS_PER_MINUTE = 120  # checkout requests, one row per minute in http_requests
 REQUEST_STEP = 60
 ERROR_EVERY = 40  # one failed request every 40 minutes: ~0.02 %, a fifth of a 99.9 % budget
@@ -86,17 +83,13 @@ def order_rate(at: datetime) -> float:
     return rate * WEEKEND_SHARE if at.weekday() >= 5 else rate
 
 
-@lru_cache(maxsize=64)
-def _day_factor(day: int) -> float:
-    return 1.0 + DAY_WOBBLE * random.Random(-1 - day).uniform(-1.0, 1.0)
-
-
 def order_count(at: datetime) -> int:
-    """How many orders the minute ``at`` (a grid point) has: :func:`order_rate` with the
-    day's wobble, plus Poisson-like noise (normal, variance = mean). Seeded by the minute
-    itself, so the same minute always has the same orders, whoever writes it."""
+    """How many orders the minute ``at`` (a grid point) has: :func:`order_rate` plus
+    Poisson-like noise (normal, variance = mean: an hour of 1,200 orders varies by about
+    ±35). Seeded by the minute itself, so the same minute always has the same orders,
+    whoever writes it and however the ticks fall."""
+    mean = order_rate(at)
     slot = int(at.timestamp()) // ORDER_STEP
-    mean = order_rate(at) * _day_factor(slot // 1440)
     return max(0, round(random.Random(slot).gauss(mean, math.sqrt(mean))))
 
 

@@ -30,7 +30,6 @@ from pydantic import ValidationError
 from alert_jobs.config import Baseline
 from alert_jobs.core.baseline import (
     Point,
-    Settings,
     Shift,
     assess,
     due_for_adoption,
@@ -42,6 +41,7 @@ from alert_jobs.core.durations import format_duration
 from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.sql_metric.check import Bounds, bounds_of, judge
 from alert_jobs.families.sql_metric.config import SqlMetricRule
+from alert_jobs.runtime.baseline import settings_of
 from alert_jobs.runtime.family import Rejudge
 
 BOUND_KEYS = ("min", "max", "resolve_min", "resolve_max")
@@ -102,12 +102,6 @@ def changed_baseline(rule: SqlMetricRule, sets: Mapping[str, str]) -> Baseline |
         raise ValueError(f"--set: {problems}") from None
 
 
-def _settings(spec: Baseline) -> Settings:
-    return Settings(season=spec.season, history=spec.history, width=spec.width,
-                    min_points=spec.min_points, direction=spec.direction, floor=spec.floor,
-                    adopt_after=spec.adopt_after)
-
-
 class FixedJudge:
     """Fixed bounds: each value is judged on its own (nothing to learn)."""
 
@@ -136,7 +130,7 @@ class BaselineJudge:
 
     def __init__(self, rule: SqlMetricRule, bounds: Bounds, spec: Baseline):
         self.rule, self.bounds, self.spec = rule, bounds, spec
-        self.settings = _settings(spec)
+        self.settings = settings_of(spec)
         self.timezone = rule.timezone or "UTC"
         self.subject = rule.description or rule.name.replace("_", " ")
         self.window = format_duration(rule.window)
