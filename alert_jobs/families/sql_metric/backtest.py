@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from alert_jobs.config import Baseline
 from alert_jobs.core.baseline import (
     Point,
+    Settings,
     Shift,
     assess,
     due_for_adoption,
@@ -41,7 +42,6 @@ from alert_jobs.core.durations import format_duration
 from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.sql_metric.check import Bounds, bounds_of, judge
 from alert_jobs.families.sql_metric.config import SqlMetricRule
-from alert_jobs.runtime.baseline import settings_of
 from alert_jobs.runtime.family import Rejudge
 
 BOUND_KEYS = ("min", "max", "resolve_min", "resolve_max")
@@ -102,6 +102,14 @@ def changed_baseline(rule: SqlMetricRule, sets: Mapping[str, str]) -> Baseline |
         raise ValueError(f"--set: {problems}") from None
 
 
+def settings_of(spec: Baseline) -> Settings:
+    """As :func:`alert_jobs.runtime.baseline.settings_of` (the replay stays pure: the
+    runtime module reads the timeline)."""
+    return Settings(season=spec.season, history=spec.history, width=spec.width,
+                    min_points=spec.min_points, direction=spec.direction, floor=spec.floor,
+                    adopt_after=spec.adopt_after)
+
+
 class FixedJudge:
     """Fixed bounds: each value is judged on its own (nothing to learn)."""
 
@@ -125,7 +133,8 @@ class BaselineJudge:
     timeline: its history is the values it judged (and the backfilled points it was
     told), minus those it judged alerts unless an adopted shift's streak covers them;
     ``bad_since`` is when the alert became active (the replay's ``was_firing``), and the
-    residuals of a streak are the value − expected of the judgements since then.
+    residuals of a streak are the value − expected of the judgements since then, this
+    one's included.
     """
 
     def __init__(self, rule: SqlMetricRule, bounds: Bounds, spec: Baseline):
@@ -177,10 +186,10 @@ class BaselineJudge:
         self.shifts = live_shifts(self.shifts, at, self.settings.history)
         assessment = assess(value, self.slot_history(at), self.settings, now=at,
                             timezone=self.timezone, shifts=self.shifts, subject=self.subject)
-        if (self.residuals and due_for_adoption(assessment, self.active_since, at,
-                                                self.settings)):
-            assert self.active_since is not None
-            self.shifts.append(new_shift(self.residuals, self.active_since, at))
+        if (self.active_since is not None and assessment.band is not None
+                and due_for_adoption(assessment, self.active_since, at, self.settings)):
+            residuals = [*self.residuals, value - assessment.band.expected]  # this one too
+            self.shifts.append(new_shift(residuals, self.active_since, at))
             assessment = assess(value, self.slot_history(at), self.settings, now=at,
                                 timezone=self.timezone, shifts=self.shifts,
                                 subject=self.subject)
