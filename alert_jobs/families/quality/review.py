@@ -140,6 +140,9 @@ def width_suggestions(rules: RulesFile, timeline: Timeline, rows: list[QualityRo
         if found is None:
             continue
         now_width, results = found
+        if not any(r.replayed_current for r in results.values()):
+            continue  # replayed as it is, the rule fires nothing: its history (a baseline
+            # still learning, alerts from before it had one) cannot say what a width would do
         best = best_width(results)
         if best is not None and best != now_width:
             lines.append(width_advice(row.rule, best, results[best], now_width))
