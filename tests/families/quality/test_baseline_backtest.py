@@ -161,3 +161,21 @@ def test_no_width_is_suggested_for_a_rule_without_a_baseline(tmp_path: Path) -> 
         "                          adopt_after: null}}", "expect: {min: 50}")
     rules = load_rules(write_rules(tmp_path / "fixed.yaml", text))
     assert width_results(rules, timeline, "signups", START, START + timedelta(days=31)) is None
+
+
+def test_no_width_is_suggested_when_the_replay_cannot_reproduce_the_alerts(
+        tmp_path: Path) -> None:
+    """The stored alerts came from settings the replay cannot learn (here: the rule now
+    wants more points than a day holds, so every replayed value is still learning):
+    backtests of a width would say nothing, so the review suggests none. The positive
+    control is the suggestion above, on the same history with the rule as it was."""
+    db_url = f"sqlite:///{tmp_path / 'a.db'}"
+    timeline = Timeline(db_url)
+    rules_path, _ = _history(timeline, tmp_path)
+    rules = load_rules(write_rules(tmp_path / "more.yaml", rules_path.read_text().replace(
+        "min_points: 10", "min_points: 200")))
+    found = width_results(rules, timeline, "signups", START, START + timedelta(days=31))
+    assert found is not None and not any(r.replayed_current for r in found[1].values())
+    review = run_review(rules, timeline, "2026-10", send=False, out_dir=tmp_path / "reports")
+    assert review.review.tuning == []
+    assert "Baseline widths" not in review.markdown
