@@ -2,7 +2,7 @@
 
 ``orders(at, n)`` holds one row per 5 minutes (``at``: UTC text, the format the window
 parameters are bound in on SQLite); :data:`QUERY` sums a window. An hour of orders is
-about 1,200 on a weekday afternoon, less at night and at weekends.
+about 1,800 on a weekday at 14:00 UTC, 600 at 02:00, and 60 % of that at weekends.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 BUCKET = timedelta(minutes=5)
 QUERY = "SELECT sum(n) FROM orders WHERE at >= :window_start AND at < :window_end"
-#: Tuesday 14:00 UTC: an hour of orders is about 1,300 here.
+#: Tuesday 14:00 UTC: the busiest hour of the day, about 1,800 orders.
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
 
 Change = Callable[[datetime, float], float]
