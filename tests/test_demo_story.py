@@ -5,12 +5,14 @@ real timeline) are driven through the families' own ``evaluate`` functions at ch
 simulated times, as the schedules and sensors of ``make run`` would call them; hours of
 demo take seconds. Every "stays green" has its positive control beside it: the same
 story on static data (no feed) turns churn-v1 and ``orders_last_hour`` red, which is
-what the issue saw after 25 minutes and an hour.
+what the issue saw after 25 minutes and an hour; ``orders_last_hour`` staying green
+through night and day has a rule with a fixed ``min`` beside it, which fires at night.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -167,10 +169,97 @@ def test_static_data_turns_churn_and_orders_red_positive_control(static_demo: De
                     for t in _every(5 * MIN, timedelta(minutes=45), start=5 * MIN)}
     bad = [t for t, o in churn_volume.items() if o.observation.status == Status.ALERT]
     assert bad and min(bad) <= T0 + 35 * MIN
-    orders = {t: static_demo.sql("orders_last_hour", t).state
-              for t in _every(5 * MIN, timedelta(minutes=80), start=5 * MIN)}
-    assert "firing" in orders.values()
-    assert all(s == "inactive" for t, s in orders.items() if t < T0 + 60 * MIN)
+    orders = {t: static_demo.sql("orders_last_hour", t)
+              for t in _every(5 * MIN, timedelta(minutes=60), start=5 * MIN)}
+    firing = [t for t, o in orders.items() if o.state == "firing"]
+    assert firing, {t: o.observation.summary for t, o in orders.items()}
+    assert orders[T0 + 5 * MIN].state == "inactive"  # 5 minutes of 60 missing: within the band
+    assert min(firing) <= T0 + 30 * MIN  # "within half an hour" (the band, then `for: 10m`)
+
+
+# ----- orders_last_hour: a learned, seasonal baseline ---------------------------------------
+
+
+def test_the_seeded_orders_follow_the_day_and_the_week(tmp_path: Path) -> None:
+    """29 days of orders: about 140 an hour at night, 1,200 on a weekday afternoon,
+    weekends 30 % less; indexed on created_at (the backfill runs thousands of counts)."""
+    import sqlite3
+
+    db = seed(tmp_path / "demo.db", now=T0)
+
+    def hour(start: datetime) -> int:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute(
+                "SELECT count(*) FROM orders WHERE created_at >= ? AND created_at < ?",
+                (start.strftime(feed.FMT), (start + timedelta(hours=1)).strftime(feed.FMT))
+            ).fetchone()[0])
+
+    tuesday = T0.replace(hour=15, minute=0) - timedelta(days=7)
+    saturday = tuesday - timedelta(days=3)
+    assert 1_100 <= hour(tuesday) <= 1_300  # 15:00–16:00 on a weekday
+    assert 100 <= hour(tuesday.replace(hour=3, minute=30)) <= 200  # the night
+    assert 0.6 <= hour(saturday) / hour(tuesday) <= 0.8
+    with sqlite3.connect(db) as conn:
+        first = conn.execute("SELECT min(created_at) FROM orders").fetchone()[0]
+        plan = " ".join(str(r) for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM orders WHERE created_at >= ? AND "
+            "created_at < ?", ("a", "b")))
+    assert first == (T0 - timedelta(days=29) + MIN).replace(second=0).strftime(feed.FMT)
+    assert "ix_orders_created_at" in plan
+
+
+def _orders_story(demo: Demo, until: timedelta) -> list[tuple[datetime, RuleOutcome]]:
+    """orders_last_hour on its schedule (every 5 minutes) from T0+5m: its first runs
+    backfill 28 days of the seeded orders, then every run learns from its own values."""
+    return [(t, demo.sql("orders_last_hour", t))
+            for t in _every(5 * MIN, until, start=5 * MIN)]
+
+
+def test_orders_stay_green_through_night_and_day_where_a_fixed_min_fires(
+        live_demo: Demo) -> None:
+    """30 hours of demo (Tuesday 14:07 to Wednesday 20:02 UTC, through the night): the
+    baseline rule never even goes pending. The positive control judges the same values
+    with a fixed ``min``: one high enough to notice a broken checkout in the afternoon
+    (half the afternoon's 1,200) fires every night."""
+    from alert_jobs.families.sql_metric.check import Bounds, judge
+
+    seen = _orders_story(live_demo, timedelta(hours=30))
+    assert {(o.observation.status, o.state) for _, o in seen} == {(Status.OK, "inactive")}
+    [state] = live_demo.timeline.baselines.states(
+        [seen[0][1].result.decision.record.fingerprint]).values()
+    # 28 days of 5-minute windows before the first evaluation (less the grid's edges)
+    assert state.backfill_finished and 8_000 < state.backfill_done <= 28 * 24 * 12
+    values = [float(o.observation.value or 0) for _, o in seen]
+    assert min(values) < 300 < 1_000 < max(values)  # night and day in the stretch
+    first = seen[0][1].observation.summary
+    assert re.fullmatch(r"Expected orders in the last hour to be about [\d,]+ \([\d,]+–[\d,]+, "
+                        r"from the same hour of the week over the last 4 weeks\), got [\d,]+",
+                        first), first  # a baseline from the first run: the backfill
+    # (the night and the morning, 22:00 to 10:00 UTC, are under 600 orders an hour)
+    fixed = [(t, judge("orders_last_hour", v, Bounds(min=600), subject="orders",
+                       window="1 hour").status) for (t, _), v in zip(seen, values, strict=True)]
+    night = [t for t, status in fixed if status == Status.ALERT]
+    assert len(night) > 100 and all(t.hour < 10 or t.hour >= 22 for t in night)
+
+
+def test_orders_stopped_fire_with_the_standard_message(static_demo: Demo) -> None:
+    """No more orders after T0 (the feed stopped, or checkout broke): the hour empties
+    and the baseline rule fires in the standard's words."""
+    seen = dict(_orders_story(static_demo, timedelta(minutes=65)))
+    firing = [t for t, o in seen.items() if o.state == "firing"]
+    assert firing
+    obs = seen[min(firing)].observation
+    assert obs.status == Status.ALERT
+    assert min(firing) == T0 + 20 * MIN  # the README's message, word for word:
+    assert obs.summary == ("Expected orders in the last hour to be about 1,120 (966–1,280, "
+                           "from the same hour of the week over the last 4 weeks), got 740")
+    assert re.fullmatch(r"Expected orders in the last hour to be about ([\d,]+) \([\d,]+–"
+                        r"[\d,]+, from the same hour of the week over the last 4 weeks\), got "
+                        r"([\d,]+)", obs.summary), obs.summary
+    assert obs.details["crossed"] == "lower"
+    assert obs.value is not None and obs.value < float(obs.details["lower"])
+    last = seen[T0 + 65 * MIN].observation  # the hour holds no order at all
+    assert last.value == 0 and last.summary.endswith("got 0") and last.status == Status.ALERT
 
 
 # ----- redis_quota: a warning on the projection first, then a critical page -----------------
@@ -477,4 +566,8 @@ def test_the_feed_writes_each_row_once_however_irregular_its_ticks(tmp_path: Pat
     assert joined == whole and len(set(joined)) == len(joined)
     assert len(whole) == 2 * 600 // feed.SCORE_STEP  # 240 an hour per model
     orders = [o for a, b in itertools.pairwise(ticks) for o in feed.order_rows(a, b)]
-    assert len(orders) == 10 and len({o[1] for o in orders}) == 10
+    assert orders == feed.order_rows(ticks[0], ticks[-1])  # each minute's orders once
+    assert len({o[1] for o in orders}) == 10  # ten minutes, each stamped with its minute
+    assert len(orders) == sum(feed.order_count(feed.EPOCH + timedelta(minutes=m))
+                              for m in range(int(T0.timestamp()) // 60 + 1,
+                                             int(T0.timestamp()) // 60 + 11))

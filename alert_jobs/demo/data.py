@@ -2,7 +2,11 @@
 
 ``dead_letters`` gets a burst of 1,000 rows in the last minutes (so the demo rule
 fires, then resolves by itself once the burst leaves its 30-minute window);
-``orders`` gets one order a minute for the 24 hours before ``make run``;
+``orders`` gets :data:`ORDER_DAYS` days of orders following a day/night and
+weekday/weekend curve with noise (:func:`alert_jobs.demo.feed.order_rate`; 1,200 an
+hour on a weekday afternoon, about 140 an hour at night), so ``orders_last_hour``, a
+baseline rule, has learned the same hour of the last 4 weeks on its first run (its
+backfill runs its query over those weeks; ``ix_orders_created_at`` keeps that cheap);
 ``http_requests`` gets 30 days of checkout requests per minute (about 0.02 % errors)
 and, 3 minutes after ``make run``, 10 minutes of 30 % errors: the checkout SLO pages;
 ``model_scores`` gets a week of ML scores of two models, where ``fraud-v3`` flags half
@@ -24,6 +28,9 @@ from alert_jobs.demo.feed import FMT, order_rows, request_rows, score_rows
 
 __all__ = ["FMT", "seed", "seed_quality_history", "seed_requests", "seed_scores"]
 
+#: Days of orders before ``make run``: the rule's 28 days of history plus a day, so the
+#: oldest backfilled window (an hour, 28 days ago) is full.
+ORDER_DAYS = 29
 #: The checkout SLO's error burst, from the demo's start: 30 % errors for 10 minutes.
 BURST_AFTER = timedelta(minutes=3)
 BURST_FOR = timedelta(minutes=10)
@@ -53,7 +60,7 @@ def seed(path: str | Path, *, now: datetime | None = None, slo_burst: bool = Tru
             [("payments", (now - timedelta(seconds=i % 300)).strftime(FMT)) for i in range(1000)],
         )
         db.executemany("INSERT INTO orders (amount, created_at) VALUES (?, ?)",
-                       order_rows(now - timedelta(hours=24), now))
+                       order_rows(now - timedelta(days=ORDER_DAYS), now))
         seed_scores(db, now)
         seed_requests(db, now, burst=slo_burst)
     return target

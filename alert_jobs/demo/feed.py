@@ -2,17 +2,20 @@
 
 Why: the demo rules look at the last hour. On data seeded once, the windows empty out
 as the clock moves on, so after about 25 minutes churn-v1's *volume* check sees fewer
-than half the scores its reference expects (a warning), and after an hour
-``orders_last_hour`` sees no orders and fires. Neither is the story the demo tells. The
-feed keeps both coming at the seeded rates; the deliberately bad parts stay bad:
-fraud-v3 keeps flagging half of its cases as high risk, and no dead letters are added
-(the seeded burst leaves its window and ``dead_letters`` resolves, as the README says).
+than half the scores its reference expects (a warning), and within half an hour
+``orders_last_hour`` sees far fewer orders than the same hour of past weeks and fires.
+Neither is the story the demo tells. The feed keeps both coming at the seeded rates
+(orders follow their day/night and weekday/weekend curve, :func:`order_rate`); the
+deliberately bad parts stay bad: fraud-v3 keeps flagging half of its cases as high
+risk, and no dead letters are added (the seeded burst leaves its window and
+``dead_letters`` resolves, as the README says).
 Checkout requests (``http_requests``, for the SLO) keep coming at 120 a minute; their
 error burst was written ahead by the seed, and the feed leaves those minutes alone.
 
-Rows sit on a fixed grid (a score every 15 s per model, an order every minute, in UTC
-epoch seconds), so appending ``(a, b]`` and then ``(b, c]`` writes each row exactly once,
-however irregular the ticks are. The seeded history is written by the same generators.
+Rows sit on a fixed grid (a score every 15 s per model, a minute's orders stamped with
+that minute, in UTC epoch seconds), and what a grid point holds is seeded by the point
+itself, so appending ``(a, b]`` and then ``(b, c]`` writes each row exactly once, however
+irregular the ticks are. The seeded history is written by the same generators.
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ FMT = "%Y-%m-%d %H:%M:%S"
 MODELS = ("fraud-v3", "churn-v1")
 SCORES_PER_HOUR = 240  # per model; the demo rule's min_samples is 100 an hour
 SCORE_STEP = 3600 // SCORES_PER_HOUR  # seconds between two scores of one model
-ORDER_STEP = 60  # one order a minute: orders_last_hour expects at least one an hour
+ORDER_STEP = 60  # orders are stamped with their minute: a minute's orders share one time
+#: The seasonal order rate (orders_last_hour learns it, ``expect.baseline``): orders a
+#: minute at the weekday peak (16:00 UTC, 1,200 an hour), the night trough's share of
+#: it (04:00 UTC, about 140 an hour) and the weekend's share of a weekday.
+ORDERS_PEAK_PER_MINUTE = 20.0
+NIGHT_SHARE = 0.12
+WEEKEND_SHARE = 0.7
 REQUESTS_PER_MINUTE = 120  # checkout requests, one row per minute in http_requests
 REQUEST_STEP = 60
 ERROR_EVERY = 40  # one failed request every 40 minutes: ~0.02 %, a fifth of a 99.9 % budget
@@ -65,10 +74,33 @@ def score_rows(start: datetime, end: datetime, *, surge_from: datetime | None = 
     return rows
 
 
+def order_rate(at: datetime) -> float:
+    """Expected orders a minute at ``at`` (UTC): a day/night curve (trough at 04:00, peak
+    at 16:00) times :data:`WEEKEND_SHARE` on Saturdays and Sundays."""
+    hours = at.hour + at.minute / 60
+    day = 0.5 - 0.5 * math.cos(2 * math.pi * (hours - 4) / 24)  # 0 at 04:00, 1 at 16:00
+    rate = ORDERS_PEAK_PER_MINUTE * (NIGHT_SHARE + (1 - NIGHT_SHARE) * day)
+    return rate * WEEKEND_SHARE if at.weekday() >= 5 else rate
+
+
+def order_count(at: datetime) -> int:
+    """How many orders the minute ``at`` (a grid point) has: :func:`order_rate` plus
+    Poisson-like noise (normal, variance = mean: an hour of 1,200 orders varies by about
+    ±35). Seeded by the minute itself, so the same minute always has the same orders,
+    whoever writes it and however the ticks fall."""
+    mean = order_rate(at)
+    slot = int(at.timestamp()) // ORDER_STEP
+    return max(0, round(random.Random(slot).gauss(mean, math.sqrt(mean))))
+
+
 def order_rows(start: datetime, end: datetime) -> list[tuple[float, str]]:
-    """One order a minute in ``(start, end]``: ``(amount, created_at)``."""
-    return [(10.0 + (int(at.timestamp()) // ORDER_STEP) % 7, at.strftime(FMT))
-            for at in _grid(start, end, ORDER_STEP)]
+    """The orders of the minutes in ``(start, end]``: ``(amount, created_at)``, each
+    stamped with its minute (:func:`order_count` of them)."""
+    rows = []
+    for at in _grid(start, end, ORDER_STEP):
+        stamp, slot = at.strftime(FMT), int(at.timestamp()) // ORDER_STEP
+        rows += [(10.0 + (slot + i) % 7, stamp) for i in range(order_count(at))]
+    return rows
 
 
 def request_rows(start: datetime, end: datetime, *,
@@ -104,7 +136,8 @@ def run(path: str | Path, *, every: float = 15.0, since: datetime | None = None,
     """Append every ``every`` seconds until ``should_stop()``; starts after ``since``
     (default: now, as the seed has just written everything before)."""
     last = since or datetime.now(UTC)
-    print(f"demo feed: {SCORES_PER_HOUR} scores/h per model, one order and "
+    print(f"demo feed: {SCORES_PER_HOUR} scores/h per model, orders (up to "
+          f"{ORDERS_PEAK_PER_MINUTE:.0f} a minute, day/night and weekday/weekend) and "
           f"{REQUESTS_PER_MINUTE} checkout requests a minute into {path}", flush=True)
     while not should_stop():
         sleep(every)

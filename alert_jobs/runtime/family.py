@@ -27,9 +27,9 @@ notify, runtime). See the README's "Adding a check family".
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from alert_jobs.config import FamilyRegistryError, RuleBase, RulesFile, RulesSection
@@ -43,9 +43,30 @@ if TYPE_CHECKING:  # only for types: registering a family stays cheap (no Dagste
     from alert_jobs.store import Timeline
 
 
-#: Judges one stored value again, with changed thresholds (``was_firing`` selects the
-#: resolve range): ``(value, was_firing) -> Observation``.
-Rejudge = Callable[[float, bool], "Observation"]
+class Rejudge(Protocol):
+    """Judges the stored values of ONE alert instance again, with changed thresholds.
+
+    ``judge(value, was_firing, at)``: the value the instance's evaluation at ``at`` stored,
+    and whether the alert was active then (``was_firing`` selects the resolve range).
+    The backtest makes one judge per alert instance and calls it with that instance's
+    values in time order, so a judge may learn from them: a baseline judge keeps the
+    values it judged (not those it judged alerts) as the history of the next ones, and
+    adopts a level shift as the runtime would.
+
+    ``history``: how far before the first value that counts the judge needs values to
+    judge it as the rule would have (a baseline's ``history``; zero for fixed bounds);
+    the backtest feeds it the instance's evaluations from that far back first (their
+    episodes do not count). ``learn(points)``: ``(at, value)`` points the judge should
+    know without judging them (a baseline rule's backfilled windows, all before its first
+    evaluation), given before the first call.
+    """
+
+    @property
+    def history(self) -> timedelta: ...
+
+    def learn(self, points: Sequence[tuple[datetime, float]]) -> None: ...
+
+    def __call__(self, value: float, was_firing: bool, at: datetime) -> Observation: ...
 
 
 class Evaluate(Protocol):

@@ -1,12 +1,18 @@
 """Backtest a rule: replay its stored evaluations with other thresholds, ``for`` or
 ``keep_firing_for``, through the real engine, and compare with what people said.
 
-Pure: the caller loads evaluations and episodes (:mod:`alert_jobs.families.quality.cli`).
-Each stored value is judged again by the rule's own family with the changed thresholds
-(its ``rejudge`` hook, e.g. sql_metric's bounds), then fed to
-:func:`alert_jobs.core.engine.evaluate` per fingerprint in time order, exactly as the
-timeline would have. Stored ``nodata`` and ``error`` evaluations replay as they were
-(their value says nothing about thresholds).
+Pure: the caller loads evaluations, episodes and backfilled points
+(:mod:`alert_jobs.families.quality.stored`). Each stored value is judged again by the
+rule's own family with the changed thresholds (its ``rejudge`` hook, e.g. sql_metric's
+bounds or baseline width), then fed to :func:`alert_jobs.core.engine.evaluate` per
+fingerprint in time order, exactly as the timeline would have. Stored ``error``
+evaluations and those without a value replay as they were (they say nothing about
+thresholds); a ``nodata`` with a value (a baseline still learning) is judged again.
+
+A judge may learn (a baseline's history): each alert instance gets its own, fed that
+instance's values in time order, starting ``history`` before the period reported on
+(the *warm-up*: replayed through the engine too, so the state at the period's start is
+right, but its evaluations and episodes do not count).
 
 A stored episode is *caught* by the replay when a replayed episode of the same
 fingerprint overlaps it in time. *Actionable* and *noisy* follow
@@ -15,12 +21,16 @@ fingerprint overlaps it in time. *Actionable* and *noisy* follow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from alert_jobs.core.engine import RulePolicy, evaluate
 from alert_jobs.core.model import AlertRecord, Observation, Status
+from alert_jobs.runtime.family import Rejudge
+
+#: Backfilled points per fingerprint: ``(at, value)``, what a learning judge knows first.
+Points = Mapping[str, Sequence[tuple[datetime, float]]]
 
 
 @dataclass(frozen=True)
@@ -65,13 +75,21 @@ class Change:
 Judge = Callable[[StoredEvaluation, bool], Observation]
 
 
-def rejudged(rule: str, judge_value: Callable[[float, bool], Observation]) -> Judge:
-    """Re-judge stored values with the family's judge (``nodata``/``error`` stay as stored)."""
+def rejudged(rule: str, make_judge: Callable[[], Rejudge], points: Points | None = None
+             ) -> Judge:
+    """Re-judge stored values with the family's judges, one per alert instance (made by
+    ``make_judge``, told the instance's backfilled ``points`` first); ``error``
+    evaluations and those without a value stay as stored. Replays once: a judge learns."""
+    judges: dict[str, Rejudge] = {}
 
     def rejudge(ev: StoredEvaluation, was_firing: bool) -> Observation:
-        if ev.status in (Status.NODATA, Status.ERROR) or ev.value is None:
+        if ev.status == Status.ERROR or ev.value is None:
             return Observation(rule, Status(ev.status), {}, ev.value)
-        return judge_value(ev.value, was_firing)
+        judge_value = judges.get(ev.fingerprint)
+        if judge_value is None:
+            judge_value = judges[ev.fingerprint] = make_judge()
+            judge_value.learn((points or {}).get(ev.fingerprint, ()))
+        return judge_value(ev.value, was_firing, ev.at)
 
     return rejudge
 
@@ -86,8 +104,9 @@ def stored_judge(rule: str) -> Judge:
 
 
 def replay(evaluations: Sequence[StoredEvaluation], policy: RulePolicy,
-           rejudge: Judge) -> list[ReplayedEpisode]:
-    """Feed evaluations (any order) through the engine per fingerprint; episodes that fire."""
+           rejudge: Judge, *, count_from: datetime | None = None) -> list[ReplayedEpisode]:
+    """Feed evaluations (any order) through the engine per fingerprint; the episodes that
+    fire at or after ``count_from`` (earlier ones are the warm-up's)."""
     quiet = replace(policy, receivers=())
     by_fp: dict[str, list[StoredEvaluation]] = {}
     for ev in evaluations:
@@ -109,7 +128,7 @@ def replay(evaluations: Sequence[StoredEvaluation], policy: RulePolicy,
                     fired_at = None
         if fired_at is not None:
             out.append(ReplayedEpisode(fp, fired_at, None))
-    return out
+    return [e for e in out if count_from is None or e.fired_at >= count_from]
 
 
 @dataclass(frozen=True)
@@ -155,7 +174,29 @@ def compare(stored: Sequence[StoredEpisode], current: Sequence[ReplayedEpisode],
 
 def backtest(evaluations: Sequence[StoredEvaluation], stored: Sequence[StoredEpisode],
              base: RulePolicy, change: Change, *, current_judge: Judge, changed_judge: Judge,
-             end: datetime) -> BacktestResult:
-    current = replay(evaluations, base, current_judge)
-    changed = replay(evaluations, change.policy(base), changed_judge)
-    return compare(stored, current, changed, evaluations=len(evaluations), end=end)
+             end: datetime, since: datetime | None = None) -> BacktestResult:
+    """Replay unchanged and changed; ``since``: where the period reported on starts (the
+    evaluations before it are the warm-up)."""
+    current = replay(evaluations, base, current_judge, count_from=since)
+    changed = replay(evaluations, change.policy(base), changed_judge, count_from=since)
+    counted = sum(1 for e in evaluations if since is None or e.at >= since)
+    return compare(stored, current, changed, evaluations=counted, end=end)
+
+
+def best_width(results: Mapping[float, BacktestResult]) -> float | None:
+    """The width that keeps every actionable alert and drops the most noisy ones (the
+    smallest such width on a tie: it watches most closely); None when no width keeps
+    every actionable alert and drops at least one noisy one."""
+    keeping = [(w, r) for w, r in results.items()
+               if r.actionable_missed == 0 and r.noisy_dropped > 0]
+    if not keeping:
+        return None
+    return min(keeping, key=lambda wr: (-wr[1].noisy_dropped, wr[0]))[0]
+
+
+def width_advice(rule: str, width: float, result: BacktestResult, current: float) -> str:
+    """"orders_last_hour: width 4 would have kept 3 of 3 actionable alerts and dropped 5 of
+    7 noisy ones (now 3)"."""
+    return (f"{rule}: width {width:g} would have kept {result.actionable_caught} of "
+            f"{result.actionable} actionable alerts and dropped {result.noisy_dropped} of "
+            f"{result.noisy} noisy ones (now {current:g})")

@@ -3,27 +3,27 @@
 ``alert-jobs rules backtest RULE --set max=5 --set for=10m --since 30d`` replays the
 rule's stored evaluations with the changed settings and says how many alerts would
 have fired, how many of those people marked actionable would still have been caught,
-and how many noisy ones would have been dropped.
+and how many noisy ones would have been dropped. A baseline rule (``--set width=4``)
+is replayed from ``history`` before ``--since`` so its baseline exists from the first
+evaluation that counts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
-from dataclasses import replace
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from alert_jobs.config import RuleBase
-from alert_jobs.core.durations import DurationError, parse_duration
+from alert_jobs.config import RuleBase, RulesFile
+from alert_jobs.core.durations import DurationError, format_duration, parse_duration
 from alert_jobs.core.model import AckOutcome
 from alert_jobs.families.quality.backtest import (
     Change,
     Judge,
-    StoredEpisode,
-    StoredEvaluation,
+    Points,
     backtest,
     rejudged,
     stored_judge,
@@ -42,10 +42,7 @@ from alert_jobs.runtime.commands import (
     timeline_of,
     utcnow,
 )
-from alert_jobs.runtime.family import family_of
-
-if TYPE_CHECKING:  # the commands import the database layer when they run
-    from alert_jobs.store import Timeline
+from alert_jobs.runtime.family import Rejudge, family_of
 
 TIMING_KEYS = ("for", "keep_firing_for")
 
@@ -65,7 +62,30 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def build_change(rule: RuleBase, sets: Mapping[str, str]) -> tuple[Change, Judge, Judge]:
+@dataclass(frozen=True)
+class Replays:
+    """A backtest's change: the timing, the judges of stored values before and after it,
+    and how long before the period their values must start (a baseline's history)."""
+
+    change: Change
+    current: Callable[[], Rejudge] | None  # None: replay the stored statuses
+    changed: Callable[[], Rejudge] | None
+    warm_up: timedelta = timedelta(0)
+
+    def judges(self, rule: str, points: Points | None = None) -> tuple[Judge, Judge]:
+        """Fresh judges for one replay each (a judge learns as it replays)."""
+        if self.current is None or self.changed is None:
+            return stored_judge(rule), stored_judge(rule)
+        return rejudged(rule, self.current, points), rejudged(rule, self.changed, points)
+
+
+def effective(rules: RulesFile, rule: RuleBase) -> RuleBase:
+    """The rule as its family's judge needs it: its timezone resolved from the defaults
+    (a baseline's season slots are local time)."""
+    return rule.model_copy(update={"timezone": rules.timezone_for(rule)})
+
+
+def build_change(rule: RuleBase, sets: Mapping[str, str]) -> Replays:
     """The timing change, and the judges of stored values before and after the change."""
     family = family_of(rule)
     keys = (*family.threshold_keys, *TIMING_KEYS)
@@ -83,43 +103,19 @@ def build_change(rule: RuleBase, sets: Mapping[str, str]) -> tuple[Change, Judge
             except DurationError as exc:
                 raise UsageError(f"--set {key}: {exc}") from None
     thresholds = {k: v for k, v in sets.items() if k not in TIMING_KEYS}
-    if family.rejudge is None:
-        return Change(**timing), stored_judge(rule.name), stored_judge(rule.name)
-    try:
-        current = rejudged(rule.name, family.rejudge(rule, {}))
-        changed = rejudged(rule.name, family.rejudge(rule, thresholds)) if thresholds \
-            else current
+    make = family.rejudge
+    if make is None:
+        return Replays(Change(**timing), None, None)
+    try:  # made once here to say what is wrong with the values before anything is read
+        current, changed = make(rule, {}), make(rule, thresholds)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return Change(**timing), current, changed
-
-
-def load_history(timeline: Timeline, rule: str, since: datetime
-                 ) -> tuple[list[StoredEvaluation], list[StoredEpisode]]:
-    """The rule's evaluations and episodes since ``since`` (one query each)."""
-    import sqlalchemy as sa
-
-    from alert_jobs.store import schema
-
-    ev, ep = schema.evaluations, schema.episodes
-    with timeline.read() as conn:
-        evals = [StoredEvaluation(r.at, r.fingerprint, r.status, r.value) for r in conn.execute(
-            sa.select(ev.c.at, ev.c.fingerprint, ev.c.status, ev.c.value)
-            .where(ev.c.rule == rule, ev.c.at >= since).order_by(ev.c.fingerprint, ev.c.at,
-                                                                  ev.c.id))]
-        episodes = []
-        for r in conn.execute(sa.select(ep).where(ep.c.rule == rule, ep.c.fired_at >= since)):
-            if r.outcome == "actionable" or (r.outcome is None and r.first_ack_at is not None):
-                verdict = "actionable"
-            elif r.outcome is None and r.resolved_at is None:
-                verdict = "open"
-            else:
-                verdict = "noisy"
-            episodes.append(StoredEpisode(r.fingerprint, r.fired_at, r.resolved_at, verdict))
-    return evals, episodes
+    return Replays(Change(**timing), lambda: make(rule, {}), lambda: make(rule, thresholds),
+                   max(current.history, changed.history))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from alert_jobs.families.quality.stored import load_history, load_points
     from alert_jobs.runtime.evaluate import policy_for
 
     rules = rules_of(args)
@@ -130,22 +126,31 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         rule = rules.rule(args.rule)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
-    change, current, changed = build_change(rule, sets)
+    replays = build_change(effective(rules, rule), sets)
     described = ", ".join(f"{k}={v}" for k, v in sets.items())
     now = utcnow()
     since = parse_time(args.since, now)
-    evals, episodes = load_history(timeline_of(args), args.rule, since)
+    timeline = timeline_of(args)
+    warm_up_from = since - replays.warm_up
+    evals, episodes = load_history(timeline, args.rule, since, warm_up_from=warm_up_from)
+    points = load_points(timeline, args.rule, warm_up_from) if replays.warm_up else None
+    current, changed = replays.judges(rule.name, points)
     base = replace(policy_for(rules, rule), enabled=True)
-    result = backtest(evals, episodes, base, change, current_judge=current,
-                      changed_judge=changed, end=now)
+    result = backtest(evals, episodes, base, replays.change, current_judge=current,
+                      changed_judge=changed, end=now, since=since)
     if args.json:
         print(json.dumps({"rule": args.rule, "since": since.isoformat(), "change": sets,
                           **result.as_json()}, indent=2))
         return EXIT_OK
-    fingerprints = len({e.fingerprint for e in evals})
+    fingerprints = len({e.fingerprint for e in evals if e.at >= since})
     print(f"backtest {args.rule} since {since:%Y-%m-%d %H:%M} UTC: {result.evaluations} "
           f"evaluations of {fingerprints} alert instance(s); change: {described}")
-    if not evals:
+    if replays.warm_up:
+        backfilled = sum(len(p) for p in (points or {}).values())
+        print(f"the baseline learned first from the {format_duration(replays.warm_up)} "
+              f"before: {len(evals) - result.evaluations} evaluations and {backfilled} "
+              "backfilled points")
+    if not result.evaluations:
         print("no stored evaluations in this period: nothing to replay")
         return EXIT_OK
     rows = [
@@ -263,7 +268,9 @@ def register(commands: Commands) -> None:
     sp.add_argument("rule")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="min, max, resolve_min, resolve_max, threshold|critical|warning (the "
-                         "rule's single bound), for, keep_firing_for; repeatable")
+                         "rule's single bound), for, keep_firing_for; a baseline rule's "
+                         "width, min_points, season, history, direction, floor, "
+                         "adopt_after; repeatable")
     sp.add_argument("--since", default="30d", help="duration ago (30d) or ISO time")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_backtest)

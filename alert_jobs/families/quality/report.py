@@ -8,7 +8,7 @@ engine escapes every rule name and text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -38,6 +38,8 @@ class Review:
     overall: Overall
     min_actionable: float = MIN_ACTIONABLE
     max_resolve: timedelta = MAX_RESOLVE
+    #: Baseline widths the month's backtests suggest (one line per rule).
+    tuning: list[str] = field(default_factory=list)
 
     @property
     def to_act_on(self) -> list[tuple[QualityRow, Recommendation]]:
@@ -81,6 +83,9 @@ def to_markdown(review: Review) -> str:
     lines += ["", "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     for row, rec in review.rows:
         lines.append("| " + " | ".join(_md_escape(c) for c in _cells(row, rec)) + " |")
+    if review.tuning:
+        lines += ["", "**Baseline widths** (backtested over the month):", ""]
+        lines += [f"- {_md_escape(line)}" for line in review.tuning]
     lines += ["", f"Rules: under {review.min_actionable:.0%} actionable → tune or delete; "
                   f"median time to resolve over {fmt_seconds(review.max_resolve.total_seconds())}"
                   " → improve the runbook; target: more than "
@@ -95,7 +100,8 @@ def to_text(review: Review, html_path: str = "") -> str:
         lines.append(f"- {row.rule}: fired {row.fired}x; {rec.text}")
     if len(review.to_act_on) > 20:
         lines.append(f"- … and {len(review.to_act_on) - 20} more")
-    if not review.to_act_on:
+    lines += [f"- {line}" for line in review.tuning]
+    if not review.to_act_on and not review.tuning:
         lines.append("Nothing to act on." if review.rows else "No alert fired this month.")
     if html_path:
         lines.append(f"Full report: {html_path}")
@@ -133,4 +139,4 @@ def to_html(review: Review) -> str:
     table = [(rec.action not in ("keep", "wait"), _cells(row, rec)) for row, rec in rows]
     return _TEMPLATES.get_template("review.html").render(
         title=f"Alert review {review.month}", overall=review.overall.text(), header=_HEADER,
-        rows=table, charts=[fired, rates, resolve])
+        rows=table, charts=[fired, rates, resolve], tuning=review.tuning)

@@ -17,6 +17,8 @@ FAMILY = Family(
     definitions=lazy("alert_jobs.families.sql_metric.definitions:build_definitions"),
     evaluate=lazy("alert_jobs.families.sql_metric.run:evaluate"),
     rejudge=lazy("alert_jobs.families.sql_metric.backtest:rejudge"),
+    # = backtest.THRESHOLD_KEYS (named here so that registering imports no more modules)
     threshold_keys=("min", "max", "resolve_min", "resolve_max", "threshold", "critical",
-                    "warning"),
+                    "warning", "width", "min_points", "season", "history", "direction",
+                    "floor", "adopt_after"),
 )

@@ -1,23 +1,54 @@
-"""How ``alert-jobs rules backtest`` re-judges a stored sql_metric value with changed bounds.
+"""How ``alert-jobs rules backtest`` re-judges stored sql_metric values with changed settings.
 
-``--set min=5``, ``max=``, ``resolve_min=``, ``resolve_max=``, and for a rule with a
-single bound ``threshold=`` (or its severity: ``critical=`` / ``warning=``) change the
-rule's expected range; the replay then judges each stored value with
+Fixed bounds: ``--set min=5``, ``max=``, ``resolve_min=``, ``resolve_max=``, and for a
+rule with a single bound ``threshold=`` (or its severity: ``critical=`` / ``warning=``)
+change the rule's expected range; each stored value is judged again with
 :func:`~alert_jobs.families.sql_metric.check.judge`, hysteresis included.
+
+Baselines (``expect.baseline``): ``--set width=4`` (and ``min_points``, ``season``,
+``history``, ``direction``, ``floor``, ``adopt_after``) change how the expected range is
+learned. A baseline's judgement depends on the values before it, so the judge of one
+alert instance is *stateful*: fed the instance's values in time order, it learns from
+them as the runtime would have with those settings — the slot's points
+(:func:`~alert_jobs.core.baseline.slot_ranges`) of the values it kept, leaving out those
+it judged alerts, and adopting a level shift once a value has stayed outside the band
+for ``adopt_after`` (:func:`~alert_jobs.core.baseline.due_for_adoption`,
+:func:`~alert_jobs.core.baseline.new_shift`, :func:`~alert_jobs.core.baseline.live_shifts`).
+The backtest feeds it ``history`` of evaluations (and the rule's backfilled points)
+before the period it reports on, so it has a baseline from the first value that counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_left, insort
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
-from alert_jobs.core.model import Observation
+from pydantic import ValidationError
+
+from alert_jobs.config import Baseline
+from alert_jobs.core.baseline import (
+    Point,
+    Settings,
+    Shift,
+    assess,
+    due_for_adoption,
+    live_shifts,
+    new_shift,
+    slot_ranges,
+)
+from alert_jobs.core.durations import format_duration
+from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.sql_metric.check import Bounds, bounds_of, judge
 from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.runtime.family import Rejudge
 
 BOUND_KEYS = ("min", "max", "resolve_min", "resolve_max")
 ALIASES = ("threshold", "critical", "warning")
-THRESHOLD_KEYS = (*BOUND_KEYS, *ALIASES)
+BASELINE_KEYS = ("width", "min_points", "season", "history", "direction", "floor",
+                 "adopt_after")
+THRESHOLD_KEYS = (*BOUND_KEYS, *ALIASES, *BASELINE_KEYS)
 
 
 def changed_bounds(rule: SqlMetricRule, sets: Mapping[str, str]) -> Bounds:
@@ -27,6 +58,8 @@ def changed_bounds(rule: SqlMetricRule, sets: Mapping[str, str]) -> Bounds:
                                        "resolve_min": current.resolve_min,
                                        "resolve_max": current.resolve_max}
     for key, text in sets.items():
+        if key in BASELINE_KEYS:
+            continue
         try:
             number = float(text)
         except ValueError:
@@ -46,12 +79,136 @@ def changed_bounds(rule: SqlMetricRule, sets: Mapping[str, str]) -> Bounds:
     return Bounds(values["min"], values["max"], values["resolve_min"], values["resolve_max"])
 
 
-def rejudge(rule: SqlMetricRule, sets: Mapping[str, str]) -> Rejudge:
-    """The family's ``rejudge`` hook: a judge of stored values with ``sets`` applied."""
-    bounds = changed_bounds(rule, sets)
+def changed_baseline(rule: SqlMetricRule, sets: Mapping[str, str]) -> Baseline | None:
+    """The rule's ``expect.baseline`` with the baseline keys of ``sets`` applied (validated
+    as the rules file would be); ValueError says what is wrong."""
+    changes = {k: v for k, v in sets.items() if k in BASELINE_KEYS}
+    spec = rule.expect.baseline
+    if not changes:
+        return spec
+    if spec is None:
+        key = next(iter(changes))
+        raise ValueError(f"rule {rule.name!r} has no expect.baseline: --set {key}= changes "
+                         "a baseline rule's settings")
+    data: dict[str, Any] = spec.model_dump()
+    for key, text in changes.items():
+        data[key] = None if key == "adopt_after" and text.lower() in ("null", "never") \
+            else text
+    try:
+        return Baseline.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'baseline'}: {e['msg']}"
+                             for e in exc.errors())
+        raise ValueError(f"--set: {problems}") from None
 
-    def judge_again(value: float, was_firing: bool) -> Observation:
-        return judge(rule.name, value, bounds, subject=rule.name, window="",
+
+def settings_of(spec: Baseline) -> Settings:
+    """As :func:`alert_jobs.runtime.baseline.settings_of` (the replay stays pure: the
+    runtime module reads the timeline)."""
+    return Settings(season=spec.season, history=spec.history, width=spec.width,
+                    min_points=spec.min_points, direction=spec.direction, floor=spec.floor,
+                    adopt_after=spec.adopt_after)
+
+
+class FixedJudge:
+    """Fixed bounds: each value is judged on its own (nothing to learn)."""
+
+    history = timedelta(0)
+
+    def __init__(self, rule: SqlMetricRule, bounds: Bounds):
+        self.rule, self.bounds = rule, bounds
+
+    def learn(self, points: Sequence[tuple[datetime, float]]) -> None:
+        """Fixed bounds learn nothing."""
+
+    def __call__(self, value: float, was_firing: bool, at: datetime) -> Observation:
+        return judge(self.rule.name, value, self.bounds, subject=self.rule.name, window="",
                      was_firing=was_firing)
 
-    return judge_again
+
+class BaselineJudge:
+    """One alert instance's baseline, learned from the values it is fed in time order.
+
+    Mirrors :func:`alert_jobs.runtime.baseline.assess_value` on memory instead of the
+    timeline: its history is the values it judged (and the backfilled points it was
+    told), minus those it judged alerts unless an adopted shift's streak covers them;
+    ``bad_since`` is when the alert became active (the replay's ``was_firing``), and the
+    residuals of a streak are the value − expected of the judgements since then, this
+    one's included.
+    """
+
+    def __init__(self, rule: SqlMetricRule, bounds: Bounds, spec: Baseline):
+        self.rule, self.bounds, self.spec = rule, bounds, spec
+        self.settings = settings_of(spec)
+        self.timezone = rule.timezone or "UTC"
+        self.subject = rule.description or rule.name.replace("_", " ")
+        self.window = format_duration(rule.window)
+        self.times: list[datetime] = []
+        self.points: list[tuple[datetime, float, bool]] = []  # (at, value, judged alert)
+        self.shifts: list[Shift] = []
+        self.active_since: datetime | None = None
+        self.residuals: list[float] = []  # of the judgements since active_since
+
+    @property
+    def history(self) -> timedelta:
+        return self.spec.history
+
+    def learn(self, points: Sequence[tuple[datetime, float]]) -> None:
+        for at, value in sorted(points):
+            self._keep(at, value, alerted=False)
+
+    def _keep(self, at: datetime, value: float, *, alerted: bool) -> None:
+        if self.times and at < self.times[-1]:
+            index = bisect_left(self.times, at)
+            self.times.insert(index, at)
+            insort(self.points, (at, value, alerted), key=lambda p: p[0])
+        else:
+            self.times.append(at)
+            self.points.append((at, value, alerted))
+
+    def _adopted(self, at: datetime) -> bool:
+        return any(s.since <= at <= s.adopted_at for s in self.shifts)
+
+    def slot_history(self, now: datetime) -> list[Point]:
+        """The points the runtime's one query would return for the slot of ``now``."""
+        out = []
+        for start, end in slot_ranges(now, self.settings.season, self.settings.history,
+                                      self.timezone):
+            for at, value, alerted in self.points[bisect_left(self.times, start):
+                                                  bisect_left(self.times, end)]:
+                if not alerted or self._adopted(at):
+                    out.append(Point(at, value))
+        return out
+
+    def __call__(self, value: float, was_firing: bool, at: datetime) -> Observation:
+        if not was_firing:
+            self.active_since, self.residuals = None, []
+        self.shifts = live_shifts(self.shifts, at, self.settings.history)
+        assessment = assess(value, self.slot_history(at), self.settings, now=at,
+                            timezone=self.timezone, shifts=self.shifts, subject=self.subject)
+        if (self.active_since is not None and assessment.band is not None
+                and due_for_adoption(assessment, self.active_since, at, self.settings)):
+            residuals = [*self.residuals, value - assessment.band.expected]  # this one too
+            self.shifts.append(new_shift(residuals, self.active_since, at))
+            assessment = assess(value, self.slot_history(at), self.settings, now=at,
+                                timezone=self.timezone, shifts=self.shifts,
+                                subject=self.subject)
+        observation = judge(self.rule.name, value, self.bounds, subject=self.subject,
+                            window=self.window, was_firing=was_firing, baseline=assessment)
+        alerted = observation.status == Status.ALERT
+        if alerted and self.active_since is None:
+            self.active_since = at
+        if self.active_since is not None and assessment.band is not None:
+            self.residuals.append(value - assessment.band.expected)
+        self._keep(at, value, alerted=alerted)
+        return observation
+
+
+def rejudge(rule: SqlMetricRule, sets: Mapping[str, str]) -> Rejudge:
+    """The family's ``rejudge`` hook: a judge of one alert instance's stored values with
+    ``sets`` applied (stateful for a baseline rule; call it once per instance)."""
+    bounds = changed_bounds(rule, sets)
+    spec = changed_baseline(rule, sets)
+    if spec is None:
+        return FixedJudge(rule, bounds)
+    return BaselineJudge(rule, bounds, spec)
