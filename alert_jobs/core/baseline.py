@@ -27,10 +27,15 @@ they are. Shifts older than the history no longer touch any point and are droppe
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
+
+from alert_jobs.core.formatting import fmt_number
 
 #: MAD × this estimates a normal distribution's standard deviation.
 MAD_TO_SIGMA = 1.4826
@@ -113,47 +118,134 @@ def details(assessment: Assessment) -> dict[str, float | str | None]:
     ``expected_value``, ``lower``, ``upper`` (None on a side ``direction`` does not
     watch, and all three None while learning), ``spread``, ``points``, ``crossed``
     ("upper" | "lower" | None) and ``learning`` (the reason, or None). JSON-safe: no inf."""
-    raise NotImplementedError
+    b = assessment.band
+    return {
+        "expected_value": b.expected if b else None,
+        "lower": b.lower if b and math.isfinite(b.lower) else None,
+        "upper": b.upper if b and math.isfinite(b.upper) else None,
+        "spread": b.spread if b else None,
+        "points": float(b.points) if b else None,
+        "crossed": assessment.crossed,
+        "learning": assessment.learning,
+    }
+
+
+_PERIOD = {"hour_of_week": timedelta(days=7), "hour_of_day": timedelta(days=1)}
+
+
+def _period(season: str) -> timedelta | None:
+    if season not in (*_PERIOD, "none"):
+        raise ValueError(f"unknown season {season!r} (hour_of_week, hour_of_day or none)")
+    return _PERIOD.get(season)
+
+
+def _same_wall_clock(local: datetime, back: timedelta, zone: ZoneInfo) -> datetime:
+    """``local`` moved back by whole days on the wall clock (not in elapsed time), in UTC:
+    Tuesday 14:00 a week before a DST change is Tuesday 14:00, not 13:00."""
+    wall = local.replace(tzinfo=None) - back
+    return wall.replace(tzinfo=zone).astimezone(UTC)
 
 
 def slot_ranges(now: datetime, season: str, history: timedelta, timezone: str
                 ) -> list[tuple[datetime, datetime]]:
     """The UTC ``[start, end)`` ranges of past time in the same season slot as ``now``,
-    oldest first, all inside ``[now - history, now)``.
+    oldest first.
 
     ``hour_of_week``: ``[t - 30m, t + 30m)`` for ``t`` = the same local wall-clock time
-    1, 2, … weeks before ``now`` (as many as ``history`` holds); ``hour_of_day``: the
-    same on each past day; ``none``: one range ``[now - history, now)``. Local time is
-    ``timezone`` (IANA); a wall-clock time that does not exist or exists twice on a DST
-    day is resolved the way :mod:`zoneinfo` folds it (fold=0). Ranges are clipped to
-    ``[now - history, now)``; an empty one is dropped.
+    1, 2, … ``history ÷ 1 week`` weeks before ``now`` (28 days: 4 whole ranges; the
+    oldest reaches half a slot past ``now - history``, see :func:`history_start`);
+    ``hour_of_day``: the same on each past day; ``none``: one range
+    ``[now - history, now)``. Local time is ``timezone`` (IANA); a wall-clock time that
+    does not exist or exists twice on a DST day is resolved the way :mod:`zoneinfo`
+    folds it (fold=0).
     """
-    raise NotImplementedError
+    period = _period(season)
+    if period is None:
+        return [(now - history, now)] if history > timedelta(0) else []
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    ranges = []
+    for k in range(history // period, 0, -1):
+        t = _same_wall_clock(local, period * k, zone)
+        ranges.append((t - SLOT_HALF, t + SLOT_HALF))
+    return ranges
+
+
+def history_start(now: datetime, season: str, history: timedelta) -> datetime:
+    """The oldest time any slot of ``now`` reads (what a backfill must reach back to)."""
+    return now - history - (SLOT_HALF if _period(season) is not None else timedelta(0))
 
 
 def slot_label(now: datetime, season: str, timezone: str) -> str:
     """The slot in words, for the learning reason: "Tuesday 14:00" (hour_of_week, the
     local hour ``now`` falls in), "14:00" (hour_of_day), "any time" (none)."""
-    raise NotImplementedError
+    if _period(season) is None:
+        return "any time"
+    local = now.astimezone(ZoneInfo(timezone))
+    return local.strftime("%A %H:00" if season == "hour_of_week" else "%H:00")
+
+
+def _span(history: timedelta) -> str:
+    """"the last 4 weeks", "the last day", "the last 36 hours"."""
+    seconds = round(history.total_seconds())
+    for unit, size in (("week", 7 * 86400), ("day", 86400), ("hour", 3600),
+                       ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"the last {unit}" if n == 1 else f"the last {n} {unit}s"
+    return f"the last {seconds} seconds"
 
 
 def season_phrase(season: str, history: timedelta) -> str:
     """Where the expectation comes from, for the message: "from the same hour of the
     week over the last 4 weeks", "from the same hour of the day over the last 14 days",
     "from the last 7 days" (history in whole weeks when it is a multiple of 7 days)."""
-    raise NotImplementedError
+    if _period(season) is None:
+        return f"from {_span(history)}"
+    what = "week" if season == "hour_of_week" else "day"
+    return f"from the same hour of the {what} over {_span(history)}"
 
 
 def adjusted(points: Sequence[Point], shifts: Sequence[Shift]) -> list[float]:
     """The values of ``points`` with every adopted shift applied: a point before a
     shift's ``since`` gets that shift's ``offset`` added (shifts add up)."""
-    raise NotImplementedError
+    if not shifts:
+        return [p.value for p in points]
+    return [p.value + sum(s.offset for s in shifts if p.at < s.since) for p in points]
 
 
 def band(values: Sequence[float], settings: Settings) -> Band:
     """Median and MAD × 1.4826 of ``values`` (non-empty); the half-width is
     ``max(width × spread, floor)``; the side ``direction`` ignores is ``±inf``."""
-    raise NotImplementedError
+    if not values:
+        raise ValueError("a band needs at least one value")
+    expected = statistics.median(values)
+    spread = MAD_TO_SIGMA * statistics.median(abs(v - expected) for v in values)
+    half = max(settings.width * spread, settings.floor)
+    lower = expected - half if settings.direction in ("below", "both") else -math.inf
+    upper = expected + half if settings.direction in ("above", "both") else math.inf
+    return Band(expected, lower, upper, spread, len(values))
+
+
+def _shown(value: float) -> str:
+    """A band number as a person reads it: three significant digits (1,187.5 → 1,190;
+    12.34 → 12.3), whole numbers below 1,000 as they are."""
+    if value == 0 or not math.isfinite(value):
+        return fmt_number(value)
+    if float(value).is_integer() and abs(value) < 1000:
+        return fmt_number(value)
+    digits = 3 - 1 - math.floor(math.log10(abs(value)))
+    return fmt_number(round(value, digits) if digits > 0 else float(round(value, digits)))
+
+
+def _expected_text(b: Band, settings: Settings) -> str:
+    phrase = season_phrase(settings.season, settings.history)
+    about = _shown(b.expected)
+    if math.isfinite(b.lower) and math.isfinite(b.upper):
+        return f"to be about {about} ({_shown(b.lower)}–{_shown(b.upper)}, {phrase})"
+    if math.isfinite(b.upper):
+        return f"to be at most {_shown(b.upper)} (about {about}, {phrase})"
+    return f"to be at least {_shown(b.lower)} (about {about}, {phrase})"
 
 
 def assess(value: float, history: Sequence[Point], settings: Settings, *, now: datetime,
@@ -164,7 +256,19 @@ def assess(value: float, history: Sequence[Point], settings: Settings, *, now: d
     Fewer than ``min_points`` points: ``learning`` with the reason, e.g. "learning: 12 of
     20 points for Tuesday 14:00" (never an alert). A value exactly on a bound is inside.
     """
-    raise NotImplementedError
+    values = adjusted(history, shifts)
+    if len(values) < settings.min_points:
+        label = slot_label(now, settings.season, timezone)
+        reason = f"learning: {len(values)} of {settings.min_points} points for {label}"
+        phrase = season_phrase(settings.season, settings.history)
+        return Assessment(None, None, reason, f"to be learned {phrase}")
+    b = band(values, settings)
+    crossed: Crossed | None = None
+    if value > b.upper:
+        crossed = "upper"
+    elif value < b.lower:
+        crossed = "lower"
+    return Assessment(b, crossed, None, _expected_text(b, settings))
 
 
 def due_for_adoption(assessment: Assessment, bad_since: datetime | None, now: datetime,
@@ -172,27 +276,45 @@ def due_for_adoption(assessment: Assessment, bad_since: datetime | None, now: da
     """Has the value been outside the band (``bad_since``: when the alert's bad streak
     began) for at least ``adopt_after``, and is it still? Never when ``adopt_after`` is
     None or the assessment is learning or inside."""
-    raise NotImplementedError
+    return (settings.adopt_after is not None and assessment.crossed is not None
+            and bad_since is not None and now - bad_since >= settings.adopt_after)
 
 
 def new_shift(residuals: Sequence[float], since: datetime, now: datetime) -> Shift:
     """The shift to adopt: ``offset`` = the median of ``residuals`` (value − expected of
     the evaluations since ``since``; non-empty), adopted at ``now``."""
-    raise NotImplementedError
+    if not residuals:
+        raise ValueError("a shift needs the residuals of at least one evaluation")
+    return Shift(since, now, float(statistics.median(residuals)))
 
 
 def live_shifts(shifts: Sequence[Shift], now: datetime, history: timedelta) -> list[Shift]:
     """The shifts that still touch a point of the history (``since > now - history``)."""
-    raise NotImplementedError
+    return [s for s in shifts if s.since > now - history]
 
 
 def summary(subject: str, window: str, assessment: Assessment, seen: str) -> str:
     """The standard's sentence: "Expected orders in the last hour to be about 1,200
     (1,050–1,350, from the same hour of the week over the last 4 weeks), got 310."
-    (without the final period; ``window`` is "1h"-style text, "" for none; ``seen`` the
-    formatted value). During learning: "… got 310 (learning: 12 of 20 points for
-    Tuesday 14:00)"."""
-    raise NotImplementedError
+    (without the final period; ``window`` is ``format_duration`` text such as "1 hour"
+    or "30 minutes", "" for none; ``seen`` the formatted value). During learning: "…
+    got 310 (learning: 12 of 20 points for Tuesday 14:00)"."""
+    if window.startswith("1 "):
+        window = window[2:]
+    frame = f" in the last {window}" if window else ""
+    text = f"Expected {subject}{frame} {assessment.expected_text}, got {seen}"
+    if assessment.learning:
+        text += f" ({assessment.learning})"
+    return text
+
+
+def _time_of(at: datetime, period: timedelta, zone: ZoneInfo) -> timedelta:
+    """Where ``at`` falls in its local week (or day): from Monday (midnight) 00:00."""
+    local = at.astimezone(zone)
+    into_day = timedelta(hours=local.hour, minutes=local.minute, seconds=local.second)
+    if period == timedelta(days=7):
+        return timedelta(days=local.weekday()) + into_day
+    return into_day
 
 
 def backfill_times(now: datetime, step: timedelta, history: timedelta, season: str,
@@ -203,5 +325,29 @@ def backfill_times(now: datetime, step: timedelta, history: timedelta, season: s
     points of the slots coming up next are first: by how far ahead of ``now`` their slot
     is (for ``hour_of_week`` the time-of-week distance forward from now, for
     ``hour_of_day`` the time-of-day distance; ``none``: newest first), newest first
-    within a slot."""
-    raise NotImplementedError
+    within a slot.
+
+    "Ahead" starts half a slot before now's time, so the slot now is judged in comes
+    first, complete: within the first 5 × 12 points of a 5-minute rule with 4 weeks of
+    hour_of_week history (4 past weeks of the slot, and this week's last half hour that
+    is next week's), the current hour has its baseline.
+    """
+    if step <= timedelta(0):
+        raise ValueError("the backfill step must be longer than 0s")
+    start = history_start(now, season, history)
+    times: list[datetime] = []
+    t = before - step
+    while t >= start:
+        times.append(t)
+        t -= step
+    period = _period(season)
+    if period is None:
+        return times  # already newest first
+    zone = ZoneInfo(timezone)
+    here = _time_of(now, period, zone) - SLOT_HALF
+
+    def ahead(at: datetime) -> tuple[float, float]:
+        distance = (_time_of(at, period, zone) - here) % period
+        return distance.total_seconds(), -at.timestamp()
+
+    return sorted(times, key=ahead)

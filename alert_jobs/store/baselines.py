@@ -17,11 +17,15 @@ evaluations that were alerting (except those of an adopted shift's streak).
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from alert_jobs.core.baseline import Point, Shift
 from alert_jobs.store import schema
@@ -66,11 +70,116 @@ class BaselineState:
         return self.backfill_before is not None and self.backfill_done >= self.backfill_total
 
 
+
+# ----- the history statement: plain SQL built once per shape, run on the driver ----------
+#
+# Every evaluation of a baseline rule reads its slot (hour_of_week over 28 days: 4 ranges,
+# ~48 rows). Through SQLAlchemy, building and compiling the statement costs more CPU than
+# the database spends on the range scans, so (as the SLO store's edge read) the SQL text
+# is made once per (ranges, shifts, dialect) and run on the DB-API cursor; PostgreSQL
+# prepares it once per connection. The OR of range predicates after ``rule =`` is one
+# index range scan per range on both databases (SQLite: MULTI-INDEX OR on
+# ``ix_alert_evaluations_rule_at``; PostgreSQL: a BitmapOr), and the backfilled points
+# use their key ``(fingerprint, at)`` the same way.
+
+
+@functools.cache
+def _history_sql(ranges: int, shifts: int, dialect: str) -> str:
+    def p(name: str) -> str:
+        return f"%({name})s" if dialect == "postgresql" else f":{name}"
+
+    within = " OR ".join(f"(at >= {p(f's{i}')} AND at < {p(f'e{i}')})" for i in range(ranges))
+    kept = " OR ".join(["status <> 'alert'"] + [
+        f"(at >= {p(f'a{i}')} AND at <= {p(f'b{i}')})" for i in range(shifts)])
+    return (f"SELECT at, value FROM {schema.evaluations.name} "
+            f"WHERE rule = {p('rule')} AND ({within}) AND fingerprint = {p('fp')} "
+            f"AND value IS NOT NULL AND ({kept}) "
+            f"UNION ALL SELECT at, value FROM {baseline_points.name} "
+            f"WHERE fingerprint = {p('fp')} AND ({within}) AND value IS NOT NULL")
+
+
+def _bind(at: datetime, dialect: str) -> Any:
+    """A time as the tables store it: SQLite holds SQLAlchemy's naive UTC text."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to the timeline; pass an aware UTC time")
+    at = at.astimezone(UTC)
+    return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" \
+        else at
+
+
+def _read(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _run(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        if conn.dispatch.before_cursor_execute:  # statement counts in tests and benchmarks
+            conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+        if conn.dialect.name == "postgresql":  # planned once per connection
+            cursor.execute(sql, params, prepare=True)
+        else:
+            cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+# ----- state rows --------------------------------------------------------------------
+
+_IN_CHUNK = 500  # fingerprints per IN list (well inside every driver's parameter limit)
+_WRITE_CHUNK = 1_000  # backfilled points per INSERT
+
+_b = baselines
+_SELECT_STATES = sa.select(_b).where(_b.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
+
+
+def _shift_json(shift: Shift) -> dict[str, Any]:
+    return {"since": shift.since.astimezone(UTC).isoformat(),
+            "adopted_at": shift.adopted_at.astimezone(UTC).isoformat(),
+            "offset": float(shift.offset)}
+
+
+def _shift(data: dict[str, Any]) -> Shift:
+    return Shift(since=_read(data["since"]), adopted_at=_read(data["adopted_at"]),
+                 offset=float(data["offset"]))
+
+
+def _state(row: Any) -> BaselineState:
+    return BaselineState(fingerprint=row.fingerprint, rule=row.rule,
+                         shifts=tuple(_shift(s) for s in row.shifts or ()),
+                         backfill_before=row.backfill_before,
+                         backfill_done=int(row.backfill_done or 0),
+                         backfill_total=int(row.backfill_total or 0))
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (fingerprint) DO UPDATE`` every other column."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise ValueError(f"unsupported timeline database {dialect!r}: use SQLite or "
+                         "PostgreSQL")
+    stmt = insert(baselines)
+    return stmt.on_conflict_do_update(
+        index_elements=[baselines.c.fingerprint],
+        set_={c.name: stmt.excluded[c.name] for c in baselines.c if c.name != "fingerprint"})
+
+
 class BaselineStore:
     """Reads and writes of baseline history and state (``timeline.baselines``)."""
 
     def __init__(self, db: Database):
         self.db = db
+
+    # ----- reads ---------------------------------------------------------------------
 
     def history(self, rule: str, fingerprint: str, ranges: Sequence[tuple[datetime, datetime]],
                 shifts: Sequence[Shift] = ()) -> list[Point]:
@@ -78,33 +187,119 @@ class BaselineStore:
         evaluations of ``fingerprint`` with a value whose status was not ``alert`` (or
         whose time lies in an adopted shift's ``[since, adopted_at]``), plus the
         backfilled points with a value. Any order."""
-        raise NotImplementedError
+        if not ranges:
+            return []
+        with self.db.read() as conn:
+            dialect = conn.dialect.name
+            params: dict[str, Any] = {"rule": rule, "fp": fingerprint}
+            for i, (start, end) in enumerate(ranges):
+                params[f"s{i}"] = _bind(start, dialect)
+                params[f"e{i}"] = _bind(end, dialect)
+            for i, shift in enumerate(shifts):
+                params[f"a{i}"] = _bind(shift.since, dialect)
+                params[f"b{i}"] = _bind(shift.adopted_at, dialect)
+            rows = _run(conn, _history_sql(len(ranges), len(shifts), dialect), params)
+        return [Point(_read(at), float(value)) for at, value in rows]
 
     def states(self, fingerprints: Sequence[str]) -> dict[str, BaselineState]:
         """The stored state of each given fingerprint that has one (one query)."""
-        raise NotImplementedError
+        wanted = list(dict.fromkeys(fingerprints))
+        out: dict[str, BaselineState] = {}
+        if not wanted:
+            return out
+        with self.db.read() as conn:
+            for start in range(0, len(wanted), _IN_CHUNK):  # one query up to 500 of them
+                rows = conn.execute(_SELECT_STATES, {"fps": wanted[start:start + _IN_CHUNK]})
+                out.update((row.fingerprint, _state(row)) for row in rows)
+        return out
+
+    def residuals(self, rule: str, fingerprint: str, since: datetime) -> list[float]:
+        """``value − details.expected_value`` of the rule's evaluations of ``fingerprint``
+        since ``since`` that have both (what a level shift adopts)."""
+        e = schema.evaluations
+        query = (sa.select(e.c.value, e.c.details)
+                 .where(e.c.rule == rule, e.c.at >= since, e.c.fingerprint == fingerprint,
+                        e.c.value.is_not(None))
+                 .order_by(e.c.at))
+        out = []
+        with self.db.read() as conn:
+            for value, details in conn.execute(query):
+                expected = details.get("expected_value") if isinstance(details, dict) else None
+                if isinstance(expected, int | float) and math.isfinite(expected):
+                    out.append(float(value) - float(expected))
+        return out
+
+    def stored_times(self, fingerprint: str, start: datetime, end: datetime) -> set[datetime]:
+        """The times of the backfilled points of ``fingerprint`` in ``[start, end)``, with
+        or without a value (what a backfill has already computed)."""
+        p = baseline_points
+        with self.db.read() as conn:
+            return set(conn.execute(sa.select(p.c.at).where(
+                p.c.fingerprint == fingerprint, p.c.at >= start, p.c.at < end)).scalars())
+
+    def first_evaluation(self, rule: str, fingerprint: str, since: datetime) -> datetime | None:
+        """The time of the rule's first evaluation of ``fingerprint`` with a value since
+        ``since`` (a rule that gains a baseline has history already: the backfill stops
+        there, so its points and the evaluations never overlap)."""
+        e = schema.evaluations
+        with self.db.read() as conn:
+            return conn.execute(sa.select(sa.func.min(e.c.at)).where(
+                e.c.rule == rule, e.c.at >= since, e.c.fingerprint == fingerprint,
+                e.c.value.is_not(None))).scalar()
+
+    # ----- writes --------------------------------------------------------------------
 
     def save(self, state: BaselineState, now: datetime) -> None:
         """Insert or replace ``state`` (one short transaction)."""
-        raise NotImplementedError
+        row = {"fingerprint": state.fingerprint, "rule": state.rule,
+               "shifts": [_shift_json(s) for s in state.shifts],
+               "backfill_before": state.backfill_before,
+               "backfill_done": state.backfill_done, "backfill_total": state.backfill_total,
+               "updated_at": now}
+        stmt = _upsert(self.db.dialect)
+        with self.db.tx() as conn:
+            conn.execute(stmt, row)
 
     def add_points(self, rule: str, fingerprint: str,
                    points: Sequence[tuple[datetime, float | None]]) -> int:
         """Store backfilled values; a time already stored is skipped (idempotent, so a
         schedule tick and a manual run backfilling at once store each point once).
         Returns how many were new."""
-        raise NotImplementedError
-
-    def residuals(self, rule: str, fingerprint: str, since: datetime) -> list[float]:
-        """``value − details.expected_value`` of the rule's evaluations of ``fingerprint``
-        since ``since`` that have both (what a level shift adopts)."""
-        raise NotImplementedError
+        rows = list({at: {"fingerprint": fingerprint, "at": at, "rule": rule,
+                          "value": None if value is None or not math.isfinite(value)
+                          else float(value)}
+                     for at, value in points}.values())
+        if not rows:
+            return 0
+        # ON CONFLICT DO NOTHING on the key: a point another run stored meanwhile is
+        # skipped by the database, not by a read-then-write race. RETURNING counts only
+        # the rows this statement inserted.
+        stmt = self.db.insert_ignore(baseline_points, ["fingerprint", "at"]).returning(
+            baseline_points.c.at)
+        new = 0
+        with self.db.tx() as conn:
+            for start in range(0, len(rows), _WRITE_CHUNK):
+                new += len(conn.execute(stmt, rows[start:start + _WRITE_CHUNK]).all())
+        return new
 
     def forget(self, rule: str) -> int:
         """Delete a rule's backfilled points and state (``rules reset``-style); the
         evaluations stay. Returns rows deleted."""
-        raise NotImplementedError
+        # The points have no index on rule (their key is fingerprint, at): a rare
+        # operator action may scan them.
+        with self.db.tx() as conn:
+            points = conn.execute(baseline_points.delete().where(
+                baseline_points.c.rule == rule)).rowcount or 0
+            states = conn.execute(baselines.delete().where(baselines.c.rule == rule)
+                                  ).rowcount or 0
+        return int(points) + int(states)
 
     def trim(self, before: datetime, limit: int = 10_000) -> int:
         """Delete up to ``limit`` backfilled points older than ``before`` (retention)."""
-        raise NotImplementedError
+        p = baseline_points
+        oldest = (sa.select(p.c.fingerprint, p.c.at).where(p.c.at < before).limit(limit)
+                  .subquery())
+        with self.db.tx() as conn:
+            result = conn.execute(p.delete().where(sa.tuple_(p.c.fingerprint, p.c.at).in_(
+                sa.select(oldest.c.fingerprint, oldest.c.at))))
+            return int(result.rowcount or 0)

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 
 from alert_jobs.core.baseline import Assessment
+from alert_jobs.core.baseline import details as baseline_details
+from alert_jobs.core.baseline import summary as baseline_summary
 from alert_jobs.core.formatting import fmt_number
 from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.sql_metric.config import SqlMetricRule
@@ -65,15 +67,18 @@ def judge(
 
     With a baseline (both must hold): a fixed bound crossed is an alert saying so; else
     the baseline crossed is an alert in the standard's words ("Expected orders in the
-    last 1h to be about 1,200 (1,050–1,350, from the same hour of the week over the last
+    last hour to be about 1,200 (1,050–1,350, from the same hour of the week over the last
     4 weeks), got 310"); else a baseline still learning is ``nodata`` with
     ``learning=True`` and the value kept (it is history for the baseline); else ok.
     ``details`` carry :func:`alert_jobs.core.baseline.details` plus ``crossed`` =
     "min"/"max" when a fixed bound was crossed.
     """
+    labels = dict(labels or {})
+    if baseline is not None:
+        return _judge_with_baseline(rule, value, bounds, baseline, subject=subject,
+                                    window=window, was_firing=was_firing, labels=labels)
     expected = bounds.expected_text()
     frame = f"in the last {window}" if window else ""
-    labels = dict(labels or {})
     if value is None:
         return Observation(
             rule, Status.NODATA, labels, None,
@@ -97,3 +102,48 @@ def judge(
         summary=summary, expected=expected, seen=seen, window=window,
         details={"min": bounds.min, "max": bounds.max},
     )
+
+
+def _has_fixed(bounds: Bounds) -> bool:
+    return bounds.min is not None or bounds.max is not None
+
+
+def _judge_with_baseline(rule: str, value: float | None, bounds: Bounds, assessment: Assessment,
+                         *, subject: str, window: str, was_firing: bool,
+                         labels: dict[str, str]) -> Observation:
+    """Both must hold: a fixed bound crossed speaks first (it is the harder promise),
+    then the baseline; a baseline still learning is a quiet ``nodata`` that keeps the
+    value (it is history for the baseline)."""
+    fixed = bounds.expected_text() if _has_fixed(bounds) else ""
+    expected = assessment.expected_text + (f" and {fixed}" if fixed else "")
+    details: dict[str, object] = {"min": bounds.min, "max": bounds.max,
+                                  **baseline_details(assessment)}
+    if value is None or math.isnan(value):
+        seen = "no value" if value is None else "NaN"
+        what = "no value (no row, or NULL)" if value is None else "NaN"
+        return Observation(
+            rule, Status.NODATA, labels, None,
+            summary=baseline_summary(subject, window, assessment, "nothing").rsplit(
+                ", got ", 1)[0] + f", but the query returned {what}",
+            expected=expected, seen=seen, window=window, details=details)
+    seen = fmt_number(value)
+    if _has_fixed(bounds) and not bounds.contains(value, recovering=was_firing):
+        crossed = "min" if bounds.min is not None and value < bounds.min else "max"
+        if bounds.contains(value):  # only the resolve range is missed (hysteresis)
+            crossed = "min" if bounds.resolve_min is not None and value < bounds.resolve_min \
+                else "max"
+        frame = f"in the last {window}" if window else ""
+        summary = f"Expected {subject} {fixed} {frame}, got {seen}"
+        if was_firing and bounds.contains(value):
+            summary += " (inside the alert range, not yet inside the resolve range)"
+        return Observation(rule, Status.ALERT, labels, float(value), summary=summary,
+                           expected=expected, seen=seen, window=window,
+                           details={**details, "crossed": crossed})
+    summary = baseline_summary(subject, window, assessment, seen)
+    if assessment.learning:
+        return Observation(rule, Status.NODATA, labels, float(value), summary=summary,
+                           expected=expected, seen=seen, window=window, details=details,
+                           learning=True)
+    status = Status.ALERT if assessment.is_alert else Status.OK
+    return Observation(rule, status, labels, float(value), summary=summary,
+                       expected=expected, seen=seen, window=window, details=details)

@@ -479,7 +479,8 @@ def test_migration_backfills_episodes_of_an_existing_timeline(db_url: str) -> No
     assert timeline.schema_version() == 5
     fresh = Timeline(db_url)
     assert fresh.upgrade() == ["6: alert quality", "7: action link uses",
-                              "8: evaluations by run", "9: outbox by run", "10: slo buckets", "11: baselines"]
+                              "8: evaluations by run", "9: outbox by run", "10: slo buckets",
+                              "11: baselines"]
     assert fresh.schema_version() == migrate.HEAD
     with fresh.engine.connect() as conn:
         assert sorted(conn.execute(sa.select(*cols)).all()) == live
