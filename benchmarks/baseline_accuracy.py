@@ -281,9 +281,17 @@ def _noisy(kind: str, rate: np.ndarray, nprng: np.random.Generator, rng: random.
 # ----- the detectors ------------------------------------------------------------------------
 
 
-def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str = TIMEZONE
-                    ) -> list[bool]:
-    """The product's judgement of every scored point (see the module doc): True = alert."""
+def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str = TIMEZONE,
+                    *, restart_streak: bool = False) -> list[bool]:
+    """The product's judgement of every scored point (see the module doc): True = alert.
+
+    ``restart_streak`` is *not* the product: a proposed change, measured beside it. As
+    the runtime stands, a value still outside the band after an adoption keeps its alert
+    (and ``bad_since``), so every later evaluation is due again and adopts one more shift
+    with the same ``since`` (offsets add up). With it, an adoption restarts the streak:
+    the next one needs another ``adopt_after`` outside the band, from the residuals
+    since this adoption.
+    """
     times, values = series.times, series.values
     points = [Point(t, v) for t, v in zip(times, values, strict=True)]
     alerting = bytearray(len(times))  # judged alerting: left out of the history
@@ -308,14 +316,17 @@ def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str 
         judged = assess(value, history(ranges, shifts), settings, now=now, timezone=timezone,
                         shifts=shifts)
         since = None if bad_since is None else times[bad_since]
-        if bad_since is not None and due_for_adoption(judged, since, now, settings):
-            assert since is not None
-            residuals = [values[j] - e for j in range(bad_since, i)
+        if (since is not None and judged.band is not None
+                and due_for_adoption(judged, since, now, settings)):
+            # the streak's residuals (value − expected then), this value's included
+            residuals = [values[j] - e for j in range(bad_since or i, i)
                          if (e := expected[j]) is not None]
-            if residuals:
-                shifts = [*shifts, new_shift(residuals, since, now)]
-                judged = assess(value, history(ranges, shifts), settings, now=now,
-                                timezone=timezone, shifts=shifts)
+            residuals.append(value - judged.band.expected)
+            shifts = [*shifts, new_shift(residuals, since, now)]
+            judged = assess(value, history(ranges, shifts), settings, now=now,
+                            timezone=timezone, shifts=shifts)
+            if restart_streak:
+                bad_since = i
         if judged.band is not None:
             expected[i] = judged.band.expected
         alert = judged.is_alert
@@ -524,6 +535,8 @@ class Variant:
     detector: str  # "baseline" | "z-score"
     settings: Settings = DEFAULT
     pending: timedelta = timedelta(0)
+    #: a proposed runtime change, not the product (see :func:`baseline_alerts`)
+    restart_streak: bool = False
 
     @property
     def name(self) -> str:
@@ -532,6 +545,8 @@ class Variant:
                  if getattr(self.settings, k) != getattr(DEFAULT, k)]
         if self.pending:
             parts.append(f"for {_text(self.pending)}")
+        if self.restart_streak:
+            parts.append("PROPOSED restart")
         return self.detector + (f", {', '.join(parts)}" if parts else "")
 
 
@@ -548,6 +563,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("baseline", replace(DEFAULT, width=4.0)),
     Variant("baseline", replace(DEFAULT, width=4.0), timedelta(minutes=10)),
     Variant("baseline", replace(DEFAULT, width=5.0), timedelta(minutes=10)),
+    Variant("baseline", pending=timedelta(minutes=10), restart_streak=True),
 )
 
 
@@ -568,18 +584,20 @@ def run(n_series: int = N_SERIES, *, seed: int = SEED, warmup_weeks: int = WARMU
     """Generate, judge with both detectors (and each variant), score."""
     series = generate(n_series, seed=seed, warmup_weeks=warmup_weeks,
                       scored_weeks=scored_weeks, events_per_series=events_per_series)
-    flags: dict[tuple[str, Settings], tuple[list[list[bool]], float]] = {}
+    flags: dict[tuple[str, Settings, bool], tuple[list[list[bool]], float]] = {}
 
-    def judged(detector: str, settings: Settings) -> tuple[list[list[bool]], float]:
-        if (detector, settings) not in flags:
+    def judged(v: Variant) -> tuple[list[list[bool]], float]:
+        key = (v.detector, v.settings, v.restart_streak)
+        if key not in flags:
             started = time.perf_counter()
-            alerts = [zscore_alerts(s) if detector == "z-score" else baseline_alerts(s, settings)
+            alerts = [zscore_alerts(s) if v.detector == "z-score" else
+                      baseline_alerts(s, v.settings, restart_streak=v.restart_streak)
                       for s in series]
-            flags[detector, settings] = alerts, time.perf_counter() - started
-        return flags[detector, settings]
+            flags[key] = alerts, time.perf_counter() - started
+        return flags[key]
 
     def scored(v: Variant) -> DetectorScore:
-        alerts, seconds = judged(v.detector, v.settings)
+        alerts, seconds = judged(v)
         if v.pending:
             alerts = [pending(a, v.pending) for a in alerts]
         return score(v.name, series, alerts, seconds)
