@@ -331,10 +331,7 @@ def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str 
             expected[i] = judged.band.expected
         alert = judged.is_alert
         alerting[i] = alert
-        if alert:
-            bad_since = i if bad_since is None else bad_since
-        else:
-            bad_since = None
+        bad_since = (i if bad_since is None else bad_since) if alert else None
         out.append(alert)
     return out
 

@@ -26,9 +26,10 @@ Figures: the median ms per rule warm (all rules, :data:`REPS` repetitions), the 
 naive / ours (median of per-repetition ratios), cold = a new process opens the
 database and evaluates one rule (imports not counted), and the peak RSS of a new
 process that evaluates every rule once (``VmHWM``, the process's own high-water mark;
-with the peak after imports, so the growth is the evaluation's). Target: under 10 ms per rule. The query plan of the
-slot statement is recorded (``EXPLAIN``), to show it range-scans the index.
-``--rules``/``--days`` for a smaller run (the test uses 3 rules × 14 days).
+with the peak after imports, so the growth is the evaluation's). Target: under 10 ms
+per rule. The query plan of the slot statement is recorded (``EXPLAIN``): does it
+range-scan the index per slot, or walk all of the rule's entries?
+``--rules``/``--days`` for a smaller run (the test uses 3 rules × 21 days).
 """
 
 from __future__ import annotations
