@@ -70,6 +70,7 @@ import json
 import math
 import random
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -82,10 +83,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from alert_jobs.core.baseline import (
+    Assessment,
+    Crossed,
     Point,
     Settings,
     Shift,
     assess,
+    band,
     due_for_adoption,
     live_shifts,
     new_shift,
@@ -281,22 +285,28 @@ def _noisy(kind: str, rate: np.ndarray, nprng: np.random.Generator, rng: random.
 # ----- the detectors ------------------------------------------------------------------------
 
 
-def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str = TIMEZONE,
-                    *, restart_streak: bool = False) -> list[bool]:
-    """The product's judgement of every scored point (see the module doc): True = alert.
+#: How a level shift is adopted: ``product`` is what the runtime does; the other two are
+#: *proposed* changes, measured beside it (not the product):
+#:
+#: * ``restart``: as the runtime stands, a value still outside the band after an
+#:   adoption keeps its alert (and ``bad_since``), so every later evaluation is due again
+#:   and adopts one more shift with the same ``since`` (offsets add up). ``restart`` makes
+#:   an adoption restart the streak: the next needs another ``adopt_after`` outside.
+#: * ``ratio``: ``restart``, and the shift scales the older points by the median of
+#:   value ÷ expected of the streak instead of adding the median difference, so a
+#:   traffic level that grows by half grows by half at night and at the peak alike.
+ADOPTIONS = ("product", "restart", "ratio")
 
-    ``restart_streak`` is *not* the product: a proposed change, measured beside it. As
-    the runtime stands, a value still outside the band after an adoption keeps its alert
-    (and ``bad_since``), so every later evaluation is due again and adopts one more shift
-    with the same ``since`` (offsets add up). With it, an adoption restarts the streak:
-    the next one needs another ``adopt_after`` outside the band, from the residuals
-    since this adoption.
-    """
+
+def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str = TIMEZONE,
+                    *, adoption: str = "product") -> list[bool]:
+    """The product's judgement of every scored point (see the module doc): True = alert.
+    ``adoption`` other than ``product``: a proposed change (:data:`ADOPTIONS`)."""
     times, values = series.times, series.values
     points = [Point(t, v) for t, v in zip(times, values, strict=True)]
     alerting = bytearray(len(times))  # judged alerting: left out of the history
     expected: list[float | None] = [None] * len(times)
-    shifts: list[Shift] = []
+    shifts: list[Shift] = []  # adopted (for ``ratio``: ``offset`` is the factor)
     bad_since: int | None = None  # index where the current bad streak began
     out = []
 
@@ -309,24 +319,41 @@ def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str 
                     kept.append(points[j])
         return kept
 
+    def judge(value: float, now: datetime, ranges: list[tuple[datetime, datetime]],
+              shifts: Sequence[Shift]) -> Assessment:
+        kept = history(ranges, shifts)
+        if adoption != "ratio":
+            return assess(value, kept, settings, now=now, timezone=timezone, shifts=shifts)
+        scaled = [p.value * math.prod(s.offset for s in shifts if p.at < s.since)
+                  for p in kept]
+        if len(scaled) < settings.min_points:
+            return Assessment(None, None, "learning", "")
+        b = band(scaled, settings)
+        crossed: Crossed | None = ("upper" if value > b.upper else
+                                   "lower" if value < b.lower else None)
+        return Assessment(b, crossed, None, "")
+
     for i in range(series.scored_from, len(times)):
         now, value = times[i], values[i]
         shifts = live_shifts(shifts, now, settings.history)
         ranges = slot_ranges(now, settings.season, settings.history, timezone)
-        judged = assess(value, history(ranges, shifts), settings, now=now, timezone=timezone,
-                        shifts=shifts)
+        judged = judge(value, now, ranges, shifts)
         since = None if bad_since is None else times[bad_since]
         if (since is not None and judged.band is not None
                 and due_for_adoption(judged, since, now, settings)):
-            # the streak's residuals (value − expected then), this value's included
-            residuals = [values[j] - e for j in range(bad_since or i, i)
-                         if (e := expected[j]) is not None]
-            residuals.append(value - judged.band.expected)
-            shifts = [*shifts, new_shift(residuals, since, now)]
-            judged = assess(value, history(ranges, shifts), settings, now=now,
-                            timezone=timezone, shifts=shifts)
-            if restart_streak:
-                bad_since = i
+            streak = [(values[j], e) for j in range(bad_since or i, i)
+                      if (e := expected[j]) is not None]
+            streak.append((value, judged.band.expected))  # this value's included
+            if adoption == "ratio":
+                ratios = [v / e for v, e in streak if e > 0]
+                shift = Shift(since, now, statistics.median(ratios)) if ratios else None
+            else:  # the runtime's: the residuals (value − expected then) of the streak
+                shift = new_shift([v - e for v, e in streak], since, now)
+            if shift is not None:
+                shifts = [*shifts, shift]
+                judged = judge(value, now, ranges, shifts)
+                if adoption != "product":
+                    bad_since = i
         if judged.band is not None:
             expected[i] = judged.band.expected
         alert = judged.is_alert
@@ -438,6 +465,8 @@ class DetectorScore:
     #: per series: (false alerts, missed event kinds), for the report of what misses
     misses: dict[str, tuple[int, list[str]]]
     seconds: float
+    #: false alerts by :func:`cause`
+    causes: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"detector": self.detector, **self.overall.as_json(),
@@ -445,12 +474,13 @@ class DetectorScore:
                 "by_series_kind": {k: s.as_json() for k, s in self.by_series_kind.items()},
                 "misses": {k: {"false_alerts": f, "missed": m}
                            for k, (f, m) in self.misses.items() if f or m},
+                "false_alert_causes": self.causes,
                 "seconds": self.seconds}
 
 
 def score_series(series: Series, alerts: Sequence[bool], into: list[Score]) -> dict[str, Any]:
-    """Add one series' events and episodes to every score in ``into`` (kind-filtered by
-    the caller through :func:`score`); returns the per-event outcome."""
+    """Add one series' episodes to every score in ``into``; returns the per-event outcome
+    (event, delay in minutes or None) and the false episodes."""
     times = series.times[series.scored_from:]
     eps = episodes(times, alerts)
     true_eps = [e for e in eps if any(matches(e, ev) for ev in series.events)]
@@ -463,7 +493,20 @@ def score_series(series: Series, alerts: Sequence[bool], into: list[Score]) -> d
     for s in into:
         s.episodes += len(eps)
         s.true_episodes += len(true_eps)
-    return {"episodes": len(eps), "true": len(true_eps), "events": outcome}
+    return {"episodes": len(eps), "true": len(true_eps), "events": outcome,
+            "false": [e for e in eps if e not in true_eps]}
+
+
+#: Why a false alert happened, as far as the data tells.
+CAUSES = ("after a level shift", "one point", "longer")
+
+
+def cause(series: Series, episode: Episode) -> str:
+    """``after a level shift``: in a series with a level shift, after its start (the
+    adopted level still alerts); ``one point``: a single 5-minute blip; ``longer``."""
+    if any(ev.kind == "level_shift" and episode.start >= ev.start for ev in series.events):
+        return CAUSES[0]
+    return CAUSES[1] if episode.start == episode.end else CAUSES[2]
 
 
 def score(detector: str, series: list[Series], alerts: list[list[bool]], seconds: float
@@ -472,8 +515,11 @@ def score(detector: str, series: list[Series], alerts: list[list[bool]], seconds
     by_kind = {k: Score() for k in KINDS}
     by_series_kind = {k: Score() for k in SERIES_KINDS}
     misses: dict[str, tuple[int, list[str]]] = {}
+    causes = dict.fromkeys(CAUSES, 0)
     for one, flags in zip(series, alerts, strict=True):
         seen = score_series(one, flags, [overall, by_series_kind[one.kind]])
+        for episode in seen["false"]:
+            causes[cause(one, episode)] += 1
         missed = []
         for ev, delay in seen["events"]:
             for s in (overall, by_kind[ev.kind], by_series_kind[one.kind]):
@@ -486,7 +532,7 @@ def score(detector: str, series: list[Series], alerts: list[list[bool]], seconds
         misses[one.name] = (seen["episodes"] - seen["true"], missed)
     for s in by_kind.values():  # the kind rows repeat the overall episode counts
         s.episodes, s.true_episodes = overall.episodes, overall.true_episodes
-    return DetectorScore(detector, overall, by_kind, by_series_kind, misses, seconds)
+    return DetectorScore(detector, overall, by_kind, by_series_kind, misses, seconds, causes)
 
 
 # ----- running it --------------------------------------------------------------------------
@@ -532,8 +578,8 @@ class Variant:
     detector: str  # "baseline" | "z-score"
     settings: Settings = DEFAULT
     pending: timedelta = timedelta(0)
-    #: a proposed runtime change, not the product (see :func:`baseline_alerts`)
-    restart_streak: bool = False
+    #: ``product``, or a proposed change measured beside it (:data:`ADOPTIONS`)
+    adoption: str = "product"
 
     @property
     def name(self) -> str:
@@ -542,8 +588,8 @@ class Variant:
                  if getattr(self.settings, k) != getattr(DEFAULT, k)]
         if self.pending:
             parts.append(f"for {_text(self.pending)}")
-        if self.restart_streak:
-            parts.append("PROPOSED restart")
+        if self.adoption != "product":
+            parts.append(f"PROPOSED {self.adoption}")
         return self.detector + (f", {', '.join(parts)}" if parts else "")
 
 
@@ -560,7 +606,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("baseline", replace(DEFAULT, width=4.0)),
     Variant("baseline", replace(DEFAULT, width=4.0), timedelta(minutes=10)),
     Variant("baseline", replace(DEFAULT, width=5.0), timedelta(minutes=10)),
-    Variant("baseline", pending=timedelta(minutes=10), restart_streak=True),
+    Variant("baseline", pending=timedelta(minutes=10), adoption="restart"),
+    Variant("baseline", adoption="ratio"),
+    Variant("baseline", pending=timedelta(minutes=10), adoption="ratio"),
+    Variant("baseline", replace(DEFAULT, width=4.0), timedelta(minutes=10), "ratio"),
 )
 
 
@@ -581,14 +630,14 @@ def run(n_series: int = N_SERIES, *, seed: int = SEED, warmup_weeks: int = WARMU
     """Generate, judge with both detectors (and each variant), score."""
     series = generate(n_series, seed=seed, warmup_weeks=warmup_weeks,
                       scored_weeks=scored_weeks, events_per_series=events_per_series)
-    flags: dict[tuple[str, Settings, bool], tuple[list[list[bool]], float]] = {}
+    flags: dict[tuple[str, Settings, str], tuple[list[list[bool]], float]] = {}
 
     def judged(v: Variant) -> tuple[list[list[bool]], float]:
-        key = (v.detector, v.settings, v.restart_streak)
+        key = (v.detector, v.settings, v.adoption)
         if key not in flags:
             started = time.perf_counter()
             alerts = [zscore_alerts(s) if v.detector == "z-score" else
-                      baseline_alerts(s, v.settings, restart_streak=v.restart_streak)
+                      baseline_alerts(s, v.settings, adoption=v.adoption)
                       for s in series]
             flags[key] = alerts, time.perf_counter() - started
         return flags[key]
@@ -614,7 +663,7 @@ def _min(value: float | None) -> str:
 def _row(label: str, s: Score, *, episodes: bool = True) -> str:
     eps = (f"{s.episodes:>6}{s.false_alerts:>7}{s.precision:>7.2f}" if episodes
            else f"{'':>6}{'':>7}{'':>7}")
-    return (f"  {label:<26}{s.events:>5}{s.detected:>5}{s.recall:>7.2f}{eps}"
+    return (f"  {label:<46}{s.events:>5}{s.detected:>5}{s.recall:>7.2f}{eps}"
             f"{s.f1 if episodes else float('nan'):>6.2f}"
             f"{_min(s.delay(0.5)):>8}{_min(s.delay(0.9)):>8}")
 
@@ -623,10 +672,11 @@ def format_table(r: AccuracyResult) -> str:
     lines = [f"Baseline accuracy: {r.series} labelled series, {r.scored_points:,} scored "
              f"5-minute points, {r.events} events (seed {SEED}, {TIMEZONE}); event-based, "
              f"tolerance {TOLERANCE // timedelta(minutes=1)} min",
-             f"  {'detector / kind':<26}{'evts':>5}{'det':>5}{'recall':>7}{'eps':>6}"
+             f"  {'detector / kind':<46}{'evts':>5}{'det':>5}{'recall':>7}{'eps':>6}"
              f"{'false':>7}{'prec':>7}{'F1':>6}{'delay50':>8}{'delay90':>8}"]
     for d in (r.baseline, r.zscore, *r.variants.values()):
-        lines.append(_row(d.detector, d.overall) + f"   ({d.seconds:.0f}s)")
+        lines.append(_row(d.detector, d.overall) + f"   ({d.seconds:.0f}s)  false: " + ", ".join(
+            f"{n} {c}" for c, n in d.causes.items()))
         if d in (r.baseline, r.zscore):
             for kind, s in d.by_kind.items():
                 lines.append(_row(f"  {kind}", s, episodes=False))
