@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from alert_jobs.config import Baseline
@@ -134,7 +134,7 @@ def backfill(timeline: Timeline, *, rule: str, fingerprint: str, spec: Baseline,
     clock = clock or time.monotonic
     started = clock()
     store = timeline.baselines
-    oldest = now - spec.history
+    oldest = core.history_start(now, spec.season, spec.history)  # the oldest slot's start
     before = state.backfill_before if state is not None else None
     if before is None:
         before = store.first_evaluation(rule, fingerprint, oldest) or now
@@ -176,4 +176,5 @@ def cadence(cron: str, timezone: str, now: datetime) -> timedelta:
     ticks = cron_iter(cron, now.astimezone(ZoneInfo(timezone)))
     first: datetime = ticks.get_next(datetime)
     second: datetime = ticks.get_next(datetime)
-    return second - first
+    # In UTC: two times of one zone subtract as wall clocks (a DST night is 24 h there).
+    return second.astimezone(UTC) - first.astimezone(UTC)

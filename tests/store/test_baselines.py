@@ -124,7 +124,11 @@ def test_history_uses_the_indexes(db_url: str) -> None:
             plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql(
                 "EXPLAIN QUERY PLAN " + sql, {**params, "rule": RULE, "fp": FP}))
             assert "SCAN" not in plan, plan
-            assert "ix_alert_evaluations_rule_at" in plan and "alert_baseline_points" in plan
+            # a range seek per slot range on both tables, not a seek on the key alone
+            assert plan.count("USING INDEX ix_alert_evaluations_rule_at (rule=? AND at>? "
+                              "AND at<?)") == 4, plan
+            assert plan.count("alert_baseline_points_1 (fingerprint=? AND at>? AND at<?)"
+                              ) == 4, plan
         else:
             conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table would be scanned
             params = {name: T0 for name in

@@ -10,11 +10,17 @@ multi-asset can be subset: Materialize on one rule in the UI evaluates only that
 
 A query that fails or hangs is that rule's ``error`` alert and failed check, never a
 crashed run; the other rules of the batch are materialized as usual.
+
+A baseline rule's materialization also plots ``expected``, ``lower``, ``upper`` and
+``baseline_points``; its check says which bound was crossed (``crossed``: upper | lower
+for the baseline, min | max for a fixed bound) and its description is the observation's
+sentence. A backfill writes one progress line per rule to the run log.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations at
 # definition time to find context types and config classes.
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -61,6 +67,7 @@ def outcome_metadata(rule: SqlMetricRule, outcome: RuleOutcome) -> dict[str, Any
     }
     if obs.value is not None:
         meta["value"] = float(obs.value)
+    meta.update(baseline_metadata(obs.details) if rule.expect.baseline is not None else {})
     if rule.expect.min is not None:
         meta["expected_min"] = float(rule.expect.min)
     if rule.expect.max is not None:
@@ -70,16 +77,40 @@ def outcome_metadata(rule: SqlMetricRule, outcome: RuleOutcome) -> dict[str, Any
     return meta
 
 
+#: A baseline rule's ``details`` keys and the metadata names the UI plots them under.
+BASELINE_PLOTS = {"expected_value": "expected", "lower": "lower", "upper": "upper",
+                  "points": "baseline_points"}
+
+
+def baseline_metadata(details: Mapping[str, Any]) -> dict[str, float]:
+    """``expected``, ``lower``, ``upper`` and ``baseline_points`` as plain floats, each
+    only when known (no band while learning, no bound on a side the rule does not
+    watch): a missing point leaves a gap in the plot, a made-up one would mislead."""
+    out = {}
+    for key, name in BASELINE_PLOTS.items():
+        value = details.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            out[name] = float(value)
+    return out
+
+
 def _check(rule: SqlMetricRule, outcome: RuleOutcome) -> dg.AssetCheckResult:
     obs = outcome.observation
+    metadata: dict[str, Any] = {"status": str(obs.status),
+                                "alert_state": str(outcome.result.decision.record.state)}
+    crossed = obs.details.get("crossed")
+    if crossed:  # which bound the value crossed: upper | lower (baseline), min | max (fixed)
+        metadata["crossed"] = str(crossed)
+    if obs.learning:
+        metadata["learning"] = True
     return dg.AssetCheckResult(
         asset_key=asset_key(rule.name),
         check_name=CHECK_NAME,
         passed=obs.status == Status.OK,
         severity=check_severity(obs.status, rule.severity),
         description=obs.summary,
-        metadata={"status": str(obs.status),
-                  "alert_state": str(outcome.result.decision.record.state)},
+        metadata=metadata,
     )
 
 
@@ -104,7 +135,8 @@ def build_batch_asset(batch: Batch, descriptions: Mapping[str, str] | None = Non
         current, missing = selected_rules(context, batch, rules, SqlMetricRule, asset_key,
                                           check_key)
         timeline = alert_jobs.timeline()
-        outcomes = evaluate_batch(rules, current, timeline, run_id=context.run_id)
+        outcomes = evaluate_batch(rules, current, timeline, run_id=context.run_id,
+                                  progress=lambda done: context.log.info(done.line()))
         _log(context, outcomes)
         deliver_in_run(context, rules, timeline)
         yield from results(context, ((rule.name, outcome_metadata(rule, outcome),
