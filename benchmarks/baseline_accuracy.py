@@ -298,16 +298,67 @@ def _noisy(kind: str, rate: np.ndarray, nprng: np.random.Generator, rng: random.
 ADOPTIONS = ("product", "restart", "ratio")
 
 
+@dataclass
+class Engine:
+    """The engine's states for one alert instance (DESIGN.md §3, ``core.engine``): a
+    bad observation starts ``pending`` (``firing`` at once when ``for`` is 0) and sets
+    ``active_since``; pending that clears is dropped; firing that clears goes
+    ``recovering`` for ``keep_firing_for`` (bad again: firing, same ``active_since``)
+    or resolves. The runtime's ``bad_since`` is ``active_since`` while active; a page
+    lasts from firing to resolve."""
+
+    for_: timedelta = timedelta(0)
+    keep_firing_for: timedelta = timedelta(0)
+    state: str = "inactive"
+    active_since: datetime | None = None
+    recovering_since: datetime | None = None
+
+    @property
+    def bad_since(self) -> datetime | None:
+        return self.active_since if self.state != "inactive" else None
+
+    def step(self, bad: bool, now: datetime) -> bool:
+        """One evaluation; True while the alert pages (firing or recovering)."""
+        if bad:
+            if self.state == "inactive":
+                self.state, self.active_since = "pending", now
+            if self.state == "pending" and self.active_since is not None \
+                    and now - self.active_since >= self.for_:
+                self.state = "firing"
+            elif self.state == "recovering":
+                self.state, self.recovering_since = "firing", None
+        elif self.state == "pending":
+            self.state, self.active_since = "inactive", None
+        elif self.state == "firing":
+            if self.keep_firing_for > timedelta(0):
+                self.state, self.recovering_since = "recovering", now
+            else:
+                self.state, self.active_since = "inactive", None
+        elif self.state == "recovering" and self.recovering_since is not None \
+                and now - self.recovering_since >= self.keep_firing_for:
+            self.state, self.active_since, self.recovering_since = "inactive", None, None
+        return self.state in ("firing", "recovering")
+
+
+def engine_pages(series: Series, bad: Sequence[bool], engine: Engine) -> list[bool]:
+    """Run observations (one per scored point) through the engine: what pages."""
+    times = series.times[series.scored_from:]
+    return [engine.step(b, t) for b, t in zip(bad, times, strict=True)]
+
+
 def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str = TIMEZONE,
-                    *, adoption: str = "product") -> list[bool]:
-    """The product's judgement of every scored point (see the module doc): True = alert.
+                    *, adoption: str = "product", engine: Engine | None = None) -> list[bool]:
+    """The product's judgement of every scored point (see the module doc): True = the
+    alert pages (with the default engine, ``for`` 0: the value is outside the band).
+    The observations go through ``engine`` (its ``bad_since`` is what the runtime gets);
     ``adoption`` other than ``product``: a proposed change (:data:`ADOPTIONS`)."""
+    engine = engine or Engine()
     times, values = series.times, series.values
     points = [Point(t, v) for t, v in zip(times, values, strict=True)]
     alerting = bytearray(len(times))  # judged alerting: left out of the history
     expected: list[float | None] = [None] * len(times)
     shifts: list[Shift] = []  # adopted (for ``ratio``: ``offset`` is the factor)
-    bad_since: int | None = None  # index where the current bad streak began
+    adopted_at: datetime | None = None  # the newest adoption (for ``restart``)
     out = []
 
     def history(ranges: list[tuple[datetime, datetime]], shifts: Sequence[Shift]
@@ -338,10 +389,12 @@ def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str 
         shifts = live_shifts(shifts, now, settings.history)
         ranges = slot_ranges(now, settings.season, settings.history, timezone)
         judged = judge(value, now, ranges, shifts)
-        since = None if bad_since is None else times[bad_since]
+        since = engine.bad_since
+        if since is not None and adopted_at is not None and adoption != "product":
+            since = max(since, adopted_at)  # the streak restarts at an adoption
         if (since is not None and judged.band is not None
                 and due_for_adoption(judged, since, now, settings)):
-            streak = [(values[j], e) for j in range(bad_since or i, i)
+            streak = [(values[j], e) for j in range(bisect.bisect_left(times, since), i)
                       if (e := expected[j]) is not None]
             streak.append((value, judged.band.expected))  # this value's included
             if adoption == "ratio":
@@ -352,14 +405,11 @@ def baseline_alerts(series: Series, settings: Settings = DEFAULT, timezone: str 
             if shift is not None:
                 shifts = [*shifts, shift]
                 judged = judge(value, now, ranges, shifts)
-                if adoption != "product":
-                    bad_since = i
+                adopted_at = now
         if judged.band is not None:
             expected[i] = judged.band.expected
-        alert = judged.is_alert
-        alerting[i] = alert
-        bad_since = (i if bad_since is None else bad_since) if alert else None
-        out.append(alert)
+        alerting[i] = judged.is_alert  # the evaluation's status: left out of the history
+        out.append(engine.step(judged.is_alert, now))
     return out
 
 
@@ -572,12 +622,13 @@ class AccuracyResult:
 @dataclass(frozen=True)
 class Variant:
     """Other settings scored on the same points, to say which would pass when the
-    defaults miss. ``pending``: the rule's ``for`` (an alert pages only once it has been
-    bad that long; the engine's, so it applies to either detector alike)."""
+    defaults miss. ``for_`` and ``keep_firing_for`` are the rule's (the engine's, so they
+    apply to either detector alike; for the baseline they also decide ``bad_since``)."""
 
     detector: str  # "baseline" | "z-score"
     settings: Settings = DEFAULT
-    pending: timedelta = timedelta(0)
+    for_: timedelta = timedelta(0)
+    keep_firing_for: timedelta = timedelta(0)
     #: ``product``, or a proposed change measured beside it (:data:`ADOPTIONS`)
     adoption: str = "product"
 
@@ -586,8 +637,10 @@ class Variant:
         parts = [f"{k} {_text(getattr(self.settings, k))}" for k in
                  ("season", "width", "min_points", "adopt_after")
                  if getattr(self.settings, k) != getattr(DEFAULT, k)]
-        if self.pending:
-            parts.append(f"for {_text(self.pending)}")
+        if self.for_:
+            parts.append(f"for {_text(self.for_)}")
+        if self.keep_firing_for:
+            parts.append(f"keep_firing_for {_text(self.keep_firing_for)}")
         if self.adoption != "product":
             parts.append(f"PROPOSED {self.adoption}")
         return self.detector + (f", {', '.join(parts)}" if parts else "")
@@ -600,28 +653,22 @@ def _text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+_10M, _1H = timedelta(minutes=10), timedelta(hours=1)
+_W4 = replace(DEFAULT, width=4.0)
 VARIANTS: tuple[Variant, ...] = (
-    Variant("z-score", pending=timedelta(minutes=10)),
-    Variant("baseline", pending=timedelta(minutes=10)),
-    Variant("baseline", replace(DEFAULT, width=4.0)),
-    Variant("baseline", replace(DEFAULT, width=4.0), timedelta(minutes=10)),
-    Variant("baseline", replace(DEFAULT, width=5.0), timedelta(minutes=10)),
-    Variant("baseline", pending=timedelta(minutes=10), adoption="restart"),
-    Variant("baseline", adoption="ratio"),
-    Variant("baseline", pending=timedelta(minutes=10), adoption="ratio"),
-    Variant("baseline", replace(DEFAULT, width=4.0), timedelta(minutes=10), "ratio"),
+    Variant("z-score", for_=_10M),
+    Variant("baseline", for_=_10M),
+    Variant("baseline", _W4),
+    Variant("baseline", _W4, for_=_10M),
+    Variant("baseline", replace(DEFAULT, width=5.0), for_=_10M),
+    Variant("z-score", for_=_10M, keep_firing_for=_1H),
+    Variant("baseline", for_=_10M, keep_firing_for=_1H),
+    Variant("baseline", _W4, for_=_10M, keep_firing_for=_1H),
+    Variant("baseline", for_=_10M, adoption="restart"),
+    Variant("baseline", _W4, for_=_10M, keep_firing_for=_1H, adoption="restart"),
+    Variant("baseline", _W4, for_=_10M, adoption="ratio"),
+    Variant("baseline", _W4, for_=_10M, keep_firing_for=_1H, adoption="ratio"),
 )
-
-
-def pending(alerts: Sequence[bool], wait: timedelta, step: timedelta = STEP) -> list[bool]:
-    """What pages with ``for: wait``: a point alerts once it and the points of the last
-    ``wait`` before it were all bad (the bad streak has lasted ``wait``)."""
-    need = math.ceil(wait / step)
-    out, run_length = [], 0
-    for alert in alerts:
-        run_length = run_length + 1 if alert else 0
-        out.append(alert and run_length > need)
-    return out
 
 
 def run(n_series: int = N_SERIES, *, seed: int = SEED, warmup_weeks: int = WARMUP_WEEKS,
@@ -630,23 +677,20 @@ def run(n_series: int = N_SERIES, *, seed: int = SEED, warmup_weeks: int = WARMU
     """Generate, judge with both detectors (and each variant), score."""
     series = generate(n_series, seed=seed, warmup_weeks=warmup_weeks,
                       scored_weeks=scored_weeks, events_per_series=events_per_series)
-    flags: dict[tuple[str, Settings, str], tuple[list[list[bool]], float]] = {}
-
-    def judged(v: Variant) -> tuple[list[list[bool]], float]:
-        key = (v.detector, v.settings, v.adoption)
-        if key not in flags:
-            started = time.perf_counter()
-            alerts = [zscore_alerts(s) if v.detector == "z-score" else
-                      baseline_alerts(s, v.settings, adoption=v.adoption)
-                      for s in series]
-            flags[key] = alerts, time.perf_counter() - started
-        return flags[key]
+    z_flags: list[list[bool]] = []
 
     def scored(v: Variant) -> DetectorScore:
-        alerts, seconds = judged(v)
-        if v.pending:
-            alerts = [pending(a, v.pending) for a in alerts]
-        return score(v.name, series, alerts, seconds)
+        started = time.perf_counter()
+        if v.detector == "z-score":  # the engine only decides what pages
+            if not z_flags:
+                z_flags.extend(zscore_alerts(s) for s in series)
+            alerts = [engine_pages(s, f, Engine(v.for_, v.keep_firing_for))
+                      for s, f in zip(series, z_flags, strict=True)]
+        else:  # the engine's bad_since drives adoption: a run per variant
+            alerts = [baseline_alerts(s, v.settings, adoption=v.adoption,
+                                      engine=Engine(v.for_, v.keep_firing_for))
+                      for s in series]
+        return score(v.name, series, alerts, time.perf_counter() - started)
 
     base, z = scored(Variant("baseline")), scored(Variant("z-score"))
     others = {v.name: scored(v) for v in variants}

@@ -66,8 +66,15 @@ def test_scoring_counts_episodes_events_and_delays() -> None:
     late[36] = True  # 20 minutes after: too late, a false alert; the dip is missed
     o = acc.score("t", [s], [late], 0.0).overall
     assert (o.detected, o.false_alerts) == (0, 1)
-    assert acc.pending([True, True, False, True, True, True], timedelta(minutes=10)) == [
-        False, False, False, False, False, True]
+    bad = [True, True, False, True, True, True, False, False, True] + [False] * 31
+    pages = acc.engine_pages(s, bad, acc.Engine(for_=timedelta(minutes=10)))
+    assert pages[:9] == [False] * 5 + [True] + [False] * 3  # bad for 10 minutes first
+    kept = acc.engine_pages(s, bad, acc.Engine(keep_firing_for=timedelta(minutes=10)))
+    assert kept[:12] == [True] * 11 + [False]  # resolved once good for 10 minutes
+    engine = acc.Engine(keep_firing_for=timedelta(minutes=10))
+    engine.step(True, s.times[0])
+    engine.step(False, s.times[1])
+    assert engine.state == "recovering" and engine.bad_since == s.times[0]
 
 
 def test_both_detectors_find_an_injected_spike_and_the_table_comes_out(
@@ -83,7 +90,7 @@ def test_both_detectors_find_an_injected_spike_and_the_table_comes_out(
     z = acc.zscore_alerts(gauge)
     assert len(z) == len(flags) and any(z)
     result = acc.run(2, events_per_series=2, variants=(
-        acc.Variant("baseline", pending=timedelta(minutes=10)),))
+        acc.Variant("baseline", for_=timedelta(minutes=10)),))
     assert result.series == 2 and result.events == 4
     assert result.baseline.overall.events == result.zscore.overall.events == 4
     table = acc.format_table(result)
