@@ -707,8 +707,8 @@ def _min(value: float | None) -> str:
 def _row(label: str, s: Score, *, episodes: bool = True) -> str:
     eps = (f"{s.episodes:>6}{s.false_alerts:>7}{s.precision:>7.2f}" if episodes
            else f"{'':>6}{'':>7}{'':>7}")
-    return (f"  {label:<46}{s.events:>5}{s.detected:>5}{s.recall:>7.2f}{eps}"
-            f"{s.f1 if episodes else float('nan'):>6.2f}"
+    f1 = f"{s.f1:>6.2f}" if episodes else f"{'':>6}"
+    return (f"  {label:<46}{s.events:>5}{s.detected:>5}{s.recall:>7.2f}{eps}{f1}"
             f"{_min(s.delay(0.5)):>8}{_min(s.delay(0.9)):>8}")
 
 
