@@ -156,8 +156,9 @@ def main() -> None:
                 with admin.begin() as conn:
                     conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
                 admin.dispose()
+    stored = args.rules * ((args.days + 1) * 288 + 12)
     print(f"{args.db}: {args.rules} rules × {args.days} days of 5-minute evaluations "
-          f"({args.rules * args.days * 288:,} rows, loaded in {loaded:.0f} s)")
+          f"({stored:,} rows, loaded in {loaded:.0f} s)")
     print(f"  history read (1 statement, {figures['rows_per_read']:.0f} rows): "
           f"{figures['history_ms']:.3f} ms per rule (median of batches of {BATCH})")
     print(f"  assess_value (ranges + read + band): {figures['assess_ms']:.3f} ms per rule")

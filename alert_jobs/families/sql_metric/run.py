@@ -128,7 +128,7 @@ class BackfillBudget:
 
 
 @dataclass(frozen=True)
-class _Baselined:
+class BaselineContext:
     """What a baseline rule's task needs besides the rule (read once per batch)."""
 
     timeline: Timeline
@@ -147,7 +147,7 @@ class _Baselined:
 Seen = tuple[Observation, BackfillProgress | None]
 
 
-def observe_baseline(rule: SqlMetricRule, ctx: _Baselined, *, now: datetime,
+def observe_baseline(rule: SqlMetricRule, ctx: BaselineContext, *, now: datetime,
                      was_firing: bool) -> Seen:
     """Backfill (when due and the budget allows), read the value, judge it against the
     baseline; every failure is this rule's ``error`` observation or progress line."""
@@ -257,7 +257,7 @@ def evaluate_batch(
             call = partial(_plain, rule, now=now, was_firing=fp in active)
         else:
             zone = rules.timezone_for(rule)
-            ctx = _Baselined(timeline, fp, states.get(fp), _bad_since(active.get(fp)), zone,
+            ctx = BaselineContext(timeline, fp, states.get(fp), _bad_since(active.get(fp)), zone,
                              steps[(rules.schedule_for(rule), zone)], budget)
             call = partial(observe_baseline, rule, ctx, now=now, was_firing=fp in active)
             if ctx.backfill_due and rule.expect.baseline.backfill:

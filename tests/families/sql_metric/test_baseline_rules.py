@@ -247,3 +247,30 @@ def test_learning_metadata_omits_the_band(tmp_path: Path) -> None:
     assert baseline_metadata({"expected_value": 10, "lower": None, "upper": 12.5,
                               "points": 4.0}) == {"expected": 10.0, "upper": 12.5,
                                                   "baseline_points": 4.0}
+
+
+def test_a_batch_reads_the_states_once_and_each_rule_its_slot_once(sqlite_url: str,
+                                                                    tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    data = seasonal_db(tmp_path)
+    quiet = BASELINE.replace("min_points: 4", "min_points: 4, backfill: false")
+    extra = "".join(
+        f"    - {{name: orders_{i}, database: \"sqlite:///{data}\", query: \"{QUERY}\", "
+        f"window: 1h, expect: {{baseline: {quiet}}}}}\n" for i in range(3))
+    rules = rules_file(data, expect=f"{{baseline: {quiet}}}", extra=extra)
+    timeline = Timeline(sqlite_url)
+    timeline.ensure_schema()
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        seen.append(sql)
+
+    sa.event.listen(timeline.engine, "before_cursor_execute", record)
+    try:
+        outcomes = run(rules, timeline, NOW)
+    finally:
+        sa.event.remove(timeline.engine, "before_cursor_execute", record)
+    assert len(outcomes) == 4
+    assert sum("FROM alert_baselines" in sql for sql in seen) == 1
+    assert sum("FROM alert_baseline_points" in sql for sql in seen) == 4
