@@ -45,20 +45,27 @@ backfilled history a new rule learns from holds past incidents too.
   :func:`~alert_jobs.core.baseline.assess` with the live shifts; when
   :func:`~alert_jobs.core.baseline.due_for_adoption` holds, a
   :func:`~alert_jobs.core.baseline.new_shift` from the residuals (value − expected) of
-  the streak's earlier points, and the point is judged again. Learning never alerts.
-  Default settings (hour_of_week, 28 d, width 3, min_points 20, adopt_after 1 d).
+  the streak's points (this one's included), and the point is judged again. Learning
+  never alerts. Default settings (hour_of_week, 28 d, width 3, min_points 20,
+  adopt_after 1 d). The judgements go through the engine's states (:class:`Engine`:
+  ``for`` and ``keep_firing_for``, 0 unless a variant sets them), whose
+  ``active_since`` is the runtime's ``bad_since``.
 * **z-score**: the python guide's ``AnomalyDetector`` (window 60, threshold 3): the
   point joins the last-60 window, alert when ``|x − mean| / std > 3`` (population std,
   at least 10 points, never when std is 0). It runs over the warm-up weeks too, so its
-  window is full when scoring starts.
+  window is full when scoring starts. Its judgements go through the same engine.
 
 **Scoring**, per event, over the scored weeks: an *episode* is a run of consecutive
-alerting points; one that overlaps an event, or starts within :data:`TOLERANCE` after
-its end, is a true episode and detects it; any other is a false alert. Recall =
+paging points (firing or recovering; with the engine's defaults, alerting points); one
+that overlaps an event, or starts within :data:`TOLERANCE` after its end, is a true
+episode and detects it; any other is a false alert. Recall =
 detected events / events, precision = true episodes / episodes, F1 of both; detection
 delay = first alerting point of a matching episode − event start (0 when the episode
 began earlier). Per detector and per anomaly kind. Targets (reported): baseline
 F1 ≥ 0.9 and at most half the false alerts of the z-score at equal or better recall.
+:data:`VARIANTS` scores other settings (width, ``for``, ``keep_firing_for``) and two
+*proposed* adoptions (:data:`ADOPTIONS`, not the product) on the same points, to say
+what misses and what would change it; false alerts are broken down by :func:`cause`.
 """
 
 from __future__ import annotations
