@@ -9,6 +9,8 @@ import httpx
 import redis
 
 from benchmarks import (
+    baseline_accuracy,
+    baseline_cost,
     cli_bench,
     cost_bench,
     daemon_bench,
@@ -34,6 +36,8 @@ def main() -> int:
     quality_results, quality_skipped = quality_bench.run()
     cost_ticks, cost_colds, cost_skipped, cost_failed = cost_bench.run()
     slo_results, slo_skipped = slo_bench.run()
+    accuracy = baseline_accuracy.run()
+    baseline_results, baseline_skipped = baseline_cost.run()
 
     print(timeline_bench.format_table(results, skipped))
     print()
@@ -49,6 +53,12 @@ def main() -> int:
     print()
     print(slo_bench.format_table(slo_results, slo_skipped))
     slo_bench.write_results(slo_results, slo_skipped)
+    print()
+    print(baseline_accuracy.format_table(accuracy))
+    baseline_accuracy.write_results(accuracy)
+    print()
+    print(baseline_cost.format_table(baseline_results, baseline_skipped))
+    baseline_cost.write_results(baseline_results, baseline_skipped)
     report = timeline_bench.metadata()
     report["packages"]["redis"] = redis.__version__
     report["packages"]["httpx"] = httpx.__version__
@@ -59,9 +69,11 @@ def main() -> int:
         "results": [*(c.as_json() for c in [*results, *redis_results, *delivery_results]),
                     *(r.as_json() for r in drift_results),
                     *cost_bench.results_json(cost_ticks, cost_colds),
-                    *slo_bench.results_json(slo_results)],
+                    *slo_bench.results_json(slo_results),
+                    accuracy.as_json(),
+                    *baseline_cost.results_json(baseline_results)],
         "skipped": {**skipped, **redis_skipped, **delivery_skipped, **drift_skipped,
-                    **cost_skipped, **slo_skipped},
+                    **cost_skipped, **slo_skipped, **baseline_skipped},
         "delivery": delivery,
     })
     timeline_bench.write_results(report)
@@ -78,9 +90,10 @@ def main() -> int:
     print()
     daemon_failed = daemon_bench.main([])  # 200 rules under dagster-daemon: CPU per minute
     slo_failed = any(r.mismatches for r in slo_results)
+    baseline_failed = any(r.mismatches for r in baseline_results)
     return 1 if (failed or redis_failed or delivery_failed or drift_failed or cost_failed
-                 or slo_failed or heartbeat_failed or recovery_failed or ping_failed
-                 or daemon_failed) else 0
+                 or slo_failed or baseline_failed or heartbeat_failed or recovery_failed
+                 or ping_failed or daemon_failed) else 0
 
 
 if __name__ == "__main__":
