@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from alert_jobs.config.types import Duration, Strict
+from alert_jobs.core.baseline import Settings
 
 Season = Literal["hour_of_week", "hour_of_day", "none"]
 Direction = Literal["above", "below", "both"]
@@ -35,7 +36,7 @@ class Baseline(Strict):
 
     season: Season = "hour_of_week"
     history: Duration = timedelta(days=28)
-    width: Annotated[float, Field(gt=0)] = 3.0
+    width: Annotated[float, Field(gt=0)] = 4.0
     min_points: Annotated[int, Field(ge=3)] = 20
     direction: Direction = "both"
     floor: Annotated[float, Field(ge=0)] = 0.0
@@ -57,3 +58,9 @@ class Baseline(Strict):
             raise PydanticCustomError("adopt_after", "adopt_after must be longer than 0s "
                                       "(or null: never adopt a new level)")
         return self
+
+    def settings(self) -> Settings:
+        """As the core's plain settings (:mod:`alert_jobs.core.baseline`)."""
+        return Settings(season=self.season, history=self.history, width=self.width,
+                        min_points=self.min_points, direction=self.direction,
+                        floor=self.floor, adopt_after=self.adopt_after)

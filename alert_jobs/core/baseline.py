@@ -18,15 +18,28 @@ week in each past week of the history (4 weeks: 4 ranges); ``hour_of_day`` the s
 time of the day on each past day; ``none`` the whole history. Times are the rule's
 timezone, so "Tuesday 14:00" stays Tuesday 14:00 across a DST change.
 
-Level shifts: a value that stays outside the band on the same side for ``adopt_after``
-is a new level. The baseline *adopts* it: a :class:`Shift` (since when, by how much)
-is stored, and history points from before ``since`` count with the offset added, so the
-old level no longer drags the median back; points from ``since`` on are history as
-they are. Shifts older than the history no longer touch any point and are dropped.
+Today's level: days are not all alike (a sale, a holiday, a slow trend), so the
+slot's median is scaled by the *level* of the last :data:`RECENT` hours: the median of
+value ÷ expected of the evaluations that did not alert. Alerting ones are left out, so
+an incident does not teach the baseline that it is normal. Counts (whole, non-negative
+values) never get a spread below √expected, the Poisson noise of counting: a slot
+where four quiet weeks agreed by chance must not page on a wobble of two errors.
+
+Level shifts: when the value is outside the band and, over the last ``adopt_after``,
+at least :data:`ADOPT_SIDE` of the evaluations lay on that side of what was expected
+(a sign test: an ordinary day has about half on each side, and a shifted level that
+dips back inside the band at night still lies on its side), the level is *adopted*: a
+:class:`Shift` is stored, and history points before its ``since`` count scaled by its
+``factor`` (the median value ÷ expected over that time: traffic that grows by half
+grows by half at night and at the peak alike), or moved by its ``offset`` for a metric
+that is not a positive count or rate. Points from ``since`` on are history as they
+are. One adoption per ``adopt_after`` at most; shifts older than the history no longer
+touch any point and are dropped.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Sequence
@@ -43,6 +56,14 @@ MAD_TO_SIGMA = 1.4826
 #: Half the width of a season slot: points within ±30 minutes of the same time.
 SLOT_HALF = timedelta(minutes=30)
 
+#: Today's level comes from the evaluations of the last hours …
+RECENT = timedelta(hours=6)
+#: … when there are at least this many of them that did not alert.
+RECENT_MIN = 6
+
+#: A level is adopted when this share of the last ``adopt_after`` lay on one side.
+ADOPT_SIDE = 0.8
+
 Crossed = Literal["upper", "lower"]
 
 
@@ -52,7 +73,7 @@ class Settings:
 
     season: str = "hour_of_week"  # hour_of_week | hour_of_day | none
     history: timedelta = timedelta(days=28)
-    width: float = 3.0
+    width: float = 4.0
     min_points: int = 20
     direction: str = "both"  # above | below | both
     floor: float = 0.0
@@ -68,12 +89,23 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Recent:
+    """A recent evaluation: what it saw, what was expected then, whether it alerted."""
+
+    at: datetime
+    value: float
+    expected: float | None
+    alerting: bool
+
+
+@dataclass(frozen=True)
 class Shift:
-    """An adopted level: points before ``since`` count as ``value + offset``."""
+    """An adopted level: points before ``since`` count as ``value × factor + offset``."""
 
     since: datetime
     adopted_at: datetime
-    offset: float
+    offset: float = 0.0
+    factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +114,7 @@ class Band:
 
     ``lower``/``upper`` are ``-inf``/``inf`` on the side ``direction`` does not watch.
     ``spread`` is the robust standard deviation (before ``floor``); ``points`` how many
-    history points it came from.
+    history points it came from; ``level`` today's factor (1: none applied).
     """
 
     expected: float
@@ -90,6 +122,7 @@ class Band:
     upper: float
     spread: float
     points: int
+    level: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +149,7 @@ class Assessment:
 def details(assessment: Assessment) -> dict[str, float | str | None]:
     """What an evaluation stores in ``details`` (and the asset's metadata plots):
     ``expected_value``, ``lower``, ``upper`` (None on a side ``direction`` does not
-    watch, and all three None while learning), ``spread``, ``points``, ``crossed``
+    watch, and all three None while learning), ``spread``, ``points``, ``level``, ``crossed``
     ("upper" | "lower" | None) and ``learning`` (the reason, or None). JSON-safe: no inf."""
     b = assessment.band
     return {
@@ -125,6 +158,7 @@ def details(assessment: Assessment) -> dict[str, float | str | None]:
         "upper": b.upper if b and math.isfinite(b.upper) else None,
         "spread": b.spread if b else None,
         "points": float(b.points) if b else None,
+        "level": b.level if b else None,
         "crossed": assessment.crossed,
         "learning": assessment.learning,
     }
@@ -208,23 +242,50 @@ def season_phrase(season: str, history: timedelta) -> str:
 
 def adjusted(points: Sequence[Point], shifts: Sequence[Shift]) -> list[float]:
     """The values of ``points`` with every adopted shift applied: a point before a
-    shift's ``since`` gets that shift's ``offset`` added (shifts add up)."""
+    shift's ``since`` becomes ``value × factor + offset`` (older shifts first)."""
     if not shifts:
         return [p.value for p in points]
-    return [p.value + sum(s.offset for s in shifts if p.at < s.since) for p in points]
+    ordered = sorted(shifts, key=lambda s: s.since)
+    out = []
+    for p in points:
+        v = p.value
+        for shift in ordered:
+            if p.at < shift.since:
+                v = v * shift.factor + shift.offset
+        out.append(v)
+    return out
 
 
-def band(values: Sequence[float], settings: Settings) -> Band:
-    """Median and MAD × 1.4826 of ``values`` (non-empty); the half-width is
+def _counts(values: Sequence[float]) -> bool:
+    return all(v >= 0 and float(v).is_integer() for v in values)
+
+
+def band(values: Sequence[float], settings: Settings, *, level: float = 1.0) -> Band:
+    """Median and MAD × 1.4826 of ``values`` (non-empty), both scaled by today's
+    ``level``; counts keep a spread of at least √expected; the half-width is
     ``max(width × spread, floor)``; the side ``direction`` ignores is ``±inf``."""
     if not values:
         raise ValueError("a band needs at least one value")
-    expected = statistics.median(values)
-    spread = MAD_TO_SIGMA * statistics.median(abs(v - expected) for v in values)
+    median = statistics.median(values)
+    expected = median * level
+    spread = MAD_TO_SIGMA * statistics.median(abs(v - median) for v in values) * level
+    if _counts(values):
+        spread = max(spread, math.sqrt(max(expected, 0.0)))
     half = max(settings.width * spread, settings.floor)
     lower = expected - half if settings.direction in ("below", "both") else -math.inf
     upper = expected + half if settings.direction in ("above", "both") else math.inf
-    return Band(expected, lower, upper, spread, len(values))
+    return Band(expected, lower, upper, spread, len(values), level)
+
+
+def level_of(recent: Sequence[Recent]) -> float:
+    """Today's level: the median of value ÷ expected of the recent evaluations that did
+    not alert (1 with fewer than :data:`RECENT_MIN`, or for a metric that is not
+    positive: a ratio means nothing around zero)."""
+    ratios = [r.value / r.expected for r in recent
+              if not r.alerting and r.expected is not None and r.expected > 0 and r.value >= 0]
+    if len(ratios) < RECENT_MIN:
+        return 1.0
+    return float(statistics.median(ratios))
 
 
 def _shown(value: float) -> str:
@@ -249,9 +310,11 @@ def _expected_text(b: Band, settings: Settings) -> str:
 
 
 def assess(value: float, history: Sequence[Point], settings: Settings, *, now: datetime,
-           timezone: str, shifts: Sequence[Shift] = (), subject: str = "") -> Assessment:
-    """Judge ``value`` against the band of ``history`` (the slot's points, firing ones
-    already left out by the caller) after ``shifts``.
+           timezone: str, shifts: Sequence[Shift] = (), recent: Sequence[Recent] = (),
+           subject: str = "") -> Assessment:
+    """Judge ``value`` against the band of ``history`` (the slot's points, alerting ones
+    already left out by the caller) after ``shifts``, at today's level from ``recent``
+    (the evaluations of the last :data:`RECENT`; :func:`level_of`).
 
     Fewer than ``min_points`` points: ``learning`` with the reason, e.g. "learning: 12 of
     20 points for Tuesday 14:00" (never an alert). A value exactly on a bound is inside.
@@ -262,7 +325,7 @@ def assess(value: float, history: Sequence[Point], settings: Settings, *, now: d
         reason = f"learning: {len(values)} of {settings.min_points} points for {label}"
         phrase = season_phrase(settings.season, settings.history)
         return Assessment(None, None, reason, f"to be learned {phrase}")
-    b = band(values, settings)
+    b = band(values, settings, level=level_of(recent))
     crossed: Crossed | None = None
     if value > b.upper:
         crossed = "upper"
@@ -271,21 +334,37 @@ def assess(value: float, history: Sequence[Point], settings: Settings, *, now: d
     return Assessment(b, crossed, None, _expected_text(b, settings))
 
 
-def due_for_adoption(assessment: Assessment, bad_since: datetime | None, now: datetime,
-                     settings: Settings) -> bool:
-    """Has the value been outside the band (``bad_since``: when the alert's bad streak
-    began) for at least ``adopt_after``, and is it still? Never when ``adopt_after`` is
-    None or the assessment is learning or inside."""
-    return (settings.adopt_after is not None and assessment.crossed is not None
-            and bad_since is not None and now - bad_since >= settings.adopt_after)
+def adoption(assessment: Assessment, window: Sequence[Recent], value: float,
+             shifts: Sequence[Shift], now: datetime, settings: Settings) -> Shift | None:
+    """The level to adopt now, or None (see the module doc).
 
-
-def new_shift(residuals: Sequence[float], since: datetime, now: datetime) -> Shift:
-    """The shift to adopt: ``offset`` = the median of ``residuals`` (value − expected of
-    the evaluations since ``since``; non-empty), adopted at ``now``."""
-    if not residuals:
-        raise ValueError("a shift needs the residuals of at least one evaluation")
-    return Shift(since, now, float(statistics.median(residuals)))
+    ``window``: the evaluations of the last ``adopt_after`` (any order; this one not
+    among them). Adopts when the value is outside the band, no shift was adopted within
+    ``adopt_after``, the evaluations span at least 90 % of it, and at least
+    :data:`ADOPT_SIDE` of them lay on the crossed side of what was expected then. The
+    shift starts at the first of them that alerted on that side; its factor (or offset,
+    for a metric that is not positive) is the median over all of them and this value.
+    """
+    after = settings.adopt_after
+    b = assessment.band
+    if after is None or b is None or assessment.crossed is None:
+        return None
+    if any(s.adopted_at > now - after for s in shifts):
+        return None  # one adoption per adopt_after: a new level needs time to show
+    judged = sorted((r for r in window if r.expected is not None and now - after <= r.at < now),
+                    key=lambda r: r.at)
+    if len(judged) < RECENT_MIN or now - judged[0].at < 0.9 * after:
+        return None
+    sign = 1.0 if assessment.crossed == "upper" else -1.0
+    pairs = [(r.value, float(r.expected)) for r in judged if r.expected is not None]
+    if sum(1 for v, e in pairs if (v - e) * sign > 0) < ADOPT_SIDE * len(pairs):
+        return None
+    since = next((r.at for r in judged if r.alerting and r.expected is not None
+                  and (r.value - r.expected) * sign > 0), now)
+    pairs.append((value, b.expected))
+    if all(e > 0 and v >= 0 for v, e in pairs):
+        return Shift(since, now, factor=float(statistics.median(v / e for v, e in pairs)))
+    return Shift(since, now, offset=float(statistics.median(v - e for v, e in pairs)))
 
 
 def live_shifts(shifts: Sequence[Shift], now: datetime, history: timedelta) -> list[Shift]:
@@ -351,3 +430,84 @@ def backfill_times(now: datetime, step: timedelta, history: timedelta, season: s
         return distance.total_seconds(), -at.timestamp()
 
     return sorted(times, key=ahead)
+
+
+class Learner:
+    """The runtime's baseline evaluation held in memory, for replays: ``rules
+    backtest`` and the accuracy benchmark judge a series exactly as the runtime would,
+    without a database.
+
+    It keeps every value it was fed with what was expected and whether the evaluation
+    alerted, and answers :meth:`assess` the way :func:`alert_jobs.runtime.baseline.
+    assess_value` does from the timeline: the slot's points (alerting ones left out
+    unless an adopted shift's ``[since, adopted_at]`` covers them), the last
+    :data:`RECENT` for today's level, and, when the value is outside, the last
+    ``adopt_after`` for :func:`adoption`. Values must come in time order (earlier ones,
+    e.g. backfilled points, through :meth:`learn` first).
+    """
+
+    def __init__(self, settings: Settings, timezone: str):
+        self.settings, self.timezone = settings, timezone
+        self.times: list[datetime] = []
+        self.values: list[float] = []
+        self.expected: list[float | None] = []
+        self.alerting: list[bool] = []
+        self.shifts: list[Shift] = []
+
+    def learn(self, points: Sequence[Point]) -> None:
+        """History from before the first evaluation (backfilled points): never alerts."""
+        for p in sorted(points, key=lambda p: p.at):
+            self.record(p.at, p.value, None, alerting=False)
+
+    def record(self, at: datetime, value: float, expected: float | None, *,
+               alerting: bool) -> None:
+        """Keep one evaluation (``alerting``: its status was ``alert``, for whatever
+        reason: a fixed bound too)."""
+        if self.times and at <= self.times[-1]:
+            raise ValueError(f"values must come in time order: {at} after {self.times[-1]}")
+        self.times.append(at)
+        self.values.append(value)
+        self.expected.append(expected)
+        self.alerting.append(alerting)
+
+    def _between(self, start: datetime, end: datetime) -> range:
+        return range(bisect.bisect_left(self.times, start), bisect.bisect_left(self.times, end))
+
+    def slot(self, now: datetime) -> list[Point]:
+        """The points the runtime's history read returns for the slot of ``now``."""
+        out = []
+        for start, end in slot_ranges(now, self.settings.season, self.settings.history,
+                                      self.timezone):
+            for i in self._between(start, end):
+                at = self.times[i]
+                if not self.alerting[i] or any(s.since <= at <= s.adopted_at
+                                               for s in self.shifts):
+                    out.append(Point(at, self.values[i]))
+        return out
+
+    def recent(self, start: datetime, end: datetime) -> list[Recent]:
+        return [Recent(self.times[i], self.values[i], self.expected[i], self.alerting[i])
+                for i in self._between(start, end)]
+
+    def assess(self, value: float, now: datetime) -> Assessment:
+        """Judge ``value`` at ``now`` (adopting a level when due); not recorded yet."""
+        self.shifts = live_shifts(self.shifts, now, self.settings.history)
+        judged = assess(value, self.slot(now), self.settings, now=now, timezone=self.timezone,
+                        shifts=self.shifts, recent=self.recent(now - RECENT, now))
+        after = self.settings.adopt_after
+        if judged.crossed is None or after is None:
+            return judged
+        shift = adoption(judged, self.recent(now - after, now), value, self.shifts, now,
+                         self.settings)
+        if shift is None:
+            return judged
+        self.shifts.append(shift)
+        return assess(value, self.slot(now), self.settings, now=now, timezone=self.timezone,
+                      shifts=self.shifts, recent=self.recent(now - RECENT, now))
+
+    def evaluate(self, value: float, now: datetime) -> Assessment:
+        """:meth:`assess` and :meth:`record` (alerting: the baseline crossed)."""
+        judged = self.assess(value, now)
+        self.record(now, value, judged.band.expected if judged.band else None,
+                    alerting=judged.is_alert)
+        return judged

@@ -3,11 +3,12 @@
 Any family judging one number over time uses it (``sql_metric`` values, the
 ``redis_quota`` command rate):
 
-* :func:`assess_value`: one indexed query for the slot's history
-  (:meth:`~alert_jobs.store.baselines.BaselineStore.history`), then
-  :func:`alert_jobs.core.baseline.assess`; when the value has been outside the band
-  for ``adopt_after`` it adopts the new level (reads the streak's residuals, stores the
-  :class:`~alert_jobs.core.baseline.Shift`) and judges again;
+* :func:`assess_value`: one indexed statement for the slot's history and the last
+  hours' evaluations (:meth:`~alert_jobs.store.baselines.BaselineStore.read`), then
+  :func:`alert_jobs.core.baseline.assess`; when the value is outside the band it weighs
+  the last ``adopt_after`` of evaluations (a second read, only then) and may adopt a
+  new level (:func:`alert_jobs.core.baseline.adoption`: stores the
+  :class:`~alert_jobs.core.baseline.Shift`) and judge again;
 * :func:`backfill`: on a new rule's first runs, compute its value over past windows
   (most useful first, :func:`alert_jobs.core.baseline.backfill_times`), bounded per run
   by a number of queries and seconds, with a progress line for the run log
@@ -41,9 +42,7 @@ BACKFILL_WRITE_EVERY = 200
 
 def settings_of(spec: Baseline) -> Settings:
     """The config model as the core's plain settings."""
-    return Settings(season=spec.season, history=spec.history, width=spec.width,
-                    min_points=spec.min_points, direction=spec.direction, floor=spec.floor,
-                    adopt_after=spec.adopt_after)
+    return spec.settings()
 
 
 @dataclass(frozen=True)
@@ -58,28 +57,28 @@ def _assess(timeline: Timeline, rule: str, fingerprint: str, value: float,
             settings: Settings, now: datetime, timezone: str,
             shifts: tuple[Shift, ...]) -> Assessment:
     ranges = core.slot_ranges(now, settings.season, settings.history, timezone)
-    history = timeline.baselines.history(rule, fingerprint, ranges, shifts)
-    return core.assess(value, history, settings, now=now, timezone=timezone, shifts=shifts)
+    read = timeline.baselines.read(rule, fingerprint, ranges, shifts,
+                                   recent=(now - core.RECENT, now))
+    return core.assess(value, read.points, settings, now=now, timezone=timezone,
+                       shifts=shifts, recent=read.recent)
 
 
 def assess_value(timeline: Timeline, *, rule: str, fingerprint: str, value: float,
                  spec: Baseline, now: datetime, timezone: str,
-                 state: BaselineState | None, bad_since: datetime | None) -> Judged:
-    """Judge ``value`` against the baseline of ``fingerprint`` (see the module doc).
-    ``bad_since``: when the alert instance's current bad streak began (its
-    ``active_since`` while pending/firing), None when it is not active. An adoption is
-    saved here (``timeline.baselines.save``) and returned."""
+                 state: BaselineState | None) -> Judged:
+    """Judge ``value`` against the baseline of ``fingerprint`` (see the module doc). An
+    adoption is saved here (``timeline.baselines.save``) and returned."""
     settings = settings_of(spec)
     shifts = tuple(core.live_shifts(state.shifts if state else (), now, settings.history))
     assessment = _assess(timeline, rule, fingerprint, value, settings, now, timezone, shifts)
-    if bad_since is None or assessment.band is None or not core.due_for_adoption(
-            assessment, bad_since, now, settings):
+    after = settings.adopt_after
+    if (assessment.crossed is None or after is None
+            or any(s.adopted_at > now - after for s in shifts)):
         return Judged(assessment)
-    # The streak's residuals (value − what was expected then), this value's included: it
-    # is not an evaluation yet.
-    residuals = timeline.baselines.residuals(rule, fingerprint, bad_since)
-    residuals.append(value - assessment.band.expected)
-    shift = core.new_shift(residuals, bad_since, now)
+    window = timeline.baselines.recent(rule, fingerprint, now - after, now)
+    shift = core.adoption(assessment, window, value, shifts, now, settings)
+    if shift is None:
+        return Judged(assessment)
     # Read the state again: a backfill earlier in this evaluation may have moved its
     # progress on since ``state`` was read, and that must not be written back.
     current = timeline.baselines.states([fingerprint]).get(fingerprint) or state

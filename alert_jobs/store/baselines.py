@@ -10,9 +10,11 @@ hold:
 * ``alert_baselines``: per alert instance (fingerprint), the adopted level shifts and
   the backfill's progress.
 
-:meth:`BaselineStore.history` reads a slot's points from both tables in one statement
-(``UNION ALL`` of range scans on ``(rule, at)`` and ``(fingerprint, at)``), leaving out
-evaluations that were alerting (except those of an adopted shift's streak).
+:meth:`BaselineStore.read` gets what one evaluation needs in one statement (``UNION
+ALL`` of range scans on ``(rule, at)`` and ``(fingerprint, at)``): the slot's points
+from both tables, leaving out evaluations that were alerting (except those of an
+adopted shift's streak), and the evaluations of the last hours with what was expected
+then (today's level, :func:`alert_jobs.core.baseline.level_of`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from alert_jobs.core.baseline import Point, Shift
+from alert_jobs.core.baseline import Point, Recent, Shift
 from alert_jobs.store import schema
 from alert_jobs.store.db import Database
 
@@ -85,7 +87,7 @@ class BaselineState:
 
 
 @functools.cache
-def _history_sql(ranges: int, shifts: int, dialect: str) -> str:
+def _history_sql(ranges: int, shifts: int, dialect: str, recent: bool = False) -> str:
     def p(name: str) -> str:
         return f"%({name})s" if dialect == "postgresql" else f":{name}"
 
@@ -98,11 +100,42 @@ def _history_sql(ranges: int, shifts: int, dialect: str) -> str:
 
     kept = " OR ".join(["status <> 'alert'"] + [
         f"(at >= {p(f'a{i}')} AND at <= {p(f'b{i}')})" for i in range(shifts)])
-    return (f"SELECT at, value FROM {schema.evaluations.name} "
-            f"WHERE ({within('rule', 'rule')}) AND fingerprint = {p('fp')} "
-            f"AND value IS NOT NULL AND ({kept}) "
-            f"UNION ALL SELECT at, value FROM {baseline_points.name} "
-            f"WHERE ({within('fingerprint', 'fp')}) AND value IS NOT NULL")
+    nothing = ", NULL, NULL" if dialect != "postgresql" else \
+        ", CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS VARCHAR)"
+    sql = (f"SELECT 0, at, value{nothing} FROM {schema.evaluations.name} "
+           f"WHERE ({within('rule', 'rule')}) AND fingerprint = {p('fp')} "
+           f"AND value IS NOT NULL AND ({kept}) "
+           f"UNION ALL SELECT 0, at, value{nothing} FROM {baseline_points.name} "
+           f"WHERE ({within('fingerprint', 'fp')}) AND value IS NOT NULL")
+    return f"{sql} UNION ALL {_recent_sql(dialect)}" if recent else sql
+
+
+@functools.cache
+def _recent_sql(dialect: str) -> str:
+    """The evaluations of ``[rs, re)`` with the expected value they were judged with."""
+    if dialect == "postgresql":
+        expected = "CAST(details ->> 'expected_value' AS DOUBLE PRECISION)"
+        p = "%({})s".format
+    else:
+        expected = "json_extract(details, '$.expected_value')"
+        p = ":{}".format
+    return (f"SELECT 1, at, value, {expected}, status FROM {schema.evaluations.name} "
+            f"WHERE rule = {p('rule')} AND at >= {p('rs')} AND at < {p('re')} "
+            f"AND fingerprint = {p('fp')} AND value IS NOT NULL")
+
+
+def _recent(row: Sequence[Any]) -> Recent:
+    _, at, value, expected, status = row
+    ok = expected is not None and math.isfinite(float(expected))
+    return Recent(_read(at), float(value), float(expected) if ok else None, status == "alert")
+
+
+@dataclass(frozen=True)
+class Read:
+    """What one baseline evaluation reads: the slot's points and the recent evaluations."""
+
+    points: list[Point]
+    recent: list[Recent]
 
 
 def _bind(at: datetime, dialect: str) -> Any:
@@ -194,8 +227,16 @@ class BaselineStore:
         evaluations of ``fingerprint`` with a value whose status was not ``alert`` (or
         whose time lies in an adopted shift's ``[since, adopted_at]``), plus the
         backfilled points with a value. Any order."""
-        if not ranges:
-            return []
+        return self.read(rule, fingerprint, ranges, shifts).points
+
+    def read(self, rule: str, fingerprint: str, ranges: Sequence[tuple[datetime, datetime]],
+             shifts: Sequence[Shift] = (), recent: tuple[datetime, datetime] | None = None
+             ) -> Read:
+        """:meth:`history`, and with ``recent`` = ``(start, end)`` the evaluations of
+        ``fingerprint`` in it (any status, with the expected value they were judged
+        with), in one statement."""
+        if not ranges and recent is None:
+            return Read([], [])
         with self.db.read() as conn:
             dialect = conn.dialect.name
             params: dict[str, Any] = {"rule": rule, "fp": fingerprint}
@@ -205,8 +246,21 @@ class BaselineStore:
             for i, shift in enumerate(shifts):
                 params[f"a{i}"] = _bind(shift.since, dialect)
                 params[f"b{i}"] = _bind(shift.adopted_at, dialect)
-            rows = _run(conn, _history_sql(len(ranges), len(shifts), dialect), params)
-        return [Point(_read(at), float(value)) for at, value in rows]
+            if recent is not None:
+                params["rs"], params["re"] = (_bind(t, dialect) for t in recent)
+            if ranges:
+                sql = _history_sql(len(ranges), len(shifts), dialect, recent is not None)
+            else:
+                sql = _recent_sql(dialect)
+            rows = _run(conn, sql, params)
+        return Read([Point(_read(r[1]), float(r[2])) for r in rows if r[0] == 0],
+                    [_recent(r) for r in rows if r[0] == 1])
+
+    def recent(self, rule: str, fingerprint: str, start: datetime, end: datetime
+               ) -> list[Recent]:
+        """The evaluations of ``fingerprint`` in ``[start, end)`` with a value, with the
+        expected value each was judged with (what an adoption weighs)."""
+        return self.read(rule, fingerprint, (), recent=(start, end)).recent
 
     def states(self, fingerprints: Sequence[str]) -> dict[str, BaselineState]:
         """The stored state of each given fingerprint that has one (one query)."""
@@ -218,22 +272,6 @@ class BaselineStore:
             for start in range(0, len(wanted), _IN_CHUNK):  # one query up to 500 of them
                 rows = conn.execute(_SELECT_STATES, {"fps": wanted[start:start + _IN_CHUNK]})
                 out.update((row.fingerprint, _state(row)) for row in rows)
-        return out
-
-    def residuals(self, rule: str, fingerprint: str, since: datetime) -> list[float]:
-        """``value − details.expected_value`` of the rule's evaluations of ``fingerprint``
-        since ``since`` that have both (what a level shift adopts)."""
-        e = schema.evaluations
-        query = (sa.select(e.c.value, e.c.details)
-                 .where(e.c.rule == rule, e.c.at >= since, e.c.fingerprint == fingerprint,
-                        e.c.value.is_not(None))
-                 .order_by(e.c.at))
-        out = []
-        with self.db.read() as conn:
-            for value, details in conn.execute(query):
-                expected = details.get("expected_value") if isinstance(details, dict) else None
-                if isinstance(expected, int | float) and math.isfinite(expected):
-                    out.append(float(value) - float(expected))
         return out
 
     def stored_times(self, fingerprint: str, start: datetime, end: datetime) -> set[datetime]:

@@ -19,7 +19,6 @@ from typing import Any
 from alert_jobs.config import RulesFile, SecretMissingError, resolve
 from alert_jobs.core.errors import SourceError
 from alert_jobs.core.model import (
-    AlertState,
     Observation,
     error_observation,
     fingerprint,
@@ -250,13 +249,10 @@ def _command_rate(target: RedisQuotaTarget, rate: float | None, timeline: Timeli
         return q.judge_command_rate(target.name, None, None, window=target.rate_window,
                                     labels=target.labels)
     fp = fingerprint(target.name, labels)
-    record = timeline.alerts.get(fp)
-    bad_since = record.active_since if record is not None and record.state in (
-        AlertState.PENDING, AlertState.FIRING, AlertState.RECOVERING) else None
     state = timeline.baselines.states([fp]).get(fp)
     judged = assess_value(timeline, rule=target.name, fingerprint=fp, value=rate,
                           spec=target.command_rate.baseline, now=now,
-                          timezone=target.quota.timezone, state=state, bad_since=bad_since)
+                          timezone=target.quota.timezone, state=state)
     band = judged.assessment.band
     if band is not None:
         result.metrics["command_rate_expected"] = float(band.expected)

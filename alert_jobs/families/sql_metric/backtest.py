@@ -11,16 +11,14 @@ learned. A baseline's judgement depends on the values before it, so the judge of
 alert instance is *stateful*: fed the instance's values in time order, it learns from
 them as the runtime would have with those settings — the slot's points
 (:func:`~alert_jobs.core.baseline.slot_ranges`) of the values it kept, leaving out those
-it judged alerts, and adopting a level shift once a value has stayed outside the band
-for ``adopt_after`` (:func:`~alert_jobs.core.baseline.due_for_adoption`,
-:func:`~alert_jobs.core.baseline.new_shift`, :func:`~alert_jobs.core.baseline.live_shifts`).
+it judged alerts, at today's level from the last hours, and adopting a level shift the
+way the runtime does (:class:`~alert_jobs.core.baseline.Learner`).
 The backtest feeds it ``history`` of evaluations (and the rule's backfilled points)
 before the period it reports on, so it has a baseline from the first value that counts.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,16 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from alert_jobs.config import Baseline
-from alert_jobs.core.baseline import (
-    Point,
-    Settings,
-    Shift,
-    assess,
-    due_for_adoption,
-    live_shifts,
-    new_shift,
-    slot_ranges,
-)
+from alert_jobs.core.baseline import Learner, Point
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.sql_metric.check import Bounds, bounds_of, judge
@@ -102,14 +91,6 @@ def changed_baseline(rule: SqlMetricRule, sets: Mapping[str, str]) -> Baseline |
         raise ValueError(f"--set: {problems}") from None
 
 
-def settings_of(spec: Baseline) -> Settings:
-    """As :func:`alert_jobs.runtime.baseline.settings_of` (the replay stays pure: the
-    runtime module reads the timeline)."""
-    return Settings(season=spec.season, history=spec.history, width=spec.width,
-                    min_points=spec.min_points, direction=spec.direction, floor=spec.floor,
-                    adopt_after=spec.adopt_after)
-
-
 class FixedJudge:
     """Fixed bounds: each value is judged on its own (nothing to learn)."""
 
@@ -127,80 +108,30 @@ class FixedJudge:
 
 
 class BaselineJudge:
-    """One alert instance's baseline, learned from the values it is fed in time order.
-
-    Mirrors :func:`alert_jobs.runtime.baseline.assess_value` on memory instead of the
-    timeline: its history is the values it judged (and the backfilled points it was
-    told), minus those it judged alerts unless an adopted shift's streak covers them;
-    ``bad_since`` is when the alert became active (the replay's ``was_firing``), and the
-    residuals of a streak are the value − expected of the judgements since then, this
-    one's included.
-    """
+    """One alert instance's baseline, learned from the values it is fed in time order:
+    :class:`alert_jobs.core.baseline.Learner` (the runtime's evaluation in memory),
+    with the rule's fixed bounds beside it. A value any bound alerted on is left out of
+    the history, as the runtime's query leaves out evaluations with status ``alert``."""
 
     def __init__(self, rule: SqlMetricRule, bounds: Bounds, spec: Baseline):
         self.rule, self.bounds, self.spec = rule, bounds, spec
-        self.settings = settings_of(spec)
-        self.timezone = rule.timezone or "UTC"
+        self.learner = Learner(spec.settings(), rule.timezone or "UTC")
         self.subject = rule.description or rule.name.replace("_", " ")
         self.window = format_duration(rule.window)
-        self.times: list[datetime] = []
-        self.points: list[tuple[datetime, float, bool]] = []  # (at, value, judged alert)
-        self.shifts: list[Shift] = []
-        self.active_since: datetime | None = None
-        self.residuals: list[float] = []  # of the judgements since active_since
 
     @property
     def history(self) -> timedelta:
         return self.spec.history
 
     def learn(self, points: Sequence[tuple[datetime, float]]) -> None:
-        for at, value in sorted(points):
-            self._keep(at, value, alerted=False)
-
-    def _keep(self, at: datetime, value: float, *, alerted: bool) -> None:
-        if self.times and at < self.times[-1]:
-            index = bisect_left(self.times, at)
-            self.times.insert(index, at)
-            insort(self.points, (at, value, alerted), key=lambda p: p[0])
-        else:
-            self.times.append(at)
-            self.points.append((at, value, alerted))
-
-    def _adopted(self, at: datetime) -> bool:
-        return any(s.since <= at <= s.adopted_at for s in self.shifts)
-
-    def slot_history(self, now: datetime) -> list[Point]:
-        """The points the runtime's one query would return for the slot of ``now``."""
-        out = []
-        for start, end in slot_ranges(now, self.settings.season, self.settings.history,
-                                      self.timezone):
-            for at, value, alerted in self.points[bisect_left(self.times, start):
-                                                  bisect_left(self.times, end)]:
-                if not alerted or self._adopted(at):
-                    out.append(Point(at, value))
-        return out
+        self.learner.learn([Point(at, value) for at, value in points])
 
     def __call__(self, value: float, was_firing: bool, at: datetime) -> Observation:
-        if not was_firing:
-            self.active_since, self.residuals = None, []
-        self.shifts = live_shifts(self.shifts, at, self.settings.history)
-        assessment = assess(value, self.slot_history(at), self.settings, now=at,
-                            timezone=self.timezone, shifts=self.shifts, subject=self.subject)
-        if (self.active_since is not None and assessment.band is not None
-                and due_for_adoption(assessment, self.active_since, at, self.settings)):
-            residuals = [*self.residuals, value - assessment.band.expected]  # this one too
-            self.shifts.append(new_shift(residuals, self.active_since, at))
-            assessment = assess(value, self.slot_history(at), self.settings, now=at,
-                                timezone=self.timezone, shifts=self.shifts,
-                                subject=self.subject)
+        assessment = self.learner.assess(value, at)
         observation = judge(self.rule.name, value, self.bounds, subject=self.subject,
                             window=self.window, was_firing=was_firing, baseline=assessment)
-        alerted = observation.status == Status.ALERT
-        if alerted and self.active_since is None:
-            self.active_since = at
-        if self.active_since is not None and assessment.band is not None:
-            self.residuals.append(value - assessment.band.expected)
-        self._keep(at, value, alerted=alerted)
+        self.learner.record(at, value, assessment.band.expected if assessment.band else None,
+                            alerting=observation.status == Status.ALERT)
         return observation
 
 

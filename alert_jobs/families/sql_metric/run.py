@@ -40,7 +40,7 @@ from functools import partial
 from alert_jobs.config import RulesFile, SecretMissingError, resolve
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.errors import SourceError
-from alert_jobs.core.model import AlertRecord, Observation, error_observation, fingerprint
+from alert_jobs.core.model import Observation, error_observation, fingerprint
 from alert_jobs.families.sql_metric.check import bounds_of, judge
 from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.families.sql_metric.source import query_number
@@ -134,7 +134,6 @@ class BaselineContext:
     timeline: Timeline
     fingerprint: str
     state: BaselineState | None
-    bad_since: datetime | None
     timezone: str
     step: timedelta
     budget: BackfillBudget
@@ -190,7 +189,7 @@ def observe_baseline(rule: SqlMetricRule, ctx: BaselineContext, *, now: datetime
     try:
         judged = assess_value(ctx.timeline, rule=rule.name, fingerprint=ctx.fingerprint,
                               value=number, spec=spec, now=now, timezone=ctx.timezone,
-                              state=ctx.state, bad_since=ctx.bad_since)
+                              state=ctx.state)
     except Exception as exc:
         return error_observation(rule.name, f"{subject}: its baseline could not be read "
                                  f"from the timeline ({type(exc).__name__}: {exc})",
@@ -206,12 +205,6 @@ def _plain(rule: SqlMetricRule, *, now: datetime, was_firing: bool) -> Seen:
 
 def _late_seen(rule: SqlMetricRule, limit: float) -> Seen:
     return _late(rule, limit), None
-
-
-def _bad_since(record: AlertRecord | None) -> datetime | None:
-    """When the instance's bad streak began: ``active_since`` while pending, firing or
-    recovering (``alerts.list()`` holds only those)."""
-    return record.active_since if record is not None else None
 
 
 def _steps(rules: RulesFile, batch: Sequence[SqlMetricRule], now: datetime
@@ -257,8 +250,8 @@ def evaluate_batch(
             call = partial(_plain, rule, now=now, was_firing=fp in active)
         else:
             zone = rules.timezone_for(rule)
-            ctx = BaselineContext(timeline, fp, states.get(fp), _bad_since(active.get(fp)), zone,
-                             steps[(rules.schedule_for(rule), zone)], budget)
+            ctx = BaselineContext(timeline, fp, states.get(fp), zone,
+                                  steps[(rules.schedule_for(rule), zone)], budget)
             call = partial(observe_baseline, rule, ctx, now=now, was_firing=fp in active)
             if ctx.backfill_due and rule.expect.baseline.backfill:
                 # the backfill's seconds, and its last query may run to its own timeout
