@@ -11,18 +11,22 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from alert_jobs.core.baseline import (
+    RECENT,
+    RECENT_MIN,
+    Learner,
     Point,
+    Recent,
     Settings,
     Shift,
     adjusted,
+    adoption,
     assess,
     backfill_times,
     band,
     details,
-    due_for_adoption,
     history_start,
+    level_of,
     live_shifts,
-    new_shift,
     season_phrase,
     slot_label,
     slot_ranges,
@@ -92,17 +96,18 @@ def test_the_band_is_median_and_mad_so_an_old_incident_does_not_widen_it() -> No
 
 
 def test_direction_floor_and_width() -> None:
-    flat = [5.0] * 30
-    assert band(flat, Settings()).upper == 5.0  # no spread, no floor: any change is news
+    flat = [5.5] * 30  # a measurement, not a count: no spread of its own
+    assert band(flat, Settings()).upper == 5.5  # no spread, no floor: any change is news
     floored = band(flat, Settings(floor=2))
-    assert (floored.lower, floored.upper) == (3.0, 7.0)
-    above = band([10, 11, 12, 9, 8] * 5, Settings(direction="above"))
-    assert above.lower == -math.inf and above.upper > 12
-    below = band([10, 11, 12, 9, 8] * 5, Settings(direction="below"))
-    assert below.upper == math.inf and below.lower < 8
-    wide = band([10, 11, 12, 9, 8] * 5, Settings(width=6))
+    assert (floored.lower, floored.upper) == (3.5, 7.5)
+    wobbly = [10.5, 11.5, 12.5, 9.5, 8.5] * 5
+    above = band(wobbly, Settings(direction="above"))
+    assert above.lower == -math.inf and above.upper > 12.5
+    below = band(wobbly, Settings(direction="below"))
+    assert below.upper == math.inf and below.lower < 8.5
+    wide = band(wobbly, Settings(width=8))
     assert wide.upper - wide.expected == pytest.approx(2 * (band(
-        [10, 11, 12, 9, 8] * 5, Settings()).upper - wide.expected))
+        wobbly, Settings()).upper - wide.expected))
 
 
 def _history(values: list[float]) -> list[Point]:
@@ -122,9 +127,9 @@ def test_learning_until_min_points_then_a_band() -> None:
 
 def test_a_value_on_the_bound_is_inside_and_below_is_lower() -> None:
     s = Settings(floor=10)
-    hist = _history([100.0] * 25)
-    assert assess(110, hist, s, now=NOW, timezone="UTC").crossed is None
-    assert assess(89.9, hist, s, now=NOW, timezone="UTC").crossed == "lower"
+    hist = _history([100.5] * 25)
+    assert assess(110.5, hist, s, now=NOW, timezone="UTC").crossed is None
+    assert assess(90.4, hist, s, now=NOW, timezone="UTC").crossed == "lower"
 
 
 def test_the_message_reads_like_the_standard() -> None:
@@ -155,22 +160,93 @@ def test_shifts_re_level_older_points_and_expire_with_the_history() -> None:
     assert live_shifts([shift], NOW, timedelta(days=1)) == []
 
 
-def test_adoption_only_after_adopt_after_of_a_crossed_band() -> None:
+def _window(values: list[float], expected: float, *, hours: float = 6,
+            alerting: bool = True) -> list[Recent]:
+    """Evaluations every 5 minutes over the last ``hours``, oldest first."""
+    n = int(hours * 12)
+    return [Recent(NOW - timedelta(minutes=5 * (n - i)), values[i % len(values)], expected,
+                   alerting) for i in range(n)]
+
+
+def test_a_lasting_level_is_adopted_by_the_sign_test_with_a_factor() -> None:
     hist = _history([100.0 + i % 3 for i in range(30)])
     s = Settings(adopt_after=timedelta(hours=6))
-    out = assess(500, hist, s, now=NOW, timezone="UTC")
+    out = assess(180, hist, s, now=NOW, timezone="UTC")
+    assert out.crossed == "upper"
+    # six hours of ~1.8×, a few of them back inside the band (at night): adopted
+    lasting = _window([175, 185, 180, 101], 100.0)
+    shift = adoption(out, lasting, 180, [], NOW, s)
+    assert shift is not None and shift.factor == pytest.approx(1.8, abs=0.05)
+    assert shift.offset == 0 and shift.adopted_at == NOW
+    assert shift.since == lasting[0].at  # the first alerting evaluation on that side
+    after = assess(180, hist, s, now=NOW, timezone="UTC", shifts=[shift])
+    assert after.crossed is None  # the old level, scaled, holds the new one
+    # positive controls: nothing when …
+    half = _window([180, 100, 99, 98], 100.0)  # … only a quarter lay above
+    assert adoption(out, half, 180, [], NOW, s) is None
+    short = _window([180], 100.0, hours=4)  # … the evaluations span only 4 of 6 hours
+    assert adoption(out, short, 180, [], NOW, s) is None
+    recent_shift = [replace_at(shift, NOW - timedelta(hours=1))]  # … adopted an hour ago
+    assert adoption(out, lasting, 180, recent_shift, NOW, s) is None
+    assert adoption(out, lasting, 180, [], NOW, Settings(adopt_after=None)) is None
     inside = assess(101, hist, s, now=NOW, timezone="UTC")
-    assert due_for_adoption(out, NOW - timedelta(hours=6), NOW, s)
-    assert not due_for_adoption(out, NOW - timedelta(hours=5), NOW, s)
-    assert not due_for_adoption(out, None, NOW, s)
-    assert not due_for_adoption(inside, NOW - timedelta(days=3), NOW, s)
-    assert not due_for_adoption(out, NOW - timedelta(days=3), NOW, Settings(adopt_after=None))
-    shift = new_shift([395, 400, 405, 5000], NOW - timedelta(hours=6), NOW)
-    assert shift.offset == 402.5 and shift.adopted_at == NOW
-    shift = new_shift([395, 400, 405], NOW - timedelta(hours=6), NOW)
-    after = assess(500, hist, s, now=NOW, timezone="UTC",
-                   shifts=[Shift(NOW + timedelta(seconds=1), NOW, shift.offset)])
-    assert after.crossed is None  # the old level, moved up by the offset, holds 500
+    assert adoption(inside, lasting, 101, [], NOW, s) is None
+
+
+def replace_at(shift: Shift, adopted_at: datetime) -> Shift:
+    return Shift(shift.since, adopted_at, shift.offset, shift.factor)
+
+
+def test_a_metric_around_zero_adopts_an_offset() -> None:
+    hist = _history([-1.0, 0.0, 1.0] * 10)
+    s = Settings(adopt_after=timedelta(hours=6), floor=1)
+    out = assess(-20, hist, s, now=NOW, timezone="UTC")
+    shift = adoption(out, _window([-20, -21, -19], 0.0), -20, [], NOW, s)
+    assert shift is not None and shift.factor == 1 and shift.offset == pytest.approx(-20)
+    assert adjusted([Point(NOW - timedelta(days=8), 1.0)], [shift]) == [-19.0]
+
+
+def test_today_s_level_scales_the_band_from_the_last_hours() -> None:
+    hist = _history([1000.0 + d for d in (-30, 0, 30) * 10])
+    s = Settings()
+    busy = _window([1200.0], 1000.0, alerting=False)  # a sale: the day runs 20 % above
+    assert level_of(busy) == pytest.approx(1.2)
+    plain = assess(1200, hist, s, now=NOW, timezone="UTC")
+    today = assess(1200, hist, s, now=NOW, timezone="UTC", recent=busy)
+    assert plain.crossed == "upper" and today.crossed is None  # the positive control
+    assert today.band is not None and today.band.level == pytest.approx(1.2)
+    assert today.band.expected == pytest.approx(1200)
+    assert details(today)["level"] == pytest.approx(1.2)
+    # alerting evaluations do not move the level (an incident is not the new normal) …
+    assert level_of(_window([1200.0], 1000.0, alerting=True)) == 1.0
+    # … nor do too few, or a metric that is not positive
+    assert level_of(busy[:RECENT_MIN - 1]) == 1.0
+    assert level_of(_window([5.0], -3.0, alerting=False)) == 1.0
+    assert timedelta(hours=6) == RECENT
+
+
+def test_counts_keep_a_poisson_spread_and_other_values_do_not() -> None:
+    agreed = [400.0] * 30  # four weeks that agreed exactly
+    b = band(agreed, Settings())
+    assert b.spread == pytest.approx(20) and b.upper == pytest.approx(480)  # √400 × 4
+    measured = band([400.5] * 30, Settings())  # not a count: no floor of its own
+    assert measured.spread == 0 and measured.upper == 400.5
+
+
+def test_the_learner_judges_like_the_pieces_and_keeps_alerts_out_of_its_history() -> None:
+    s = Settings(season="none", history=timedelta(days=1), min_points=10, width=4)
+    learner = Learner(s, "UTC")
+    start = NOW - timedelta(hours=3)
+    learner.learn([Point(start - timedelta(minutes=5 * (i + 1)), 100.0 + i % 5)
+                   for i in range(20)])
+    first = learner.evaluate(101, start)
+    assert first.crossed is None and first.band is not None
+    spike = learner.evaluate(500, start + timedelta(minutes=5))
+    assert spike.crossed == "upper"
+    assert all(p.value != 500 for p in learner.slot(start + timedelta(minutes=10)))
+    assert any(p.value == 101 for p in learner.slot(start + timedelta(minutes=10)))
+    with pytest.raises(ValueError, match="time order"):
+        learner.record(start, 1.0, None, alerting=False)
 
 
 def test_backfill_times_cover_the_history_before_the_first_evaluation_slot_first() -> None:
