@@ -260,16 +260,20 @@ def _counts(values: Sequence[float]) -> bool:
     return all(v >= 0 and float(v).is_integer() for v in values)
 
 
-def band(values: Sequence[float], settings: Settings, *, level: float = 1.0) -> Band:
+def band(values: Sequence[float], settings: Settings, *, level: float = 1.0,
+         counts: bool | None = None) -> Band:
     """Median and MAD × 1.4826 of ``values`` (non-empty), both scaled by today's
     ``level``; counts keep a spread of at least √expected; the half-width is
-    ``max(width × spread, floor)``; the side ``direction`` ignores is ``±inf``."""
+    ``max(width × spread, floor)``; the side ``direction`` ignores is ``±inf``.
+    ``counts``: whether the metric counts (default: ``values`` are whole and >= 0);
+    :func:`assess` decides it on the history as read, since a scaling shift makes
+    adjusted counts fractional."""
     if not values:
         raise ValueError("a band needs at least one value")
     median = statistics.median(values)
     expected = median * level
     spread = MAD_TO_SIGMA * statistics.median(abs(v - median) for v in values) * level
-    if _counts(values):
+    if _counts(values) if counts is None else counts:
         spread = max(spread, math.sqrt(max(expected, 0.0)))
     half = max(settings.width * spread, settings.floor)
     lower = expected - half if settings.direction in ("below", "both") else -math.inf
@@ -325,7 +329,8 @@ def assess(value: float, history: Sequence[Point], settings: Settings, *, now: d
         reason = f"learning: {len(values)} of {settings.min_points} points for {label}"
         phrase = season_phrase(settings.season, settings.history)
         return Assessment(None, None, reason, f"to be learned {phrase}")
-    b = band(values, settings, level=level_of(recent))
+    b = band(values, settings, level=level_of(recent),
+             counts=_counts([p.value for p in history]))
     crossed: Crossed | None = None
     if value > b.upper:
         crossed = "upper"
