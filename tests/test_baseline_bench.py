@@ -74,7 +74,7 @@ def test_scoring_counts_episodes_events_and_delays() -> None:
     engine = acc.Engine(keep_firing_for=timedelta(minutes=10))
     engine.step(True, s.times[0])
     engine.step(False, s.times[1])
-    assert engine.state == "recovering" and engine.bad_since == s.times[0]
+    assert engine.state == "recovering" and engine.active_since == s.times[0]
 
 
 def test_both_detectors_find_an_injected_spike_and_the_table_comes_out(
@@ -89,17 +89,58 @@ def test_both_detectors_find_an_injected_spike_and_the_table_comes_out(
     assert acc.score("b", [quiet], [flags], 0.0).overall.false_alerts == base.overall.episodes
     z = acc.zscore_alerts(gauge)
     assert len(z) == len(flags) and any(z)
-    result = acc.run(2, events_per_series=2, variants=(
-        acc.Variant("baseline", for_=timedelta(minutes=10)),))
+    result = acc.run(2, events_per_series=2, variants=(acc.Variant("baseline"),))
     assert result.series == 2 and result.events == 4
     assert result.baseline.overall.events == result.zscore.overall.events == 4
     table = acc.format_table(result)
-    assert "baseline, for 10m" in table and "z-score" in table and "targets:" in table
+    assert "baseline, for 10m, keep_firing_for 1h" in table and "targets:" in table
+    assert "z-score, for 10m, keep_firing_for 1h" in table
     out = tmp_path / "acc.json"
     acc.write_results(result, out)
     (row,) = json.loads(out.read_text())["results"]
     assert row["name"] == "baseline accuracy" and row["events"] == 4
     assert set(row["baseline"]["by_kind"]) == set(acc.KINDS)
+
+
+def test_the_baseline_is_the_learner_and_the_engine_decides_what_pages(
+        series: list[acc.Series]) -> None:
+    gauge = next(s for s in series if s.kind == "gauge")
+    learner = core.Learner(acc.DEFAULT, acc.TIMEZONE)
+    start = gauge.scored_from
+    learner.learn([core.Point(t, v) for t, v in
+                   zip(gauge.times[:start], gauge.values[:start], strict=True)])
+    by_hand = [learner.evaluate(v, t).is_alert
+               for t, v in zip(gauge.times[start:], gauge.values[start:], strict=True)]
+    observed = acc.baseline_observations(gauge)
+    assert observed == by_hand and any(observed)
+    engine = acc.Engine(for_=timedelta(minutes=10), keep_firing_for=timedelta(hours=1))
+    pages = acc.baseline_alerts(gauge, engine=engine)
+    assert pages == acc.engine_pages(gauge, observed, acc.Engine(
+        for_=timedelta(minutes=10), keep_firing_for=timedelta(hours=1)))
+    assert pages != observed  # for and keep_firing_for change what pages
+
+
+def test_errors_are_a_30_minute_window_watched_above_only(series: list[acc.Series]) -> None:
+    errors = next(s for s in series if s.kind == "errors_30m")
+    assert acc.rule_settings(errors).direction == "above"
+    assert acc.rule_settings(next(s for s in series if s.kind == "gauge")).direction == "both"
+    assert all(ev.kind in ("spike", "level_shift") for ev in errors.events)
+    assert all(v >= 0 and v.is_integer() for v in errors.values)
+    # a rolling sum of six counts moves less from one point to the next than the counts
+    steps = [abs(b - a) for a, b in zip(errors.values, errors.values[1:], strict=False)]
+    assert sorted(steps)[len(steps) // 2] < 0.5 * sorted(errors.values)[len(errors.values) // 2]
+    n = 200
+    times = [acc.START + i * acc.STEP for i in range(n)]
+    values = [100.0 + (i % 5) for i in range(n)]
+    values[150:156] = [10.0] * 6  # a dip: news for orders, not for errors
+    values[180:186] = [300.0] * 6  # a spike: news for both
+
+    def flagged(kind: str) -> set[int]:
+        z = acc.zscore_alerts(acc.Series(kind, kind, times, values, 0))
+        return {i for i, f in enumerate(z) if f}
+
+    assert 150 in flagged("orders_5m") and 180 in flagged("orders_5m")
+    assert 150 not in flagged("errors_30m") and 180 in flagged("errors_30m")
 
 
 # ----- cost --------------------------------------------------------------------------------
