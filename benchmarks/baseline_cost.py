@@ -1,4 +1,4 @@
-"""Cost of evaluating a baseline rule: one indexed slot query + the maths, per rule.
+"""Cost of evaluating a baseline rule: one indexed statement (slot + recent) + the maths.
 
 Data (:func:`load`): :data:`RULES` baseline rules (one alert instance each) with
 :data:`DAYS` days of 5-minute evaluations in the timeline's own ``alert_evaluations``
@@ -13,15 +13,19 @@ Measured, per rule, in the same run and on the same database, interleaved in blo
 :data:`BLOCK` rules (a burst of load elsewhere hits both paths):
 
 * **ours**: :func:`alert_jobs.runtime.baseline.assess_value` (the slot's ranges, the
-  store's one ``UNION ALL`` statement over ``(rule, at)`` of the evaluations and
-  ``(fingerprint, at)`` of the backfilled points, then
+  store's one ``UNION ALL`` statement, :meth:`~alert_jobs.store.baselines.BaselineStore.read`:
+  ranges over ``(rule, at)`` of the evaluations and ``(fingerprint, at)`` of the
+  backfilled points, and the evaluations of the last :data:`~alert_jobs.core.baseline.RECENT`
+  hours with the expected value of their ``details``, for today's level; then
   :func:`alert_jobs.core.baseline.assess`), default ``expect.baseline`` (hour_of_week,
   28 d), timezone Europe/Berlin;
 * **naive** (the named baseline): read the rule's whole 28-day history
-  (``SELECT at, value, status … WHERE rule = ? AND at >= ? AND at < ?`` on the same
-  index: 8,064 rows) and pick the slot's points in Python, then the same ``assess``.
+  (``SELECT at, value, status, details … WHERE rule = ? AND at >= ? AND at < ?`` on the
+  same index: 8,064 rows), pick the slot's points and the last 6 hours (their expected
+  value parsed from ``details``) in Python, then the same ``assess``.
 
-Both give the same assessment for every rule (expected value, bounds, points; checked).
+Both give the same assessment for every rule (expected value, bounds, points, today's
+level; checked).
 Figures: the median ms per rule warm (all rules, :data:`REPS` repetitions), the ratio
 naive / ours (median of per-repetition ratios), cold = a new process opens the
 database and evaluates one rule (imports not counted; how much of it opening the
@@ -172,11 +176,13 @@ def evaluate_ours(timeline: Timeline, i: int) -> core.Assessment:
     """What a baseline rule's evaluation costs in the product."""
     return assess_value(timeline, rule=rule_name(i), fingerprint=fingerprint(i),
                         value=value_now(i), spec=SPEC, now=END, timezone=TIMEZONE,
-                        state=None, bad_since=None).assessment
+                        state=None).assessment
 
 
 _NAIVE = sa.select(schema.evaluations.c.at, schema.evaluations.c.value,
-                   schema.evaluations.c.status).where(
+                   schema.evaluations.c.status,
+                   # as text: parsed only for the recent rows (psycopg would parse all)
+                   sa.cast(schema.evaluations.c.details, sa.Text)).where(
     schema.evaluations.c.rule == sa.bindparam("rule"),
     schema.evaluations.c.fingerprint == sa.bindparam("fp"),
     schema.evaluations.c.at >= sa.bindparam("start", type_=schema.UTCDateTime()),
@@ -184,15 +190,23 @@ _NAIVE = sa.select(schema.evaluations.c.at, schema.evaluations.c.value,
 
 
 def evaluate_naive(timeline: Timeline, i: int) -> core.Assessment:
-    """The rule's whole history read, the slot picked in Python, the same maths."""
+    """The rule's whole history read, the slot and the last hours picked in Python, the
+    same maths."""
     ranges = core.slot_ranges(END, SETTINGS.season, SETTINGS.history, TIMEZONE)
     with timeline.engine.connect() as conn:
         rows = conn.execute(_NAIVE, {"rule": rule_name(i), "fp": fingerprint(i),
                                      "start": ranges[0][0], "end": END}).all()
-    history = [core.Point(at, value) for at, value, status in rows
+    history = [core.Point(at, value) for at, value, status, _ in rows
                if status != "alert" and value is not None
                and any(start <= at < end for start, end in ranges)]
-    return core.assess(value_now(i), history, SETTINGS, now=END, timezone=TIMEZONE)
+    recent = []
+    for at, value, status, details in rows:
+        if value is not None and at >= END - core.RECENT:
+            expected = json.loads(details or "{}").get("expected_value")
+            recent.append(core.Recent(at, value, None if expected is None else float(expected),
+                                      status == "alert"))
+    return core.assess(value_now(i), history, SETTINGS, now=END, timezone=TIMEZONE,
+                       recent=recent)
 
 
 def agree(a: core.Assessment, b: core.Assessment) -> bool:
@@ -202,14 +216,15 @@ def agree(a: core.Assessment, b: core.Assessment) -> bool:
     return (a.band.points == b.band.points and a.crossed == b.crossed
             and all(math.isclose(x, y, rel_tol=1e-9) for x, y in (
                 (a.band.expected, b.band.expected), (a.band.lower, b.band.lower),
-                (a.band.upper, b.band.upper))))
+                (a.band.upper, b.band.upper), (a.band.level, b.band.level))))
 
 
 def query_plan(timeline: Timeline) -> list[str]:
-    """``EXPLAIN`` of the slot statement for rule 0 (does it range-scan the index?)."""
+    """``EXPLAIN`` of the statement for rule 0, slot and recent part (does it range-scan
+    the index?)."""
     ranges = core.slot_ranges(END, SETTINGS.season, SETTINGS.history, TIMEZONE)
     dialect = timeline.engine.dialect.name
-    sql = _history_sql(len(ranges), 0, dialect)
+    sql = _history_sql(len(ranges), 0, dialect, recent=True)
 
     def bind(at: datetime) -> Any:
         return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") \
@@ -218,6 +233,7 @@ def query_plan(timeline: Timeline) -> list[str]:
     params: dict[str, Any] = {"rule": rule_name(0), "fp": fingerprint(0)}
     for k, (start, end) in enumerate(ranges):
         params[f"s{k}"], params[f"e{k}"] = bind(start), bind(end)
+    params["rs"], params["re"] = bind(END - core.RECENT), bind(END)
     with timeline.engine.connect() as conn:
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -249,6 +265,8 @@ class BackendResult:
     rss_naive_mb: float | None
     rss_imports_mb: float | None
     points: int  # history points one evaluation judged by (rule 0)
+    recent: int  # recent evaluations the same statement returned (rule 0)
+    level: float  # today's level they gave (rule 0)
     mismatches: int
     plan: list[str]
     #: of ``cold_ours_ms``, opening the connection (a run opens it once for its batch)
@@ -272,7 +290,8 @@ def bench_backend(name: str, url: str, n_rules: int, days: int, reps: int, *,
     load_s = time.perf_counter() - started
     timeline = Timeline(url)
     mismatches = 0
-    points = 0
+    points = recent = 0
+    level = 1.0
     for i in range(n_rules):  # warm-up, and the correctness check: the same band
         ours, naive = evaluate_ours(timeline, i), evaluate_naive(timeline, i)
         if not agree(ours, naive):
@@ -280,7 +299,9 @@ def bench_backend(name: str, url: str, n_rules: int, days: int, reps: int, *,
             if mismatches <= 3:
                 print(f"{name} {rule_name(i)}: {ours} vs {naive}", file=sys.stderr)
         if i == 0 and ours.band is not None:
-            points = ours.band.points
+            points, level = ours.band.points, ours.band.level
+            recent = len(timeline.baselines.read(
+                rule_name(0), fingerprint(0), (), recent=(END - core.RECENT, END)).recent)
     ours_runs: list[float] = []
     naive_runs: list[float] = []
     ratios: list[float] = []
@@ -310,8 +331,8 @@ def bench_backend(name: str, url: str, n_rules: int, days: int, reps: int, *,
     return BackendResult(name, n_rules, days, n_rules * points_per_rule(days), load_s,
                          1000 * statistics.median(ours_runs),
                          1000 * statistics.median(naive_runs), statistics.median(ratios),
-                         cold_o, cold_n, rss_o, rss_n, rss_imports, points, mismatches, plan,
-                         connect)
+                         cold_o, cold_n, rss_o, rss_n, rss_imports, points, recent, level,
+                         mismatches, plan, connect)
 
 
 def new_process(url: str, n_rules: int, path: str
@@ -400,22 +421,26 @@ def _mb(value: float | None) -> str:
 
 
 def format_table(results: list[BackendResult], skipped: dict[str, str]) -> str:
-    lines = ["Baseline rule evaluation per rule: assess_value (one slot query + maths) vs "
-             "naive (read the rule's whole history, slot in Python, same maths)",
+    lines = ["Baseline rule evaluation per rule: assess_value (one statement: slot + last "
+             "6 h, and the maths) vs naive (read the rule's whole history, slot and last 6 h "
+             "in Python, same maths)",
              f"{'backend':<11}{'rules':>6}{'days':>5}{'rows':>11}{'load':>7}{'points':>7}"
+             f"{'recent':>7}"
              f"{'ours':>9}{'naive':>9}{'ratio':>8}{'cold o.':>9}{'connect':>9}{'cold n.':>9}"
              f"{'RSS o.':>8}{'RSS n.':>8}{'imports':>8}  <10ms"]
     for r in results:
         lines.append(
             f"{r.backend:<11}{r.rules:>6}{r.days:>5}{r.rows:>11,}{r.load_s:>6.0f}s"
-            f"{r.points:>7}{r.ours_ms:>7.2f}ms{r.naive_ms:>7.2f}ms{r.ratio:>7.1f}x"
+            f"{r.points:>7}{r.recent:>7}{r.ours_ms:>7.2f}ms{r.naive_ms:>7.2f}ms{r.ratio:>7.1f}x"
             f"{_ms(r.cold_ours_ms):>9}{_ms(r.cold_connect_ms):>9}{_ms(r.cold_naive_ms):>9}"
             f"{_mb(r.rss_ours_mb):>8}{_mb(r.rss_naive_mb):>8}{_mb(r.rss_imports_mb):>8}"
             f"  {'yes' if r.ours_ms < TARGET_MS else 'NO'}"
             + ("" if not r.mismatches else f"  BANDS DIFFER for {r.mismatches} rule(s)"))
     for r in results:
-        lines.append(f"{r.backend} plan of the slot query: " + " | ".join(
-            _short(line.strip()) for line in r.plan[:6]))
+        scans = [line.strip() for line in r.plan if "SEARCH" in line or "SCAN" in line
+                 or "Scan" in line]  # one line per table access, the recent part's too
+        lines.append(f"{r.backend} plan of the statement (slot + recent): " + " | ".join(
+            _short(line, 60) for line in scans))
     for name, why in skipped.items():
         lines.append(f"skipped {name}: {why}")
     return "\n".join(lines)

@@ -47,7 +47,8 @@ baselines = sa.Table(
     schema.metadata,
     sa.Column("fingerprint", sa.String(32), primary_key=True),
     sa.Column("rule", sa.String(128), nullable=False, index=True),
-    # [{"since": iso, "adopted_at": iso, "offset": float}, …], oldest first
+    # [{"since": iso, "adopted_at": iso, "offset": float, "factor": float}, …], oldest
+    # first (shifts stored before factors existed have none: factor 1)
     sa.Column("shifts", sa.JSON, nullable=False),
     sa.Column("backfill_before", schema.UTCDateTime),  # first evaluation; None: not started
     sa.Column("backfill_done", sa.Integer, nullable=False, default=0),
@@ -181,12 +182,13 @@ _SELECT_STATES = sa.select(_b).where(_b.c.fingerprint.in_(sa.bindparam("fps", ex
 def _shift_json(shift: Shift) -> dict[str, Any]:
     return {"since": shift.since.astimezone(UTC).isoformat(),
             "adopted_at": shift.adopted_at.astimezone(UTC).isoformat(),
-            "offset": float(shift.offset)}
+            "offset": float(shift.offset), "factor": float(shift.factor)}
 
 
 def _shift(data: dict[str, Any]) -> Shift:
     return Shift(since=_read(data["since"]), adopted_at=_read(data["adopted_at"]),
-                 offset=float(data["offset"]))
+                 offset=float(data.get("offset", 0.0)),
+                 factor=float(data.get("factor", 1.0)))
 
 
 def _state(row: Any) -> BaselineState:

@@ -1,7 +1,9 @@
 """The baseline runtime on real timelines (SQLite and PostgreSQL) and a real SQLite source:
 a backfill is bounded per call, goes on where it stopped, stores each point once and
 reports a source error instead of raising; an assessment reads the slot's history and
-adopts a level shift that has lasted ``adopt_after``."""
+the last hours in one statement, judges at today's level, keeps a Poisson floor for
+counts, and adopts a level shift once the last ``adopt_after`` lay on its side (once per
+``adopt_after``), but not a dip shorter than that."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from alert_jobs.config import Baseline
+from alert_jobs.core import baseline as core
 from alert_jobs.core.baseline import Settings, history_start
 from alert_jobs.families.sql_metric.source import query_number
 from alert_jobs.runtime.baseline import (
@@ -27,6 +31,7 @@ from tests.families.sql_metric.seasonal_source import NOW, QUERY, seasonal_db
 
 RULE, FP = "orders_last_hour", "a" * 32
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 SPEC = Baseline.model_validate({"season": "hour_of_week", "history": "28d", "min_points": 3,
                                 "adopt_after": "2h"})
 
@@ -45,7 +50,7 @@ def reader(url: str, calls: list[tuple[datetime, datetime]]) -> Any:
 
 def test_settings_and_cadence() -> None:
     assert settings_of(SPEC) == Settings(season="hour_of_week", history=timedelta(days=28),
-                                         width=3.0, min_points=3, direction="both", floor=0.0,
+                                         width=4.0, min_points=3, direction="both", floor=0.0,
                                          adopt_after=timedelta(hours=2))
     assert cadence("*/5 * * * *", "UTC", NOW) == timedelta(minutes=5)
     assert cadence("0 * * * *", "Europe/Berlin", NOW) == HOUR
@@ -164,48 +169,184 @@ def test_a_rule_that_gains_a_baseline_backfills_only_before_its_first_evaluation
     assert timeline.baselines.states([FP])[FP].backfill_before == first
 
 
-def evaluation(at: datetime, value: float, status: str, expected: float | None) -> dict[str, Any]:
-    return {"at": at, "rule": RULE, "fingerprint": FP, "status": status, "value": value,
+STEP = MINUTE * 5
+WEEK = 7 * 24 * HOUR
+
+
+def evaluation(at: datetime, value: float, status: str, expected: float | None,
+               fp: str = FP) -> dict[str, Any]:
+    return {"at": at, "rule": RULE, "fingerprint": fp, "status": status, "value": value,
             "expected": "", "summary": "", "state_after": "firing", "run_id": None,
             "details": {} if expected is None else {"expected_value": expected}}
 
 
-def test_assess_learns_then_judges_then_adopts_a_lasting_shift(db_url: str) -> None:
+def steady(k: int, level: float = 1000.25) -> float:
+    """A steady metric: alternately 1 % above and below ``level`` (never a whole number,
+    so no Poisson floor), so an ordinary stretch lies half on each side of expected."""
+    return level * (1.01 if k % 2 else 0.99)
+
+
+def fill_slots(timeline: Timeline, start: datetime, end: datetime, fp: str = FP,
+               value: Any = steady) -> None:
+    """Backfilled points every 5 minutes in ``[start, end)`` of each of the 4 past weeks."""
+    points = []
+    for week in range(1, 5):
+        at, k = start - week * WEEK - HOUR, 0  # the slots' half hours around the edges
+        while at < end - week * WEEK + HOUR:
+            points.append((at, value(k)))
+            at, k = at + STEP, k + 1
+    timeline.baselines.add_points(RULE, fp, points)
+
+
+def judge(timeline: Timeline, value: float, now: datetime, spec: Baseline = SPEC,
+          fp: str = FP, *, record: bool = True) -> Any:
+    """One evaluation as the engine makes it: assess, then store the evaluation with its
+    status (alert when the baseline is crossed) and the assessment's details."""
+    state = timeline.baselines.states([fp]).get(fp)
+    judged = assess_value(timeline, rule=RULE, fingerprint=fp, value=value, spec=spec,
+                          now=now, timezone="UTC", state=state)
+    if record:
+        a = judged.assessment
+        status = "nodata" if a.learning else "alert" if a.is_alert else "ok"
+        row = evaluation(now, value, status, None, fp)
+        row["details"] = core.details(a)
+        with timeline.tx() as conn:
+            conn.execute(schema.evaluations.insert(), row)
+    return judged
+
+
+def test_assess_learns_then_judges_from_one_statement(db_url: str) -> None:
     timeline = Timeline(db_url)
-
-    def judged(value: float, now: datetime = NOW, bad_since: datetime | None = None) -> Any:
-        state = timeline.baselines.states([FP]).get(FP)
-        return assess_value(timeline, rule=RULE, fingerprint=FP, value=value, spec=SPEC,
-                            now=now, timezone="UTC", state=state, bad_since=bad_since)
-
-    learning = judged(1000.0)
+    learning = judge(timeline, 1000.0, NOW, record=False)
     assert learning.assessment.learning == "learning: 0 of 3 points for Tuesday 14:00"
-    timeline.baselines.add_points(RULE, FP, [(NOW - k * 7 * 24 * HOUR, v) for k, v in
-                                             ((1, 1000.0), (2, 1100.0), (3, 900.0),
-                                              (4, 1050.0))])
-    inside = judged(1000.0)
-    assert inside.assessment.band is not None and inside.assessment.crossed is None
-    assert inside.assessment.band.expected == 1025.0 and inside.adopted is None
-    # The same slot an hour earlier holds the streak's evaluations (alerting: left out).
+    assert learning.assessment.band is None and learning.adopted is None
+    timeline.baselines.add_points(RULE, FP, [(NOW - k * WEEK, v) for k, v in
+                                             ((1, 1000.5), (2, 1100.5), (3, 900.5),
+                                              (4, 1050.5))])
+    seen: list[str] = []
+    sa.event.listen(timeline.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    inside = assess_value(timeline, rule=RULE, fingerprint=FP, value=1000.0, spec=SPEC,
+                          now=NOW, timezone="UTC", state=None)
+    assert len(seen) == 1, seen  # the slot and the last 6 hours: one statement
+    band = inside.assessment.band
+    assert band is not None and inside.assessment.crossed is None and inside.adopted is None
+    assert band.expected == 1025.5 and band.points == 4 and band.level == 1.0
+
+
+def test_today_level_lifts_the_band_once_the_last_six_hours_show_it(db_url: str) -> None:
+    timeline = Timeline(db_url)
+    for fp in (FP, "b" * 32, "c" * 32, "d" * 32):
+        fill_slots(timeline, NOW, NOW + HOUR, fp)
+    today = NOW - core.RECENT  # a day 20 % above its slot's weeks, for the last 6 hours
+    recent = [today + k * STEP for k in range(72)]
     with timeline.tx() as conn:
         conn.execute(schema.evaluations.insert(), [
-            evaluation(NOW - 2 * HOUR, 400.0, "alert", 1000.0),
-            evaluation(NOW - HOUR, 420.0, "alert", 1030.0)])
-    short = judged(410.0, bad_since=NOW - HOUR)  # bad for 1h of adopt_after 2h: an alert
-    assert short.assessment.crossed == "lower" and short.adopted is None
-    assert timeline.baselines.states([FP]) == {}
+            evaluation(at, steady(k, 1200.3), "ok", steady(k + 1)) for k, at in enumerate(recent)])
+        # the same day, but every evaluation of it alerted: not a level to learn from
+        conn.execute(schema.evaluations.insert(), [
+            evaluation(at, steady(k, 1200.3), "alert", 1000.25, "c" * 32)
+            for k, at in enumerate(recent)])
+        # too few evaluations to say what today is like (5 of RECENT_MIN 6)
+        conn.execute(schema.evaluations.insert(), [
+            evaluation(at, steady(k, 1200.3), "ok", 1000.25, "d" * 32)
+            for k, at in enumerate(recent[-5:])])
 
-    adopted = judged(410.0, bad_since=NOW - 2 * HOUR)
-    assert adopted.adopted is not None and adopted.assessment.crossed is None
-    (shift,) = adopted.adopted.shifts
-    # the median of the residuals 400-1000, 420-1030 and 410-1025 (this value's)
-    assert (shift.since, shift.adopted_at, shift.offset) == (NOW - 2 * HOUR, NOW, -610.0)
-    assert timeline.baselines.states([FP])[FP].shifts == (shift,)
-    band = adopted.assessment.band
-    assert band is not None and band.expected == pytest.approx(1025.0 - 610.0)
-    # The next week's same slot judges against the new level too.
-    week_on = judged(430.0, now=NOW + 7 * 24 * HOUR)
-    assert week_on.assessment.crossed is None and week_on.adopted is None
+    lifted = judge(timeline, 1200.3, NOW, record=False).assessment
+    assert lifted.band is not None and lifted.crossed is None
+    assert lifted.band.level == pytest.approx(1.2, rel=0.01)
+    assert lifted.band.expected == pytest.approx(1200.3, rel=0.01)
+    assert core.details(lifted)["level"] == lifted.band.level
+    # Positive controls: the same value without those evaluations is an alert (judged
+    # without adoption: a day that alerted for 6 hours would be adopted as a new level) …
+    never = SPEC.model_copy(update={"adopt_after": None})
+    for fp in ("b" * 32, "c" * 32, "d" * 32):
+        plain = judge(timeline, 1200.3, NOW, never, fp, record=False).assessment
+        assert plain.band is not None and plain.band.level == 1.0, fp
+        assert plain.crossed == "upper" and plain.band.expected == pytest.approx(1000.25), fp
+    # … and so is a value 20 % above today's level.
+    above = judge(timeline, 1.2 * 1200.3, NOW, never, record=False).assessment
+    assert above.crossed == "upper"
+
+
+def test_a_count_slot_whose_weeks_agreed_does_not_page_on_a_poisson_wobble(
+        db_url: str) -> None:
+    timeline = Timeline(db_url)
+    exact, fractional = "b" * 32, "c" * 32
+    fill_slots(timeline, NOW, NOW + HOUR, exact, value=lambda k: 100.0)  # 48 × exactly 100
+    fill_slots(timeline, NOW, NOW + HOUR, fractional, value=lambda k: 100.5)
+    wobble = judge(timeline, 100.0 + 10.0, NOW, fp=exact, record=False).assessment  # + √100
+    assert wobble.band is not None and wobble.band.points == 48
+    assert wobble.crossed is None and wobble.band.spread == 10.0
+    assert judge(timeline, 100.0 - 10.0, NOW, fp=exact, record=False).assessment.crossed is None
+    # Positive controls: five √expected away pages; a slot that is not counts has no floor.
+    assert judge(timeline, 150.0, NOW, fp=exact, record=False).assessment.crossed == "upper"
+    measured = judge(timeline, 100.5 + 10.0, NOW, fp=fractional, record=False).assessment
+    assert measured.band is not None and measured.band.spread == 0.0
+    assert measured.crossed == "upper"
+
+
+def test_a_lasting_shift_is_adopted_once_per_adopt_after(db_url: str) -> None:
+    timeline = Timeline(db_url)
+    start, end = NOW - 3 * HOUR, NOW + 7 * HOUR
+    fill_slots(timeline, start, end)
+    seen: list[tuple[datetime, Any]] = []
+    at, k, second_jump = start, 0, None
+    while at < end:
+        level = 1000.25 if at < NOW else 1800.45  # ×1.8 from NOW on
+        state = timeline.baselines.states([FP]).get(FP)
+        adopted_at = state.shifts[0].adopted_at if state and state.shifts else None
+        if adopted_at is not None and at >= adopted_at + 15 * MINUTE:
+            second_jump = second_jump or at
+            level *= 1.5  # soon after the adoption the level moves again
+        seen.append((at, judge(timeline, steady(k, level), at)))
+        at, k = at + STEP, k + 1
+
+    def status(judged: Any) -> str:
+        return "alert" if judged.assessment.is_alert else "ok"
+
+    adoptions = [(at, j.adopted) for at, j in seen if j.adopted is not None]
+    assert len(adoptions) == 2, [(at, j.assessment.crossed) for at, j in seen]
+    (first_at, first), (again_at, again) = adoptions
+    # Adopted once the last 2 hours lay above (the sign test), before they all did.
+    assert NOW < first_at <= NOW + 2 * HOUR
+    (shift,) = first.shifts
+    assert shift.since == NOW and shift.adopted_at == first_at
+    assert shift.factor == pytest.approx(1.8, rel=0.02) and shift.offset == 0.0
+    assert timeline.baselines.states([FP])[FP].shifts[0] == shift  # stored with its factor
+    # Everything from NOW alerted until the adoption, which judged this value inside.
+    assert {status(j) for at, j in seen if at < NOW} == {"ok"}
+    assert {status(j) for at, j in seen if NOW <= at < first_at} == {"alert"}
+    first_band = dict(seen)[first_at].assessment.band
+    assert first_band is not None and first_band.expected == pytest.approx(1800.45, rel=0.03)
+    assert {status(j) for at, j in seen if first_at <= at < second_jump} == {"ok"}
+    # The second move alerts and lies on its side at once, but is not adopted within
+    # adopt_after of the first adoption …
+    assert second_jump == first_at + 15 * MINUTE
+    assert {status(j) for at, j in seen if second_jump <= at < again_at} == {"alert"}
+    assert again_at == first_at + 2 * HOUR  # … and is, as soon as that has passed
+    assert again.shifts[0] == shift and again.shifts[1].since == second_jump
+    assert again.shifts[1].factor == pytest.approx(1.5, rel=0.04)
+    assert {status(j) for at, j in seen if at >= again_at} == {"ok"}
+
+
+def test_a_dip_shorter_than_adopt_after_is_not_adopted(db_url: str) -> None:
+    timeline = Timeline(db_url)
+    start, end = NOW - 3 * HOUR, NOW + 4 * HOUR
+    fill_slots(timeline, start, end)
+    seen: list[tuple[datetime, Any]] = []
+    at, k = start, 0
+    while at < end:
+        dip = NOW <= at < NOW + HOUR  # an hour at 40 %
+        seen.append((at, judge(timeline, steady(k, 400.1 if dip else 1000.25), at)))
+        at, k = at + STEP, k + 1
+    assert [at for at, j in seen if j.assessment.crossed == "lower"] == [
+        NOW + k * STEP for k in range(12)]
+    assert all(j.assessment.crossed is None for at, j in seen if not NOW <= at < NOW + HOUR)
+    assert all(j.adopted is None for _, j in seen)
+    assert timeline.baselines.states([FP]) == {}
+    # The baseline did not learn the dip: after it, the band is where it was.
+    after = seen[-1][1].assessment.band
+    assert after is not None and after.expected == pytest.approx(1000.25, rel=0.01)
 
 
 def test_naive_times_are_refused(sqlite_url: str) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from alert_jobs.core.model import Status
 from alert_jobs.families.redis_quota.run import check_target
 from alert_jobs.store import Timeline
 from tests.families.redis_quota.test_redis_quota import NOON, load, rules_for, target
 
-BASELINE = "{baseline: {season: none, history: 1d, min_points: 5, width: 4, floor: 0.5}}"
+BASELINE = "{baseline: {season: none, history: 1d, min_points: 5, floor: 0.5}}"  # width 4
 
 
 def _rate(result: Any) -> Any:
@@ -41,6 +43,8 @@ def test_a_runaway_loop_breaks_the_learned_rate_after_a_quiet_learning_phase(
     steady = seen[-1].observation
     assert steady.status == Status.OK, steady.summary
     assert 0.5 < steady.value < 3  # 300 commands (+ the monitor's INFO) in 300 s
+    # today's level needs 6 recent evaluations that had a band; 2 so far: none applied
+    assert steady.details["level"] == 1.0 and steady.details["points"] == 7.0
     load(client, 60_000)  # a loop: ~200 commands/s for 5 minutes
     burst = check_target(rules, rule, timeline, now=NOON + timedelta(minutes=45))
     rate = _rate(burst)
@@ -50,6 +54,8 @@ def test_a_runaway_loop_breaks_the_learned_rate_after_a_quiet_learning_phase(
                                   "to be about ")
     assert "from the last day), got " in obs.summary
     assert obs.details["crossed"] == "upper"
+    assert burst.metrics["command_rate_upper"] - burst.metrics["command_rate_expected"] == \
+        pytest.approx(max(4 * obs.details["spread"], 0.5))  # the default width: 4
     m = burst.metrics
     assert m["command_rate_expected"] < m["command_rate_upper"] < obs.value
     assert "command_rate_lower" in m  # direction both: both bounds plot

@@ -1,7 +1,8 @@
 """sql_metric rules with a learned baseline, end to end on real timelines (SQLite and
 PostgreSQL) and a real SQLite source of seasonal orders: a new rule backfills on its
 first run and has a band at once; a learning rule never pages; a dip fires in the
-standard's words; a lasting level shift is adopted and the alert resolves; a source
+standard's words; a lasting level shift (a rule every 5 minutes) is adopted once and the
+alert resolves, while a dip shorter than ``adopt_after`` is not adopted; a source
 that fails during the backfill is reported and the rule is still evaluated; and a
 Dagster materialization plots the band and says which bound was crossed."""
 
@@ -36,7 +37,8 @@ SENTENCE = re.compile(r"Expected orders in the last hour to be about ([\d,]+) \(
 
 
 def rules_file(data: Path, *, name: str = NAME, expect: str = f"{{baseline: {BASELINE}}}",
-               query: str = QUERY, more: str = "", extra: str = "") -> RulesFile:
+               query: str = QUERY, more: str = "", extra: str = "", window: str = "1h"
+               ) -> RulesFile:
     return parse_rules(f"""
 version: 1
 defaults: {{receivers: [console], group_interval: 0s, schedule: "0 * * * *"}}
@@ -44,7 +46,7 @@ receivers: [{{name: console, type: console}}]
 checks:
   sql_metric:
     - {{name: {name}, description: orders, database: "sqlite:///{data}", query: "{query}",
-       window: 1h, expect: {expect}{', ' + more if more else ''}}}
+       window: {window}, expect: {expect}{', ' + more if more else ''}}}
 {extra}""")
 
 
@@ -119,28 +121,72 @@ def test_a_dip_fires_in_the_standard_words(db_url: str, tmp_path: Path) -> None:
     assert record is not None and record.last_summary == obs.summary
 
 
-def test_a_lasting_level_shift_is_adopted_and_the_alert_resolves(
-        db_url: str, tmp_path: Path) -> None:
-    def lower_from_now(at: datetime, n: float) -> float:  # 720 fewer orders an hour
-        return n - 60 if at >= NOW - HOUR else n
+#: A rule every 5 minutes on the last 5 minutes' orders (about 150 at 14:00), 2 weeks of
+#: the same hour of the week: 24 points per slot, 4,032 to backfill.
+FIVE_MINUTES = timedelta(minutes=5)
+EVERY_5_MINUTES = ("{baseline: {season: hour_of_week, history: 14d, min_points: 20, "
+                   "adopt_after: 2h}}")
 
-    rules = rules_file(seasonal_db(tmp_path, change=lower_from_now))
+
+def every_five_minutes(change: Any, tmp_path: Path, db_url: str, until: datetime
+                       ) -> tuple[Timeline, list[tuple[datetime, Any]]]:
+    """A 5-minute rule over orders altered by ``change``, run every 5 minutes from an hour
+    before NOW until ``until``: each run's time and outcome."""
+    rules = rules_file(seasonal_db(tmp_path, change=change), expect=EVERY_5_MINUTES,
+                       window="5m", more='schedule: "*/5 * * * *"')
     timeline = Timeline(db_url)
+    outcomes = []
+    at = NOW - HOUR
+    while at < until:
+        (outcome,) = run(rules, timeline, at)
+        outcomes.append((at, outcome))
+        at += FIVE_MINUTES
+    return timeline, outcomes
+
+
+def test_a_lasting_level_shift_is_adopted_once_and_the_alert_resolves(
+        db_url: str, tmp_path: Path) -> None:
+    def up_from_now(at: datetime, n: float) -> float:  # 80 % more orders from NOW on
+        return n * 1.8 if at >= NOW else n
+
+    timeline, outcomes = every_five_minutes(up_from_now, tmp_path, db_url, NOW + 5 * HOUR)
     fp = fingerprint(NAME, {})
-    states = []
-    for k in range(4):
-        (outcome,) = run(rules, timeline, NOW + k * HOUR)
-        states.append((outcome.observation.status, outcome.state))
-        if k < 2:
-            assert timeline.baselines.states([fp])[fp].shifts == ()
-    assert states == [(Status.ALERT, AlertState.FIRING), (Status.ALERT, AlertState.FIRING),
-                      (Status.OK, AlertState.RESOLVED), (Status.OK, AlertState.RESOLVED)]
-    (shift,) = timeline.baselines.states([fp])[fp].shifts
-    assert (shift.since, shift.adopted_at) == (NOW, NOW + 2 * HOUR)
-    assert shift.offset == pytest.approx(-720, abs=100)
-    # The streak's alerting evaluations stay what they were; the resolve was sent.
-    kinds = [e["status"] for e in reversed(timeline.alerts.evaluations(NAME))]
-    assert kinds == ["alert", "alert", "ok", "ok"]
+    (shift,) = timeline.baselines.states([fp])[fp].shifts  # adopted once in 5 hours
+    adopted = shift.adopted_at
+    # The first window with more orders ends at NOW + 5m; the sign test adopts the level
+    # once most of the last 2 hours lay above what was expected (before all of them did).
+    assert shift.since == NOW + FIVE_MINUTES and NOW < adopted <= NOW + 2 * HOUR + FIVE_MINUTES
+    assert shift.factor == pytest.approx(1.8, rel=0.1) and shift.offset == 0.0
+    states = {at: (o.observation.status, o.state) for at, o in outcomes}
+    assert {states[at] for at in states if at < shift.since} == {(Status.OK,
+                                                                  AlertState.INACTIVE)}
+    assert {states[at][0] for at in states if shift.since <= at < adopted} == {Status.ALERT}
+    assert states[adopted - FIVE_MINUTES] == (Status.ALERT, AlertState.FIRING)
+    assert states[adopted] == (Status.OK, AlertState.RESOLVED)  # the resolve is sent
+    # Judged at the new level from then on (more than adopt_after: no second adoption).
+    assert max(states) >= adopted + 2 * HOUR
+    assert {states[at][0] for at in states if at >= adopted} == {Status.OK}
+    later = [o.observation for at, o in outcomes if at > adopted]
+    assert all(o.details["expected_value"] == pytest.approx(o.value, rel=0.2) for o in later)
+    # The streak's alerting evaluations stay what they were.
+    kinds = [e["status"] for e in reversed(timeline.alerts.evaluations(NAME, limit=1000))]
+    assert kinds == [states[at][0].value for at in sorted(states)]
+
+
+def test_a_dip_shorter_than_adopt_after_is_not_adopted(db_url: str, tmp_path: Path) -> None:
+    def an_hour_down(at: datetime, n: float) -> float:  # 60 % fewer orders for an hour
+        return n * 0.4 if NOW <= at < NOW + HOUR else n
+
+    timeline, outcomes = every_five_minutes(an_hour_down, tmp_path, db_url, NOW + 4 * HOUR)
+    fp = fingerprint(NAME, {})
+    assert timeline.baselines.states([fp])[fp].shifts == ()
+    alerting = [at for at, o in outcomes if o.observation.status == Status.ALERT]
+    assert alerting == [NOW + k * FIVE_MINUTES for k in range(1, 13)]  # windows in the dip
+    assert all(o.observation.details["crossed"] == "lower" for at, o in outcomes
+               if at in alerting)
+    resolved = min(at for at, o in outcomes if o.state == AlertState.RESOLVED)
+    assert resolved == NOW + 13 * FIVE_MINUTES  # it ended by itself, and so did the alert
+    assert all(o.observation.status == Status.OK for at, o in outcomes if at > resolved)
 
 
 def test_a_source_that_fails_during_the_backfill_is_reported_and_the_rule_still_evaluates(
