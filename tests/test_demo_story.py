@@ -231,6 +231,10 @@ def test_orders_stay_green_through_night_and_day_where_a_fixed_min_fires(
     assert state.backfill_finished and 8_000 < state.backfill_done <= 28 * 24 * 12
     values = [float(o.observation.value or 0) for _, o in seen]
     assert min(values) < 300 < 1_000 < max(values)  # night and day in the stretch
+    # Judged at today's level: 1 until 6 evaluations are in, then from them.
+    levels = [float(o.observation.details["level"]) for _, o in seen]
+    assert set(levels[:6]) == {1.0} and len(set(levels[6:])) > 10
+    assert all(0.8 < level < 1.25 for level in levels)
     first = seen[0][1].observation.summary
     assert re.fullmatch(r"Expected orders in the last hour to be about [\d,]+ \([\d,]+–[\d,]+, "
                         r"from the same hour of the week over the last 4 weeks\), got [\d,]+",
@@ -290,7 +294,9 @@ def test_orders_that_come_back_resolve_an_hour_after_the_hour_looks_normal(
 
     rule = static_demo.rule("orders_last_hour")
     policy = policy_for(static_demo.rules, rule)
-    assert policy.keep_firing_for == timedelta(hours=1)
+    # The README: the defaults (width 4, no floor) with `for: 10m`, `keep_firing_for: 1h`.
+    assert (policy.for_, policy.keep_firing_for) == (10 * MIN, timedelta(hours=1))
+    assert (rule.expect.baseline.width, rule.expect.baseline.floor) == (4, 0)
     quick = replace(policy, keep_firing_for=timedelta(0), receivers=())
     record = None
     for t, o in seen:
