@@ -5,7 +5,7 @@ rule with a single bound ``threshold=`` (or its severity: ``critical=`` / ``warn
 change the rule's expected range; each stored value is judged again with
 :func:`~alert_jobs.families.sql_metric.check.judge`, hysteresis included.
 
-Baselines (``expect.baseline``): ``--set width=4`` (and ``min_points``, ``season``,
+Baselines (``expect.baseline``): ``--set width=5`` (and ``min_points``, ``season``,
 ``history``, ``direction``, ``floor``, ``adopt_after``) change how the expected range is
 learned. A baseline's judgement depends on the values before it, so the judge of one
 alert instance is *stateful*: fed the instance's values in time order, it learns from

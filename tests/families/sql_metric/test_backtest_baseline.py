@@ -60,13 +60,14 @@ def orders() -> list[tuple[datetime, float]]:
 
 
 def test_the_demo_settings_stay_quiet_on_two_weeks_of_demo_orders(orders) -> None:
-    """docs/baseline.md: the demo rule's settings fire nothing on its seasonal orders;
-    without the floor the same width fires (the positive control)."""
+    """docs/baseline.md: the demo rule's settings (the defaults: width 4, today's level,
+    the Poisson floor; `for: 10m`) fire nothing on two weeks of its seasonal orders, with
+    no `floor`; a narrower band on the same values fires (the positive control)."""
     rule = _orders_rule()
+    spec = rule.expect.baseline
+    assert spec is not None and spec.width == 4 and spec.floor == 0
     assert _firings(rejudge(rule, {}), orders, T0) == 0
-    assert _firings(rejudge(rule, {"floor": "0"}), orders, T0) > 0
-    assert _firings(rejudge(rule, {"floor": "0", "width": "2"}), orders, T0) > \
-        _firings(rejudge(rule, {"floor": "0"}), orders, T0)
+    assert _firings(rejudge(rule, {"width": "2"}), orders, T0) > 0
 
 
 def test_the_judge_learns_in_time_order_and_starts_learning(orders) -> None:
@@ -77,8 +78,11 @@ def test_the_judge_learns_in_time_order_and_starts_learning(orders) -> None:
     first = judge(orders[0][1], False, orders[0][0])
     assert first.status == Status.NODATA and first.learning
     assert "learning: 0 of 20 points" in first.summary
-    week = [judge(v, False, at) for at, v in orders if at < orders[0][0] + timedelta(days=21)]
-    assert week[-1].status == Status.OK and week[-1].details["points"] >= 20
+    three_weeks = [judge(v, False, at) for at, v in orders[1:]
+                   if at < orders[0][0] + timedelta(days=21)]
+    assert three_weeks[-1].status == Status.OK and three_weeks[-1].details["points"] >= 20
+    with pytest.raises(ValueError, match="time order"):
+        judge(orders[0][1], False, orders[0][0])
 
 
 def test_backfilled_points_give_a_baseline_from_the_first_value(orders) -> None:
@@ -90,31 +94,70 @@ def test_backfilled_points_give_a_baseline_from_the_first_value(orders) -> None:
     assert obs.summary.startswith("Expected orders in the last hour to be about ")
 
 
-def test_alerts_are_left_out_and_a_lasting_level_is_adopted() -> None:
-    """A flat series at 100 that drops to 50: the drop alerts, its values are not learned
-    (the band stays at 100), and after ``adopt_after`` the new level is adopted."""
+FLAT = {"season": "none", "history": "2d", "min_points": "5", "adopt_after": "6h"}
+
+
+def _replay(judge: object, steps: list[tuple[datetime, float]]
+            ) -> list[tuple[datetime, Status, float | None]]:
+    """(at, status, expected) of each value, ``was_firing`` as the engine keeps it
+    (`for: 0m`, no `keep_firing_for`)."""
+    assert callable(judge)
+    firing, out = False, []
+    for at, value in steps:
+        obs = judge(value, firing, at)
+        firing = obs.status == Status.ALERT
+        out.append((at, obs.status, obs.details.get("expected_value")))
+    return out
+
+
+def test_alerts_are_left_out_and_a_lasting_level_is_adopted_by_the_sign_test() -> None:
+    """A count around 100 that halves: the drop alerts and its values are not learned
+    (neither into the slot nor into today's level: the band stays at 100); once 80 % of
+    the last ``adopt_after`` lies below what was expected, the new level is adopted with
+    a factor (0.5: the history counts halved) and the values are inside again."""
     rule = _orders_rule()
-    judge = rejudge(rule, {"season": "none", "history": "2d", "min_points": "5",
-                           "floor": "5", "adopt_after": "6h"})
     start = datetime(2026, 1, 1, tzinfo=UTC)
     steps = [(start + i * STEP, 100.0 + (i % 5) - 2) for i in range(288)]  # a day at 100
     steps += [(start + (288 + i) * STEP, 50.0) for i in range(144)]  # 12 h at 50
-    firing, statuses = False, []
-    for at, value in steps:
-        obs = judge(value, firing, at)
-        firing = obs.status == Status.ALERT or (firing and obs.status != Status.OK)
-        statuses.append((at, obs.status, obs.details.get("expected_value")))
-    drop = [s for s in statuses if s[0] >= start + 288 * STEP]
+    judge = rejudge(rule, FLAT)
+    assert isinstance(judge, BaselineJudge)
+    seen = _replay(judge, steps)
+    drop = seen[288:]
     assert drop[0][1] == Status.ALERT and drop[0][2] == pytest.approx(100, abs=2)
-    assert drop[10][1] == Status.ALERT and drop[10][2] == pytest.approx(100, abs=2)
     adopted = next(i for i, s in enumerate(drop) if s[1] == Status.OK)
-    assert timedelta(hours=6) <= adopted * STEP <= timedelta(hours=6, minutes=5)
-    assert drop[-1][1] == Status.OK and drop[-1][2] == pytest.approx(50, abs=2)
+    assert all(s[1] == Status.ALERT and s[2] == pytest.approx(100, abs=2)
+               for s in drop[:adopted])
+
+    def below(k: int) -> float:  # the sign test over the 6 h before seen[k]
+        window = [(v, e) for (at, v), (_, _, e) in zip(steps, seen, strict=True)
+                  if seen[k][0] - timedelta(hours=6) <= at < seen[k][0] and e is not None]
+        return sum(1 for v, e in window if v < e) / len(window)
+
+    assert below(288 + adopted) >= 0.8 > below(288 + adopted - 1)
+    assert adopted * STEP < timedelta(hours=6)  # before 6 hours of alerts: the sign test
+    [shift] = judge.learner.shifts
+    assert shift.since == steps[288][0] and shift.adopted_at == steps[288 + adopted][0]
+    assert shift.factor == pytest.approx(0.5, abs=0.01) and shift.offset == 0
+    assert {s[1] for s in drop[adopted:]} == {Status.OK}
+    assert drop[-1][2] == pytest.approx(50, abs=1)
     # Positive control: never adopting keeps alerting.
-    never = rejudge(rule, {"season": "none", "history": "2d", "min_points": "5",
-                           "floor": "5", "adopt_after": "never"})
-    tail = [never(v, True, at).status for at, v in steps][-10:]
-    assert set(tail) == {Status.ALERT}
+    never = _replay(rejudge(rule, {**FLAT, "adopt_after": "never"}), steps)
+    assert {s[1] for s in never[288:]} == {Status.ALERT}
+
+
+def test_blips_on_both_sides_are_not_adopted() -> None:
+    """Single values far out every 2 hours cross the band, but the last 6 hours do not lie
+    on their side: nothing is adopted and each blip alerts (the adoption above is the
+    positive control)."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    steps = [(start + i * STEP, 300.0 if i >= 288 and i % 24 == 0 else 100.0 + (i % 5) - 2)
+             for i in range(432)]
+    judge = rejudge(_orders_rule(), FLAT)
+    assert isinstance(judge, BaselineJudge)
+    seen = _replay(judge, steps)
+    assert judge.learner.shifts == []
+    alerts = [at for at, status, _ in seen if status == Status.ALERT]
+    assert alerts == [at for at, v in steps if v == 300.0] and len(alerts) == 6
 
 
 def test_set_values_are_validated_like_the_rules_file() -> None:
