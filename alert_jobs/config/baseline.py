@@ -40,7 +40,7 @@ class Baseline(Strict):
     min_points: Annotated[int, Field(ge=3)] = 20
     direction: Direction = "both"
     floor: Annotated[float, Field(ge=0)] = 0.0
-    adopt_after: Duration | None = timedelta(days=1)
+    adopt_after: Duration | None = timedelta(hours=12)
     backfill: bool = True
 
     @model_validator(mode="after")

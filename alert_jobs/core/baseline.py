@@ -77,7 +77,7 @@ class Settings:
     min_points: int = 20
     direction: str = "both"  # above | below | both
     floor: float = 0.0
-    adopt_after: timedelta | None = timedelta(days=1)
+    adopt_after: timedelta | None = timedelta(hours=12)
 
 
 @dataclass(frozen=True)

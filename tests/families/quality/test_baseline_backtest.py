@@ -200,10 +200,6 @@ def _grows(i: int, at: datetime) -> float:
     return _value(i, at) * (1.5 if at >= LEVEL_UP else 1.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store/baselines.py does not keep Shift.factor in alert_baselines.shifts (_shift_json "
-    "writes since, adopted_at, offset only): the runtime reads the adopted level back as "
-    "factor 1 and adopts again every adopt_after; passes with the two-line fix"))
 def test_the_unchanged_replay_judges_every_evaluation_as_the_runtime_did(
         db_url: str, tmp_path: Path) -> None:
     """Each stored evaluation (status, expected value, band, today's level) comes out of
