@@ -616,6 +616,8 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("baseline", for_=_10M),
     Variant("baseline", replace(DEFAULT, width=3.0), for_=_10M, keep_firing_for=_1H),
     Variant("baseline", replace(DEFAULT, width=5.0), for_=_10M, keep_firing_for=_1H),
+    Variant("baseline", replace(DEFAULT, adopt_after=timedelta(days=1)), for_=_10M,
+            keep_firing_for=_1H),
 )
 
 

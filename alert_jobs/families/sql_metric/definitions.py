@@ -81,13 +81,14 @@ def outcome_metadata(rule: SqlMetricRule, outcome: RuleOutcome) -> dict[str, Any
 
 #: A baseline rule's ``details`` keys and the metadata names the UI plots them under.
 BASELINE_PLOTS = {"expected_value": "expected", "lower": "lower", "upper": "upper",
-                  "points": "baseline_points"}
+                  "points": "baseline_points", "level": "baseline_level"}
 
 
 def baseline_metadata(details: Mapping[str, Any]) -> dict[str, float]:
-    """``expected``, ``lower``, ``upper`` and ``baseline_points`` as plain floats, each
-    only when known (no band while learning, no bound on a side the rule does not
-    watch): a missing point leaves a gap in the plot, a made-up one would mislead."""
+    """``expected``, ``lower``, ``upper``, ``baseline_points`` and ``baseline_level``
+    (today's level) as plain floats, each only when known (no band while learning, no
+    bound on a side the rule does not watch): a missing point leaves a gap in the plot,
+    a made-up one would mislead."""
     out = {}
     for key, name in BASELINE_PLOTS.items():
         value = details.get(key)

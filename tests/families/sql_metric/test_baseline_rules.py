@@ -270,7 +270,7 @@ checks:
         logs = [e.user_message for e in instance.all_logs(result.run_id)]
     (materialization,) = result.get_asset_materialization_events()
     meta = {k: v.value for k, v in materialization.materialization.metadata.items()}
-    for key in ("value", "expected", "lower", "upper", "baseline_points"):
+    for key in ("value", "expected", "lower", "upper", "baseline_points", "baseline_level"):
         assert isinstance(meta[key], float), key
     assert meta["lower"] <= meta["expected"] <= meta["upper"]
     assert meta["value"] < meta["lower"] and meta["baseline_points"] == 4.0
@@ -291,8 +291,8 @@ def test_learning_metadata_omits_the_band(tmp_path: Path) -> None:
     assert baseline_metadata({"expected_value": None, "lower": None, "upper": None,
                               "points": None, "learning": "learning: 0 of 4 points"}) == {}
     assert baseline_metadata({"expected_value": 10, "lower": None, "upper": 12.5,
-                              "points": 4.0}) == {"expected": 10.0, "upper": 12.5,
-                                                  "baseline_points": 4.0}
+                              "points": 4.0, "level": 1.1}) == {
+        "expected": 10.0, "upper": 12.5, "baseline_points": 4.0, "baseline_level": 1.1}
 
 
 def test_a_batch_reads_the_states_once_and_each_rule_its_slot_once(sqlite_url: str,
