@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from alert_jobs.core.baseline import Point, Recent, Shift
 from alert_jobs.store import schema
 from alert_jobs.store.db import Database
+from alert_jobs.store.rawsql import bind_time_for, fetch_all, read_any_time
 
 baseline_points = sa.Table(
     "alert_baseline_points",
@@ -128,7 +128,8 @@ def _recent_sql(dialect: str) -> str:
 def _recent(row: Sequence[Any]) -> Recent:
     _, at, value, expected, status = row
     ok = expected is not None and math.isfinite(float(expected))
-    return Recent(_read(at), float(value), float(expected) if ok else None, status == "alert")
+    return Recent(read_any_time(at), float(value), float(expected) if ok else None,
+                  status == "alert")
 
 
 @dataclass(frozen=True)
@@ -137,37 +138,6 @@ class Read:
 
     points: list[Point]
     recent: list[Recent]
-
-
-def _bind(at: datetime, dialect: str) -> Any:
-    """A time as the tables store it: SQLite holds SQLAlchemy's naive UTC text."""
-    if at.tzinfo is None:
-        raise ValueError("naive datetime given to the timeline; pass an aware UTC time")
-    at = at.astimezone(UTC)
-    return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" \
-        else at
-
-
-def _read(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _run(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    cursor = raw.cursor()
-    try:
-        if conn.dispatch.before_cursor_execute:  # statement counts in tests and benchmarks
-            conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
-        if conn.dialect.name == "postgresql":  # planned once per connection
-            cursor.execute(sql, params, prepare=True)
-        else:
-            cursor.execute(sql, params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 # ----- state rows --------------------------------------------------------------------
@@ -186,7 +156,7 @@ def _shift_json(shift: Shift) -> dict[str, Any]:
 
 
 def _shift(data: dict[str, Any]) -> Shift:
-    return Shift(since=_read(data["since"]), adopted_at=_read(data["adopted_at"]),
+    return Shift(since=read_any_time(data["since"]), adopted_at=read_any_time(data["adopted_at"]),
                  offset=float(data.get("offset", 0.0)),
                  factor=float(data.get("factor", 1.0)))
 
@@ -243,19 +213,19 @@ class BaselineStore:
             dialect = conn.dialect.name
             params: dict[str, Any] = {"rule": rule, "fp": fingerprint}
             for i, (start, end) in enumerate(ranges):
-                params[f"s{i}"] = _bind(start, dialect)
-                params[f"e{i}"] = _bind(end, dialect)
+                params[f"s{i}"] = bind_time_for(start, dialect)
+                params[f"e{i}"] = bind_time_for(end, dialect)
             for i, shift in enumerate(shifts):
-                params[f"a{i}"] = _bind(shift.since, dialect)
-                params[f"b{i}"] = _bind(shift.adopted_at, dialect)
+                params[f"a{i}"] = bind_time_for(shift.since, dialect)
+                params[f"b{i}"] = bind_time_for(shift.adopted_at, dialect)
             if recent is not None:
-                params["rs"], params["re"] = (_bind(t, dialect) for t in recent)
+                params["rs"], params["re"] = (bind_time_for(t, dialect) for t in recent)
             if ranges:
                 sql = _history_sql(len(ranges), len(shifts), dialect, recent is not None)
             else:
                 sql = _recent_sql(dialect)
-            rows = _run(conn, sql, params)
-        return Read([Point(_read(r[1]), float(r[2])) for r in rows if r[0] == 0],
+            rows = fetch_all(conn, sql, params)
+        return Read([Point(read_any_time(r[1]), float(r[2])) for r in rows if r[0] == 0],
                     [_recent(r) for r in rows if r[0] == 1])
 
     def recent(self, rule: str, fingerprint: str, start: datetime, end: datetime

@@ -50,6 +50,36 @@ def read_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+def bind_time_for(value: datetime, dialect: str) -> Any:
+    """A time for a hand-written statement run on the driver: SQLite's stored text, an
+    aware UTC datetime for PostgreSQL."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the timeline; pass an aware UTC time")
+    return bind_time(value) if dialect == "sqlite" else value.astimezone(UTC)
+
+
+def read_any_time(value: Any) -> datetime:
+    """A time a driver returned (SQLite: text; PostgreSQL: a datetime) as aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def fetch_all(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a hand-written read on the driver's cursor (no SQLAlchemy compile on a hot
+    path); PostgreSQL prepares it once per connection. Statement listeners still see it."""
+    cursor = _cursor(conn)
+    try:
+        _seen(conn, cursor, sql, params, False)
+        if conn.dialect.name == "postgresql":
+            cursor.execute(sql, params, prepare=True)
+        else:
+            cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _bind_json(value: Any) -> str:
     return json.dumps(value)
 
@@ -173,16 +203,6 @@ def is_sqlite(conn: Connection) -> bool:
 def compiled(statement: sa.ClauseElement) -> str:
     """``statement`` as SQLite SQL text with ``:name`` parameters (built once)."""
     return str(statement.compile(dialect=_DIALECT))
-
-
-def fetch_all(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    cursor = _cursor(conn)
-    try:
-        _seen(conn, cursor, sql, params, False)
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
 
 
 def _reader(column: sa.Column[Any]) -> Callable[[Any], Any] | None:

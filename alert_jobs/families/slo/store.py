@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from alert_jobs.families.slo.check import Bucket, Counts
 from alert_jobs.store import Timeline, schema
+from alert_jobs.store.rawsql import bind_time_for, fetch_all, read_any_time
 
 slo_buckets = sa.Table(
     "alert_slo_buckets",
@@ -147,35 +148,12 @@ def _edges_sql(edges: int, dialect: str) -> str:
     return " UNION ALL ".join(parts)
 
 
-def _bind_time(at: datetime, dialect: str) -> Any:
-    """A time as the table stores it: SQLite holds SQLAlchemy's naive UTC text."""
-    at = at.astimezone(UTC)
-    return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" \
-        else at
-
-
-def _read_time(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _edge_rows(conn: Connection, rule: str, edges: Sequence[datetime]) -> dict[int, _Edge]:
     dialect = conn.dialect.name
     params: dict[str, Any] = {"rule": rule}
-    params.update((f"e{i}", _bind_time(edge, dialect)) for i, edge in enumerate(edges))
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    cursor = raw.cursor()
-    try:
-        if dialect == "postgresql":  # planned once per connection, not every minute
-            cursor.execute(_edges_sql(len(edges), dialect), params, prepare=True)
-        else:
-            cursor.execute(_edges_sql(len(edges), dialect), params)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    return {int(r[0]): _Edge(int(r[0]), _read_time(r[1]), _read_time(r[2]), float(r[3]),
+    params.update((f"e{i}", bind_time_for(edge, dialect)) for i, edge in enumerate(edges))
+    rows = fetch_all(conn, _edges_sql(len(edges), dialect), params)  # PostgreSQL: prepared
+    return {int(r[0]): _Edge(int(r[0]), read_any_time(r[1]), read_any_time(r[2]), float(r[3]),
                              float(r[4]), bool(r[5]), float(r[6]), float(r[7]), float(r[8]))
             for r in rows}
 
