@@ -1,9 +1,9 @@
 """Expected ranges learned from history: seasonal slots, robust bands, level shifts.
 
-Pure (no I/O, no Dagster, no SQL): the runtime reads the points of the slot
-(:mod:`alert_jobs.runtime.baseline`, one indexed query) and hands them here; the
-accuracy benchmark and ``rules backtest`` call the same functions on generated or
-stored series.
+Pure (no I/O, no Dagster, no SQL): the runtime reads the points of the slot and the
+last hours' evaluations (:mod:`alert_jobs.runtime.baseline`, one indexed statement)
+and hands them here; ``rules backtest`` and the accuracy benchmark judge stored or
+generated series with :class:`Learner`, the same evaluation held in memory.
 
 Why median and MAD: the band must not widen because of past incidents. A mean and a
 standard deviation move with every outlier in the history (one spike of 10× in 48
