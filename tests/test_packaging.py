@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,12 +23,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: Not part of the source a wheel is built from (and large, or written by other runs).
+NOT_SOURCE = (".git", ".venv", ".dagster_home", "build", "*.egg-info", "__pycache__",
+              ".mypy_cache", ".ruff_cache", ".pytest_cache", "results")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from a private copy of the source: setuptools writes ``build/`` and
+    ``*.egg-info`` into the tree it builds, and two test workers building the checkout
+    at once trip over each other's files."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(ROOT)], check=True, timeout=300,
-                   capture_output=True)
+    source = tmp_path_factory.mktemp("source") / "alert-jobs"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                           "--no-build-isolation", "-q", "-w", str(out), str(source)],
+                          timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
     (built,) = out.glob("alert_jobs-*.whl")
     return built
 
