@@ -149,6 +149,24 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules_reset_baseline(args: argparse.Namespace) -> int:
+    """Forget what baseline rules backfilled and adopted: after a rule's query changed,
+    its old backfilled values describe another number. Evaluations stay (they are the
+    timeline); the next run backfills again."""
+    rules = rules_of(args)
+    for name in args.names:
+        try:
+            rules.rule(name)
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+    timeline = timeline_of(args)
+    for name in args.names:
+        deleted = timeline.baselines.forget(name)
+        print(f"{name}: {deleted:,} backfilled point(s) and state row(s) deleted; the next "
+              "run backfills its history again")
+    return EXIT_OK
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from alert_jobs.store import safe_url
 
@@ -182,6 +200,11 @@ def register(commands: Commands) -> None:
     sp = rules.add_parser("validate", help="check a rules file; exit 0 if valid, 2 if not")
     sp.add_argument("file", nargs="?")
     sp.set_defaults(fn=cmd_rules_validate)
+    sp = rules.add_parser("reset-baseline", help="forget baseline rules' backfilled values "
+                                                 "and adopted levels (after changing a "
+                                                 "query): their next run backfills again")
+    sp.add_argument("names", nargs="+", metavar="RULE")
+    sp.set_defaults(fn=cmd_rules_reset_baseline)
 
     db = commands.group("db", "timeline database commands")
     sp = db.add_parser("upgrade", help="create or migrate the timeline tables (idempotent)")

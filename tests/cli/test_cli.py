@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -455,3 +455,33 @@ def test_unreachable_postgres_fails_cleanly(tmp_path, capsys, command):
     assert err.startswith("alert-jobs: timeline database error")
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err and "Traceback" not in out
+
+
+def test_rules_reset_baseline_forgets_one_rule_s_backfill_and_keeps_the_others(env):
+    from alert_jobs.core.baseline import Shift
+    from alert_jobs.store.baselines import BaselineState
+
+    env.timeline.upgrade()
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    for rule in ("orders_last_hour", "dead_letters"):
+        fp = f"fp-{rule}"
+        assert env.timeline.baselines.add_points(
+            rule, fp, [(t0 + timedelta(minutes=5 * i), 10.0 + i) for i in range(3)]) == 3
+        env.timeline.baselines.save(BaselineState(fp, rule, (Shift(t0, t0, factor=2.0),),
+                                                  t0, 3, 3), t0)
+    r = env.run("rules", "reset-baseline", "orders_last_hour")
+    assert r.rc == 0, r.err
+    assert r.out == ("orders_last_hour: 4 backfilled point(s) and state row(s) deleted; "
+                     "the next run backfills its history again\n")
+    ranges = [(t0 - timedelta(days=1), t0 + timedelta(days=1))]
+    assert env.timeline.baselines.history("orders_last_hour", "fp-orders_last_hour",
+                                          ranges) == []
+    assert env.timeline.baselines.states(["fp-orders_last_hour"]) == {}
+    # the other rule keeps everything (the positive control)
+    assert len(env.timeline.baselines.history("dead_letters", "fp-dead_letters", ranges)) == 3
+    assert "fp-dead_letters" in env.timeline.baselines.states(["fp-dead_letters"])
+
+
+def test_rules_reset_baseline_refuses_an_unknown_rule(env):
+    r = env.run("rules", "reset-baseline", "orders_lasthour")
+    assert r.rc == 2 and "orders_lasthour" in r.err and r.out == ""
