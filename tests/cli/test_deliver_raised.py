@@ -111,9 +111,6 @@ DRIFT_RULE = """
       segment_columns: [model]
       min_samples: 100
       high_score: {{threshold: 0.9, min_samples: 100, max_rate: 0.2}}
-      # KS 0.1 (the default warning) is p ≈ 0.015 at 240 scores: the calm model of random
-      # demo data crossed it in about 1 run of 10; 0.15 is p < 0.001 (fraud-v3 is at 0.5)
-      ks: {{warn: 0.15, critical: 0.3}}
 """
 
 

@@ -72,6 +72,13 @@ def pct(rate: float | None) -> str:
     return f"{value:.2g} %"
 
 
+#: KS counts as a breach only when it is also this unlikely by chance: at 240 scores an
+#: hour against a week, the default warning (KS 0.1) is p ≈ 0.016, so an hourly check
+#: of a calm model would warn a few times a day; at α = 0.001 the bar there is KS ≈ 0.126,
+#: and at thousands of scores the configured threshold decides alone.
+KS_ALPHA = 0.001
+
+
 def level(value: float | None, threshold: Threshold | None) -> Severity | None:
     if value is None or threshold is None:
         return None
@@ -128,8 +135,11 @@ def judge_distribution(rule: ScoreDriftRule, frame: Frame, reference: Histogram,
               ("mean shift", m.mean_shift, rule.mean_shift),
               ("spread ratio", _spread_change(m.std_ratio), rule.std_ratio)]
     levels = []
+    ks_p = m.ks_pvalue
     for name, value, threshold in checks:
         lv = level(value, threshold)
+        if name == "KS" and ks_p >= KS_ALPHA:
+            lv = None  # as large as chance makes it at this sample size
         levels.append(lv)
         if lv is not None and value is not None and threshold is not None:
             limit = threshold.critical if lv == Severity.CRITICAL else threshold.warn
@@ -155,7 +165,7 @@ def judge_distribution(rule: ScoreDriftRule, frame: Frame, reference: Histogram,
     return Observation(rule.name, Status.ALERT if worst else Status.OK, labels, m.psi,
                        summary=summary, expected=expected, seen=seen, window=frame.window,
                        severity=worst,
-                       details={"psi": m.psi, "ks": m.ks, "n_current": m.n_cur,
+                       details={"psi": m.psi, "ks": m.ks, "ks_p": ks_p, "n_current": m.n_cur,
                                 "n_reference": m.n_ref, "psi_bins": m.psi_bins})
 
 
