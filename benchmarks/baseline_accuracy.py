@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import random
 import resource
@@ -94,6 +93,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from alert_jobs.core.baseline import Learner, Point, Settings
+from benchmarks.results_file import write_json
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "baseline_accuracy.json"
 SEED = 14
@@ -689,9 +689,7 @@ def format_table(r: AccuracyResult) -> str:
 
 
 def write_results(result: AccuracyResult, path: Path = RESULTS_FILE) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                "results": [result.as_json()]}, indent=2) + "\n")
+    write_json(path, [result.as_json()])
 
 
 def main(argv: list[str] | None = None) -> int:

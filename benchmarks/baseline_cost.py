@@ -59,10 +59,11 @@ import sqlalchemy as sa
 
 from alert_jobs.config import Baseline
 from alert_jobs.core import baseline as core
-from alert_jobs.runtime.baseline import assess_value, settings_of
+from alert_jobs.runtime.baseline import assess_value
 from alert_jobs.store import Timeline, schema
 from alert_jobs.store.baselines import _history_sql
 from benchmarks.pg_schema import drop_schema, scratch_schema
+from benchmarks.results_file import write_json
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "baseline_cost.json"
 RULES = 1_000
@@ -76,7 +77,7 @@ END = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)  # "now": the newest evaluation i
 TIMEZONE = "Europe/Berlin"
 TARGET_MS = 10.0
 SPEC = Baseline()
-SETTINGS = settings_of(SPEC)
+SETTINGS = SPEC.settings()
 
 
 def rule_name(i: int) -> str:
@@ -452,10 +453,7 @@ def results_json(results: list[BackendResult]) -> list[dict[str, Any]]:
 
 def write_results(results: list[BackendResult], skipped: dict[str, str],
                   path: Path = RESULTS_FILE) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                "results": results_json(results), "skipped": skipped},
-                               indent=2, default=str) + "\n")
+    write_json(path, results_json(results), skipped)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ import pandas as pd
 from alert_jobs.families.quality.rollup import quality_rows
 from alert_jobs.store import Timeline, make_engine, schema
 from benchmarks.pg_schema import drop_schema, scratch_schema
+from benchmarks.results_file import write_json
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "quality.json"
 EVENTS = 1_000_000
@@ -287,9 +288,7 @@ def format_table(results: list[dict[str, Any]], skipped: dict[str, str]) -> str:
 
 def write_results(results: list[dict[str, Any]], skipped: dict[str, str],
                   path: Path = RESULTS_FILE) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                "results": results, "skipped": skipped}, indent=2) + "\n")
+    write_json(path, results, skipped)
 
 
 def main(argv: list[str] | None = None) -> int:

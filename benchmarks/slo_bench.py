@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from alert_jobs.families.slo.config import SloRule
 from alert_jobs.families.slo.store import SloBucketStore, slo_buckets
 from alert_jobs.store import Timeline, schema
 from benchmarks.pg_schema import drop_schema, scratch_schema
+from benchmarks.results_file import write_json
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "slo.json"
 SLOS = 100
@@ -488,10 +488,7 @@ def results_json(results: list[BackendResult]) -> list[dict[str, Any]]:
 
 def write_results(results: list[BackendResult], skipped: dict[str, str],
                   path: Path = RESULTS_FILE) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                "results": results_json(results), "skipped": skipped},
-                               indent=2) + "\n")
+    write_json(path, results_json(results), skipped)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,11 +40,6 @@ BACKFILL_SECONDS = 30.0
 BACKFILL_WRITE_EVERY = 200
 
 
-def settings_of(spec: Baseline) -> Settings:
-    """The config model as the core's plain settings."""
-    return spec.settings()
-
-
 @dataclass(frozen=True)
 class Judged:
     """An assessment and, when it adopted a new level, the state to keep."""
@@ -68,7 +63,7 @@ def assess_value(timeline: Timeline, *, rule: str, fingerprint: str, value: floa
                  state: BaselineState | None) -> Judged:
     """Judge ``value`` against the baseline of ``fingerprint`` (see the module doc). An
     adoption is saved here (``timeline.baselines.save``) and returned."""
-    settings = settings_of(spec)
+    settings = spec.settings()
     shifts = tuple(core.live_shifts(state.shifts if state else (), now, settings.history))
     assessment = _assess(timeline, rule, fingerprint, value, settings, now, timezone, shifts)
     after = settings.adopt_after

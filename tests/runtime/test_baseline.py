@@ -24,7 +24,6 @@ from alert_jobs.runtime.baseline import (
     assess_value,
     backfill,
     cadence,
-    settings_of,
 )
 from alert_jobs.store import Timeline, schema
 from tests.families.sql_metric.seasonal_source import NOW, QUERY, seasonal_db
@@ -49,7 +48,7 @@ def reader(url: str, calls: list[tuple[datetime, datetime]]) -> Any:
 
 
 def test_settings_and_cadence() -> None:
-    assert settings_of(SPEC) == Settings(season="hour_of_week", history=timedelta(days=28),
+    assert SPEC.settings() == Settings(season="hour_of_week", history=timedelta(days=28),
                                          width=4.0, min_points=3, direction="both", floor=0.0,
                                          adopt_after=timedelta(hours=2))
     assert cadence("*/5 * * * *", "UTC", NOW) == timedelta(minutes=5)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from alert_jobs.config import RuleBase, RulesFile
 from alert_jobs.core.engine import RulePolicy, evaluate
 from alert_jobs.core.model import AlertRecord, Observation, Status
 from alert_jobs.runtime.family import Rejudge
@@ -200,3 +201,9 @@ def width_advice(rule: str, width: float, result: BacktestResult, current: float
     return (f"{rule}: width {width:g} would have kept {result.actionable_caught} of "
             f"{result.actionable} actionable alerts and dropped {result.noisy_dropped} of "
             f"{result.noisy} noisy ones (now {current:g})")
+
+
+def effective(rules: RulesFile, rule: RuleBase) -> RuleBase:
+    """The rule as its family's judge needs it: its timezone resolved from the defaults
+    (a baseline's season slots are local time)."""
+    return rule.model_copy(update={"timezone": rules.timezone_for(rule)})

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
-from alert_jobs.config import RuleBase, RulesFile
+from alert_jobs.config import RuleBase
 from alert_jobs.core.durations import DurationError, format_duration, parse_duration
 from alert_jobs.core.model import AckOutcome
 from alert_jobs.families.quality.backtest import (
@@ -25,6 +25,7 @@ from alert_jobs.families.quality.backtest import (
     Judge,
     Points,
     backtest,
+    effective,
     rejudged,
     stored_judge,
 )
@@ -77,12 +78,6 @@ class Replays:
         if self.current is None or self.changed is None:
             return stored_judge(rule), stored_judge(rule)
         return rejudged(rule, self.current, points), rejudged(rule, self.changed, points)
-
-
-def effective(rules: RulesFile, rule: RuleBase) -> RuleBase:
-    """The rule as its family's judge needs it: its timezone resolved from the defaults
-    (a baseline's season slots are local time)."""
-    return rule.model_copy(update={"timezone": rules.timezone_for(rule)})
 
 
 def build_change(rule: RuleBase, sets: Mapping[str, str]) -> Replays:

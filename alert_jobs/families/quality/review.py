@@ -27,6 +27,7 @@ from alert_jobs.families.quality.backtest import (
     Change,
     backtest,
     best_width,
+    effective,
     rejudged,
     width_advice,
 )
@@ -89,7 +90,6 @@ def width_results(rules: RulesFile, timeline: Timeline, rule_name: str, start: d
     """Backtest each of ``widths`` for a baseline rule over ``[start, end)``: the rule's
     current width and the results; None when the rule has no baseline (its family cannot
     change ``width``, or says the rule has none)."""
-    from alert_jobs.families.quality.cli import effective
     from alert_jobs.families.quality.stored import load_history, load_points
     from alert_jobs.runtime.evaluate import policy_for
     from alert_jobs.runtime.family import family_of
