@@ -18,7 +18,9 @@ It provides:
 * ``http_routes``: routes ``alert-jobs serve`` answers for it, e.g. heartbeat pings
   (optional);
 * ``threshold_keys`` and ``rejudge``: which thresholds ``alert-jobs rules backtest`` can
-  change for its rules, and how a stored value is judged with them changed (optional).
+  change for its rules, and how a stored value is judged with them changed (optional);
+* ``simulate``: its rules evaluated from a rule test's synthetic inputs on a simulated
+  clock (``alert-jobs rules test``; :mod:`alert_jobs.runtime.simulation`) (optional).
 
 Families never import each other; what they share is below them (core, config, store,
 notify, runtime). See the README's "Adding a check family".
@@ -108,6 +110,11 @@ class Family:
     #: ``keep_firing_for`` can be backtested.
     threshold_keys: tuple[str, ...] = ()
     rejudge: Callable[[Any, Mapping[str, str]], Rejudge] | None = None
+    #: ``alert-jobs rules test``: ``simulate(rule, inputs, clock)`` checks one rule's
+    #: ``input`` from a test file and returns what evaluates it at each simulated time
+    #: (:class:`~alert_jobs.runtime.simulation.Simulate`). Without it the family's rules
+    #: cannot be unit-tested (the test file is refused, naming the family).
+    simulate: Callable[[Any, Mapping[str, Any], Any], Any] | None = None
     #: Its assets write the timeline (so the ``alert_timeline`` asset is downstream of
     #: them); false for a family that only reads it (alert quality).
     writes_timeline: bool = True
