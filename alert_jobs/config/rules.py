@@ -64,6 +64,10 @@ class RuleBase(Strict):
     annotations: Annotations = Field(default_factory=Annotations)
     receivers: list[str] | None = None
     enabled: bool = True
+    #: How soon after the condition starts its first notification must be delivered
+    #: (fire drills and the chaos test hold the rule to it). Unset: ``for`` + the
+    #: rule's evaluation interval + its route's ``group_wait`` + 1 minute.
+    sla: Duration | None = None
 
     def annotations_for(self, labels: dict[str, str]) -> Annotations:
         """The annotations of this rule's alert instance with ``labels``: the rule's own.
