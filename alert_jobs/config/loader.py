@@ -88,7 +88,7 @@ def parse_rules(text: str, filename: str = DEFAULT_RULES_FILE, *,
     chosen = sections() if families is None else families
     try:
         data = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text))
+        lines = line_index(yaml.compose(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         reason = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
@@ -127,7 +127,7 @@ def _problem(err: Any, lines: dict[tuple[Any, ...], int]) -> RuleFileProblem:
         reason = "required key is missing"
     elif reason.startswith("Value error, "):
         reason = reason[len("Value error, ") :]
-    return RuleFileProblem(yaml_path(loc), reason, _nearest_line(loc, lines))
+    return RuleFileProblem(yaml_path(loc), reason, nearest_line(loc, lines))
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -147,7 +147,7 @@ def yaml_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
+def line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
     """Map each YAML path to its 1-based line, so errors can point at the line."""
     index: dict[tuple[Any, ...], int] = {}
 
@@ -167,7 +167,7 @@ def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
     return index
 
 
-def _nearest_line(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+def nearest_line(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
     for cut in range(len(loc), 0, -1):
         if loc[:cut] in lines:
             return lines[loc[:cut]]
@@ -185,7 +185,7 @@ def _cross_checks(data: dict[str, Any], lines: dict[tuple[Any, ...], int],
     problems: list[RuleFileProblem] = []
 
     def add(loc: tuple[Any, ...], reason: str) -> None:
-        problems.append(RuleFileProblem(yaml_path(loc), reason, _nearest_line(loc, lines)))
+        problems.append(RuleFileProblem(yaml_path(loc), reason, nearest_line(loc, lines)))
 
     def items(value: Any) -> list[tuple[int, dict[str, Any]]]:
         return [(i, x) for i, x in enumerate(value) if isinstance(x, dict)] \

@@ -29,6 +29,8 @@ _EXPANDING = re.compile(rf"^(?P<a>{_NUMBER})(?:(?P<op>[-+])(?P<b>{_NUMBER}))?x(?
                         re.IGNORECASE)
 _SINGLE = re.compile(rf"^(?:{_NUMBER})$", re.IGNORECASE)
 _BLANK = re.compile(r"^_(?:x(?P<n>\d+))?$")
+#: Terms are separated by spaces, except inside an error's parentheses.
+_TERMS = re.compile(r"[^\s(]*\([^)]*\)\S*|\S+")
 _ERROR = re.compile(r"^error(?:\((?P<why>[^()]*)\))?(?:x(?P<n>\d+))?$")
 
 
@@ -59,7 +61,7 @@ def expand(text: str | int | float) -> list[Value]:
     if isinstance(text, int | float):
         return [Value(float(text))]
     points: list[Value] = []
-    for term in str(text).split():
+    for term in _TERMS.findall(str(text)):
         points += _term(term)
         if len(points) > MAX_POINTS:
             raise SeriesSyntaxError(f"the series expands to more than {MAX_POINTS:,} points")

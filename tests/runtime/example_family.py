@@ -3,9 +3,10 @@
 A whole check family in one module: the README's example of the family seam.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 from shutil import disk_usage
-from typing import Annotated
+from typing import Annotated, Any
 
 import dagster as dg
 from pydantic import Field
@@ -15,6 +16,7 @@ from alert_jobs.core.model import Observation, Status, error_observation
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.runtime.evaluate import RuleOutcome, process_observations
 from alert_jobs.runtime.family import Family
+from alert_jobs.runtime.simulation import InputError, Series, TestClock, series_of
 from alert_jobs.runtime.resources import AlertJobsResource, check_severity
 from alert_jobs.store import Timeline, utcnow
 
@@ -51,6 +53,33 @@ def evaluate(rules: RulesFile, rule: DiskSpaceRule, timeline: Timeline, *, now: 
     """One rule, now, through the engine (what ``alert-jobs check`` and the asset run)."""
     return process_observations(rules, rule, timeline, [(observe(rule), WHY)], now=now,
                                 run_id=run_id)
+
+
+class Simulated:
+    """``alert-jobs rules test``: the rule judged from the test's ``free_percent`` series."""
+
+    def __init__(self, rule: DiskSpaceRule, free_percent: Series):
+        self.rule, self.free_percent = rule, free_percent
+
+    def step(self, rules: RulesFile, timeline: Timeline, *, now: datetime,
+             since: datetime | None) -> list[RuleOutcome]:
+        point = self.free_percent.at(now)
+        if point.error is not None:
+            obs = error_observation(self.rule.name, f"{self.rule.path}: {point.error}",
+                                    self.rule.labels)
+        elif point.number is None:
+            obs = Observation(self.rule.name, Status.NODATA, dict(self.rule.labels), None,
+                              summary=f"No reading of {self.rule.path}")
+        else:
+            obs = judge(self.rule, 100, round(point.number))
+        return process_observations(rules, self.rule, timeline, [(obs, WHY)], now=now,
+                                    run_id=None)
+
+
+def simulate(rule: DiskSpaceRule, inputs: Mapping[str, Any], clock: TestClock) -> Simulated:
+    if set(inputs) != {"free_percent"}:
+        raise InputError((), "a disk_space rule's input is free_percent: a series")
+    return Simulated(rule, series_of(inputs["free_percent"], clock, ("free_percent",)))
 
 
 def rule_asset(name: str) -> dg.AssetsDefinition:
@@ -94,4 +123,5 @@ FAMILY = Family(
     rules=RulesSection(family="disk_space", rule_model=DiskSpaceRule, order=60),
     definitions=definitions,
     evaluate=evaluate,
+    simulate=simulate,
 )
