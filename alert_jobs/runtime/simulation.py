@@ -111,18 +111,18 @@ def series_of(raw: Any, clock: TestClock, path: KeyPath) -> Series:
     if isinstance(raw, Mapping):
         unknown = set(raw) - {"values", "start", "interval"}
         if unknown:
-            raise InputError(path + (sorted(unknown)[0],), "unknown key: a series mapping "
+            raise InputError((*path, sorted(unknown)[0]), "unknown key: a series mapping "
                              "has values, start (an offset such as -28d) and interval")
         if "values" not in raw:
             raise InputError(path, "a series mapping needs values (e.g. values: 0+10x30)")
         values = raw["values"]
         if "start" in raw:
-            start = clock.start + _duration(raw["start"], path + ("start",), signed=True)
+            start = clock.start + _duration(raw["start"], (*path, "start"), signed=True)
         if "interval" in raw:
-            interval = _duration(raw["interval"], path + ("interval",))
+            interval = _duration(raw["interval"], (*path, "interval"))
             if interval <= timedelta(0):
-                raise InputError(path + ("interval",), "the interval must be positive")
-        path = path + ("values",)
+                raise InputError((*path, "interval"), "the interval must be positive")
+        path = (*path, "values")
     if isinstance(values, Sequence) and not isinstance(values, str):
         values = " ".join(str(v) for v in values)
     try:

@@ -16,8 +16,8 @@ from alert_jobs.core.model import Observation, Status, error_observation
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.runtime.evaluate import RuleOutcome, process_observations
 from alert_jobs.runtime.family import Family
-from alert_jobs.runtime.simulation import InputError, Series, TestClock, series_of
 from alert_jobs.runtime.resources import AlertJobsResource, check_severity
+from alert_jobs.runtime.simulation import InputError, Series, TestClock, series_of
 from alert_jobs.store import Timeline, utcnow
 
 WHY = "A full disk stops every write on it: databases, logs, uploads."

@@ -307,8 +307,8 @@ def _case(r: _Reader, raw: Any, i: int, start: datetime, interval: timedelta
                "at, or a duration")
     duration = duration or max(ats, default=timedelta(0))
     if duration / interval > MAX_STEPS:
-        r.fail((*loc, "duration"), f"{offset_text(duration)} at {offset_text(interval)} is more than "
-               f"{MAX_STEPS:,} evaluations; use a longer interval")
+        r.fail((*loc, "duration"), f"{offset_text(duration)} at {offset_text(interval)} is "
+               f"more than {MAX_STEPS:,} evaluations; use a longer interval")
     if not inputs and not actions:
         r.fail((*loc, "input"), "a test needs input for at least one rule")
     return TestCase(name, i, r.line(loc), start, interval, duration,
