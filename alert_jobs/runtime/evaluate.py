@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from alert_jobs.config import RuleBase, RulesFile
@@ -33,6 +33,21 @@ def policy_for(rules: RulesFile, rule: RuleBase) -> RulePolicy:
         enabled=rule.enabled,
         receivers=tuple(rule.receivers or ()),  # empty: the route tree (or defaults) decides
     )
+
+
+def repeat_interval_of(rules: RulesFile, rule: RuleBase, labels: dict[str, str],
+                       router: Router) -> timedelta:
+    """How often a still-firing alert with ``labels`` is sent again: the rule's own
+    ``repeat_interval``, else the shortest of the routes it goes to (Alertmanager sets it
+    on routes; each route inherits its parent's, the root ``defaults.repeat_interval``).
+
+    The engine decides repeats per alert instance, not per receiver, so an alert that two
+    routes with different intervals receive repeats at the shorter one.
+    """
+    if rule.repeat_interval is not None:
+        return rule.repeat_interval
+    targets = router.targets(labels, rules.direct_receivers(rule.name))
+    return min((t.repeat_interval for t in targets), default=rules.defaults.repeat_interval)
 
 
 @dataclass(frozen=True)
@@ -87,15 +102,19 @@ def process_batch(
         raise ValueError(f"chunk must be at least 1, got {chunk}")
     router = rules.router()
     links = _links(rules, now)
-    policies: dict[str, RulePolicy] = {}
+    policies: dict[tuple[str, tuple[tuple[str, str], ...]], RulePolicy] = {}
     outcomes: list[RuleOutcome] = []
     for start in range(0, len(evaluations), chunk):
         part = evaluations[start:start + chunk]
         items = []
         for rule, obs, why in part:
-            if rule.name not in policies:
-                policies[rule.name] = policy_for(rules, rule)
-            items.append((obs, policies[rule.name], _message(rules, rule, obs, why, run_id)))
+            labels = {**obs.labels, "alertname": rule.name,
+                      "severity": str(obs.severity or rule.severity)}
+            key = (rule.name, tuple(sorted(labels.items())))
+            if key not in policies:
+                policies[key] = replace(policy_for(rules, rule), repeat_interval=(
+                    repeat_interval_of(rules, rule, labels, router)))
+            items.append((obs, policies[key], _message(rules, rule, obs, why, run_id)))
         results = timeline.alerts.process_many(items, now=now, run_id=run_id, router=router,
                                                flush=flush, links=links)
         outcomes += [RuleOutcome(obs, replace(result, decision=routed(result.decision, router)))

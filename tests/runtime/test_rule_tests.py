@@ -21,10 +21,11 @@ RULES = """
 receivers:
   - {name: oncall, type: webhook, url: "http://127.0.0.1:9/never-called"}
   - {name: manager, type: webhook, url: "http://127.0.0.1:9/never-called-either"}
-defaults: {receivers: [oncall], repeat_interval: 30m}
+defaults: {receivers: [oncall]}
 route:
   receiver: oncall
   group_wait: 0s
+  repeat_interval: 30m     # on the route, as in Alertmanager
   escalation: [{after: 10m, receiver: manager}]
 inhibit_rules:
   - source_matchers: ["alertname=root_disk"]
