@@ -73,11 +73,11 @@ def states(outcomes: list[RuleOutcome]) -> list[AlertState]:
 def test_for_goes_pending_then_firing_and_resolves(tmp_path: Path) -> None:
     rules = rules_of(rule("dead_letters", "{max: 0}", **{"for": "5m"}))
     got = run(rules, "dead_letters", {"values": "0 0 3+1x6 0x3"}, tmp_path, 13)
-    P, F, I, R = (AlertState.PENDING, AlertState.FIRING, AlertState.INACTIVE,
+    P, F, N, R = (AlertState.PENDING, AlertState.FIRING, AlertState.INACTIVE,
                   AlertState.RESOLVED)
     # bad from 2m to 8m: pending until it has been bad for 5m (at 7m), firing; good
     # again at 9m: resolved
-    assert states(got) == [I, I, P, P, P, P, P, F, F, R, R, R, R]
+    assert states(got) == [N, N, P, P, P, P, P, F, F, R, R, R, R]
     assert got[7].observation.value == 8.0  # the series' value, not the database's
     assert "8" in got[7].observation.summary
 
