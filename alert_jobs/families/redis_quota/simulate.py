@@ -14,9 +14,10 @@ Inputs (``docs/redis_quota.md#rule-tests``):
 * ``info`` (``source: info``): INFO fields as series (:data:`INFO_FIELDS`). A field that
   is ``error`` at a time fails that read (the target's ``error``); a field with no value
   is left out of that INFO, except ``total_commands_processed`` (every real INFO has it):
-  without it, or without any field, the read returned nothing, also an ``error``. ``uptime_in_seconds`` defaults to the time since the test's start (the
-  server started with the test), so a drop of ``total_commands_processed`` alone is a
-  ``CONFIG RESETSTAT``; give an ``uptime_in_seconds`` that drops too for a restart.
+  without it, or without any field, the read returned nothing, also an ``error``.
+  ``uptime_in_seconds`` defaults to the time since the test's start (the server started
+  with the test), so a drop of ``total_commands_processed`` alone is a ``CONFIG
+  RESETSTAT``; give an ``uptime_in_seconds`` that drops too for a restart.
 * ``upstash`` (``source: upstash``): the Developer API's ``daily_net_commands`` and
   ``total_monthly_requests`` (the one of the quota's window is required) and
   ``suspended`` (1: the database is suspended).
