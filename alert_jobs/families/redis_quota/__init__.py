@@ -17,5 +17,6 @@ FAMILY = Family(
     rules=SECTION,
     definitions=lazy("alert_jobs.families.redis_quota.definitions:build_definitions"),
     evaluate=lazy("alert_jobs.families.redis_quota.run:evaluate"),
+    simulate=lazy("alert_jobs.families.redis_quota.simulate:simulate"),
     register_cli=lazy("alert_jobs.families.redis_quota.cli:register"),
 )

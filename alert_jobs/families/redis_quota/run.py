@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,11 +94,18 @@ def read_source(target: RedisQuotaTarget, now: datetime) -> SourceReading:
         return SourceReading(now, error=f"{target.name}: internal error: {type(exc).__name__}")
 
 
+#: Where a target's readings come from: :func:`read_source` (its Redis or the Upstash API);
+#: a rule test gives its INFO series instead (:mod:`alert_jobs.families.redis_quota.simulate`).
+#: A reader never raises: a failure is a :class:`SourceReading` with ``error``.
+Reader = Callable[[RedisQuotaTarget, datetime], SourceReading]
+
+
 def check_target(rules: RulesFile, target: RedisQuotaTarget, timeline: Timeline, *,
-                 now: datetime | None = None, run_id: str | None = None) -> TargetResult:
+                 now: datetime | None = None, run_id: str | None = None,
+                 read: Reader = read_source) -> TargetResult:
     """Check one target once and persist every decision."""
     now = now or utcnow()
-    return record_and_judge(rules, target, read_source(target, now), timeline, run_id=run_id,
+    return record_and_judge(rules, target, read(target, now), timeline, run_id=run_id,
                             flush=True)
 
 
@@ -110,7 +117,7 @@ def evaluate(rules: RulesFile, target: RedisQuotaTarget, timeline: Timeline, *,
 
 def check_targets(rules: RulesFile, targets: Sequence[RedisQuotaTarget], timeline: Timeline, *,
                   now: datetime | None = None, run_id: str | None = None,
-                  concurrency: int = 16) -> list[TargetResult]:
+                  concurrency: int = 16, read: Reader = read_source) -> list[TargetResult]:
     """Check many targets: read every source concurrently (the waiting is on the
     network), then record and decide one target at a time (the database serializes
     writes anyway, and SQLite's busy-wait makes contending writers slower than a queue).
@@ -118,11 +125,11 @@ def check_targets(rules: RulesFile, targets: Sequence[RedisQuotaTarget], timelin
     Results come back in the order of ``targets``."""
     now = now or utcnow()
     if concurrency <= 1 or len(targets) <= 1:
-        readings = [read_source(t, now) for t in targets]
+        readings = [read(t, now) for t in targets]
     else:
         with ThreadPoolExecutor(max_workers=min(concurrency, len(targets)),
                                 thread_name_prefix="redis-read") as pool:
-            readings = list(pool.map(lambda t: read_source(t, now), targets))
+            readings = list(pool.map(lambda t: read(t, now), targets))
     results = [record_and_judge(rules, t, r, timeline, run_id=run_id, flush=False)
                for t, r in zip(targets, readings, strict=True)]
     # One message per group, not per target.

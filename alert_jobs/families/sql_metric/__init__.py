@@ -16,6 +16,7 @@ FAMILY = Family(
     rules=SECTION,
     definitions=lazy("alert_jobs.families.sql_metric.definitions:build_definitions"),
     evaluate=lazy("alert_jobs.families.sql_metric.run:evaluate"),
+    simulate=lazy("alert_jobs.families.sql_metric.simulate:simulate"),
     rejudge=lazy("alert_jobs.families.sql_metric.backtest:rejudge"),
     # = backtest.THRESHOLD_KEYS (named here so that registering imports no more modules)
     threshold_keys=("min", "max", "resolve_min", "resolve_max", "threshold", "critical",

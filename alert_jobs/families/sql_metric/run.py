@@ -68,13 +68,34 @@ def _subject(rule: SqlMetricRule) -> str:
     return rule.description or rule.name.replace("_", " ")
 
 
-def observe_sql_metric(rule: SqlMetricRule, *, now: datetime, was_firing: bool) -> Observation:
+#: A rule's number over one window ``[start, end)``: ``None`` for no value; a failed read
+#: raises :class:`SourceError`.
+ValueAt = Callable[[datetime, datetime], float | None]
+#: Where a rule's numbers come from: ``reader(rule)`` gives its :data:`ValueAt` (or raises
+#: :class:`SecretMissingError`). Production reads the rule's database
+#: (:func:`database_reader`); a rule test reads the test's series instead
+#: (:mod:`alert_jobs.families.sql_metric.simulate`), through the same judging.
+Reader = Callable[[SqlMetricRule], ValueAt]
+
+
+def database_reader(rule: SqlMetricRule) -> ValueAt:
+    """The rule's query against its database (its URL resolved once, here)."""
+    url = resolve(rule.database)
+
+    def value_at(start: datetime, end: datetime) -> float | None:
+        return query_number(url, rule.query, window_start=start, window_end=end,
+                            timeout=rule.query_timeout)
+
+    return value_at
+
+
+def observe_sql_metric(rule: SqlMetricRule, *, now: datetime, was_firing: bool,
+                       read: Reader = database_reader) -> Observation:
     """Run the rule's query and judge the number; failures become an ``error`` observation."""
     subject = _subject(rule)
     window = format_duration(rule.window)
     try:
-        value = query_number(resolve(rule.database), rule.query, window_start=now - rule.window,
-                             window_end=now, timeout=rule.query_timeout)
+        value = read(rule)(now - rule.window, now)
     except (SourceError, SecretMissingError) as exc:
         return error_observation(rule.name, f"{subject}: {exc}", rule.labels)
     except Exception as exc:  # a bug must cost this rule, not the batch
@@ -107,10 +128,11 @@ class BackfillBudget:
     rules' tasks take from it concurrently)."""
 
     def __init__(self, *, queries: int, seconds: float, rules: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 per_rule: int = BACKFILL_QUERIES) -> None:
         self.queries = queries
         self.deadline = clock() + seconds
-        self.share = min(BACKFILL_QUERIES, max(BACKFILL_MIN_QUERIES, queries // max(1, rules)))
+        self.share = min(per_rule, max(BACKFILL_MIN_QUERIES, queries // max(1, rules)))
         self.clock = clock
         self._lock = threading.Lock()
 
@@ -147,7 +169,7 @@ Seen = tuple[Observation, BackfillProgress | None]
 
 
 def observe_baseline(rule: SqlMetricRule, ctx: BaselineContext, *, now: datetime,
-                     was_firing: bool) -> Seen:
+                     was_firing: bool, read: Reader = database_reader) -> Seen:
     """Backfill (when due and the budget allows), read the value, judge it against the
     baseline; every failure is this rule's ``error`` observation or progress line."""
     assert rule.expect.baseline is not None
@@ -155,13 +177,9 @@ def observe_baseline(rule: SqlMetricRule, ctx: BaselineContext, *, now: datetime
     subject = _subject(rule)
     window = format_duration(rule.window)
     try:
-        url = resolve(rule.database)
+        value_at = read(rule)
     except SecretMissingError as exc:
         return error_observation(rule.name, f"{subject}: {exc}", rule.labels), None
-
-    def value_at(start: datetime, end: datetime) -> float | None:
-        return query_number(url, rule.query, window_start=start, window_end=end,
-                            timeout=rule.query_timeout)
 
     progress = None
     if spec.backfill and ctx.backfill_due:
@@ -199,8 +217,9 @@ def observe_baseline(rule: SqlMetricRule, ctx: BaselineContext, *, now: datetime
                  baseline=judged.assessment), progress
 
 
-def _plain(rule: SqlMetricRule, *, now: datetime, was_firing: bool) -> Seen:
-    return observe_sql_metric(rule, now=now, was_firing=was_firing), None
+def _plain(rule: SqlMetricRule, *, now: datetime, was_firing: bool,
+           read: Reader = database_reader) -> Seen:
+    return observe_sql_metric(rule, now=now, was_firing=was_firing, read=read), None
 
 
 def _late_seen(rule: SqlMetricRule, limit: float) -> Seen:
@@ -223,6 +242,7 @@ def evaluate_batch(
     rules: RulesFile, batch: Sequence[SqlMetricRule], timeline: Timeline, *,
     now: datetime | None = None, run_id: str | None = None, concurrency: int | None = None,
     chunk: int = BATCH_CHUNK, progress: Callable[[BackfillProgress], None] | None = None,
+    read: Reader = database_reader, budget: BackfillBudget | None = None,
 ) -> list[RuleOutcome]:
     """Evaluate ``batch`` once and persist the decisions (delivery is the caller's).
 
@@ -230,6 +250,9 @@ def evaluate_batch(
     no longer produces (their labels changed) are resolved in the same write. Each
     baseline rule that backfilled reports to ``progress`` (else to the
     ``alert_jobs.sql_metric`` logger), in batch order, after the sources were read.
+
+    ``read`` is where the numbers come from (the rules' databases unless a rule test
+    gives its series); ``budget`` replaces the run's backfill budget (see the module doc).
     """
     now = now or utcnow()
     active = {a.fingerprint: a for a in timeline.alerts.list()}
@@ -240,19 +263,20 @@ def evaluate_batch(
               if rule.expect.baseline is not None and rule.expect.baseline.backfill
               and not (fp in states and states[fp].backfill_finished))
     steps = _steps(rules, batch, now)
-    budget = BackfillBudget(queries=BATCH_BACKFILL_QUERIES, rules=due, seconds=min(
+    budget = budget or BackfillBudget(queries=BATCH_BACKFILL_QUERIES, rules=due, seconds=min(
         [BATCH_BACKFILL_SECONDS, *(BACKFILL_TICK_SHARE * s.total_seconds()
                                    for s in steps.values())]))
     tasks: list[Task[Seen]] = []
     for rule, fp in zip(batch, produced, strict=True):
         limit = rule.query_timeout.total_seconds() + TIMEOUT_GRACE
         if rule.expect.baseline is None:
-            call = partial(_plain, rule, now=now, was_firing=fp in active)
+            call = partial(_plain, rule, now=now, was_firing=fp in active, read=read)
         else:
             zone = rules.timezone_for(rule)
             ctx = BaselineContext(timeline, fp, states.get(fp), zone,
                                   steps[(rules.schedule_for(rule), zone)], budget)
-            call = partial(observe_baseline, rule, ctx, now=now, was_firing=fp in active)
+            call = partial(observe_baseline, rule, ctx, now=now, was_firing=fp in active,
+                           read=read)
             if ctx.backfill_due and rule.expect.baseline.backfill:
                 # the backfill's seconds, and its last query may run to its own timeout
                 limit += BACKFILL_SECONDS + rule.query_timeout.total_seconds()
