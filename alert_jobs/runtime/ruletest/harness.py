@@ -67,10 +67,15 @@ class Sent:
     kind: str
     rules: tuple[str, ...]
     text: str  # the alerts' texts and the receiver's rendered message
+    summary: str = ""  # the first alert's summary, for the report
 
-    def describe(self) -> str:
-        return f"{self.kind} to {self.receiver} at {offset_text(self.at)} for " \
+    def describe(self, *, summary: bool = False) -> str:
+        head = f"{self.kind} to {self.receiver} at {offset_text(self.at)} for " \
                f"{', '.join(self.rules) or '?'}"
+        if not summary or not self.summary:
+            return head
+        text = " ".join(self.summary.split())
+        return f"{head}: {text if len(text) <= 110 else text[:109] + '…'}"
 
 
 @dataclass(frozen=True)
@@ -284,8 +289,8 @@ def run_case(rules: RulesFile, prepared: Prepared, timeline: Timeline) -> CaseRe
         timeline.outbox.flush_due(router=router, now=now)
         deliver_due(timeline, receivers, now=lambda now=now: now)  # type: ignore[misc]
         for name, receiver in receivers.items():
-            result.sent += [Sent(offset, name, kind_of(g), _rules_of(g),
-                                 receiver.text_of(g)) for g in receiver.got]
+            result.sent += [Sent(offset, name, kind_of(g), _rules_of(g), receiver.text_of(g),
+                                 _first_summary(g)) for g in receiver.got]
             receiver.got.clear()
         while checkpoints and checkpoints[0] < offset + case.interval:
             seen[checkpoints.pop(0)] = [a for a in timeline.alerts.list()
@@ -297,6 +302,11 @@ def run_case(rules: RulesFile, prepared: Prepared, timeline: Timeline) -> CaseRe
         result.mismatches += compare_notifications(case.notifications, result.sent)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _first_summary(group: Mapping[str, Any]) -> str:
+    alerts = group.get("alerts") or [{}]
+    return str(alerts[0].get("summary", ""))
 
 
 def _rules_of(group: Mapping[str, Any]) -> tuple[str, ...]:

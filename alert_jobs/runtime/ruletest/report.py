@@ -39,7 +39,7 @@ def _case(file: str, result: CaseResult, *, verbose: bool) -> list[str]:
     if verbose or not result.passed:
         if result.sent:
             lines.append("       sent:")
-            lines += [f"         {s.describe()}" for s in result.sent]
+            lines += [f"         {s.describe(summary=True)}" for s in result.sent]
         if result.mismatches:
             start = case.start
             lines.append(f"       (the test starts at {start:%Y-%m-%d %H:%M} UTC and "
