@@ -20,7 +20,7 @@ from alert_jobs.config import RulesFile
 from alert_jobs.families.heartbeat.check import Signal
 from alert_jobs.families.heartbeat.config import HeartbeatCheck, HeartbeatSettings
 from alert_jobs.families.heartbeat.run import declared_spec, evaluate_due, evaluate_slug
-from alert_jobs.families.heartbeat.store import HeartbeatStore, Ping
+from alert_jobs.families.heartbeat.store import HeartbeatStore
 from alert_jobs.runtime.evaluate import RuleOutcome
 from alert_jobs.runtime.simulation import InputError, KeyPath, TestClock, offset_of
 from alert_jobs.store import Timeline
@@ -65,23 +65,23 @@ def _item(raw: Any, clock: TestClock, path: KeyPath) -> list[SimPing]:
         raise InputError(path, f"a ping is a mapping or a string; {_HINT}")
     unknown = sorted(set(raw) - {"at", "kind", "exit_code", "rid"})
     if unknown:
-        raise InputError(path + (unknown[0],), f"unknown key: a ping has at, kind, "
+        raise InputError((*path, unknown[0]), f"unknown key: a ping has at, kind, "
                          f"exit_code and rid; {_HINT}")
     if "at" not in raw:
         raise InputError(path, f"a ping needs at (an offset from the test's start); {_HINT}")
-    at = clock.at(offset_of(raw["at"], path + ("at",), signed=True))
+    at = clock.at(offset_of(raw["at"], (*path, "at"), signed=True))
     if "kind" in raw and "exit_code" in raw:
-        raise InputError(path + ("exit_code",), "give kind or exit_code, not both")
+        raise InputError((*path, "exit_code"), "give kind or exit_code, not both")
     if "exit_code" in raw:
         code = raw["exit_code"]
         if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
-            raise InputError(path + ("exit_code",), f"exit_code must be 0-255, got {code!r}")
-        signal, exit_code = _signal(code, path + ("exit_code",))
+            raise InputError((*path, "exit_code"), f"exit_code must be 0-255, got {code!r}")
+        signal, exit_code = _signal(code, (*path, "exit_code"))
     else:
-        signal, exit_code = _signal(raw.get("kind", "success"), path + ("kind",))
+        signal, exit_code = _signal(raw.get("kind", "success"), (*path, "kind"))
     rid = raw.get("rid")
     if rid is not None and (not isinstance(rid, str | int) or len(str(rid)) > 64):
-        raise InputError(path + ("rid",), "rid is a run id of at most 64 characters")
+        raise InputError((*path, "rid"), "rid is a run id of at most 64 characters")
     return [SimPing(at, signal, exit_code, None if rid is None else str(rid))]
 
 
@@ -94,7 +94,7 @@ def pings_of(raw: Any, clock: TestClock, path: KeyPath = ("pings",)) -> list[Sim
         raise InputError(path, f"pings is a list or a string; {_HINT}")
     out: list[SimPing] = []
     for i, item in enumerate(items):
-        out += _item(item, clock, path if isinstance(raw, str) else path + (i,))
+        out += _item(item, clock, path if isinstance(raw, str) else (*path, i))
     return sorted(out, key=lambda p: p.at)
 
 
