@@ -19,4 +19,5 @@ FAMILY = Family(
     definitions=lazy("alert_jobs.families.heartbeat.definitions:build_definitions"),
     register_cli=lazy("alert_jobs.families.heartbeat.cli:register"),
     http_routes=lazy("alert_jobs.families.heartbeat.http:ping_routes"),
+    simulate=lazy("alert_jobs.families.heartbeat.simulate:simulate"),
 )

@@ -36,14 +36,17 @@ from alert_jobs.config import (
 from alert_jobs.families.heartbeat.check import Signal
 from alert_jobs.families.heartbeat.config import HeartbeatSettings, valid_slug
 from alert_jobs.families.heartbeat.ping_writer import PingWriter
-from alert_jobs.families.heartbeat.run import create_spec, declared_checks, evaluate_slug
+from alert_jobs.families.heartbeat.run import (
+    create_spec,
+    declared_checks,
+    declared_spec,
+    evaluate_slug,
+)
 from alert_jobs.families.heartbeat.store import (
     CreateSpec,
     HeartbeatStore,
     Ping,
     TooManyChecksError,
-    config_hash,
-    schedule_of,
 )
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import Timeline, utcnow
@@ -76,11 +79,8 @@ class PingTargets:
     def of(cls, rules: RulesFile) -> PingTargets:
         tz = rules.defaults.timezone
         settings = rules.section(HeartbeatSettings)
-        declared = {
-            slug: (check.token, CreateSpec(schedule_of(check, tz), 0, rule=check.name,
-                                           declared=True, config_hash=config_hash(check, tz),
-                                           manual_resume=check.manual_resume))
-            for slug, check in declared_checks(rules).items()}
+        declared = {slug: (check.token, declared_spec(check, tz))
+                    for slug, check in declared_checks(rules).items()}
         return cls(rules, declared, settings.body_limit, settings.ping_log_keep,
                    settings.auto_create.token, create_spec(rules))
 

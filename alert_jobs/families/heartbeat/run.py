@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from alert_jobs.families.heartbeat.store import (
     CreateSpec,
     HeartbeatRow,
     HeartbeatStore,
+    config_hash,
     schedule_of,
 )
 from alert_jobs.runtime.evaluate import RuleOutcome, process_observations
@@ -53,6 +55,13 @@ def create_spec(rules: RulesFile) -> CreateSpec | None:
     if not a.enabled:
         return None
     return CreateSpec(schedule_of(auto_rule(rules)), a.max_checks)
+
+
+def declared_spec(check: HeartbeatCheck, default_tz: str) -> CreateSpec:
+    """How a ping creates a declared check's row when it comes before the sensor's sync."""
+    return CreateSpec(schedule_of(check, default_tz), 0, rule=check.name, declared=True,
+                      config_hash=config_hash(check, default_tz),
+                      manual_resume=check.manual_resume)
 
 
 def declared_hash(rules: RulesFile) -> str:
@@ -154,14 +163,20 @@ def evaluate_rows(rules: RulesFile, timeline: Timeline, rows: list[HeartbeatRow]
 
 def evaluate_due(rules: RulesFile, timeline: Timeline, *, now: datetime | None = None,
                  run_id: str | None = None, limit: int = 10_000,
-                 sync_declared: bool = True) -> EvaluationReport:
-    """One sensor tick's work: (sync,) read overdue rows with one indexed query, decide."""
+                 sync_declared: bool = True, slugs: Collection[str] | None = None,
+                 ) -> EvaluationReport:
+    """One sensor tick's work: (sync,) read overdue rows with one indexed query, decide.
+
+    ``slugs``: only these checks' due rows (a rule test evaluates the check it drives,
+    at its own simulated time, and leaves the others alone)."""
     now = now or utcnow()
     report = EvaluationReport()
     if sync_declared:
         report.removed = sync(rules, timeline, now=now, run_id=run_id)
         report.synced = True
     rows = HeartbeatStore(timeline).due(now, limit)
+    if slugs is not None:
+        rows = [r for r in rows if r.state.slug in slugs]
     return evaluate_rows(rules, timeline, rows, now=now, run_id=run_id, report=report)
 
 

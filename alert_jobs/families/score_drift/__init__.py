@@ -18,4 +18,5 @@ FAMILY = Family(
     definitions=lazy("alert_jobs.families.score_drift.definitions:build_definitions"),
     evaluate=lazy("alert_jobs.families.score_drift.run:evaluate"),
     register_cli=lazy("alert_jobs.families.score_drift.cli:register"),
+    simulate=lazy("alert_jobs.families.score_drift.simulate:simulate"),
 )

@@ -17,6 +17,7 @@ were not produced again (e.g. a feature column removed from the rule).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,6 +86,11 @@ def source_of(rule: ScoreDriftRule) -> ScoreTable | ScoreFiles:
     return ScoreTable(resolve(rule.database), rule.table, rule.time_column, rule.score_column,
                       tuple(rule.segment_columns), tuple(rule.feature_columns),
                       timeout=rule.query_timeout.total_seconds())
+
+
+#: ``reader(rule, spec)``: a window's histograms by (segment, hour-of-week slot), as
+#: :func:`read` gets them from the rule's table or files; a rule test passes its own.
+HistogramReader = Callable[[ScoreDriftRule, WindowSpec], dict[tuple[str, int], Histogram]]
 
 
 def read(rule: ScoreDriftRule, spec: WindowSpec) -> dict[tuple[str, int], Histogram]:
@@ -213,9 +219,10 @@ class ReferenceBuild:
 
 
 def build_references(rule: ScoreDriftRule, timeline: Timeline, segments: list[str], *,
-                     now: datetime | None = None, run_id: str | None = None
-                     ) -> list[ReferenceBuild]:
-    """Aggregate the reference window in the database and store it, per segment."""
+                     now: datetime | None = None, run_id: str | None = None,
+                     reader: HistogramReader | None = None) -> list[ReferenceBuild]:
+    """Aggregate the reference window in the database and store it, per segment
+    (``reader``: where the histograms come from, the rule's source by default)."""
     now = now or utcnow()
     start, end = reference_window(rule, now)
     seasonal = rule.reference.kind == "seasonal"
@@ -224,7 +231,7 @@ def build_references(rule: ScoreDriftRule, timeline: Timeline, segments: list[st
                       by_segment=bool(rule.segment_columns) and not single,
                       by_hour_of_week=seasonal, sample_percent=rule.sample_percent)
     try:
-        found = read(rule, spec)
+        found = (reader or read)(rule, spec)
     except (SourceError, SecretMissingError) as exc:
         return [ReferenceBuild(s, error=f"{rule.name}: {exc}") for s in segments]
     settings = settings_hash(rule.grid_key)
@@ -294,7 +301,8 @@ def frame_for(rule: ScoreDriftRule, segment: str) -> Frame:
 
 def _stored_reference(rule: ScoreDriftRule, timeline: Timeline, segment: str,
                       start: datetime, end: datetime, *, now: datetime,
-                      run_id: str | None) -> tuple[list[ReferenceSlot], bool, str | None]:
+                      run_id: str | None, reader: HistogramReader | None = None,
+                      ) -> tuple[list[ReferenceSlot], bool, str | None]:
     """The reference slots for this window; built now if missing, stale in shape, or
     too small to judge while newer data may exist (a new model's first reference is
     built when it is discovered, from little or no history: it is rebuilt at most once
@@ -312,7 +320,8 @@ def _stored_reference(rule: ScoreDriftRule, timeline: Timeline, segment: str,
             return slots, False, None
         why = f"fewer than {rule.min_samples} scores, built over an hour ago"
     log.info("%s: building the reference of segment %r first (%s)", rule.name, segment, why)
-    (build,) = build_references(rule, timeline, [segment], now=now, run_id=run_id)
+    (build,) = build_references(rule, timeline, [segment], now=now, run_id=run_id,
+                                reader=reader)
     if build.error:
         return [], True, build.error
     return [s for s in build.slots if s.slot in wanted], True, None
@@ -320,8 +329,13 @@ def _stored_reference(rule: ScoreDriftRule, timeline: Timeline, segment: str,
 
 def check_segments(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline,
                    segments: list[str] | None = None, *, now: datetime | None = None,
-                   run_id: str | None = None, flush: bool = True) -> list[SegmentResult]:
-    """Check the current window of each segment against its stored reference."""
+                   run_id: str | None = None, flush: bool = True,
+                   reader: HistogramReader | None = None,
+                   reference_reader: HistogramReader | None = None) -> list[SegmentResult]:
+    """Check the current window of each segment against its stored reference.
+
+    ``reader`` reads the current window and ``reference_reader`` a reference built on
+    the way (both the rule's source by default; a rule test gives its inputs)."""
     now = now or utcnow()
     segments = segments if segments is not None else discover(rule, now)
     start, end = current_window(rule, now)
@@ -331,7 +345,7 @@ def check_segments(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline,
                       sample_percent=rule.sample_percent if rule.sample_current else None)
     results: list[SegmentResult] = []
     try:
-        current = read(rule, spec)
+        current = (reader or read)(rule, spec)
         read_error = None
     except (SourceError, SecretMissingError) as exc:
         current, read_error = {}, f"{rule.name}: {exc}"
@@ -345,7 +359,8 @@ def check_segments(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline,
         if error is None:
             try:
                 slots, result.reference_built, error = _stored_reference(
-                    rule, timeline, segment, start, end, now=now, run_id=run_id)
+                    rule, timeline, segment, start, end, now=now, run_id=run_id,
+                    reader=reference_reader)
                 if error is None:
                     cur = current.get(("" if single else segment, ALL_HOURS), empty)
                     items = _judge(rule, frame, slots, cur, result, now,

@@ -18,4 +18,5 @@ FAMILY = Family(
     evaluate=lazy("alert_jobs.families.slo.run:evaluate"),
     register_cli=lazy("alert_jobs.families.slo.cli:register"),
     http_routes=lazy("alert_jobs.families.slo.http:report_routes"),
+    simulate=lazy("alert_jobs.families.slo.simulate:simulate"),
 )

@@ -27,7 +27,7 @@ Sources of a batch are read concurrently (:func:`~alert_jobs.runtime.bounded.run
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -44,8 +44,8 @@ from alert_jobs.core.model import (
     fingerprint,
 )
 from alert_jobs.families.slo import check, source
-from alert_jobs.families.slo.check import SloReport
-from alert_jobs.families.slo.config import SloRule
+from alert_jobs.families.slo.check import Bucket, SloReport
+from alert_jobs.families.slo.config import Sli, SloRule
 from alert_jobs.families.slo.store import Extent, SloBucketStore
 from alert_jobs.runtime.bounded import Task, run_bounded
 from alert_jobs.runtime.evaluate import BATCH_CHUNK, RuleOutcome, process_batch, vanished
@@ -74,6 +74,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: ``progress(rule, done, total)``: buckets of a rule's history read so far.
 Progress = Callable[[str, int, int], None]
+#: ``reader(sli, start, end, step)``: the buckets of ``[start, end)`` from the SLO's source
+#: (:func:`~alert_jobs.families.slo.source.read_buckets`; a rule test passes its own).
+BucketReader = Callable[[Sli, datetime, datetime, timedelta], list[Bucket]]
 
 
 # ----- which buckets a run reads ------------------------------------------------------
@@ -215,9 +218,11 @@ def _reads(rule: SloRule, plan_: Plan) -> Iterator[tuple[Run, bool]]:
 
 def ingest(rule: SloRule, store: SloBucketStore, *, now: datetime, run_id: str | None = None,
            max_reads: int = MAX_READS, read_seconds: float = READ_SECONDS,
-           progress: Progress | None = None) -> Ingest:
+           progress: Progress | None = None, reader: BucketReader | None = None) -> Ingest:
     """Read and store the rule's new buckets (and history still missing), within the
-    run's budget. Source failures end the reading and come back in ``error``."""
+    run's budget. Source failures end the reading and come back in ``error``.
+    ``reader``: where the buckets come from (the rule's source by default)."""
+    fetch = reader or source.read_buckets
     extent = store.extent(rule.name)
     todo = plan(rule, extent, now)
     history = extent is None or bool(todo.backward) or \
@@ -232,7 +237,7 @@ def ingest(rule: SloRule, store: SloBucketStore, *, now: datetime, run_id: str |
             break
         spent += _cost(rule, chunk)
         try:
-            buckets = source.read_buckets(rule.sli, chunk.start, chunk.end, chunk.step)
+            buckets = fetch(rule.sli, chunk.start, chunk.end, chunk.step)
         except SourceError as exc:
             error = str(exc)
             break
@@ -290,11 +295,12 @@ def _failed(rule: SloRule, now: datetime, reason: str) -> Ingest:
 
 
 def _read_safely(rule: SloRule, store: SloBucketStore, *, now: datetime, run_id: str | None,
-                 max_reads: int, progress: Progress | None) -> Ingest:
+                 max_reads: int, progress: Progress | None,
+                 reader: BucketReader | None = None) -> Ingest:
     """:func:`ingest`, with a bug costing this SLO, not the batch."""
     try:
         return ingest(rule, store, now=now, run_id=run_id, max_reads=max_reads,
-                      progress=progress)
+                      progress=progress, reader=reader)
     except Exception as exc:
         return _failed(rule, now, f"unexpected {type(exc).__name__} while reading the "
                        f"{_source_kind(rule)} source: {str(exc)[:200]}")
@@ -352,16 +358,21 @@ def evaluate_batch(
     rules: RulesFile, batch: Sequence[SloRule], timeline: Timeline, *,
     now: datetime | None = None, run_id: str | None = None, concurrency: int | None = None,
     max_reads: int = MAX_READS, progress: Progress | None = None, chunk: int = BATCH_CHUNK,
+    readers: Mapping[str, BucketReader] | None = None,
 ) -> list[SloOutcome]:
     """Read, judge and decide ``batch`` once (delivery is the caller's).
 
     One outcome per rule, in order. Alert instances of these rules that the evaluation
     no longer produces (their labels changed) are resolved in the same write.
+    ``readers``: by rule name, what reads its buckets instead of its source (a rule
+    test's inputs).
     """
+    readers = readers or {}
     now = (now or utcnow()).astimezone(UTC)
     store = SloBucketStore(timeline)
     tasks = [Task(call=partial(_read_safely, rule, store, now=now, run_id=run_id,
-                               max_reads=max_reads, progress=progress),
+                               max_reads=max_reads, progress=progress,
+                               reader=readers.get(rule.name)),
                   limit=READ_SECONDS + _timeout(rule).total_seconds() + TIMEOUT_GRACE,
                   late=partial(_late, rule, now))
              for rule in batch]
