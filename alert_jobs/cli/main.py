@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = Commands(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     alerts.register(commands)
     admin.register(commands)
+    __import__("alert_jobs.cli.drill", fromlist=["register"]).register(commands)  # fire drills
     for family in installed_families():
         if family.register_cli is not None:
             family.register_cli(commands)
