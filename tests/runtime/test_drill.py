@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -179,7 +179,7 @@ def test_a_failing_receiver_fails_the_drill_and_is_retried(
 
 
 def test_unknown_rule_is_a_clear_error(sqlite_url: str, rules: RulesFile) -> None:
-    with pytest.raises(DrillError, match="unknown rule 'nope'.*dead_letters"):
+    with pytest.raises(DrillError, match=r"unknown rule 'nope'.*dead_letters"):
         run_drill(rules, Timeline(sqlite_url), "nope", by="alice")
 
 
@@ -228,7 +228,7 @@ class SlowHandler(BaseHTTPRequestHandler):
     """Answers 200, after ``delay`` seconds."""
 
     delay = 1.3
-    bodies: list[dict[str, Any]] = []
+    bodies: ClassVar[list[dict[str, Any]]] = []
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -335,7 +335,7 @@ drills:
     with pytest.raises(RulesError, match="unknown rule 'nope'"):
         parse_rules(rules_text(http_receiver.url, team_receiver.url,
                                drills="drills: {rules: [nope]}"))
-    with pytest.raises(RulesError, match="enabled but drills.rules lists no rule"):
+    with pytest.raises(RulesError, match=r"enabled but drills\.rules lists no rule"):
         parse_rules(rules_text(http_receiver.url, team_receiver.url,
                                drills="drills: {enabled: true}"))
 
