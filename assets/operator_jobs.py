@@ -198,8 +198,7 @@ def drill_schedule(drills: DrillsConfig) -> dg.ScheduleDefinition | None:
                              f"({drills.schedule}, {drills.timezone})")
     def fire_drill_schedule(context: dg.ScheduleEvaluationContext
                             ) -> list[dg.RunRequest]:
-        tick = context.scheduled_execution_time
-        stamp = tick.isoformat() if tick is not None else "manual"
+        stamp = context.scheduled_execution_time.isoformat()  # one run per rule per tick
         return [dg.RunRequest(
             run_key=f"{rule}:{stamp}",
             run_config={"ops": {"fire_drill": {"config": {
