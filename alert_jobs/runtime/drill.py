@@ -328,6 +328,9 @@ def _failure_alert(rules: RulesFile, timeline: Timeline, result: DrillResult, *,
     policy = RulePolicy(rule=FAILED_RULE, severity=Severity.CRITICAL, receivers=(fallback,),
                         repeat_interval=rules.defaults.repeat_interval)
     labels = {"rule": result.rule}
+    if result.passed and not any(a.rule == FAILED_RULE and a.labels == labels
+                                 for a in timeline.alerts.list()):
+        return DeliveryReport()  # nothing to resolve: no row for a rule never failed
     if result.passed:
         obs = Observation(FAILED_RULE, Status.OK, labels, result.slowest,
                           summary=f"The fire drill of {result.rule} passed: paged in "

@@ -303,8 +303,15 @@ checks:
     assert not result.passed and "over the budget of 1.0 s" in result.problems[0]
     assert _failed_alert(timeline).state == AlertState.FIRING
     assert SlowHandler.bodies[0]["alerts"][0]["labels"]["drill"] == result.drill_id
-    # Positive control: the same drill without alert_on_failure raises nothing new.
     assert last_drills(timeline)["orders"].passed is False
+
+
+def test_passing_drill_raises_no_failure_alert(sqlite_url: str, rules: RulesFile) -> None:
+    """A rule that never failed a drill gets no fire_drill_failed row at all (the failing
+    case beside it is test_failed_drill_alerts_and_the_next_passing_drill_resolves_it)."""
+    timeline = Timeline(sqlite_url)
+    assert run_drill(rules, timeline, "dead_letters", by="schedule", alert_on_failure=True).passed
+    assert _failed_alert(timeline) is None
 
 
 def test_last_drills_reads_the_latest(sqlite_url: str, rules: RulesFile,
