@@ -52,7 +52,7 @@ def build_definitions(rules_file: str | None = None) -> dg.Definitions:
     rules = load_rules_or_last_good(resource.rules_file).rules  # a typo must not stop alerts
     return dg.Definitions.merge(
         family_definitions(rules),
-        assets.definitions(),
+        assets.definitions(rules),
         sensors.definitions(),
         # Receivers appear in the UI's resources (secrets as env variable names only).
         # Every run, scheduled or launched by hand, executes its steps in the run worker

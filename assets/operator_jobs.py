@@ -1,5 +1,6 @@
 """Jobs an operator launches from the Dagster UI with launchpad config: ack, snooze,
-silence, test a receiver, and outbox delivery (``deliver_outbox_job``, which sensors
+silence, test a receiver, fire drill (plus its optional monthly schedule), and outbox
+delivery (``deliver_outbox_job``, which sensors
 request too, is defined in :mod:`alert_jobs.runtime.delivery_job`). They do exactly what
 the CLI does, through the same timeline methods, and record the Dagster run id on the
 event.
@@ -13,11 +14,14 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
+from alert_jobs.config import RulesFile
+from alert_jobs.config.drills import DrillsConfig
 from alert_jobs.core.durations import parse_duration
 from alert_jobs.core.model import AckOutcome, Matcher
 from alert_jobs.runtime.actions import ack_alert as ack_and_notify
 from alert_jobs.runtime.actions import send_test
 from alert_jobs.runtime.deliver import deliver
+from alert_jobs.runtime.drill import DrillError, run_drill
 from alert_jobs.runtime.delivery_job import deliver_outbox_job
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import TimelineError, utcnow
@@ -115,6 +119,31 @@ def notify_test(context: dg.OpExecutionContext, config: NotifyTestConfig,
     context.log.info(f"test message delivered to {config.receiver}")
 
 
+class FireDrillConfig(dg.Config):
+    rule: str = Field(description="Rule to drill: its receivers get a [DRILL] page.")
+    by: str = Field(default="dagster-ui", description="Who runs the drill (timeline actor).")
+    alert_on_failure: bool = Field(
+        default=False, description="Raise fire_drill_failed on the fallback receiver if the "
+                                   "drill fails (the schedule sets it).")
+
+
+@dg.op(description="Fire drill: page a rule's receivers on purpose, confirm each delivery "
+                   "and its time, resolve, record it (docs/drills.md).")
+def fire_drill(context: dg.OpExecutionContext, config: FireDrillConfig,
+               alert_jobs: AlertJobsResource) -> None:
+    try:
+        result = run_drill(alert_jobs.load_rules(), alert_jobs.timeline(), config.rule,
+                           by=config.by, run_id=context.run_id, source="dagster",
+                           alert_on_failure=config.alert_on_failure)
+    except DrillError as exc:
+        raise _fail(exc) from None
+    for line in result.lines():
+        context.log.info(line)
+    if not result.passed:
+        raise dg.Failure(description="; ".join(result.problems),
+                         metadata={"drill": result.drill_id, "rule": result.rule})
+
+
 def _positive(text: str) -> timedelta:
     delta = parse_duration(text)
     if delta <= timedelta(0):
@@ -143,10 +172,43 @@ def notify_test_job() -> None:
     notify_test()
 
 
+@dg.job(description="Fire drill of one rule: a [DRILL] page to its receivers, each delivery "
+                    "confirmed and timed, then resolved (launchpad: rule, by).",
+        tags={"alert_jobs/kind": "fire_drill"})
+def fire_drill_job() -> None:
+    fire_drill()
+
+
 OPERATOR_JOBS = [ack_alert_job, snooze_alert_job, silence_alerts_job, deliver_outbox_job,
-                 notify_test_job]
+                 notify_test_job, fire_drill_job]
 
 
-def definitions() -> dg.Definitions:
-    """The operator jobs, for the code location."""
-    return dg.Definitions(jobs=OPERATOR_JOBS)
+def drill_schedule(drills: DrillsConfig) -> dg.ScheduleDefinition | None:
+    """The ``drills:`` schedule: one ``fire_drill_job`` run per listed rule at each tick,
+    in the section's timezone, raising ``fire_drill_failed`` when a drill fails. None
+    when no rule is listed; stopped unless ``enabled`` (a drill pages real people)."""
+    if not drills.rules:
+        return None
+
+    @dg.schedule(name="fire_drill_schedule", job=fire_drill_job,
+                 cron_schedule=drills.schedule, execution_timezone=drills.timezone,
+                 default_status=(dg.DefaultScheduleStatus.RUNNING if drills.enabled
+                                 else dg.DefaultScheduleStatus.STOPPED),
+                 description=f"Fire drills of {', '.join(drills.rules)} "
+                             f"({drills.schedule}, {drills.timezone})")
+    def fire_drill_schedule(context: dg.ScheduleEvaluationContext
+                            ) -> list[dg.RunRequest]:
+        stamp = context.scheduled_execution_time.isoformat()  # one run per rule per tick
+        return [dg.RunRequest(
+            run_key=f"{rule}:{stamp}",
+            run_config={"ops": {"fire_drill": {"config": {
+                "rule": rule, "by": drills.by, "alert_on_failure": True}}}},
+            tags={"alert_jobs/drill_rule": rule}) for rule in drills.rules]
+
+    return fire_drill_schedule
+
+
+def definitions(rules: RulesFile | None = None) -> dg.Definitions:
+    """The operator jobs, and the fire drill schedule when ``rules`` configure one."""
+    schedule = drill_schedule(rules.section(DrillsConfig)) if rules is not None else None
+    return dg.Definitions(jobs=OPERATOR_JOBS, schedules=[schedule] if schedule else [])

@@ -57,6 +57,7 @@ class AlertMessage(TypedDict, total=False):
     ends_at: str | None
     notification_reason: str  # first | repeat | unmuted | severity_raised | resolved | escalation
     actions: AlertLinks
+    drill: str  # a fire drill's id: the alert was injected on purpose (docs/drills.md)
 
 
 class Attachment(TypedDict):

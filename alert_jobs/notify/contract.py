@@ -35,6 +35,8 @@ def group_title(group: GroupMessage) -> str:
     rules = sorted({a.get("rule", "") for a in alerts}) or [""]
     name = rules[0] if len(rules) == 1 else f"{rules[0]} and {len(rules) - 1} more rules"
     prefix = "[TEST] " if group.get("test") else ""
+    if any(a.get("drill") for a in alerts):  # a fire drill: nothing is wrong, say so first
+        prefix += "[DRILL] "
     counted = f":{count}" if count > 1 else ""
     return f"{prefix}[{status}{counted} · {worst}] {name}"
 

@@ -33,6 +33,8 @@ def _alert(alert: AlertMessage) -> dict[str, Any]:
         )
         if value
     }
+    if alert.get("drill"):
+        annotations["drill"] = str(alert.get("drill"))  # a fire drill (docs/drills.md)
     for name, link in (alert.get("actions") or {}).items():
         if link:
             annotations[f"action_{name}"] = str(link)

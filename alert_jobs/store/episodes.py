@@ -21,6 +21,11 @@ Definitions (DESIGN/research §7.7):
 * ``flap``: the episode fired within :data:`FLAP_WINDOW` of the previous episode's resolve.
 * ``outcome``: what a person said it was (``AckOutcome``), last word wins.
 
+A fire drill's alert (an instance with the :data:`DRILL_LABEL` label, see
+:mod:`alert_jobs.runtime.drill`) gets no episode: it was made up on purpose, so it must
+not move the actionable rate, times to ack or the review (its own result is the
+``drill_finished`` event).
+
 Invariant the rollups rely on: ``ack_seconds`` is set exactly when ``first_ack_at`` is,
 and ``resolve_seconds`` exactly when ``resolved_at`` is.
 """
@@ -38,6 +43,8 @@ from alert_jobs.core.model import AlertRecord, Severity, Silence
 from alert_jobs.store import rawsql, schema
 
 FLAP_WINDOW = timedelta(hours=1)
+#: The label that marks a fire drill's alert instance; its value is the drill's id.
+DRILL_LABEL = "drill"
 _RESPONSE_KINDS = {"acked", "snoozed", "outcome"}
 t = schema.episodes
 
@@ -92,8 +99,8 @@ def on_decisions(conn: Connection, decided: Sequence[tuple[Any, AlertRecord | No
     resolved_here: dict[tuple[str, int], datetime] = {}
     for decision, prior in decided:
         record: AlertRecord = decision.record
-        if record.episode <= 0:
-            continue
+        if record.episode <= 0 or DRILL_LABEL in record.labels:
+            continue  # not an episode, or a fire drill's made-up one
         key = (record.fingerprint, record.episode)
         by_key = {"b_fp": key[0], "b_ep": key[1], "now": now}
         for ev in decision.events:
@@ -245,8 +252,10 @@ def backfill(conn: Connection) -> int:
 def _episodes_of(events: Iterable[Any], current: dict[str, Any]) -> list[dict[str, Any]]:
     events = list(events)
     fp = events[0].fingerprint
-    live_episode, severity, _labels, live_rule = current.get(
+    live_episode, severity, labels, live_rule = current.get(
         fp, (0, str(Severity.WARNING), {}, events[0].rule))
+    if DRILL_LABEL in (labels or {}):
+        return []  # a fire drill's alert: never an episode
     rows: list[dict[str, Any]] = []
     row: dict[str, Any] | None = None
     prev_resolved: datetime | None = None

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alert_jobs.config import RuleBase
 from alert_jobs.core.durations import DurationError, format_duration, parse_duration
@@ -44,6 +45,9 @@ from alert_jobs.runtime.commands import (
     utcnow,
 )
 from alert_jobs.runtime.family import Rejudge, family_of
+
+if TYPE_CHECKING:  # the timeline is opened by the command that needs it
+    from alert_jobs.store import Timeline
 
 TIMING_KEYS = ("for", "keep_firing_for")
 
@@ -198,11 +202,23 @@ def cmd_quality_report(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.json:
         print(json.dumps([r.as_json() for r in rows], indent=2))
-    elif not rows:
+        return EXIT_OK
+    if not rows:
         print(f"no alert fired between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC")
     else:
         print(_rows_table(rows))
+    _print_drills(timeline, {r.rule for r in rows}, args.rule)
     return EXIT_OK
+
+
+def _print_drills(timeline: Timeline, fired: set[str], only: str | None) -> None:
+    """Each rule's last fire drill, under the table (drills are not in its rates)."""
+    from alert_jobs.families.quality.drills import drill_lines
+
+    lines = drill_lines(timeline, {only} if only else fired, include_drilled=not only)
+    if lines:
+        print("\nFire drills (not counted above):")
+        print("\n".join(f"  {line}" for line in lines))
 
 
 def cmd_quality_review(args: argparse.Namespace) -> int:

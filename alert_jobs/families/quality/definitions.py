@@ -114,6 +114,8 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
             "review": dg.MetadataValue.md(result.markdown),
             "html_report": dg.MetadataValue.path(str(result.html_path)),
             "rules_to_act_on": len(result.review.to_act_on),
+            "fire_drills": dg.MetadataValue.md(
+                "\n".join(f"- {line}" for line in result.review.drills) or "no rules"),
         })
         if result.outbox_id is not None:
             report = deliver(rules_now, timeline, run_id=context.run_id, raised_by=context.run_id)

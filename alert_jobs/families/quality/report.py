@@ -40,6 +40,9 @@ class Review:
     max_resolve: timedelta = MAX_RESOLVE
     #: Baseline widths the month's backtests suggest (one line per rule).
     tuning: list[str] = field(default_factory=list)
+    #: Each rule's last fire drill ("rule: last drill 3 days ago, paged in 4.2 s");
+    #: drills themselves are never among ``rows``.
+    drills: list[str] = field(default_factory=list)
 
     @property
     def to_act_on(self) -> list[tuple[QualityRow, Recommendation]]:
@@ -76,7 +79,7 @@ def _md_escape(text: str) -> str:
 def to_markdown(review: Review) -> str:
     lines = [f"# Alert review {review.month}", "", f"**Overall:** {review.overall.text()}", ""]
     if not review.rows:
-        return "\n".join([*lines, "No alert fired this month."])
+        return "\n".join([*lines, "No alert fired this month.", *_md_drills(review)])
     act = review.to_act_on
     lines.append(f"**To act on:** {len(act)} of {len(review.rows)} rule(s)." if act
                  else "**To act on:** nothing; every rule that fired is worth keeping.")
@@ -86,11 +89,19 @@ def to_markdown(review: Review) -> str:
     if review.tuning:
         lines += ["", "**Baseline widths** (backtested over the month):", ""]
         lines += [f"- {_md_escape(line)}" for line in review.tuning]
+    lines += _md_drills(review)
     lines += ["", f"Rules: under {review.min_actionable:.0%} actionable → tune or delete; "
                   f"median time to resolve over {fmt_seconds(review.max_resolve.total_seconds())}"
                   " → improve the runbook; target: more than "
                   f"{review.overall.target:.0%} of all alerts actionable."]
     return "\n".join(lines)
+
+
+def _md_drills(review: Review) -> list[str]:
+    if not review.drills:
+        return []
+    return ["", "**Fire drills** (not counted in the rates above):", "",
+            *[f"- {_md_escape(line)}" for line in review.drills]]
 
 
 def to_text(review: Review, html_path: str = "") -> str:
@@ -101,6 +112,7 @@ def to_text(review: Review, html_path: str = "") -> str:
     if len(review.to_act_on) > 20:
         lines.append(f"- … and {len(review.to_act_on) - 20} more")
     lines += [f"- {line}" for line in review.tuning]
+    lines += [f"- fire drill: {line}" for line in review.drills if "FAILED" in line]
     if not review.to_act_on and not review.tuning:
         lines.append("Nothing to act on." if review.rows else "No alert fired this month.")
     if html_path:
@@ -139,4 +151,5 @@ def to_html(review: Review) -> str:
     table = [(rec.action not in ("keep", "wait"), _cells(row, rec)) for row, rec in rows]
     return _TEMPLATES.get_template("review.html").render(
         title=f"Alert review {review.month}", overall=review.overall.text(), header=_HEADER,
-        rows=table, charts=[fired, rates, resolve], tuning=review.tuning)
+        rows=table, charts=[fired, rates, resolve], tuning=review.tuning,
+        drills=review.drills)

@@ -33,6 +33,7 @@ from alert_jobs.families.quality.backtest import (
 )
 from alert_jobs.families.quality.check import QualityRow
 from alert_jobs.families.quality.config import QualityConfig
+from alert_jobs.families.quality.drills import drill_lines
 from alert_jobs.families.quality.report import Review, build_review, to_html, to_markdown, to_text
 from alert_jobs.families.quality.rollup import quality_rows
 from alert_jobs.notify.contract import AlertMessage, GroupMessage
@@ -68,7 +69,8 @@ def run_review(rules: RulesFile, timeline: Timeline, month: str, *, send: bool =
     q = rules.section(QualityConfig)
     review = build_review(month, rows, target=q.target_actionable,
                           min_actionable=q.min_actionable, max_resolve=q.max_resolve)
-    review = replace(review, tuning=width_suggestions(rules, timeline, rows, start, end))
+    review = replace(review, tuning=width_suggestions(rules, timeline, rows, start, end),
+                     drills=drill_lines(timeline, [r.name for r in rules.rules()]))
     directory = out_dir or report_dir(rules)
     directory.mkdir(parents=True, exist_ok=True)
     path = (directory / f"alert-review-{month}.html").resolve()
