@@ -158,6 +158,8 @@ def _scalar(key: str, text: str) -> Any:
 
 def apply_overrides(rule: RuleBase, family: Family, overrides: Mapping[str, str]) -> RuleBase:
     """``rule`` with ``--set`` values applied and validated; ValueError says what is wrong."""
+    if not overrides:
+        return rule
     keys = (*family.threshold_keys, *TIMING_KEYS)
     unknown = [k for k in overrides if k not in keys]
     if unknown:
