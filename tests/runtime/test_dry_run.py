@@ -218,3 +218,12 @@ def test_a_postgresql_source(pg_url: str, real_timeline: Timeline) -> None:
     fired = dry_run(rules, "dead_letters", {"max": "2"}, now=NOW)
     assert fired.would_fire and fired.instances[0].value == 3
     assert "got 3" in fired.render()
+
+
+def test_a_rule_its_sensor_evaluates_cannot_be_dry_run(tmp_path: Path) -> None:
+    text = RULES.format(database=f"sqlite:///{tmp_path / 'source.db'}", secret=SECRET)
+    rules = parse_rules(text + "  heartbeat:\n    - {name: nightly_backup, period: 1d, "
+                        "grace: 1h}\n")
+    with pytest.raises(ValueError, match=r"rule 'nightly_backup' \(heartbeat\) is evaluated "
+                                         r"by its sensor, not on demand"):
+        dry_run(rules, "nightly_backup", {}, now=NOW)
