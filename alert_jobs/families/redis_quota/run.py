@@ -133,7 +133,7 @@ def check_targets(rules: RulesFile, targets: Sequence[RedisQuotaTarget], timelin
     results = [record_and_judge(rules, t, r, timeline, run_id=run_id, flush=False)
                for t, r in zip(targets, readings, strict=True)]
     # One message per group, not per target.
-    timeline.outbox.flush_due(router=rules.router(), now=now)
+    timeline.outbox.flush_due(router=rules.router(), now=now, run_id=run_id)
     return results
 
 

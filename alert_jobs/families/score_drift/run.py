@@ -377,8 +377,8 @@ def check_segments(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline,
         if error is None:
             _resolve_gone(rules, rule, timeline, segment, result, now=now, run_id=run_id)
         results.append(result)
-    if flush:
-        timeline.outbox.flush_due(router=rules.router(), now=now)
+    if flush:  # with the run's id: the run that raised a message delivers it
+        timeline.outbox.flush_due(router=rules.router(), now=now, run_id=run_id)
     return results
 
 
