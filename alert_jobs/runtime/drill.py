@@ -42,7 +42,7 @@ fallback receiver when it fails, which resolves when the rule's next drill passe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,12 +51,11 @@ from alert_jobs.config import RuleBase, RulesFile
 from alert_jobs.config.drills import FIRE_DRILL_FAILED
 from alert_jobs.core.durations import short_duration
 from alert_jobs.core.engine import RulePolicy
-from alert_jobs.core.model import AlertRecord, Observation, Severity, Status
+from alert_jobs.core.model import Observation, Severity, Status
 from alert_jobs.core.routing import Router, RouteTarget
-from alert_jobs.notify.links import action_links
 from alert_jobs.notify.render import build_message
 from alert_jobs.runtime.deliver import DeliveryReport, deliver
-from alert_jobs.runtime.evaluate import policy_for
+from alert_jobs.runtime.evaluate import links_for, policy_for
 from alert_jobs.runtime.sla import delivery_budget, notify_sla
 from alert_jobs.store import Timeline, utcnow
 from alert_jobs.store.episodes import DRILL_LABEL
@@ -195,16 +194,6 @@ def _message(rules: RulesFile, rule: RuleBase, obs: Observation, drill_id: str,
     return message
 
 
-def _links(rules: RulesFile, now: datetime) -> Callable[[AlertRecord], Mapping[str, object]]:
-    def links(record: AlertRecord) -> Mapping[str, object]:
-        """Real action links: a drill also checks that ack works from the message."""
-        return action_links(record.fingerprint, record.rule, episode=record.episode,
-                            fired_at=record.fired_at, base_url=rules.defaults.action_base_url,
-                            now=now, ttl=rules.defaults.action_link_ttl)
-
-    return links
-
-
 def run_drill(rules: RulesFile, timeline: Timeline, rule_name: str, *, by: str,
               run_id: str | None = None, source: str = "cli",
               alert_on_failure: bool = False, drill_id: str | None = None) -> DrillResult:
@@ -270,7 +259,7 @@ def _process(rules: RulesFile, timeline: Timeline, router: Router, rule: RuleBas
              now: datetime) -> _Processed:
     message = _message(rules, rule, obs, drill_id, run_id)
     result = timeline.alerts.process_many([(obs, policy, message)], now=now, run_id=run_id,
-                                          router=router, flush=True, links=_links(rules, now))
+                                          router=router, flush=True, links=links_for(rules, now))
     return _Processed(result[0].decision, list(result[0].outbox_ids))
 
 

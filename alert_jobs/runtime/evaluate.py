@@ -101,7 +101,7 @@ def process_batch(
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
     router = rules.router()
-    links = _links(rules, now)
+    links = links_for(rules, now)
     policies: dict[tuple[str, tuple[tuple[str, str], ...]], RulePolicy] = {}
     outcomes: list[RuleOutcome] = []
     for start in range(0, len(evaluations), chunk):
@@ -137,7 +137,10 @@ def _message(rules: RulesFile, rule: RuleBase, obs: Observation, why: str,
     )
 
 
-def _links(rules: RulesFile, now: datetime) -> Callable[[AlertRecord], Mapping[str, object]]:
+def links_for(rules: RulesFile, now: datetime) -> Callable[[AlertRecord], Mapping[str, object]]:
+    """The signed action links of a message, made per alert once the engine has decided
+    its episode (evaluations and fire drills alike: a drill checks that ack works too)."""
+
     def links(record: AlertRecord) -> Mapping[str, object]:
         """The message's action links, bound to the episode the engine just decided."""
         return action_links(record.fingerprint, record.rule, episode=record.episode,
