@@ -374,3 +374,14 @@ defaults: {receivers: [console], group_wait: 1m, group_by: [alertname]}
     assert drilled.group_wait == timedelta(0) and real.group_wait == timedelta(minutes=1)
     assert drilled.group_key(labels) != real.group_key(labels)
     assert drilled.group_key(labels) != drilled.group_key({**labels, "drill": "other"})
+
+
+def test_a_rule_cannot_set_the_drill_label_itself() -> None:
+    """Drill alerts are told apart by their ``drill`` label (they never count in alert
+    quality), so a rule may not set it: its real alerts would vanish from the review."""
+    from alert_jobs.config import RulesError, parse_rules
+
+    rule = "{name: x, database: 'sqlite://', query: 'select 1', expect: {max: 0}%s}"
+    parse_rules("checks:\n  sql_metric:\n    - " + rule % ", labels: {team: a}")  # control
+    with pytest.raises(RulesError, match="label 'drill' is set by alert-jobs itself"):
+        parse_rules("checks:\n  sql_metric:\n    - " + rule % ", labels: {drill: a}")
