@@ -128,9 +128,13 @@ drills: {enabled: true, schedule: "0 10 1 * *", timezone: Europe/Berlin,
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "0 10 1 * *"
     assert schedule.execution_timezone == "Europe/Berlin"
-    with dg.instance_for_test() as instance:
-        tick = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    tick = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    # `with` the context too: it enters an instance of its own, and left open that
+    # instance's state storage stays the process's current one after it is gone (the
+    # next Definitions built in this worker then fails with "undefined DagsterInstance
+    # weakref").
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=tick) as context:
         (request,) = schedule.evaluate_tick(context).run_requests or []
     assert request.run_key == f"dead_letters:{tick.isoformat()}"
     config = request.run_config["ops"]["fire_drill"]["config"]
