@@ -21,8 +21,8 @@ from alert_jobs.core.model import AckOutcome, Matcher
 from alert_jobs.runtime.actions import ack_alert as ack_and_notify
 from alert_jobs.runtime.actions import send_test
 from alert_jobs.runtime.deliver import deliver
-from alert_jobs.runtime.drill import DrillError, run_drill
 from alert_jobs.runtime.delivery_job import deliver_outbox_job
+from alert_jobs.runtime.drill import DrillError, run_drill
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import TimelineError, utcnow
 
