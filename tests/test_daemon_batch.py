@@ -1,9 +1,10 @@
 """Under a real ``dagster-daemon``: 200 sql_metric rules on ``* * * * *`` are one batch,
 evaluated once per minute each, by runs that never overlap.
 
-The daemon runs until three scheduled runs of the batch have finished (about three and
-a half minutes: code-location start-up, the wait for the first full minute, three
-ticks). The harness is shared with ``benchmarks/daemon_bench.py``, which reports the CPU
+The daemon runs until two scheduled runs of the batch have finished (about two and a
+half minutes: code-location start-up, the wait for the first full minute, two ticks;
+two consecutive minutes are what "one run a minute, never overlapping" needs, and a
+third only made ``make test`` a minute longer). The harness is shared with ``benchmarks/daemon_bench.py``, which reports the CPU
 the machine spent per minute on the same setup.
 """
 
@@ -18,13 +19,13 @@ from benchmarks.daemon_bench import BATCH, DaemonSetup, report, run_daemon
 pytestmark = [pytest.mark.timeout(480), pytest.mark.long_running]
 
 RULES = 200
-TICKS = 3
+TICKS = 2
 
 
 def test_200_rules_every_minute_one_run_per_minute_never_overlapping(tmp_path: Path) -> None:
     setup = DaemonSetup(tmp_path, rules=RULES)
     setup.prepare()
-    result = run_daemon(setup, ticks=TICKS, min_seconds=180, timeout=360)
+    result = run_daemon(setup, ticks=TICKS, min_seconds=120, timeout=300)
     figures = report(setup, result)
     print(f"daemon: {figures}")  # shown with -s
 
@@ -38,7 +39,7 @@ def test_200_rules_every_minute_one_run_per_minute_never_overlapping(tmp_path: P
         "run that ends after the next tick makes that tick skip (no overlap), so that minute "
         "has no evaluation; on an overloaded machine the runs are slower than a minute.\n"
         f"daemon log tail:\n{result.log_tail[-1500:]}")
-    assert result.seconds >= 180  # the daemon ran for at least three minutes
+    assert result.seconds >= 120  # the daemon ran for at least two minutes
     # Positive controls: each tick was one run of all 200 rules, and the check above
     # compared real spans (every finished run has a start and an end).
     assert all(r.start and r.end and r.end > r.start for r in done)
