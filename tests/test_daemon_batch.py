@@ -4,8 +4,9 @@ evaluated once per minute each, by runs that never overlap.
 The daemon runs until two scheduled runs of the batch have finished (about two and a
 half minutes: code-location start-up, the wait for the first full minute, two ticks;
 two consecutive minutes are what "one run a minute, never overlapping" needs, and a
-third only made ``make test`` a minute longer). The harness is shared with ``benchmarks/daemon_bench.py``, which reports the CPU
-the machine spent per minute on the same setup.
+third only made ``make test`` a minute longer). The harness is shared with
+``benchmarks/daemon_bench.py``, which reports the CPU the machine spent per minute on
+the same setup.
 """
 
 from __future__ import annotations
