@@ -32,9 +32,15 @@ tick queued).
   after the warm-up, ÷ ticks); tables that only get UPDATEs (alert state) are bounded by
   the number of rules once autovacuum reuses their dead rows, and reported apart.
   Runs per minute: one run per batch per tick.
-* **Dagster's own cost per run** is not re-measured here (it needs the daemon and
-  minutes): the figures of ``benchmarks.cost_bench`` and ``benchmarks.daemon_bench`` are
-  read from ``results/cost.json`` / ``results/daemon.json`` when present, else quoted
+* **Dagster's own cost per run** (not in ``--quick``; ``--no-dagster`` skips it): after
+  the ticks, the same batch once as Dagster runs it, ``dagster job execute -m
+  alert_jobs.definitions -j sql_metric_every_minute_job`` in a new process (measured like
+  ``benchmarks.cost_bench`` does, by its stdlib launcher: wall, CPU of the process tree,
+  peak RSS), against the same PostgreSQL timeline, twice: with ``deploy/dagster.yaml``'s
+  PostgreSQL instance storage (another fresh database) and with a SQLite instance (the
+  embedded default). The run's CPU minus the bare evaluation's is what Dagster adds per
+  run. The figures of ``benchmarks.cost_bench`` and ``benchmarks.daemon_bench`` are
+  added from ``results/cost.json`` / ``results/daemon.json`` when present, else quoted
   from the README's "Measured cost" (named in the report).
 
 ``--quick`` (100 rules, 3 ticks) is the smoke test ``tests/test_deploy_files.py`` runs.
@@ -74,6 +80,8 @@ CADENCES_MIN = (1, 5)
 MINUTES_PER_DAY = 24 * 60
 DAYS_PER_MONTH = 30
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "deploy_scale.json"
+ROOT = Path(__file__).resolve().parent.parent
+JOB = "sql_metric_every_minute_job"  # the batch of '* * * * *' in UTC
 COST_RESULTS = Path(__file__).resolve().parent / "results" / "cost.json"
 DAEMON_RESULTS = Path(__file__).resolve().parent / "results" / "daemon.json"
 # benchmarks.cost_bench and daemon_bench as the top-level README reports them (2 cores,
@@ -301,7 +309,47 @@ class Backend:
         return self.result
 
 
-def run(rules_n: int, ticks: int, server_url: str) -> list[BackendResult]:
+def dagster_pg_url(url: str) -> str:
+    """``url`` with the psycopg2 driver, which dagster-postgres needs (deploy/dagster.yaml:
+    under SQLAlchemy 2.1 a bare ``postgresql://`` selects psycopg 3, on which its event
+    writes fail)."""
+    return sa.make_url(url).set(drivername="postgresql+psycopg2").render_as_string(
+        hide_password=False)
+
+
+def dagster_runs(server_url: str, timeline_url: str, rules_text: str, tmp: Path
+                 ) -> dict[str, Any]:
+    """The batch once as a Dagster run, per instance storage (see the module doc)."""
+    from benchmarks.cost_bench import launch
+
+    rules_file = tmp / "alerts.yaml"
+    rules_file.write_text(rules_text)
+    argv = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m",
+            "alert_jobs.definitions", "-j", JOB]
+    out: dict[str, Any] = {}
+    for instance in ("postgresql", "sqlite"):
+        home = tmp / f"home-{instance}"
+        home.mkdir()
+        env = dict(os.environ, ALERT_JOBS_RULES=str(rules_file), DAGSTER_HOME=str(home),
+                   ALERT_JOBS_DATABASE_URL=timeline_url, PYTHONWARNINGS="ignore")
+        env.pop("ALERT_JOBS_LINK_SECRET", None)
+        print(f"  one Dagster run of the batch, {instance} instance storage …",
+              file=sys.stderr, flush=True)
+        if instance == "postgresql":
+            (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
+            with fresh_database(server_url) as instance_url:
+                env["DAGSTER_PG_URL"] = dagster_pg_url(instance_url)
+                measured = launch(argv, env, tmp / f"run-{instance}.log")
+        else:
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            measured = launch(argv, env, tmp / f"run-{instance}.log")
+        out[instance] = {"wall_s": measured.wall_s, "cpu_s": measured.cpu_s,
+                         "maxrss_mb": measured.maxrss_mb}
+    return out
+
+
+def run(rules_n: int, ticks: int, server_url: str, *, dagster: bool = False
+        ) -> tuple[list[BackendResult], dict[str, Any]]:
     from alert_jobs.config import parse_rules
     from alert_jobs.families.sql_metric.config import SqlMetricRule
 
@@ -311,7 +359,8 @@ def run(rules_n: int, ticks: int, server_url: str) -> list[BackendResult]:
         source = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
         try:
             write_source(source, rules_n)
-            rules = parse_rules(rules_yaml(rules_n, pg_url), "deploy-scale.yaml")
+            text = rules_yaml(rules_n, pg_url)
+            rules = parse_rules(text, "deploy-scale.yaml")
             batch = rules.rules_of(SqlMetricRule)
             backends = [Backend("postgresql", pg_url, rules, batch),
                         Backend("sqlite", f"sqlite:///{Path(tmp) / 'timeline.db'}", rules,
@@ -326,7 +375,9 @@ def run(rules_n: int, ticks: int, server_url: str) -> list[BackendResult]:
                 print(f"  tick {tick}/{ticks}: " + ", ".join(
                     f"{b.name} {b.result.ticks[-1].eval_wall_s:.2f} s"
                     for b in backends if tick > 0), file=sys.stderr, flush=True)
-            return [b.finish() for b in backends]
+            results = [b.finish() for b in backends]
+            runs = dagster_runs(server_url, pg_url, text, Path(tmp)) if dagster else {}
+            return results, runs
         finally:
             source.dispose()
 
@@ -352,7 +403,8 @@ def dagster_overhead() -> dict[str, Any]:
     return out
 
 
-def report(results: list[BackendResult], quick: bool) -> dict[str, Any]:
+def report(results: list[BackendResult], quick: bool, runs: dict[str, Any] | None = None
+           ) -> dict[str, Any]:
     pg = next(r for r in results if r.backend == "postgresql")
     lite = next(r for r in results if r.backend == "sqlite")
     ratios = [p.eval_wall_s / s.eval_wall_s for p, s in zip(pg.ticks, lite.ticks, strict=True)
@@ -366,6 +418,12 @@ def report(results: list[BackendResult], quick: bool) -> dict[str, Any]:
                          if cpu_ratios else None,
                          "ratio_meaning": "PostgreSQL evaluation ÷ SQLite evaluation, per "
                                           "tick, median"},
+            "dagster_run": {
+                "job": JOB, "rules": pg.rules,
+                "timeline": "the PostgreSQL timeline above",
+                **{k: {**v, "overhead_cpu_s": v["cpu_s"] - pg.median("eval_cpu_s"),
+                       "overhead_wall_s": v["wall_s"] - pg.median("eval_wall_s")}
+                   for k, v in (runs or {}).items()}},
             "dagster_overhead": dagster_overhead()}
 
 
@@ -400,7 +458,14 @@ def format_report(out: dict[str, Any]) -> str:
                      "state UPDATEs leave dead rows until autovacuum)")
     lines.append(f"runs per minute: {pg['runs_per_minute']['1min']:.1f} at 1 min, "
                  f"{pg['runs_per_minute']['5min']:.1f} at 5 min (one batch, one run per tick)")
-    lines.append(f"Dagster's own cost per run: {json.dumps(out['dagster_overhead'])}")
+    for instance, fig in out["dagster_run"].items():
+        if isinstance(fig, dict):
+            lines.append(f"one Dagster run of the batch ({instance} instance storage): "
+                         f"{fig['wall_s']:.1f} s wall, {fig['cpu_s']:.1f} s CPU, "
+                         f"{fig['maxrss_mb']:.0f} MB peak RSS; Dagster adds "
+                         f"{fig['overhead_cpu_s']:.1f} s CPU to the bare evaluation")
+    lines.append(f"Dagster's own cost per run, other benchmarks: "
+                 f"{json.dumps(out['dagster_overhead'])}")
     return "\n".join(lines)
 
 
@@ -410,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"{QUICK_RULES} rules, {QUICK_TICKS} ticks (a smoke test)")
     parser.add_argument("--rules", type=int)
     parser.add_argument("--ticks", type=int)
+    parser.add_argument("--no-dagster", action="store_true",
+                        help="skip the Dagster runs of the batch (always skipped in --quick)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     server = os.environ.get(TEST_DATABASE_URL_ENV)
@@ -421,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     ticks = args.ticks or (QUICK_TICKS if args.quick else TICKS)
     started = time.perf_counter()
     print(f"deploy_scale: {rules_n} rules, {ticks} ticks …", file=sys.stderr, flush=True)
-    out = report(run(rules_n, ticks, server), args.quick)
+    results, runs = run(rules_n, ticks, server, dagster=not (args.quick or args.no_dagster))
+    out = report(results, args.quick, runs)
     out["elapsed_s"] = time.perf_counter() - started
     print(format_report(out))
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
-from benchmarks.deploy_scale import fresh_database
+from benchmarks.deploy_scale import dagster_pg_url, fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -78,7 +78,7 @@ def test_the_shipped_dagster_yaml_is_a_valid_postgres_instance(
     home.mkdir()
     shutil.copyfile(DEPLOY / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_PG_URL", fresh_pg)
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_pg_url(fresh_pg))  # as alert-jobs.env has it
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
@@ -91,6 +91,15 @@ def test_the_shipped_dagster_yaml_is_a_valid_postgres_instance(
         assert queue is not None and BATCH_LIMIT in queue.tag_concurrency_limits
         assert instance.run_monitoring_enabled
         assert instance.get_runs() == []  # the storages answer on the fresh database
+
+        # A run's events are written (a bare postgresql:// URL fails here: its NOTIFY).
+        @dg.asset
+        def probe() -> int:
+            return 1
+
+        assert dg.materialize([probe], instance=instance).success
+        (run,) = instance.get_runs()
+        assert instance.all_logs(run.run_id), "no event stored"
 
     # Positive control: the same loader rejects a doctored copy (a misspelt key).
     (home / "dagster.yaml").write_text((DEPLOY / "dagster.yaml").read_text().replace(
@@ -270,7 +279,8 @@ def test_compose_services_commands_env_and_health_refer_to_each_other() -> None:
         assert app_env.get(key), key
         assert all("./alert-jobs.env" in services[s]["env_file"] for s in app)
     assert "{env: DAGSTER_PG_URL}" in (DEPLOY / "dagster.yaml").read_text()
-    dagster_url = re.match(r"postgresql://(\w+):[^@]+@(\w+):5432/(\w+)$",
+    assert app_env["DAGSTER_PG_URL"].startswith("postgresql+psycopg2://")
+    dagster_url = re.match(r"postgresql\+psycopg2://(\w+):[^@]+@(\w+):5432/(\w+)$",
                            app_env["DAGSTER_PG_URL"])
     timeline_url = re.match(r"postgresql://(\w+):[^@]+@(\w+):5432/(\w+)$",
                             app_env["ALERT_JOBS_DATABASE_URL"])
