@@ -22,8 +22,10 @@ tick queued).
   alternating), so load elsewhere hits both. Ratio: median over ticks of PostgreSQL ÷
   SQLite evaluation wall time (and CPU).
 * **Measured per tick**: wall and CPU seconds (``time.process_time``: this process and
-  its threads; the PostgreSQL server's own CPU is not in it) of the evaluation and of the
-  delivery; rows added per timeline table (``count(*)`` before and after); and on
+  its threads) of the evaluation and of the delivery; the local PostgreSQL server's CPU
+  over both (its processes and reaped backends, via ``psutil``; the whole server, so
+  other clients count too; the timeline's writes and the rules' source queries are its
+  work); rows added per timeline table (``count(*)`` before and after); and on
   PostgreSQL ``pg_total_relation_size`` of every timeline table (heap, indexes, TOAST).
   A first, untimed tick creates every rule's alert state (a deployment does that once).
 * **Extrapolated** (medians of the measured ticks): rows per day at 1- and 5-minute
@@ -65,6 +67,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import sqlalchemy as sa
 
 from benchmarks.timeline_bench import TEST_DATABASE_URL_ENV, BenchmarkError, aligned_table, metadata
@@ -105,6 +108,7 @@ class TickFigures:
     eval_cpu_s: float
     deliver_wall_s: float
     deliver_cpu_s: float
+    server_cpu_s: float | None  # the PostgreSQL server's, evaluation + delivery
     rows_added: dict[str, int]
     size_bytes_added: int | None  # PostgreSQL only: all timeline tables
     firing: int  # alert instances firing after the tick
@@ -148,6 +152,7 @@ class BackendResult:
     def as_json(self) -> dict[str, Any]:
         rows_tick = self.rows_per_tick()
         rows_total = sum(rows_tick.values())
+        servers = [t.server_cpu_s for t in self.ticks if t.server_cpu_s is not None]
         out: dict[str, Any] = {
             "name": f"deploy scale: one tick of {self.rules:,} sql_metric rules, one batch "
                     f"[{self.backend} timeline]",
@@ -156,6 +161,7 @@ class BackendResult:
             "eval_cpu_s_median": self.median("eval_cpu_s"),
             "deliver_wall_s_median": self.median("deliver_wall_s"),
             "deliver_cpu_s_median": self.median("deliver_cpu_s"),
+            "server_cpu_s_median": statistics.median(servers) if servers else None,
             "notifications_per_tick_median": self.median("sent"),
             "rows_per_tick": rows_tick, "rows_per_tick_total": rows_total,
             "rows_per_day": {f"{c}min": rows_total * MINUTES_PER_DAY / c for c in CADENCES_MIN},
@@ -234,6 +240,23 @@ def fresh_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def server_cpu() -> float | None:
+    """CPU seconds of the local PostgreSQL server: its live processes, plus the backends
+    the postmaster has reaped (its children times). ``None`` if it cannot be read (not
+    on this machine, or another user's processes)."""
+    total, seen = 0.0, False
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] not in ("postgres", "postmaster"):
+            continue
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            return None
+        seen = True
+        total += times.user + times.system + times.children_user + times.children_system
+    return total if seen else None
+
+
 def timeline_tables(engine: sa.Engine) -> list[str]:
     return sorted(t for t in sa.inspect(engine).get_table_names() if t.startswith("alert_"))
 
@@ -280,11 +303,13 @@ class Backend:
         size0 = relation_sizes(self.engine, self.tables) if self.postgres else None
         if record and not self.result.ticks:
             self.result.start_rows, self.result.start_bytes = rows0, size0 or {}
+        s0 = server_cpu()
         w0, c0 = time.perf_counter(), time.process_time()
         outcomes = evaluate_batch(self.rules, self.batch, self.timeline, now=now, run_id=run_id)
         w1, c1 = time.perf_counter(), time.process_time()
         report = deliver(self.rules, self.timeline, run_id=run_id, raised_by=run_id, now=now)
         w2, c2 = time.perf_counter(), time.process_time()
+        s2 = server_cpu()
         errors = [o for o in outcomes if str(o.observation.status) == "error"]
         if errors:
             raise BenchmarkError(f"{self.name}: {len(errors)} rule(s) errored on tick {tick}: "
@@ -296,6 +321,7 @@ class Backend:
         firing = sum(1 for o in outcomes if str(o.result.decision.record.state) == "firing")
         self.result.ticks.append(TickFigures(
             self.name, tick, w1 - w0, c1 - c0, w2 - w1, c2 - c1,
+            s2 - s0 if s0 is not None and s2 is not None else None,
             {t: rows1[t] - rows0[t] for t in self.tables},
             sum(size1.values()) - sum(size0.values()) if size1 and size0 else None,
             firing, report.sent))
@@ -339,12 +365,18 @@ def dagster_runs(server_url: str, timeline_url: str, rules_text: str, tmp: Path
             (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
             with fresh_database(server_url) as instance_url:
                 env["DAGSTER_PG_URL"] = dagster_pg_url(instance_url)
+                s0 = server_cpu()
                 measured = launch(argv, env, tmp / f"run-{instance}.log")
+                s1 = server_cpu()
         else:
             (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            s0 = server_cpu()
             measured = launch(argv, env, tmp / f"run-{instance}.log")
+            s1 = server_cpu()
         out[instance] = {"wall_s": measured.wall_s, "cpu_s": measured.cpu_s,
-                         "maxrss_mb": measured.maxrss_mb}
+                         "maxrss_mb": measured.maxrss_mb,
+                         "server_cpu_s": s1 - s0 if s0 is not None and s1 is not None
+                         else None}
     return out
 
 
@@ -429,14 +461,17 @@ def report(results: list[BackendResult], quick: bool, runs: dict[str, Any] | Non
 
 def format_report(out: dict[str, Any]) -> str:
     pg, lite = out["results"]
-    header = ("timeline", "rules", "eval wall", "eval CPU", "deliver wall", "sent/tick",
+    header = ("timeline", "rules", "eval wall", "eval CPU", "PG server CPU", "deliver wall",
+              "sent/tick",
               "rows/tick", "size/tick", "rows/day 1 min", "MB/month 1 min", "MB/month 5 min")
     rows = [header]
     for r in (pg, lite):
         mb = r.get("mb_per_month", {})
         size = r.get("size_bytes_added_per_tick_median")
         rows.append((r["backend"], f"{r['rules']:,}", f"{r['eval_wall_s_median']:.2f} s",
-                     f"{r['eval_cpu_s_median']:.2f} s", f"{r['deliver_wall_s_median']:.3f} s",
+                     f"{r['eval_cpu_s_median']:.2f} s",
+                     f"{r['server_cpu_s_median']:.2f} s" if r["server_cpu_s_median"] is not None
+                     else "-", f"{r['deliver_wall_s_median']:.3f} s",
                      f"{r['notifications_per_tick_median']:.0f}",
                      f"{r['rows_per_tick_total']:,.0f}",
                      f"{size / 1024:,.0f} kB" if size is not None else "-",
@@ -461,7 +496,8 @@ def format_report(out: dict[str, Any]) -> str:
     for instance, fig in out["dagster_run"].items():
         if isinstance(fig, dict):
             lines.append(f"one Dagster run of the batch ({instance} instance storage): "
-                         f"{fig['wall_s']:.1f} s wall, {fig['cpu_s']:.1f} s CPU, "
+                         f"{fig['wall_s']:.1f} s wall, {fig['cpu_s']:.1f} s CPU "
+                         f"(+ {fig['server_cpu_s'] or 0:.1f} s PostgreSQL server), "
                          f"{fig['maxrss_mb']:.0f} MB peak RSS; Dagster adds "
                          f"{fig['overhead_cpu_s']:.1f} s CPU to the bare evaluation")
     lines.append(f"Dagster's own cost per run, other benchmarks: "
