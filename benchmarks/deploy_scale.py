@@ -41,8 +41,11 @@ tick queued).
   peak RSS), against the same PostgreSQL timeline, twice: with ``deploy/dagster.yaml``'s
   PostgreSQL instance storage (another fresh database) and with a SQLite instance (the
   embedded default). The run's CPU minus the bare evaluation's is what Dagster adds per
-  run. The figures of ``benchmarks.cost_bench`` and ``benchmarks.daemon_bench`` are
-  added from ``results/cost.json`` / ``results/daemon.json`` when present, else quoted
+  run; the whole server's CPU is beside it (other clients count too), and, attributable
+  to the run's databases, ``pg_stat_database``'s sessions opened, statement time and
+  commits (dagster-postgres opens a connection per storage operation). The figures of
+  ``benchmarks.cost_bench`` and ``benchmarks.daemon_bench`` are added from
+  ``results/cost.json`` / ``results/daemon.json`` when present, else quoted
   from the README's "Measured cost" (named in the report).
 
 ``--quick`` (100 rules, 3 ticks) is the smoke test ``tests/test_deploy_files.py`` runs.
@@ -85,6 +88,7 @@ DAYS_PER_MONTH = 30
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "deploy_scale.json"
 ROOT = Path(__file__).resolve().parent.parent
 JOB = "sql_metric_every_minute_job"  # the batch of '* * * * *' in UTC
+STATS_FLUSH_S = 1.5  # backends report to pg_stat_database at least once a second
 COST_RESULTS = Path(__file__).resolve().parent / "results" / "cost.json"
 DAEMON_RESULTS = Path(__file__).resolve().parent / "results" / "daemon.json"
 # benchmarks.cost_bench and daemon_bench as the top-level README reports them (2 cores,
@@ -257,6 +261,27 @@ def server_cpu() -> float | None:
     return total if seen else None
 
 
+def database_stats(server_url: str, databases: list[str]) -> dict[str, float]:
+    """``pg_stat_database`` summed over ``databases``: sessions opened, milliseconds
+    spent executing statements, commits. Attributable to us (the server CPU is not)."""
+    engine = sa.create_engine(sa.make_url(server_url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+            row = conn.execute(sa.text(
+                "SELECT coalesce(sum(sessions), 0), coalesce(sum(active_time), 0), "
+                "coalesce(sum(xact_commit), 0) FROM pg_stat_database "
+                "WHERE datname = ANY(:dbs)"), {"dbs": databases}).one()
+    finally:
+        engine.dispose()
+    return {"sessions": float(row[0]), "active_time_ms": float(row[1]),
+            "commits": float(row[2])}
+
+
+def stats_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before[k] for k in before}
+
+
 def timeline_tables(engine: sa.Engine) -> list[str]:
     return sorted(t for t in sa.inspect(engine).get_table_names() if t.startswith("alert_"))
 
@@ -350,6 +375,7 @@ def dagster_runs(server_url: str, timeline_url: str, rules_text: str, tmp: Path
 
     rules_file = tmp / "alerts.yaml"
     rules_file.write_text(rules_text)
+    timeline_db = sa.make_url(timeline_url).database or ""
     argv = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m",
             "alert_jobs.definitions", "-j", JOB]
     out: dict[str, Any] = {}
@@ -365,18 +391,23 @@ def dagster_runs(server_url: str, timeline_url: str, rules_text: str, tmp: Path
             (home / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
             with fresh_database(server_url) as instance_url:
                 env["DAGSTER_PG_URL"] = dagster_pg_url(instance_url)
-                s0 = server_cpu()
+                dbs = [timeline_db, sa.make_url(instance_url).database or ""]
+                d0, s0 = database_stats(server_url, dbs), server_cpu()
                 measured = launch(argv, env, tmp / f"run-{instance}.log")
                 s1 = server_cpu()
+                time.sleep(STATS_FLUSH_S)
+                stats = stats_delta(d0, database_stats(server_url, dbs))
         else:
             (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-            s0 = server_cpu()
+            d0, s0 = database_stats(server_url, [timeline_db]), server_cpu()
             measured = launch(argv, env, tmp / f"run-{instance}.log")
             s1 = server_cpu()
+            time.sleep(STATS_FLUSH_S)
+            stats = stats_delta(d0, database_stats(server_url, [timeline_db]))
         out[instance] = {"wall_s": measured.wall_s, "cpu_s": measured.cpu_s,
                          "maxrss_mb": measured.maxrss_mb,
                          "server_cpu_s": s1 - s0 if s0 is not None and s1 is not None
-                         else None}
+                         else None, "database": stats}
     return out
 
 
@@ -498,7 +529,10 @@ def format_report(out: dict[str, Any]) -> str:
             lines.append(f"one Dagster run of the batch ({instance} instance storage): "
                          f"{fig['wall_s']:.1f} s wall, {fig['cpu_s']:.1f} s CPU "
                          f"(+ {fig['server_cpu_s'] or 0:.1f} s PostgreSQL server), "
-                         f"{fig['maxrss_mb']:.0f} MB peak RSS; Dagster adds "
+                         f"{fig['maxrss_mb']:.0f} MB peak RSS; its databases: "
+                         f"{fig['database']['sessions']:,.0f} sessions, "
+                         f"{fig['database']['active_time_ms'] / 1000:,.1f} s executing, "
+                         f"{fig['database']['commits']:,.0f} commits; Dagster adds "
                          f"{fig['overhead_cpu_s']:.1f} s CPU to the bare evaluation")
     lines.append(f"Dagster's own cost per run, other benchmarks: "
                  f"{json.dumps(out['dagster_overhead'])}")
