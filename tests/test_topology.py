@@ -3,7 +3,9 @@ daemon in the middle of a run (issue #18).
 
 Everything runs the way ``deploy/`` describes, on one machine: the shipped
 ``deploy/dagster.yaml`` as ``$DAGSTER_HOME/dagster.yaml`` (instance storage in a fresh
-PostgreSQL database through ``DAGSTER_PG_URL``), a ``workspace.yaml`` naming the gRPC
+PostgreSQL database through ``DAGSTER_PG_URL``, which names the psycopg2 driver:
+``postgresql+psycopg2://``; with SQLAlchemy 2.1 a plain ``postgresql://`` means psycopg 3,
+and dagster-postgres then fails to store any event), a ``workspace.yaml`` naming the gRPC
 code server on 127.0.0.1 (the shipped one names the compose host), and as separate
 processes:
 
@@ -275,15 +277,18 @@ def run_status(instance: dg.DagsterInstance, run_id: str) -> str:
     return record.dagster_run.status.value if record else "MISSING"
 
 
-def schedule_ticks(instance: dg.DagsterInstance, after: float) -> list[Any]:
-    """The batch schedule's evaluated ticks for cron times after ``after``, oldest first."""
+def schedule_ticks(instance: dg.DagsterInstance, after: float,
+                   statuses: tuple[str, ...] = ("SKIPPED", "SUCCESS")) -> list[Any]:
+    """The batch schedule's ticks for cron times after ``after`` that ended in one of
+    ``statuses`` (a run or a skip; a FAILURE is a tick the code server could not
+    evaluate, say while it was still loading), oldest first."""
     states = [s for s in instance.all_instigator_state() if s.name == SCHEDULE]
     if not states:
         return []
     ticks = instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id,
                                limit=20)
     return sorted((t for t in ticks if t.timestamp > after
-                   and t.status.value in ("SKIPPED", "SUCCESS", "FAILURE")),
+                   and t.status.value in statuses),
                   key=lambda t: t.timestamp)
 
 
@@ -331,7 +336,8 @@ def test_topology_pages_once_across_a_sigkill_of_code_server_and_daemon(
             for base in topo.serves:
                 procs.wait_for(f"{base}/healthz", lambda b=base: _healthy(b), 90)
                 answer = httpx.get(f"{base}/ping/{SLUG}", timeout=30)
-                assert answer.status_code == 200, (base, answer.status_code, answer.text)
+                assert answer.status_code == 200, (base, answer.status_code, answer.text,
+                                                   procs.tails())
             pings = topo.timeline("SELECT count(*) AS n FROM alert_heartbeat_pings "
                                   "WHERE slug = :s", s=SLUG)[0].n
             (beat,) = topo.timeline("SELECT status, n_pings FROM alert_heartbeats "
@@ -354,7 +360,7 @@ def test_topology_pages_once_across_a_sigkill_of_code_server_and_daemon(
                 assert run_status(instance, first_run) == "SUCCESS", procs.tails()
             procs.wait_for("the webserver answering", lambda: webserver_up(topo.web), 60)
             seen = runs_via_graphql(topo.web)
-            assert seen.get(first_run) == "SUCCESS", (first_run, seen)
+            assert seen.get(first_run) == "SUCCESS", (first_run, seen, procs.tails())
             figures.append(f"run {first_run[:8]} visible via GraphQL ({seen[first_run]})")
 
             # The next tick's run, caught in its query; then the crash.
@@ -406,7 +412,9 @@ def test_topology_pages_once_across_a_sigkill_of_code_server_and_daemon(
                         "a run of the batch after the restart to succeed", later_run_done,
                         max(60.0, RECOVERY_DEADLINE_S - since_start()), every=1)
                 killed_status = run_status(instance, killed_id)
-                skips = [t.skip_reason or "" for t in schedule_ticks(instance, killed_at)]
+                skips = [t.skip_reason or "" for t in schedule_ticks(instance, killed_at)
+                         if t.status.value == "SKIPPED"]
+                failed_ticks = len(schedule_ticks(instance, killed_at, ("FAILURE",)))
             seen = runs_via_graphql(topo.web)
             # The outbox retry sensor may still be sending: nothing due is left undelivered
             # once it has had a minute (it ticks every 60 s).
@@ -421,10 +429,11 @@ def test_topology_pages_once_across_a_sigkill_of_code_server_and_daemon(
                            f"{procs.tails()}")
     assert pages == 1, f"{pages} firing pages for {RULE}, wanted exactly 1{problem_context}"
     assert undelivered == 0, f"{undelivered} undelivered outbox row(s){problem_context}"
-    assert seen.get(killed_id) == killed_status, (killed_id, killed_status, seen)
+    assert seen.get(killed_id) == killed_status, (killed_id, killed_status, seen,
+                                                  problem_context)
     figures.append(f"restart: page delivered once, {undelivered} undelivered outbox rows; "
                    f"GraphQL lists {len(seen)} run(s) of the batch: "
-                   f"{sorted(seen.values())}")
+                   f"{sorted(seen.values())}; failed ticks after the restart: {failed_ticks}")
     if recovered is not None:
         assert killed_status in TERMINAL, (killed_status, problem_context)
         figures.append(f"killed run {killed_id[:8]} ended {killed_status} by Dagster; run "
