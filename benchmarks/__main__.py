@@ -15,6 +15,7 @@ from benchmarks import (
     cost_bench,
     daemon_bench,
     delivery_bench,
+    deploy_scale,
     drift_bench,
     heartbeat_bench,
     ping_bench,
@@ -85,6 +86,8 @@ def main() -> int:
     ping_failed = ping_bench.main([])  # prints, writes results/pings.json
     print()
     cli_bench.main([])  # prints, writes results/cli.json
+    print()
+    deploy_scale.main([])  # 1,000 rules on a PostgreSQL timeline: results/deploy_scale.json
     print()
     redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
     print()
