@@ -9,7 +9,8 @@ croniter would accept. ``tests/core/test_cron.py`` compares the two over a corpu
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
@@ -34,6 +35,24 @@ def is_valid_cron(expression: str) -> bool:
 def cron_iter(expression: str, start: datetime) -> croniter:
     """Fire times of ``expression`` after ``start`` (aware, in the schedule's timezone)."""
     return croniter(expression, start)
+
+
+#: A fixed start for measuring a cron's gaps, so an answer does not depend on the day it
+#: is asked (a monthly or weekday cron has gaps of different lengths).
+_GAP_REFERENCE = datetime(2026, 1, 1)
+
+
+def longest_gap(expression: str, timezone: str, *, samples: int = 400) -> timedelta:
+    """The longest time between two consecutive fire times of ``expression`` in
+    ``timezone``, over ``samples`` fire times from a fixed date (DST days included)."""
+    it = cron_iter(expression, _GAP_REFERENCE.replace(tzinfo=ZoneInfo(timezone)))
+    previous = it.get_next(datetime)
+    longest = timedelta(0)
+    for _ in range(samples):
+        current = it.get_next(datetime)
+        longest = max(longest, current - previous)
+        previous = current
+    return longest
 
 
 def cron_slug(cron: str) -> str:

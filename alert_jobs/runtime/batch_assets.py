@@ -19,7 +19,7 @@ import dagster as dg
 from alert_jobs.config import RuleBase, RulesFile
 from alert_jobs.runtime.batching import Batch
 from alert_jobs.runtime.deliver import deliver
-from alert_jobs.runtime.no_overlap import batch_tags, unless_running
+from alert_jobs.runtime.no_overlap import batch_job_tags, unless_running
 from alert_jobs.store import Timeline
 
 R = TypeVar("R", bound=RuleBase)
@@ -75,7 +75,7 @@ def batch_job_and_schedule(batch: Batch, keys: Sequence[dg.AssetKey], *, what: s
     explicit timezone, one run per tick, no run while the last one is going. ``what``
     names the rules in descriptions ("sql_metric rule(s)", "SLO(s)")."""
     job = dg.define_asset_job(batch.job_name, selection=dg.AssetSelection.assets(*keys),
-                              tags=batch_tags(batch.name),
+                              tags=batch_job_tags(batch.name, batch.cron, batch.timezone),
                               description=f"Evaluate the {what} of {batch.name} in one run.")
 
     @dg.schedule(name=batch.schedule_name, cron_schedule=batch.cron,

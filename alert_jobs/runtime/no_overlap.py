@@ -12,13 +12,19 @@ A batch's runs carry the tag ``alert_jobs/batch: <batch>``. Two things keep them
 
 Neither is needed for correctness — two overlapping runs still give one notification
 (the engine locks each alert) — only for cost: a slow batch must not pile up runs.
+
+A run that never ends would stop its batch for good, so a batch's job also carries a
+run time limit (:func:`batch_job_tags`): run monitoring fails a run that takes three of
+its schedule's intervals, which frees the batch after a hang or a killed code server.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+
+from alert_jobs.core.cron import longest_gap
 
 BATCH_TAG = "alert_jobs/batch"
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
@@ -26,9 +32,33 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                dg.DagsterRunStatus.CANCELING]
 
 
+#: Dagster's run tag for the longest a run may take; run monitoring (on in
+#: ``deploy/dagster.yaml``) fails a run that takes longer.
+MAX_RUNTIME_TAG = "dagster/max_runtime_seconds"
+#: A batch's run that takes this many intervals of its schedule is hung, or its process
+#: died with the code server that started it: with the DefaultRunLauncher nothing else
+#: ends such a run, and while it is "started" every tick of the batch skips (and the
+#: batch's concurrency slot stays taken). ``tests/test_topology.py`` kills a run so.
+RUN_LIMIT_INTERVALS = 3
+#: … but never less than this (a minute batch's backfill may use 2 minutes of a run).
+MIN_RUN_LIMIT = timedelta(minutes=3)
+
+
 def batch_tags(batch: str) -> dict[str, str]:
     """The run tags of every run of ``batch`` (put them on its job)."""
     return {BATCH_TAG: batch}
+
+
+def run_time_limit(cron: str, timezone: str) -> int:
+    """Seconds a run of a batch on ``cron`` may take before run monitoring fails it:
+    :data:`RUN_LIMIT_INTERVALS` of its longest interval, at least :data:`MIN_RUN_LIMIT`."""
+    return round(max(MIN_RUN_LIMIT, RUN_LIMIT_INTERVALS * longest_gap(cron, timezone))
+                 .total_seconds())
+
+
+def batch_job_tags(batch: str, cron: str, timezone: str) -> dict[str, str]:
+    """The tags of a batch's job: its batch, and its run time limit."""
+    return {**batch_tags(batch), MAX_RUNTIME_TAG: str(run_time_limit(cron, timezone))}
 
 
 def run_in_progress(instance: dg.DagsterInstance, batch: str) -> dg.SkipReason | None:

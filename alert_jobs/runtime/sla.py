@@ -15,32 +15,18 @@ decision (:func:`delivery_budget`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 from alert_jobs.config import RuleBase, RulesFile
-from alert_jobs.core.cron import cron_iter
+from alert_jobs.core.cron import longest_gap
 
 SLACK = timedelta(minutes=1)
 
-#: A fixed start for measuring cron gaps, so the SLA of a rule does not depend on the
-#: day it is asked (a monthly or weekday cron has gaps of different lengths).
-_REFERENCE = datetime(2026, 1, 1)
 
-
-def evaluation_interval(rules: RulesFile, rule: RuleBase, *, samples: int = 400
-                        ) -> timedelta:
+def evaluation_interval(rules: RulesFile, rule: RuleBase) -> timedelta:
     """The longest gap between consecutive runs of the rule's schedule (cron in its
-    timezone), over ``samples`` runs from a fixed reference date."""
-    start = _REFERENCE.replace(tzinfo=ZoneInfo(rules.timezone_for(rule)))
-    it = cron_iter(rules.schedule_for(rule), start)
-    previous = it.get_next(datetime)
-    longest = timedelta(0)
-    for _ in range(samples):
-        current = it.get_next(datetime)
-        longest = max(longest, current - previous)
-        previous = current
-    return longest
+    timezone)."""
+    return longest_gap(rules.schedule_for(rule), rules.timezone_for(rule))
 
 
 def group_wait(rules: RulesFile, rule: RuleBase) -> timedelta:

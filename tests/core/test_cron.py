@@ -38,3 +38,15 @@ def test_rules_accept_exactly_what_dagster_schedules_accept() -> None:
 @pytest.mark.parametrize("expression", ["0 0 15W * *", "0 0 LW * *", "0 0 31 2 *"])
 def test_a_day_dagster_cannot_schedule_is_refused(expression: str) -> None:
     assert not is_valid_cron(expression)
+
+
+def test_longest_gap_is_the_longest_interval_including_dst() -> None:
+    from datetime import timedelta
+
+    from alert_jobs.core.cron import longest_gap
+
+    assert longest_gap("* * * * *", "UTC") == timedelta(minutes=1)
+    assert longest_gap("*/5 * * * *", "Europe/Berlin") == timedelta(minutes=5)
+    assert longest_gap("0 9 * * 1-5", "UTC") == timedelta(days=3)  # Friday → Monday
+    # 02:30 does not exist on the spring-forward day in Berlin: that gap is the longest.
+    assert longest_gap("30 2 * * *", "Europe/Berlin") > timedelta(days=1)

@@ -20,7 +20,7 @@ from alert_jobs.core.model import Severity, Status
 from alert_jobs.families.redis_quota.config import RedisQuotaTarget
 from alert_jobs.families.redis_quota.run import TargetResult, check_targets
 from alert_jobs.runtime.deliver import deliver
-from alert_jobs.runtime.no_overlap import batch_tags, unless_running
+from alert_jobs.runtime.no_overlap import batch_job_tags, unless_running
 from alert_jobs.runtime.resources import AlertJobsResource
 
 ASSET_KEY = dg.AssetKey("redis_quota")
@@ -110,7 +110,9 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
     names = [t.name for t in targets]
     asset = build_redis_quota_asset(names)
     job = dg.define_asset_job("redis_quota_job", selection=[ASSET_KEY],
-                              partitions_def=asset.partitions_def, tags=batch_tags(BATCH),
+                              partitions_def=asset.partitions_def,
+                              tags=batch_job_tags(BATCH, rules.defaults.redis_quota_schedule,
+                                                  rules.defaults.timezone),
                               description="Check Redis quota targets (all of them when "
                                           "launched by the schedule).")
 

@@ -37,7 +37,7 @@ from alert_jobs.families.score_drift.run import (
     discover,
 )
 from alert_jobs.runtime.deliver import deliver
-from alert_jobs.runtime.no_overlap import batch_tags, unless_running
+from alert_jobs.runtime.no_overlap import batch_job_tags, unless_running
 from alert_jobs.runtime.resources import AlertJobsResource
 
 GROUP = "score_drift"
@@ -227,7 +227,8 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
             description=f"Rebuild the reference summaries of {name}.")
         drift_job = dg.define_asset_job(
             f"{name}_drift_job", selection=[drift_key(name)], partitions_def=partitions,
-            tags=batch_tags(drift_batch(name)),
+            tags=batch_job_tags(drift_batch(name), rule.schedule or DEFAULT_DRIFT_SCHEDULE,
+                                rules.timezone_for(rule)),
             description=f"Check {name} for drift (all segments when scheduled).")
         jobs += [reference_job, drift_job]
         schedules.append(_schedule(f"{name}_reference_schedule", rule.reference_schedule,

@@ -22,7 +22,7 @@ from alert_jobs.families.redis_quota.definitions import build_definitions as red
 from alert_jobs.families.score_drift.definitions import build_definitions as drift_definitions
 from alert_jobs.families.sql_metric.definitions import CHECK_NAME, asset_key
 from alert_jobs.families.sql_metric.definitions import build_definitions as sql_definitions
-from alert_jobs.runtime.no_overlap import BATCH_TAG
+from alert_jobs.runtime.no_overlap import BATCH_TAG, MAX_RUNTIME_TAG
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline
 from tests.conftest import ROOT
@@ -108,6 +108,12 @@ def test_one_tick_is_one_run_that_materializes_every_rule_of_the_batch(setup: di
     assert result.success
     run = setup["instance"].get_run_by_id(result.run_id)
     assert run.tags[BATCH_TAG] == BATCH  # the tag a tag concurrency limit counts
+    # Run monitoring fails a run past three of its intervals (at least 3 minutes), which
+    # frees the batch after a run whose process died (tests/test_topology.py).
+    assert run.tags[MAX_RUNTIME_TAG] == "180"
+    nightly = defs.resolve_job_def(defs.resolve_schedule_def(
+        "sql_metric_daily_0300_schedule").job_name)
+    assert nightly.tags[MAX_RUNTIME_TAG] == str(3 * 24 * 3600)
 
     # Every rule of the batch: its own materialization and check, in one run; the
     # erroring rule is its own error alert and the others are decided as usual.
