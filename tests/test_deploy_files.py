@@ -193,8 +193,8 @@ def dagster_set_problems(lock: str) -> list[str]:
     problems = [f"{name}=={version} (expected {pins['dagster']} or {library})"
                 for name, version in sorted(pins.items())
                 if version not in (pins["dagster"], library)]
-    if "dagster-postgres" not in pins:
-        problems.append("dagster-postgres is not in the lock")
+    problems += [f"{name} is not in the lock" for name in ("dagster-postgres", "dagster-k8s")
+                 if name not in pins]
     return problems
 
 
@@ -206,10 +206,12 @@ def test_the_lock_pins_dagster_postgres_with_the_dagster_set() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
     assert extras["postgres"] == ["dagster-postgres==0.29.27"]
+    assert extras["k8s"] == ["dagster-k8s==0.29.27"]  # the Helm chart's K8sRunLauncher
     # Positive controls: a doctored lock is caught, both ways.
     assert dagster_set_problems(lock.replace("dagster-postgres==0.29.27",
                                              "dagster-postgres==0.29.26"))
     assert dagster_set_problems(lock.replace("dagster-postgres==0.29.27\n", ""))
+    assert dagster_set_problems(lock.replace("dagster-k8s==0.29.27\n", ""))
 
 
 # ----- docker-compose.yaml -------------------------------------------------------------
