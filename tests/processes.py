@@ -172,6 +172,15 @@ class ArrivalReceiver:
         with self.lock:
             return [p for p in self.pages if p.alertname == alertname and p.status == status]
 
+    def first(self, alertname: str, since: float = 0.0,
+              labels: dict[str, str] | None = None) -> Page | None:
+        """The first firing page of ``alertname`` since ``since`` (with ``labels``)."""
+        want = labels or {}
+        with self.lock:
+            return next((p for p in self.pages if p.alertname == alertname
+                         and p.status == "firing" and p.at >= since
+                         and all(p.labels.get(k) == v for k, v in want.items())), None)
+
     def seen(self) -> list[str]:
         with self.lock:
             return [f"{p.alertname} {p.status} {p.labels}" for p in self.pages]

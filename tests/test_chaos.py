@@ -28,7 +28,6 @@ delivered) and the tails of the daemon's and the server's logs.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -38,10 +37,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +52,7 @@ from alert_jobs.demo.feed import FMT
 from alert_jobs.demo.pinger import ping_until_accepted
 from alert_jobs.heartbeat import ping
 from tests.conftest import ROOT, free_port
+from tests.processes import arrival_receiver
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.long_running]
 
@@ -78,71 +76,6 @@ HEALTHY_TIMEOUT = 240.0  # start-up (code servers on 2 loaded cores) and the fir
 
 def tool(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
-
-
-# ----- a local receiver that records arrival times --------------------------------
-
-
-@dataclass
-class Page:
-    at: float
-    alertname: str
-    status: str
-    labels: dict[str, str]
-
-
-@dataclass
-class ArrivalReceiver:
-    """Alertmanager-webhook bodies posted to ``url``, with the time each arrived."""
-
-    url: str = ""
-    pages: list[Page] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def first(self, alertname: str, since: float = 0.0) -> Page | None:
-        """The first firing page of ``alertname`` (of its drilled check) since ``since``."""
-        want = CHECK_LABELS.get(alertname, {})
-        with self.lock:
-            return next((p for p in self.pages if p.alertname == alertname
-                         and p.status == "firing" and p.at >= since
-                         and all(p.labels.get(k) == v for k, v in want.items())), None)
-
-    def seen(self) -> list[str]:
-        with self.lock:
-            return [f"{p.alertname} {p.status} {p.labels}" for p in self.pages]
-
-
-@contextlib.contextmanager
-def arrival_receiver() -> Iterator[ArrivalReceiver]:
-    receiver = ArrivalReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            at = time.time()
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            with receiver.lock:
-                for alert in body.get("alerts", []):
-                    labels = alert.get("labels", {})
-                    receiver.pages.append(Page(at, labels.get("alertname", ""),
-                                               alert.get("status", ""), labels))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ----- the setup: instance, workspace, the demo rules' copy, the demo database -----
@@ -476,7 +409,8 @@ def test_three_real_failures_page_the_receiver_within_their_sla(
             wait_for("every drilled rule healthy (dead_letters ok, a first demo_cache "
                      "sample, demo_etl up)", healthy,
                      HEALTHY_TIMEOUT - (time.monotonic() - started), chaos, procs)
-            assert all(receiver.first(name) is None for name in DRILLED), (
+            assert all(receiver.first(name, labels=CHECK_LABELS.get(name)) is None
+                       for name in DRILLED), (
                 f"paged before any failure was injected: {receiver.seen()}\noutbox:\n"
                 f"{chaos.outbox()}")
 
@@ -490,7 +424,7 @@ def test_three_real_failures_page_the_receiver_within_their_sla(
             slas = {name: chaos.sla(name) for name in DRILLED}
             deadline = max(starts[n] + slas[n].total_seconds() for n in DRILLED) + 20
             while time.time() < deadline and not all(
-                    receiver.first(n, starts[n]) for n in DRILLED):
+                    receiver.first(n, starts[n], CHECK_LABELS.get(n)) for n in DRILLED):
                 time.sleep(1)
         finally:
             pinger.quiet.set()
@@ -506,7 +440,7 @@ def test_three_real_failures_page_the_receiver_within_their_sla(
               f"{plan.load:,} commands")
         problems = []
         for name in DRILLED:
-            page = receiver.first(name, starts[name])
+            page = receiver.first(name, starts[name], CHECK_LABELS.get(name))
             sla = format_duration(slas[name])
             if page is None:
                 problems.append(f"{name}: no page within its SLA ({sla})")
