@@ -31,6 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # ----- PostgreSQL -------------------------------------------------------------------
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core, plus one. The long tests (a real daemon, the
+    chaos and topology tests) spend minutes waiting for schedule ticks; with a worker of
+    their own beside one per core, the rest of the suite keeps every core busy meanwhile
+    (on 2 cores: 8 min 45 s instead of 10 min 27 s)."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Long tests that mostly wait (a real daemon for minutes, the demo) go first.
 
