@@ -185,17 +185,26 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
+@contextlib.contextmanager
+def serving_receiver(path: str = "/hook") -> Iterator[HttpReceiver]:
+    """A real webhook receiver on 127.0.0.1 at ``path``, for as long as the block runs."""
     receiver = HttpReceiver(url="")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    with serving_receiver() as receiver:
+        yield receiver
 
 
 def write_rules(path: Path, text: str) -> Path:

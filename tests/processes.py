@@ -86,16 +86,7 @@ class Processes:
         proc.wait(timeout=30)
 
     def stop(self, name: str) -> None:
-        """SIGTERM, then SIGKILL the process group (what it started: run workers)."""
-        proc = self.procs[name]
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stop_process(self.procs[name], timeout=20)
 
     def stop_all(self) -> None:
         for name in list(self.procs):
@@ -218,3 +209,16 @@ def arrival_receiver() -> Iterator[ArrivalReceiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGTERM, wait up to ``timeout`` s, then SIGKILL the process group (what it
+    started: a daemon's code servers and run workers)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

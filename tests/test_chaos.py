@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -52,7 +51,7 @@ from alert_jobs.demo.feed import FMT
 from alert_jobs.demo.pinger import ping_until_accepted
 from alert_jobs.heartbeat import ping
 from tests.conftest import ROOT, free_port
-from tests.processes import arrival_receiver
+from tests.processes import arrival_receiver, stop_process
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.long_running]
 
@@ -217,15 +216,6 @@ class Chaos:
             engine.dispose()
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then the process group (the daemon's run workers and code servers)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 SCHEDULES_QUERY = """
@@ -430,7 +420,7 @@ def test_three_real_failures_page_the_receiver_within_their_sla(
             pinger.quiet.set()
             for name in ("daemon", "webserver", "serve"):
                 if name in procs:
-                    stop(procs[name])
+                    stop_process(procs[name], timeout=30)
             with contextlib.suppress(Exception):
                 import redis
 

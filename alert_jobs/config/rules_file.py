@@ -11,7 +11,8 @@ Code that needs one family's rules asks for them by type::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -34,6 +35,16 @@ class Checks(Strict):
 
 def _console() -> ReceiverConfig:
     return ConsoleReceiverConfig(name="console", type="console")
+
+
+def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
+    """"unknown rule 'x'; did you mean y?" — or, with nothing close, every known name
+    (the rules file, the rule-test and dry-run commands all say it this way)."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    if close:
+        return f"unknown {what} {name!r}; did you mean {', '.join(close)}?"
+    return f"unknown {what} {name!r} (known {what}s: {', '.join(names) or 'none'})"
 
 
 class RulesFile(Strict):
@@ -66,8 +77,7 @@ class RulesFile(Strict):
         for rule in self.rules():
             if rule.name == name:
                 return rule
-        known = ", ".join(sorted(r.name for r in self.rules())) or "none"
-        raise KeyError(f"unknown rule {name!r} (known rules: {known})")
+        raise KeyError(unknown_name("rule", name, [r.name for r in self.rules()]))
 
     def receiver(self, name: str) -> ReceiverConfig:
         for receiver in self.receivers:

@@ -27,7 +27,6 @@ Silences, acks and inhibitions in the real timeline are not consulted.
 
 from __future__ import annotations
 
-import difflib
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -99,19 +98,6 @@ class DryRun:
 
     def render(self) -> str:
         return format_dry_run(self)
-
-
-def find_rule(rules: RulesFile, name: str) -> RuleBase:
-    """The rule named ``name``; LookupError lists the close names (or all, if none)."""
-    names = [r.name for r in rules.rules()]
-    for rule in rules.rules():
-        if rule.name == name:
-            return rule
-    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-    if close:
-        raise LookupError(f"unknown rule {name!r}; did you mean {', '.join(close)}?")
-    known = ", ".join(sorted(names)) or "none"
-    raise LookupError(f"unknown rule {name!r} (known rules: {known})")
 
 
 def _field_path(model: BaseModel, key: str) -> list[str] | None:
@@ -213,7 +199,7 @@ def dry_run(rules: RulesFile, rule_name: str, overrides: Mapping[str, str], *,
     rule does not take or a bad value, or a rule its family evaluates only in its
     sensor (no ``evaluate`` hook).
     """
-    rule = find_rule(rules, rule_name)
+    rule = rules.rule(rule_name)  # KeyError (a LookupError) names the close ones
     family = family_of(rule)
     if family.evaluate is None:
         raise ValueError(f"rule {rule.name!r} ({family.name}) is evaluated by its sensor, "
@@ -306,5 +292,5 @@ def format_dry_run(d: DryRun) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DryRun", "Instance", "Rendered", "apply_overrides", "dry_run", "find_rule",
+__all__ = ["DryRun", "Instance", "Rendered", "apply_overrides", "dry_run",
            "format_dry_run"]

@@ -28,21 +28,14 @@ from alert_jobs.runtime.drill import (
 from alert_jobs.runtime.evaluate import process_observations
 from alert_jobs.runtime.sla import delivery_budget, evaluation_interval, notify_sla
 from alert_jobs.store import Timeline
-from tests.conftest import HttpReceiver, _handler
+from tests.conftest import HttpReceiver, serving_receiver
 
 
 @pytest.fixture
 def team_receiver() -> Iterator[HttpReceiver]:
     """A second real webhook receiver (the first is conftest's ``http_receiver``)."""
-    receiver = HttpReceiver(url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/team"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
+    with serving_receiver("/team") as receiver:
+        yield receiver
 
 
 def rules_text(oncall: str, team: str, *, extra_rule: str = "", drills: str = "") -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from alert_jobs.config import RulesError, RulesFile, load_rules
+from alert_jobs.config import RulesError, RulesFile, load_rules, unknown_name
 from alert_jobs.core.model import AlertRecord, AlertState
 from alert_jobs.notify.base import Receiver
 from alert_jobs.notify.contract import GroupMessage
@@ -185,7 +185,7 @@ def prepare(test_file: TestFile) -> tuple[RulesFile, list[Prepared]]:
             loc = f"{where}.input.{rule_name}"
             line = case.input_line(rule_name, ())
             if rule_name not in known:
-                problems.append((loc, _unknown("rule", rule_name, known), line))
+                problems.append((loc, unknown_name("rule", rule_name, known), line))
                 continue
             rule = rules.rule(rule_name)
             family = family_of(rule)
@@ -200,7 +200,7 @@ def prepare(test_file: TestFile) -> tuple[RulesFile, list[Prepared]]:
                 problems.append((loc + sub, exc.reason, case.input_line(rule_name, exc.path)))
         for action in case.actions:
             if action.verb in ("ack", "unack", "snooze") and action.target not in known:
-                problems.append((f"{where}.actions", _unknown("rule", action.target, known),
+                problems.append((f"{where}.actions", unknown_name("rule", action.target, known),
                                  action.line))
         names = {a.target for a in case.actions if a.verb == "silence" and a.target}
         for action in case.actions:
@@ -210,25 +210,16 @@ def prepare(test_file: TestFile) -> tuple[RulesFile, list[Prepared]]:
         for point in case.expect:
             for rule_name in point.alerts:
                 if rule_name not in known:
-                    problems.append((f"{where}.expect", _unknown("rule", rule_name, known),
+                    problems.append((f"{where}.expect", unknown_name("rule", rule_name, known),
                                      point.line))
         for note in case.notifications or ():
             if note.receiver not in receivers:
                 problems.append((f"{where}.notifications",
-                                 _unknown("receiver", note.receiver, receivers), note.line))
+                                 unknown_name("receiver", note.receiver, receivers), note.line))
         prepared.append(Prepared(case, simulators))
     if problems:
         raise TestFileError(name, sorted(problems, key=lambda p: (p[2] or 0, p[0])))
     return rules, prepared
-
-
-def _unknown(what: str, name: str, known: set[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, sorted(known), n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else \
-        f" (the rules file has: {', '.join(sorted(known)) or 'none'})"
-    return f"unknown {what} {name!r}{hint}"
 
 
 def run_file(path: str | Path) -> FileResult:
