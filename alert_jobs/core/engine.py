@@ -132,6 +132,7 @@ def evaluate(
         last_value=obs.value,
         last_summary=obs.summary,
         last_eval_at=now,
+        last_expected=obs.expected,
     )
     muted_by = _muted_by(record, policy, now, silences, rule_disabled) or inhibited
     # Only a severity above everything already sent in this episode is news: a target

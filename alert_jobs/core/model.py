@@ -152,6 +152,9 @@ class AlertRecord:
     last_value: float | None = None
     last_summary: str = ""
     last_eval_at: datetime | None = None
+    #: What the last evaluation expected ("under 7,000 commands"): the responder's page
+    #: shows it beside ``last_value``.
+    last_expected: str = ""
 
     @classmethod
     def new(cls, rule: str, labels: dict[str, str]) -> AlertRecord:

@@ -73,6 +73,7 @@ def record_from_row(row: Any) -> AlertRecord:
     data["last_status"] = Status(data["last_status"]) if data["last_status"] else None
     data["labels"] = dict(data["labels"] or {})
     data["last_summary"] = data["last_summary"] or ""
+    data["last_expected"] = data["last_expected"] or ""
     return AlertRecord(**data)
 
 
@@ -81,8 +82,9 @@ def record_from_row(row: Any) -> AlertRecord:
 assert [c.name for c in schema.alerts.c][:len(_RECORD_FIELDS)] == _RECORD_FIELDS
 _CONVERT = [(i, f) for i, f in enumerate(rawsql.readers(list(schema.alerts.c)))
             if f is not None and i < len(_RECORD_FIELDS)]
-_STATE, _SEVERITY, _LAST_STATUS, _SUMMARY = (
-    _RECORD_FIELDS.index(n) for n in ("state", "severity", "last_status", "last_summary"))
+_STATE, _SEVERITY, _LAST_STATUS, _SUMMARY, _EXPECTED = (
+    _RECORD_FIELDS.index(n)
+    for n in ("state", "severity", "last_status", "last_summary", "last_expected"))
 
 
 def record_from_raw(row: tuple[Any, ...]) -> AlertRecord:
@@ -96,6 +98,7 @@ def record_from_raw(row: tuple[Any, ...]) -> AlertRecord:
     values[_LAST_STATUS] = Status(values[_LAST_STATUS]) if values[_LAST_STATUS] else None
     values[2] = values[2] or {}  # labels
     values[_SUMMARY] = values[_SUMMARY] or ""
+    values[_EXPECTED] = values[_EXPECTED] or ""
     return AlertRecord(*values)
 
 

@@ -73,6 +73,7 @@ alerts = sa.Table(
     sa.Column("last_value", sa.Float),
     sa.Column("last_summary", sa.Text, nullable=False, default=""),
     sa.Column("last_eval_at", UTCDateTime),
+    sa.Column("last_expected", sa.Text, nullable=False, default=""),  # migration 0012
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -244,4 +245,15 @@ link_uses = sa.Table(
     sa.Column("used_by", sa.String(128), nullable=False),
     sa.Column("used_at", UTCDateTime, nullable=False),
     sa.Index("ix_alert_link_uses_alert", "fingerprint", "episode"),
+)
+
+sessions = sa.Table(
+    "alert_sessions",  # the responder pages' signed-in users (migration 0012)
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 of the cookie
+    sa.Column("username", sa.String(128), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
 )

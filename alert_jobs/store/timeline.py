@@ -9,6 +9,7 @@ own store on it::
     timeline.rule_settings  # rules a person disabled
     timeline.outbox     # notification groups and the outbox (claim, send, mark)
     timeline.events     # the append-only event timeline
+    timeline.sessions   # who is signed in to the responder pages
 
 Family state (heartbeats, Redis counters, drift references) lives in the families'
 own stores, on the same database.
@@ -27,6 +28,7 @@ from alert_jobs.store.db import Database, default_database_url
 from alert_jobs.store.events import EventStore
 from alert_jobs.store.outbox import OutboxStore
 from alert_jobs.store.rule_settings import RuleSettingsStore
+from alert_jobs.store.sessions import SessionStore
 from alert_jobs.store.silences import SilenceStore
 
 
@@ -42,6 +44,7 @@ class Timeline(Database):
         self.outbox = OutboxStore(self)
         self.events = EventStore(self)
         self.baselines = BaselineStore(self)
+        self.sessions = SessionStore(self)
 
 
 _SHARED: dict[str, Timeline] = {}
