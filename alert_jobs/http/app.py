@@ -7,7 +7,13 @@
   rules in use are the file's (``"rules": "ok"``) or the last good copy kept while the
   file is broken (``"fallback"``, with the number of problems; the log names them);
 * every check family's own routes (its ``http_routes``): heartbeat pings
-  (``/ping/<slug>…``), alert quality for Prometheus (``/metrics``).
+  (``/ping/<slug>…``), alert quality for Prometheus (``/metrics``), the SLO budget
+  report (``/slo/budget``), the monthly alert review (``/quality/review``);
+* the responder's pages (:mod:`alert_jobs.http.pages`): ``/alerts``, ``/alerts/<fp>``,
+  ``/silences``, ``/heartbeats``, ``/login``.
+
+Everything but pings, signed links, ``/healthz``, ``/metrics`` and the sign-in page
+needs a signed-in user (:class:`~alert_jobs.http.auth.RequireSignIn`, default-deny).
 
 The rules come from one :class:`~alert_jobs.config.RulesWatcher` per app: requests read
 its current snapshot; the file is looked at and parsed in its background thread, never
@@ -28,6 +34,8 @@ from starlette.routing import Route
 
 from alert_jobs.config import RulesFile, RulesWatcher, default_rules_path
 from alert_jobs.http.actions import action_routes
+from alert_jobs.http.auth import Auth, AuthSettings, RequireSignIn
+from alert_jobs.http.pages import Pages, page_routes
 from alert_jobs.http.security import SecurityHeaders, redact_access_log
 from alert_jobs.runtime.family import installed_families
 from alert_jobs.store import Timeline, shared_timeline
@@ -36,10 +44,14 @@ from alert_jobs.store import Timeline, shared_timeline
 def create_app(timeline_factory: Callable[[], Timeline] | None = None,
                rules_factory: Callable[[], RulesFile] | None = None, *,
                rules_path: str | os.PathLike[str] | None = None,
-               watcher: RulesWatcher | None = None) -> Starlette:
+               watcher: RulesWatcher | None = None,
+               auth: AuthSettings | None = None) -> Starlette:
     """The ASGI app. Rules come from ``watcher``, else a watcher of ``rules_path``, else
     one polling ``rules_factory`` (tests hand rules in this way), else the default
-    rules file. Factories make it testable with a temporary database and rules."""
+    rules file. Factories make it testable with a temporary database and rules. Who
+    may sign in comes from ``auth``, else the environment
+    (:meth:`AuthSettings.from_env`, which raises ``AuthSettingsError`` naming the bad
+    variable)."""
     get_timeline = timeline_factory or shared_timeline  # one engine and pool per process
     redact_access_log()
     if watcher is None:
@@ -71,10 +83,15 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
 
     family_routes = [route for family in installed_families() if family.http_routes
                      for route in family.http_routes(get_timeline, rules)]
+    signin = Auth(auth if auth is not None else AuthSettings.from_env(), get_timeline)
+    pages = Pages(signin, get_timeline, rules)
     app = Starlette(routes=[
         Route("/healthz", healthz),
         *action_routes(get_timeline, rules),
+        *page_routes(pages),
         *family_routes,
-    ], middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    ], middleware=[Middleware(SecurityHeaders), Middleware(RequireSignIn, auth=signin)],
+        lifespan=lifespan)
     app.state.rules = rules
+    app.state.auth = signin
     return app
