@@ -24,7 +24,7 @@ from alert_jobs.core.model import AckOutcome, AlertRecord
 from alert_jobs.http.auth import current_user
 from alert_jobs.http.pages.alert_views import alert_rows, counts, grouped
 from alert_jobs.http.pages.context import SOURCE, Pages, posted
-from alert_jobs.http.pages.render import page, refusal
+from alert_jobs.http.pages.render import page, refusal, when
 from alert_jobs.runtime.actions import ack_alert
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import TimelineError, utcnow
@@ -94,6 +94,10 @@ def routes(pages: Pages) -> list[Route]:
         now = utcnow()
         try:
             if action == "ack":
+                if record.acked_at is not None:
+                    return refusal(request, "Already acknowledged",
+                                   f"{record.acked_by or 'Someone'} acknowledged it at "
+                                   f"{when(record.acked_at)}; nothing changed.", 409)
                 outcome = form.get("outcome") or None
                 if outcome is not None and outcome not in {str(o) for o in AckOutcome}:
                     return bad_outcome(request, outcome)
