@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -191,13 +192,17 @@ class Matcher:
     name: str
     op: str
     value: str
+    #: The compiled regex of ``=~``/``!~``, made once: ``re``'s own cache holds 512
+    #: patterns, and hundreds of silences checked against thousands of alerts thrash it.
+    _regex: re.Pattern[str] | None = field(default=None, init=False, repr=False,
+                                           compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.op not in MATCH_OPERATORS:
             raise MatcherError(f"unknown matcher operator {self.op!r} (use =, !=, =~ or !~)")
         if self.op in ("=~", "!~"):
             try:
-                re.compile(self.value)
+                object.__setattr__(self, "_regex", re.compile(self.value))
             except re.error as exc:
                 raise MatcherError(f"bad regex in {self}: {exc}") from None
 
@@ -220,8 +225,24 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        hit = re.fullmatch(self.value, actual) is not None
+        assert self._regex is not None
+        hit = self._regex.fullmatch(actual) is not None
         return hit if self.op == "=~" else not hit
+
+    def select(self, label_sets: Sequence[dict[str, str]]) -> list[int]:
+        """Indexes of the ``label_sets`` this matcher matches: :meth:`matches` over many
+        alerts in one tight loop (a silence swept across a whole alert list)."""
+        name, value = self.name, self.value
+        if self.op == "=":
+            return [i for i, labels in enumerate(label_sets) if labels.get(name, "") == value]
+        if self.op == "!=":
+            return [i for i, labels in enumerate(label_sets) if labels.get(name, "") != value]
+        assert self._regex is not None
+        full = self._regex.fullmatch
+        if self.op == "=~":
+            return [i for i, labels in enumerate(label_sets)
+                    if full(labels.get(name, "")) is not None]
+        return [i for i, labels in enumerate(label_sets) if full(labels.get(name, "")) is None]
 
     def __str__(self) -> str:
         return f"{self.name}{self.op}{self.value}"
@@ -242,7 +263,7 @@ class Silence:
         return self.starts_at <= now < self.ends_at
 
     def matches(self, labels: dict[str, str]) -> bool:
-        return all(m.matches(labels) for m in self.matchers)
+        return all(matcher.matches(labels) for matcher in self.matchers)
 
     def describe(self) -> str:
         matchers = ", ".join(str(m) for m in self.matchers)

@@ -11,6 +11,7 @@ silences is then thousands of matcher checks, not 2.5 million.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,13 +30,17 @@ class Mute:
 
 
 class SilenceIndex:
-    """Silences filed by one equality matcher each (see the module docstring)."""
+    """Silences filed by one equality matcher each (see the module docstring): the one
+    fewest silences share, so ``team="payments", host="db7"`` is filed under the host."""
 
     def __init__(self, silences: Iterable[Silence]):
         self.by_label: dict[tuple[str, str], list[Silence]] = {}
         self.unkeyed: list[Silence] = []
+        silences = list(silences)
+        shared = Counter((m.name, m.value) for s in silences for m in s.matchers if m.op == "=")
         for silence in silences:
-            key = next(((m.name, m.value) for m in silence.matchers if m.op == "="), None)
+            key = min(((m.name, m.value) for m in silence.matchers if m.op == "="),
+                      key=lambda k: shared[k], default=None)
             if key is None:
                 self.unkeyed.append(silence)
             else:
@@ -50,15 +55,33 @@ class SilenceIndex:
         return [s for s in candidates if s.matches(labels)
                 and (now is None or s.is_active(now))]
 
+    def matching_all(self, label_sets: Sequence[dict[str, str]]) -> list[list[Silence]]:
+        """:meth:`matching` for many alerts at once: filed silences are looked up per
+        alert; each silence with no equality matcher is swept across all alerts once,
+        its first matcher as a tight filter (:meth:`Matcher.select`)."""
+        found: list[list[Silence]] = [[] for _ in label_sets]
+        if self.by_label:
+            for i, labels in enumerate(label_sets):
+                for name in self.names:
+                    for silence in self.by_label.get((name, labels.get(name, "")), ()):
+                        if silence.matches(labels):
+                            found[i].append(silence)
+        for silence in self.unkeyed:
+            first, rest = silence.matchers[0], silence.matchers[1:]
+            for i in first.select(label_sets):
+                if all(m.matches(label_sets[i]) for m in rest):
+                    found[i].append(silence)
+        return found
 
-def mutes(record: AlertRecord, now: datetime, silences: SilenceIndex, *,
+
+def mutes(record: AlertRecord, now: datetime, silences: Sequence[Silence], *,
           rule_disabled: bool = False, inhibited: str | None = None) -> list[Mute]:
-    """Every suppression of ``record`` at ``now``, in the engine's order (DESIGN.md §3)."""
+    """Every suppression of ``record`` at ``now``, in the engine's order (DESIGN.md §3);
+    ``silences`` are the active ones that match it (:meth:`SilenceIndex.matching`)."""
     found: list[Mute] = []
     if rule_disabled:
         found.append(Mute("disabled", "rule disabled"))
-    labels = alert_labels(record, record.severity)
-    for silence in sorted(silences.matching(labels, now), key=lambda s: s.ends_at):
+    for silence in sorted(silences, key=lambda s: s.ends_at):
         found.append(Mute("silence", f"silence by {silence.created_by}: {silence.comment}",
                           silence.ends_at, silence.id))
     if record.is_snoozed(now):

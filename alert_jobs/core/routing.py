@@ -142,12 +142,11 @@ class Router:
     def inhibited_by(self, labels: dict[str, str],
                      firing: Iterable[dict[str, str]]) -> str | None:
         """Why an alert with ``labels`` is inhibited by one of the ``firing`` alerts, or None."""
-        firing = list(firing)
-        for rule in self.inhibit_rules:
-            reason = rule.mutes(labels, firing)
-            if reason:
-                return reason
-        return None
+        return self.inhibition(firing).inhibited_by(labels)
+
+    def inhibition(self, firing: Iterable[dict[str, str]]) -> Inhibition:
+        """The inhibit rules against these ``firing`` alerts, for checking many alerts."""
+        return Inhibition(self.inhibit_rules, firing)
 
 
 def _walk(node: _Node, labels: dict[str, str]) -> list[_Node]:
@@ -183,6 +182,34 @@ class CompiledInhibit:
                 name = f" {self.name}" if self.name else ""
                 who = source.get("alertname", "?")
                 return f"inhibited{name} by firing {who} " + _short_labels(source, self.equal)
+        return None
+
+
+class Inhibition:
+    """Inhibit rules against one set of firing alerts, indexed: each rule's sources are
+    filed by the values of its ``equal`` labels, so an alert is compared with the
+    sources that share its values instead of every firing alert (5,000 alerts × 5,000
+    firing would be 25 million comparisons). Same answers as
+    :meth:`CompiledInhibit.mutes` over the whole list, in the same order."""
+
+    def __init__(self, rules: Sequence[CompiledInhibit], firing: Iterable[dict[str, str]]):
+        firing = list(firing)
+        self.rules: list[tuple[CompiledInhibit, dict[tuple[str, ...], list[dict[str, str]]]]] = []
+        for rule in rules:
+            index: dict[tuple[str, ...], list[dict[str, str]]] = {}
+            for source in firing:
+                if rule._matches(rule.source, source):
+                    index.setdefault(tuple(source.get(k, "") for k in rule.equal),
+                                     []).append(source)
+            self.rules.append((rule, index))
+
+    def inhibited_by(self, labels: dict[str, str]) -> str | None:
+        for rule, index in self.rules:
+            sources = index.get(tuple(labels.get(k, "") for k in rule.equal))
+            if sources:
+                reason = rule.mutes(labels, sources)
+                if reason:
+                    return reason
         return None
 
 

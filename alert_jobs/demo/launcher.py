@@ -265,6 +265,31 @@ def prepare(s: Settings, env: dict[str, str], cwd: Path) -> None:
               flush=True)
 
 
+USERS_ENV = "ALERT_JOBS_USERS"
+DEMO_USER = "demo"
+
+
+def demo_account(env: dict[str, str], home: Path, cwd: Path) -> str | None:
+    """Sign-in for the responder pages: unless ``$ALERT_JOBS_USERS`` is set, a ``demo``
+    account whose password is made once and kept in ``<home>/demo-password`` (mode
+    0600), so restarting the demo keeps it. Hashed by ``alert-jobs users hash``, as a
+    user would make theirs. Returns the password it set, else ``None``."""
+    if env.get(USERS_ENV):
+        return None
+    import secrets
+
+    path = home / "demo-password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12) + "\n")
+        path.chmod(0o600)
+    password = path.read_text().strip()
+    done = subprocess.run([tool("alert-jobs"), "users", "hash", DEMO_USER, "--stdin"],
+                          input=password + "\n", env=env, cwd=cwd, check=True,
+                          capture_output=True, text=True)
+    env[USERS_ENV] = done.stdout.strip()
+    return password
+
+
 def main(s: Settings, *, cwd: Path | None = None) -> int:
     cwd = cwd or Path.cwd()
     env = dict(os.environ, DAGSTER_HOME=str(s.home.resolve()), ALERT_JOBS_RULES=str(s.rules),
@@ -274,13 +299,18 @@ def main(s: Settings, *, cwd: Path | None = None) -> int:
     launcher.install_signals()
     try:
         prepare(s, env, cwd)
+        password = demo_account(env, s.home, cwd)
     except subprocess.CalledProcessError as exc:
         print(f"alert-jobs demo: {' '.join(map(str, exc.cmd[1:]))} failed", flush=True)
         return 2
     if launcher.stop_requested:
         return 0
-    print(f"alert-jobs: Dagster UI on http://{s.host}:{s.port}, action links on "
-          f"{s.serve_url} (Ctrl-C stops all)", flush=True)
+    print(f"alert-jobs: Dagster UI on http://{s.host}:{s.port}, the responder's pages "
+          f"on {s.serve_url}/alerts (Ctrl-C stops all)", flush=True)
+    if password is not None:
+        print(f"alert-jobs: sign in as {DEMO_USER!r} with the password {password!r} "
+              f"(kept in {s.home / 'demo-password'}; set {USERS_ENV} for your own accounts)",
+              flush=True)
     return launcher.run()
 
 

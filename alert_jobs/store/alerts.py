@@ -21,7 +21,7 @@ import builtins
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,6 +56,14 @@ _a = schema.alerts
 _SELECT_ALERTS = (sa.select(_a).where(_a.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
                   .order_by(_a.c.fingerprint))
 _SELECT_ALERT = sa.select(_a).where(_a.c.fingerprint == sa.bindparam("fp"))
+#: Every active alert, as SQL text for SQLite's driver (the responder's page lists
+#: thousands; SQLAlchemy's row processing cost more than the query).
+_ACTIVE_QUERY = sa.select(_a).where(_a.c.state.in_(_ACTIVE)).order_by(_a.c.rule, _a.c.fingerprint)
+
+
+@functools.cache
+def _active_sql(dialect: sa.engine.Dialect) -> str:
+    return str(_ACTIVE_QUERY.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 _UPDATE_ALERT = _a.update().where(_a.c.fingerprint == sa.bindparam("b_fp"))
 _INSERT_EVALUATION = schema.evaluations.insert()
 
@@ -87,15 +95,41 @@ _STATE, _SEVERITY, _LAST_STATUS, _SUMMARY, _EXPECTED = (
     for n in ("state", "severity", "last_status", "last_summary", "last_expected"))
 
 
+_STATES = {str(s): s for s in AlertState}
+_SEVERITIES = {str(s): s for s in Severity}
+_STATUSES = {str(s): s for s in Status}
+
+
+_PG_TIMES = [i for i, c in enumerate(list(schema.alerts.c)[:len(_RECORD_FIELDS)])
+             if isinstance(c.type, schema.UTCDateTime)]
+
+
+def record_from_pg(row: tuple[Any, ...]) -> AlertRecord:
+    """:func:`record_from_row` for a psycopg row of every ``alert_alerts`` column (JSON
+    and times come decoded; times are made UTC as :class:`~schema.UTCDateTime` does)."""
+    values = list(row[:len(_RECORD_FIELDS)])
+    for i in _PG_TIMES:
+        moment = values[i]
+        if moment is not None and moment.utcoffset():
+            values[i] = moment.astimezone(UTC)
+    values[_STATE] = _STATES[values[_STATE]]
+    values[_SEVERITY] = _SEVERITIES[values[_SEVERITY]]
+    values[_LAST_STATUS] = _STATUSES[values[_LAST_STATUS]] if values[_LAST_STATUS] else None
+    values[2] = values[2] or {}  # labels
+    values[_SUMMARY] = values[_SUMMARY] or ""
+    values[_EXPECTED] = values[_EXPECTED] or ""
+    return AlertRecord(*values)
+
+
 def record_from_raw(row: tuple[Any, ...]) -> AlertRecord:
     """:func:`record_from_row` for a driver row of every ``alert_alerts`` column."""
     values = list(row[:len(_RECORD_FIELDS)])
     for i, convert in _CONVERT:
         if values[i] is not None:
             values[i] = convert(values[i])
-    values[_STATE] = AlertState(values[_STATE])
-    values[_SEVERITY] = Severity(values[_SEVERITY])
-    values[_LAST_STATUS] = Status(values[_LAST_STATUS]) if values[_LAST_STATUS] else None
+    values[_STATE] = _STATES[values[_STATE]]  # a dict lookup: Enum(value) costs more
+    values[_SEVERITY] = _SEVERITIES[values[_SEVERITY]]
+    values[_LAST_STATUS] = _STATUSES[values[_LAST_STATUS]] if values[_LAST_STATUS] else None
     values[2] = values[2] or {}  # labels
     values[_SUMMARY] = values[_SUMMARY] or ""
     values[_EXPECTED] = values[_EXPECTED] or ""
@@ -254,14 +288,15 @@ class AlertStore:
             else:
                 silences, disabled = read_context(conn, now, rules)
             firing = self._firing_labels(conn) if router.inhibit_rules else []
+            inhibition = router.inhibition(firing) if firing else None
 
             def decide(priors: dict[str, AlertRecord | None]) -> _Plan:
                 plan = _Plan(priors)
                 for i in order:
                     obs, policy, message = items[i]
-                    inhibited = router.inhibited_by(
-                        alert_labels(obs, obs.severity or policy.severity), firing,
-                    ) if firing else None
+                    inhibited = inhibition.inhibited_by(
+                        alert_labels(obs, obs.severity or policy.severity),
+                    ) if inhibition is not None else None
                     plan.add(i, fps[i], obs, message, evaluate(
                         obs, plan.prior(fps[i]), policy, now, silences,
                         obs.rule in disabled, inhibited), now, run_id,
@@ -331,6 +366,12 @@ class AlertStore:
                        for target in router.targets(labels, n.receivers))
         return out
 
+    def firing_labels(self) -> builtins.list[dict[str, str]]:
+        """The labels (with ``alertname`` and ``severity``) of every firing alert: what
+        inhibit rules compare with."""
+        with self.db.read() as conn:
+            return self._firing_labels(conn)
+
     def _firing_labels(self, conn: Connection) -> builtins.list[dict[str, str]]:
         t = schema.alerts
         rows = conn.execute(sa.select(t.c.rule, t.c.labels, t.c.severity)
@@ -371,6 +412,13 @@ class AlertStore:
 
     def list(self, *, include_inactive: bool = False) -> builtins.list[AlertRecord]:
         """Active alerts (pending, firing, recovering), or every alert instance."""
+        if not include_inactive and self.db.dialect in ("sqlite", "postgresql"):
+            # On the driver: SQLAlchemy's row processing cost more than the query, and
+            # the responder's page lists thousands (benchmarks/responder_bench.py).
+            convert = record_from_raw if self.db.dialect == "sqlite" else record_from_pg
+            sql = _active_sql(self.db.engine.dialect)
+            with self.db.read() as conn:
+                return [convert(r) for r in conn.exec_driver_sql(sql)]
         query = sa.select(schema.alerts).order_by(schema.alerts.c.rule,
                                                   schema.alerts.c.fingerprint)
         if not include_inactive:

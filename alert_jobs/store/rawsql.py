@@ -47,7 +47,8 @@ def bind_time(value: datetime | None) -> str | None:
 
 def read_time(value: str | None) -> datetime | None:
     """A stored ``UTCDateTime`` back as an aware UTC datetime."""
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+    # One parse of "…+00:00" is cheaper than a parse and a replace (pages read thousands)
+    return None if value is None else datetime.fromisoformat(value + "+00:00")
 
 
 def bind_time_for(value: datetime, dialect: str) -> Any:

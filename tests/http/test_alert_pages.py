@@ -195,3 +195,41 @@ def test_a_database_that_is_down_is_a_503_not_a_crash(tmp_path: Path) -> None:
         answer = client.get("/alerts")
         assert answer.status_code == 503 and "did not answer" in answer.text
         assert isinstance(answer, httpx.Response)
+
+
+def test_the_filter_narrows_the_list_and_a_bad_one_says_why(tmp_path: Path) -> None:
+    with serve(tmp_path) as served:
+        fire(served.timeline, "dead_letters", {"team": "payments"})
+        fire(served.timeline, "disk_full", {"team": "infra"}, severity=Severity.CRITICAL)
+        client = signed_in(served)
+        page = client.get("/alerts", params={"filter": '{team="payments"}'})
+        assert "<b>dead_letters</b>" in page.text and "<b>disk_full</b>" not in page.text
+        assert "1 of 2 active alerts match" in text_of(page.text)
+        both = client.get("/alerts", params={"filter": 'severity=~"critical|warning"'})
+        assert "<b>dead_letters</b>" in both.text and "<b>disk_full</b>" in both.text
+        none = client.get("/alerts", params={"filter": "team=nobody"})
+        assert "No active alert matches the filter." in none.text
+        bad = client.get("/alerts", params={"filter": "team~payments"})
+        assert bad.status_code == 400 and "cannot parse matcher" in bad.text
+        regex = client.get("/alerts", params={"filter": "team=~(pay"})
+        assert regex.status_code == 400 and "bad regex" in regex.text
+
+
+def test_a_long_list_shows_the_worst_first_and_offers_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alert_jobs.http.pages import alerts
+
+    monkeypatch.setattr(alerts, "SHOWN", 3)
+    with serve(tmp_path) as served:
+        for i in range(4):
+            fire(served.timeline, f"warn_{i}", {})
+        fire(served.timeline, "crit", {}, severity=Severity.CRITICAL)
+        client = signed_in(served)
+        page = client.get("/alerts")
+        assert page.text.count('<td><a href="/alerts/') == 3
+        assert "<b>crit</b>" in page.text  # the critical one first
+        text = text_of(page.text)
+        assert "Showing the first 3 of 5" in text and "warning firing (4, 2 shown)" in text
+        assert 'href="/alerts?all=1"' in page.text
+        every = client.get("/alerts?all=1")
+        assert every.text.count('<td><a href="/alerts/') == 5

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from alert_jobs.core.engine import RulePolicy
-from alert_jobs.core.model import Matcher, Observation, Severity, Status
+from alert_jobs.core.model import Matcher, Observation, Severity, Status, alert_labels
 from alert_jobs.core.muting import SilenceIndex, mutes
 from alert_jobs.store import Timeline
 from tests.http.pages_support import Served, csrf_of, serve, signed_in
@@ -120,8 +120,10 @@ def test_a_silence_that_starts_later_is_pending_and_mutes_nothing_yet(
     record = served.timeline.alerts.get(fp)
     assert record is not None
     index = SilenceIndex(served.timeline.silences.list())
-    assert mutes(record, datetime.now(UTC), index) == []
-    [later] = mutes(record, begin + timedelta(minutes=1), index)
+    labels = alert_labels(record, record.severity)
+    now, started = datetime.now(UTC), begin + timedelta(minutes=1)
+    assert mutes(record, now, index.matching(labels, now)) == []
+    [later] = mutes(record, started, index.matching(labels, started))
     assert (later.kind, later.silence_id) == ("silence", silence.id)
 
 

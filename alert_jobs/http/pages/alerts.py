@@ -20,9 +20,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from alert_jobs.core.durations import DurationError, parse_duration, short_duration
-from alert_jobs.core.model import AckOutcome, AlertRecord
+from alert_jobs.core.model import AckOutcome, AlertRecord, Matcher, MatcherError
 from alert_jobs.http.auth import current_user
-from alert_jobs.http.pages.alert_views import alert_rows, counts, grouped
+from alert_jobs.http.pages.alert_views import SHOWN, alert_rows, counts, grouped, matching
 from alert_jobs.http.pages.context import SOURCE, Pages, posted
 from alert_jobs.http.pages.render import page, refusal, when
 from alert_jobs.runtime.actions import ack_alert
@@ -37,6 +37,31 @@ DONE = {"ack": "Acknowledged.", "unack": "Acknowledgement removed: it can page a
 EVENTS_SHOWN = 500
 
 
+def parse_filter(text: str) -> list[Matcher]:
+    """``team="payments", severity=~"critical|warning"`` (braces optional, as in
+    Alertmanager's UI) → matchers; raises :class:`MatcherError` naming the bad one."""
+    text = text.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    parts, current, quote_ = [], "", ""
+    for char in text:
+        if quote_:
+            quote_ = "" if char == quote_ else quote_
+        elif char in "\"'":
+            quote_ = char
+        elif char == ",":
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    parts.append(current)
+    return [Matcher.parse(part) for part in parts if part.strip()]
+
+
+def all_url(text: str) -> str:
+    return "/alerts?" + urlencode({"filter": text, "all": "1"} if text else {"all": "1"})
+
+
 def silence_form_url(record: AlertRecord) -> str:
     """The new-silence form, prefilled with this alert's rule and labels."""
     matchers = [f'alertname="{record.rule}"',
@@ -46,15 +71,32 @@ def silence_form_url(record: AlertRecord) -> str:
 
 def routes(pages: Pages) -> list[Route]:
     async def alert_list(request: Request) -> Response:
-        now = utcnow()
+        text = request.query_params.get("filter", "").strip()
         try:
-            rows = await run_in_threadpool(alert_rows, pages.get_timeline(), pages.rules(), now)
+            matchers = parse_filter(text)
+        except MatcherError as exc:
+            return refusal(request, "Bad filter", f"{exc}. A filter is label matchers "
+                           'separated by commas, e.g. team="payments", severity=~"critical|'
+                           'warning".', 400)
+        show_all = request.query_params.get("all") == "1"
+
+        def build() -> Response:
+            now = utcnow()
+            timeline = pages.get_timeline()
+            active = timeline.alerts.list()
+            shown = matching(active, matchers) if matchers else active
+            rows = alert_rows(timeline, pages.rules(), now, alerts=shown, active=active)
+            sections = grouped(rows, None if show_all else SHOWN)
+            return page(request, "alerts.html", title="Alerts", sections=sections,
+                        counts=counts(rows, sections), active=len(active), filter=text,
+                        show_all=show_all, all_url=all_url(text))
+
+        try:  # the queries and the template, off the server's event loop
+            return await run_in_threadpool(build)
         except Exception as exc:  # the database is down: say so, do not crash
             return refusal(request, "Timeline unavailable",
                            f"The timeline database did not answer ({type(exc).__name__}).",
                            503)
-        return page(request, "alerts.html", title="Alerts", sections=grouped(rows),
-                    counts=counts(rows))
 
     def load(fp: str) -> tuple[AlertRecord | None, list[dict[str, object]], object]:
         timeline = pages.get_timeline()

@@ -153,8 +153,9 @@ def listed(silences: Sequence[Silence], alerts: Sequence[AlertRecord],
     live = [s for s in silences if s.ends_at > now]
     index = SilenceIndex(live)
     muting: dict[str, list[AlertRecord]] = {s.id: [] for s in live}
-    for alert in alerts:
-        for silence in index.matching(alert_labels(alert, alert.severity)):
+    label_sets = [alert_labels(alert, alert.severity) for alert in alerts]
+    for alert, found in zip(alerts, index.matching_all(label_sets), strict=True):
+        for silence in found:
             muting[silence.id].append(alert)
     lists: dict[str, list[Listed]] = {"active": [], "pending": [], "ended": []}
     for silence in silences:
