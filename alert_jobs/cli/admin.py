@@ -111,9 +111,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from alert_jobs.config import RulesWatcher
     from alert_jobs.http.app import create_app
+    from alert_jobs.http.auth import AuthSettings, AuthSettingsError
+    from alert_jobs.http.auth.settings import USERS_ENV
     from alert_jobs.notify.links import SECRET_ENV, link_secret
     from alert_jobs.store import shared_timeline
 
+    try:
+        auth = AuthSettings.from_env()
+    except AuthSettingsError as exc:
+        raise UsageError(str(exc)) from None
+    if not auth.configured:
+        print(f"alert-jobs: warning: ${USERS_ENV} is unset: nobody can sign in to the "
+              "responder pages (make an account with `alert-jobs users hash NAME`)",
+              file=sys.stderr)
     if link_secret() is None:
         print(f"alert-jobs: warning: ${SECRET_ENV} is unset or shorter than 16 characters; "
               "action links are refused until it is set", file=sys.stderr)
@@ -125,7 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         warn_fallback(args.rules, watcher.snapshot.error, "serving pings and links")
     database_url = args.database_url
     shared_timeline(database_url).ensure_schema()  # not on the first ping's clock
-    app = create_app(lambda: shared_timeline(database_url), watcher=watcher)
+    app = create_app(lambda: shared_timeline(database_url), watcher=watcher, auth=auth)
     # What start-up allocated (rules models, SQLAlchemy, Starlette) is never freed: keep
     # the collector from walking it again and again under load.
     gc.collect()
@@ -219,7 +229,8 @@ def register(commands: Commands) -> None:
     sp.add_argument("--by", default=default_actor())
     sp.set_defaults(fn=cmd_notify_test)
 
-    sp = commands.add("serve", cmd_serve, "serve heartbeat pings, signed action links, "
-                                          "/metrics and /healthz over HTTP")
+    sp = commands.add("serve", cmd_serve, "serve the responder pages (sign-in), heartbeat "
+                                          "pings, signed action links, /metrics and /healthz "
+                                          "over HTTP")
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=8787)

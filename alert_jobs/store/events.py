@@ -8,7 +8,7 @@ run's page lists them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,8 @@ from sqlalchemy.engine import Connection
 from alert_jobs.store import rawsql, schema
 from alert_jobs.store.db import Database, utcnow
 
+#: Event kinds an evaluation writes when an alert's state changes (they carry its run).
+STATE_KINDS = ("pending", "firing", "recovering", "resolved", "nodata", "error")
 _INSERT = schema.events.insert()
 
 
@@ -89,3 +91,19 @@ class EventStore:
         with self.db.read() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
         return list(reversed(rows))
+
+    def raising_runs(self, fingerprints: Iterable[str], since: datetime) -> dict[str, str]:
+        """The Dagster run that last changed each alert's state since ``since`` (the
+        responder's "open the run" link): one indexed range read for any number of
+        alerts, not one query each."""
+        wanted = set(fingerprints)
+        t = schema.events
+        query = (sa.select(t.c.fingerprint, t.c.run_id)
+                 .where(t.c.kind.in_(STATE_KINDS), t.c.at >= since, t.c.run_id.is_not(None))
+                 .order_by(t.c.id))
+        runs: dict[str, str] = {}
+        with self.db.read() as conn:
+            for fp, run_id in conn.execute(query):
+                if fp in wanted:
+                    runs[fp] = run_id
+        return runs

@@ -69,7 +69,10 @@ class SilenceStore:
 
     def expire(self, silence_id: str, *, by: str, source: str = "cli",
                now: datetime | None = None) -> Silence:
-        """End a silence now (Alertmanager's expire). Idempotent for already-ended ones."""
+        """End a silence now (Alertmanager's expire). Idempotent for already-ended ones.
+
+        A silence that has not started yet starts and ends now, as in Alertmanager: it
+        is over, not a zero-length silence still waiting to start."""
         now = now or utcnow()
         with self.db.tx() as conn:
             row = conn.execute(sa.select(schema.silences).where(
@@ -83,16 +86,29 @@ class SilenceStore:
             silence = silence_from_row(row[0])
             if silence.ends_at > now:
                 conn.execute(schema.silences.update().where(schema.silences.c.id == silence.id)
-                             .values(ends_at=max(now, silence.starts_at), updated_at=now))
+                             .values(starts_at=min(now, silence.starts_at), ends_at=now,
+                                     updated_at=now))
                 write_event(conn, now, "unsilenced", f"silence {silence.id} expired by {by}",
                             actor=by, source=source, payload={"silence_id": silence.id})
         return silence
 
-    def list(self, *, include_expired: bool = False,
+    def get(self, silence_id: str) -> Silence | None:
+        """The silence with exactly this id (:meth:`expire` also takes a prefix, for
+        people typing ids; a page's form names one silence and must not reach another)."""
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(schema.silences).where(
+                schema.silences.c.id == silence_id)).first()
+        return silence_from_row(row) if row else None
+
+    def list(self, *, include_expired: bool = False, ended_after: datetime | None = None,
              now: datetime | None = None) -> builtins.list[Silence]:
+        """Silences not ended at ``now``; with ``ended_after``, also those that ended
+        since then (the responder's page shows the last day's); all with
+        ``include_expired``."""
         now = now or utcnow()
         query = sa.select(schema.silences).order_by(schema.silences.c.starts_at)
         if not include_expired:
-            query = query.where(schema.silences.c.ends_at > now)
+            cutoff = now if ended_after is None else min(now, ended_after)
+            query = query.where(schema.silences.c.ends_at > cutoff)
         with self.db.read() as conn:
             return [silence_from_row(r) for r in conn.execute(query)]

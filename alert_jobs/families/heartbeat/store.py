@@ -470,3 +470,42 @@ class HeartbeatStore:
         with self.timeline.read() as conn:
             return [dict(r._mapping) for r in conn.execute(
                 sa.select(p).where(p.c.slug == slug).order_by(p.c.id.desc()).limit(limit))]
+
+    def rows_of(self, slugs: Sequence[str]) -> dict[str, HeartbeatRow]:
+        """These checks' rows by slug (one query; a slug without a row is left out)."""
+        if not slugs:
+            return {}
+        query = sa.select(heartbeats).where(heartbeats.c.slug.in_(sorted(set(slugs))))
+        with self.timeline.read() as conn:
+            return {r.slug: row_from_db(r) for r in conn.execute(query)}
+
+    def undeclared(self, limit: int) -> tuple[list[HeartbeatRow], int]:
+        """Up to ``limit`` checks created by their first ping (by slug), and how many
+        there are in all: a page lists some of 10,000 without reading them all."""
+        t = heartbeats
+        with self.timeline.read() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(
+                t.c.declared.is_(False))).scalar() or 0)
+            rows = conn.execute(sa.select(t).where(t.c.declared.is_(False))
+                                .order_by(t.c.slug).limit(limit)).all()
+        return [row_from_db(r) for r in rows], total
+
+    def recent_pings(self, slugs: Sequence[str], per_slug: int = 5
+                     ) -> dict[str, list[dict[str, Any]]]:
+        """The newest ``per_slug`` pings of each check, newest first, in one query."""
+        if not slugs:
+            return {}
+        p = heartbeat_pings
+        ranked = sa.select(
+            p.c.slug, p.c.at, p.c.kind, p.c.exit_code, p.c.duration_seconds, p.c.remote_addr,
+            sa.func.row_number().over(partition_by=p.c.slug, order_by=p.c.id.desc())
+            .label("n")).where(p.c.slug.in_(sorted(set(slugs)))).subquery()
+        query = sa.select(ranked).where(ranked.c.n <= per_slug).order_by(ranked.c.slug,
+                                                                           ranked.c.n)
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self.timeline.read() as conn:
+            for r in conn.execute(query):
+                item = dict(r._mapping)
+                item.pop("n")
+                out.setdefault(item["slug"], []).append(item)
+        return out

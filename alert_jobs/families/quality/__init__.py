@@ -16,6 +16,6 @@ FAMILY = Family(
     rules=SECTION,
     definitions=lazy("alert_jobs.families.quality.definitions:build_definitions"),
     register_cli=lazy("alert_jobs.families.quality.cli:register"),
-    http_routes=lazy("alert_jobs.families.quality.http:metrics_routes"),
+    http_routes=lazy("alert_jobs.families.quality.http:routes"),
     writes_timeline=False,
 )

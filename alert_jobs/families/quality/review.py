@@ -61,16 +61,25 @@ class ReviewResult:
     outbox_id: int | None  # None: no receiver configured, or already queued for this month
 
 
-def run_review(rules: RulesFile, timeline: Timeline, month: str, *, send: bool = True,
-               out_dir: Path | None = None, run_id: str | None = None) -> ReviewResult:
+def monthly_review(rules: RulesFile, timeline: Timeline, month: str) -> Review:
+    """One month's review from the timeline: the rows, width advice and fire drills.
+
+    What the ``alert_quality_monthly`` asset, ``alert-jobs quality review`` and the
+    served ``/quality/review`` page all show, computed in one place."""
     start, end = month_bounds(month)
     with timeline.read() as conn:
         rows = quality_rows(conn, start, end, by=("rule",))
     q = rules.section(QualityConfig)
     review = build_review(month, rows, target=q.target_actionable,
                           min_actionable=q.min_actionable, max_resolve=q.max_resolve)
-    review = replace(review, tuning=width_suggestions(rules, timeline, rows, start, end),
-                     drills=drill_lines(timeline, [r.name for r in rules.rules()]))
+    return replace(review, tuning=width_suggestions(rules, timeline, rows, start, end),
+                   drills=drill_lines(timeline, [r.name for r in rules.rules()]))
+
+
+def run_review(rules: RulesFile, timeline: Timeline, month: str, *, send: bool = True,
+               out_dir: Path | None = None, run_id: str | None = None) -> ReviewResult:
+    review = monthly_review(rules, timeline, month)
+    q = rules.section(QualityConfig)
     directory = out_dir or report_dir(rules)
     directory.mkdir(parents=True, exist_ok=True)
     path = (directory / f"alert-review-{month}.html").resolve()

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alert_jobs.http.auth.settings import AuthSettings
@@ -110,6 +110,7 @@ class RequireSignIn:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        response: Response
         try:
             user = await run_in_threadpool(self.auth.user_of, request)
         except Exception as exc:  # the database is down: say so, do not crash

@@ -1,11 +1,146 @@
-"""Placeholder: filled in by the silences page work."""
+"""``/alerts``: what is active now, grouped by state and severity; ``/alerts/<fp>``: one
+alert's story (every timeline event, with actor, source and Dagster run) and what a
+responder can do about it — acknowledge, unacknowledge, snooze, say what it was, or
+silence alerts like it (the silence form, prefilled with its labels).
+
+Every action is a POST with the session's CSRF token, is written to the timeline with
+the signed-in user as actor and ``source="page"``, and redirects back to the alert's
+page (post/redirect/get: a reload does not act twice). An ack is delivered at once, so
+an incident tool (PagerDuty) hears about it, as it does from a signed link.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from urllib.parse import quote, urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from alert_jobs.http.pages.context import Pages
+from alert_jobs.core.durations import DurationError, parse_duration, short_duration
+from alert_jobs.core.model import AckOutcome, AlertRecord
+from alert_jobs.http.auth import current_user
+from alert_jobs.http.pages.alert_views import alert_rows, counts, grouped
+from alert_jobs.http.pages.context import SOURCE, Pages, posted
+from alert_jobs.http.pages.render import page, refusal, when
+from alert_jobs.runtime.actions import ack_alert
+from alert_jobs.runtime.deliver import deliver
+from alert_jobs.store import TimelineError, utcnow
+
+SNOOZE_CHOICES = ("1h", "6h", "24h")
+MAX_SNOOZE = timedelta(days=30)
+#: What the alert page says after an action (``?done=``), so a reload shows no form resend.
+DONE = {"ack": "Acknowledged.", "unack": "Acknowledgement removed: it can page again.",
+        "snooze": "Snoozed.", "outcome": "Outcome recorded."}
+EVENTS_SHOWN = 500
+
+
+def silence_form_url(record: AlertRecord) -> str:
+    """The new-silence form, prefilled with this alert's rule and labels."""
+    matchers = [f'alertname="{record.rule}"',
+                *(f'{k}="{v}"' for k, v in sorted(record.labels.items()))]
+    return "/silences/new?" + urlencode([("matcher", m) for m in matchers])
 
 
 def routes(pages: Pages) -> list[Route]:
-    return []
+    async def alert_list(request: Request) -> Response:
+        now = utcnow()
+        try:
+            rows = await run_in_threadpool(alert_rows, pages.get_timeline(), pages.rules(), now)
+        except Exception as exc:  # the database is down: say so, do not crash
+            return refusal(request, "Timeline unavailable",
+                           f"The timeline database did not answer ({type(exc).__name__}).",
+                           503)
+        return page(request, "alerts.html", title="Alerts", sections=grouped(rows),
+                    counts=counts(rows))
+
+    def load(fp: str) -> tuple[AlertRecord | None, list[dict[str, object]], object]:
+        timeline = pages.get_timeline()
+        record = timeline.alerts.get(fp)
+        if record is None:
+            return None, [], None
+        events = timeline.events.list(fingerprint=fp, limit=EVENTS_SHOWN)
+        row = alert_rows(timeline, pages.rules(), utcnow(), alerts=[record])[0]
+        return record, events, row
+
+    async def alert_page(request: Request) -> Response:
+        fp = request.path_params["fingerprint"]
+        record, events, row = await run_in_threadpool(load, fp)
+        if record is None:
+            return unknown(request, fp)
+        done = DONE.get(request.query_params.get("done", ""), "")
+        return page(request, "alert.html", title=f"{record.rule}", alert=record, row=row,
+                    events=events, done=done, run_url=pages.run_url,
+                    silence_url=silence_form_url(record), outcomes=[str(o) for o in AckOutcome],
+                    snooze_choices=SNOOZE_CHOICES, events_shown=EVENTS_SHOWN)
+
+    def unknown(request: Request, fp: str) -> Response:
+        return refusal(request, "Unknown alert",
+                       f"No alert has the fingerprint {fp!r}: it may have been mistyped, or "
+                       "the link is from another server. See the list of alerts.", 404)
+
+    def back(fp: str, done: str) -> Response:
+        return RedirectResponse(f"/alerts/{quote(fp)}?done={done}", 303)
+
+    async def act(request: Request, form: dict[str, str]) -> Response:
+        fp, action = request.path_params["fingerprint"], request.path_params["action"]
+        timeline, rules, user = pages.get_timeline(), pages.rules(), current_user(request)
+        record = await run_in_threadpool(timeline.alerts.get, fp)
+        if record is None:
+            return unknown(request, fp)
+        note = form.get("note", "").strip()[:2000]
+        now = utcnow()
+        try:
+            if action == "ack":
+                if record.acked_at is not None:
+                    return refusal(request, "Already acknowledged",
+                                   f"{record.acked_by or 'Someone'} acknowledged it at "
+                                   f"{when(record.acked_at)}; nothing changed.", 409)
+                outcome = form.get("outcome") or None
+                if outcome is not None and outcome not in {str(o) for o in AckOutcome}:
+                    return bad_outcome(request, outcome)
+                await run_in_threadpool(lambda: ack_alert(
+                    rules, timeline, fp, by=user.name, note=note, outcome=outcome,
+                    source=SOURCE, now=now))
+                await run_in_threadpool(deliver, rules, timeline)  # tell PagerDuty now
+            elif action == "unack":
+                await run_in_threadpool(lambda: timeline.actions.unack(
+                    fp, by=user.name, source=SOURCE, now=now))
+            elif action == "snooze":
+                text = form.get("duration", "").strip()
+                try:
+                    delta = parse_duration(text)
+                except DurationError as exc:
+                    return refusal(request, "Cannot snooze", f"{exc}. Use a duration such "
+                                   "as 30m, 1h or 6h.", 400)
+                if not timedelta(0) < delta <= MAX_SNOOZE:
+                    return refusal(request, "Cannot snooze",
+                                   f"A snooze lasts more than 0 and at most "
+                                   f"{short_duration(MAX_SNOOZE)}; {text!r} does not. For "
+                                   "longer, silence it (with a comment saying why).", 400)
+                await run_in_threadpool(lambda: timeline.actions.snooze(
+                    fp, until=now + delta, by=user.name, note=note, source=SOURCE, now=now))
+            elif action == "outcome":
+                outcome = form.get("outcome", "")
+                if outcome not in {str(o) for o in AckOutcome}:
+                    return bad_outcome(request, outcome)
+                await run_in_threadpool(lambda: timeline.actions.record_outcome(
+                    fp, outcome=outcome, by=user.name, source=SOURCE, now=now))
+            else:
+                return refusal(request, "Unknown action",
+                               f"{action!r} is not something this page can do.", 404)
+        except TimelineError as exc:  # not active, already acked, …: nothing changed
+            return refusal(request, "Nothing changed", f"{str(exc)[:1].upper()}"
+                           f"{str(exc)[1:]}.", 409)
+        return back(fp, action)
+
+    def bad_outcome(request: Request, outcome: str) -> Response:
+        return refusal(request, "Unknown outcome",
+                       f"{outcome!r} is not an outcome; use one of "
+                       f"{', '.join(str(o) for o in AckOutcome)}. Nothing changed.", 400)
+
+    return [Route("/alerts", alert_list, methods=["GET"]),
+            Route("/alerts/{fingerprint}", alert_page, methods=["GET"]),
+            Route("/alerts/{fingerprint}/{action}", posted(act), methods=["POST"])]

@@ -17,6 +17,7 @@ from alert_jobs.families.slo.http import PATH, report_routes
 from alert_jobs.families.slo.store import SloBucketStore
 from alert_jobs.store import Timeline
 from tests.conftest import served_app
+from tests.http.pages_support import settings, sign_in
 
 RULES = """
 defaults: {receivers: [console]}
@@ -78,7 +79,12 @@ def test_alert_jobs_serve_answers_the_route(sqlite_url: str) -> None:
 
     timeline = Timeline(sqlite_url)
     rules = parse_rules(RULES)
-    with served_app(create_app(lambda: timeline, lambda: rules)) as base:
-        answer = httpx.get(f"{base}{PATH}/2026-10", timeout=30)
+    with served_app(create_app(lambda: timeline, lambda: rules, auth=settings())) as base:
+        signed_out = httpx.get(f"{base}{PATH}/2026-10", timeout=30)
+        assert signed_out.status_code == 303  # the report is for signed-in users
+        assert signed_out.headers["location"].startswith("/login?next=")
+        client = httpx.Client(base_url=base, timeout=30)
+        assert sign_in(client).status_code == 303
+        answer = client.get(f"{PATH}/2026-10")
         assert answer.status_code == 200 and "SLO error budgets 2026-10" in answer.text
         assert "Pay &lt;ments&gt;" in answer.text
