@@ -23,6 +23,7 @@ from benchmarks import (
     recovery_bench,
     redis_bench,
     redis_restart_soak,
+    responder_bench,
     slo_bench,
     timeline_bench,
 )
@@ -87,6 +88,8 @@ def main() -> int:
     print()
     cli_bench.main([])  # prints, writes results/cli.json
     print()
+    responder_failed = responder_bench.main([])  # prints, writes results/responder.json
+    print()
     deploy_scale.main([])  # 1,000 rules on a PostgreSQL timeline: results/deploy_scale.json
     print()
     redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
@@ -96,7 +99,7 @@ def main() -> int:
     baseline_failed = any(r.mismatches for r in baseline_results)
     return 1 if (failed or redis_failed or delivery_failed or drift_failed or cost_failed
                  or slo_failed or baseline_failed or heartbeat_failed or recovery_failed
-                 or ping_failed or daemon_failed) else 0
+                 or ping_failed or daemon_failed or responder_failed) else 0
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from benchmarks.results_file import write_json
 from benchmarks.timeline_bench import aligned_table
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "responder.json"
-SIZES = {"full": (5000, 500, 15), "quick": (300, 30, 3)}  # alerts, silences, repetitions
+SIZES = {"full": (5000, 500, 15), "quick": (600, 30, 3)}  # alerts, silences, repetitions
 TARGET_MS = 200.0
 USER_HEADER = "x-forwarded-user"
 RULES = """
@@ -232,7 +232,7 @@ def format_table(results: list[PageResult], skipped: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="300 alerts, 30 silences")
+    parser.add_argument("--quick", action="store_true", help="600 alerts, 30 silences")
     args = parser.parse_args(argv)
     results, skipped = run(quick=args.quick)
     print(format_table(results, skipped))
