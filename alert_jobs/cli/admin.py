@@ -110,6 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from alert_jobs.config import RulesWatcher
+    from alert_jobs.http.alertmanager import ApiAuth
+    from alert_jobs.http.alertmanager.auth import ApiAuthError
     from alert_jobs.http.app import create_app
     from alert_jobs.http.auth import AuthSettings, AuthSettingsError
     from alert_jobs.http.auth.settings import USERS_ENV
@@ -118,7 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         auth = AuthSettings.from_env()
-    except AuthSettingsError as exc:
+        api_auth = ApiAuth.from_env(auth.accounts)
+    except (AuthSettingsError, ApiAuthError) as exc:
         raise UsageError(str(exc)) from None
     if not auth.configured:
         print(f"alert-jobs: warning: ${USERS_ENV} is unset: nobody can sign in to the "
@@ -135,7 +138,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         warn_fallback(args.rules, watcher.snapshot.error, "serving pings and links")
     database_url = args.database_url
     shared_timeline(database_url).ensure_schema()  # not on the first ping's clock
-    app = create_app(lambda: shared_timeline(database_url), watcher=watcher, auth=auth)
+    app = create_app(lambda: shared_timeline(database_url), watcher=watcher, auth=auth,
+                     api_auth=api_auth)
     # What start-up allocated (rules models, SQLAlchemy, Starlette) is never freed: keep
     # the collector from walking it again and again under load.
     gc.collect()

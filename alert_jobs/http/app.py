@@ -10,7 +10,9 @@
   (``/ping/<slug>…``), alert quality for Prometheus (``/metrics``), the SLO budget
   report (``/slo/budget``), the monthly alert review (``/quality/review``);
 * the responder's pages (:mod:`alert_jobs.http.pages`): ``/alerts``, ``/alerts/<fp>``,
-  ``/silences``, ``/heartbeats``, ``/login``.
+  ``/silences``, ``/heartbeats``, ``/login``;
+* Alertmanager's API v2 (:mod:`alert_jobs.http.alertmanager`) under ``/api/v2/``, with
+  its own bearer-token or basic auth.
 
 Everything but pings, signed links, ``/healthz``, ``/metrics`` and the sign-in page
 needs a signed-in user (:class:`~alert_jobs.http.auth.RequireSignIn`, default-deny).
@@ -34,6 +36,7 @@ from starlette.routing import Route
 
 from alert_jobs.config import RulesFile, RulesWatcher, default_rules_path
 from alert_jobs.http.actions import action_routes
+from alert_jobs.http.alertmanager import ApiAuth, api_routes
 from alert_jobs.http.auth import Auth, AuthSettings, RequireSignIn
 from alert_jobs.http.pages import Pages, page_routes
 from alert_jobs.http.security import SecurityHeaders, redact_access_log
@@ -45,13 +48,15 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
                rules_factory: Callable[[], RulesFile] | None = None, *,
                rules_path: str | os.PathLike[str] | None = None,
                watcher: RulesWatcher | None = None,
-               auth: AuthSettings | None = None) -> Starlette:
+               auth: AuthSettings | None = None,
+               api_auth: ApiAuth | None = None) -> Starlette:
     """The ASGI app. Rules come from ``watcher``, else a watcher of ``rules_path``, else
     one polling ``rules_factory`` (tests hand rules in this way), else the default
     rules file. Factories make it testable with a temporary database and rules. Who
     may sign in comes from ``auth``, else the environment
     (:meth:`AuthSettings.from_env`, which raises ``AuthSettingsError`` naming the bad
-    variable)."""
+    variable). Who may call the Alertmanager API comes from ``api_auth``, else
+    ``$ALERT_JOBS_API_TOKENS`` and the same accounts."""
     get_timeline = timeline_factory or shared_timeline  # one engine and pool per process
     redact_access_log()
     if watcher is None:
@@ -85,10 +90,12 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
                      for route in family.http_routes(get_timeline, rules)]
     signin = Auth(auth if auth is not None else AuthSettings.from_env(), get_timeline)
     pages = Pages(signin, get_timeline, rules)
+    api = api_auth if api_auth is not None else ApiAuth.from_env(signin.settings.accounts)
     app = Starlette(routes=[
         Route("/healthz", healthz),
         *action_routes(get_timeline, rules),
         *page_routes(pages),
+        *api_routes(api, get_timeline, rules),
         *family_routes,
     ], middleware=[Middleware(SecurityHeaders), Middleware(RequireSignIn, auth=signin)],
         lifespan=lifespan)
