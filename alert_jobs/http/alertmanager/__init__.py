@@ -17,10 +17,11 @@ from alert_jobs.store import Timeline
 
 def api_routes(auth: ApiAuth, get_timeline: Callable[[], Timeline],
                get_rules: Callable[[], RulesFile]) -> list[Route]:
-    from alert_jobs.http.alertmanager import alerts, silences, status
+    from alert_jobs.http.alertmanager import alerts, push, silences, status
 
     return [*silences.routes(auth, get_timeline, get_rules),
-            *alerts.routes(auth, get_timeline, get_rules),
+            *push.routes(auth, get_timeline, get_rules),  # POST /api/v2/alerts
+            *alerts.routes(auth, get_timeline, get_rules),  # GET /api/v2/alerts[/groups]
             *status.routes(auth, get_timeline, get_rules)]
 
 
