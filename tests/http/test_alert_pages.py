@@ -78,7 +78,7 @@ def test_the_list_groups_by_state_and_severity_and_says_what_mutes_what(tmp_path
                                          "warning pending (1)")]
         assert order == sorted(order)
         assert "6 active: 5 firing, 0 recovering, 1 pending; 3 muted." in text
-        assert re.search(r"dead_letters .*team=payments.* 20m ago 7 to be 0", text)
+        assert re.search(r"dead_letters .*team=payments.* 20m(\d+s)? ago 7 to be 0", text)
         assert "silence by bob: disk swap tonight until" in text
         assert "rule disabled" in text and "snoozed until" in text
         assert "inhibited by firing db_down {cluster=eu}" in text
