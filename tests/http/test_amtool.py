@@ -97,6 +97,13 @@ def test_amtool_adds_queries_and_expires_a_silence_with_a_bearer_token(served: S
     assert served.amtool("silence", "query", "-q", "team=y").stdout.split() == [sid]
     assert served.amtool("silence", "query", "-q", "team=z").stdout.split() == []
 
+    # amtool's update extends it in place (same id), as Alertmanager does.
+    later = (now + timedelta(hours=3)).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    served.amtool("silence", "update", sid, f"--end={later}")  # (0.25's -q prints a pointer)
+    assert [s.id for s in served.timeline.silences.list(include_expired=True)] == [sid]
+    extended = served.timeline.silences.get(sid)
+    assert extended is not None and extended.ends_at == datetime.fromisoformat(later)
+
     served.amtool("silence", "expire", sid)
     expired = served.timeline.silences.get(sid)
     assert expired is not None and not expired.is_active(datetime.now(UTC))
@@ -107,6 +114,8 @@ def test_amtool_adds_queries_and_expires_a_silence_with_a_bearer_token(served: S
              served.timeline.events.list(kinds=("silenced", "unsilenced"))]
     assert sorted(kinds) == [("silenced", "amtool-bot", "api"),
                              ("unsilenced", "amtool-bot", "api")]
+    updates = served.timeline.events.list(kinds=("silence_updated",))
+    assert [(e["actor"], e["payload"]["silence_id"]) for e in updates] == [("amtool-bot", sid)]
 
 
 def test_amtool_refusals_reach_the_user(served: Served, tmp_path: Path) -> None:
