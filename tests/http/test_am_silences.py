@@ -5,6 +5,7 @@ half-written on a refusal."""
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,11 +16,18 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from alert_jobs.config import parse_rules
 from alert_jobs.http.alertmanager import ApiAuth
-from alert_jobs.http.alertmanager.errors import MAX_BODY
-from alert_jobs.http.alertmanager.shapes import format_time, parse_time
+from alert_jobs.http.alertmanager.errors import MAX_BODY, ApiError
+from alert_jobs.http.alertmanager.shapes import (
+    format_time,
+    matcher_from_json,
+    matcher_json,
+    parse_matcher,
+    parse_time,
+)
 from alert_jobs.http.app import create_app
 from alert_jobs.store import Timeline, schema
 from tests.conftest import served_app
@@ -392,12 +400,10 @@ def test_status_names_routing_without_any_secret(am: Api) -> None:
     info = body["versionInfo"]
     assert set(info) == {"version", "revision", "branch", "buildUser", "buildDate",
                          "goVersion"}
-    import importlib.metadata
     assert info["version"] == importlib.metadata.version("alert-jobs")
     started = parse_time(body["uptime"], "uptime")
     assert started <= now() and body["uptime"].endswith("Z")
     original = body["config"]["original"]
-    import yaml
     config = yaml.safe_load(original)
     assert config["receivers"] == [{"name": "oncall", "type": "slack"},
                                    {"name": "pager", "type": "pagerduty"}]
@@ -406,3 +412,26 @@ def test_status_names_routing_without_any_secret(am: Api) -> None:
         {"receiver": "pager", "matchers": ['team="payments"'], "group_wait": "30s"}]
     for secret in ("SECRET", "hooks.slack.example", "pd-routing-key", "https://"):
         assert secret not in original and secret not in response.text
+
+
+# ----- the shared shapes (GET /api/v2/alerts reads matchers and times with them too) ---
+
+
+def test_times_are_written_as_alertmanager_writes_them_and_read_from_any_offset() -> None:
+    when = datetime(2026, 1, 2, 13, 4, 5, 123456, tzinfo=UTC)
+    assert format_time(when) == "2026-01-02T13:04:05.123Z"
+    assert parse_time("2026-01-02T15:04:05.123456789+02:00", "t") == when
+    assert parse_time("2026-01-02t13:04:05.123456z", "t") == when
+    for bad in ("2026-01-02", "2026-01-02T13:04:05", "2026-01-02 13:04:05Z", 17, None):
+        with pytest.raises(ApiError) as refused:
+            parse_time(bad, "startsAt")
+        assert refused.value.status == 400 and "startsAt" in refused.value.message
+
+
+def test_matchers_round_trip_between_text_json_and_alert_jobs() -> None:
+    for text, op, value in [('a="b"', "=", "b"), ("a!=b", "!=", "b"), ('a=~"x.*"', "=~", "x.*"),
+                            ('{a!~"y|z"}', "!~", "y|z"), (r'a="q\"x"', "=", 'q"x')]:
+        parsed = parse_matcher(text)
+        assert (parsed.name, parsed.op, parsed.value) == ("a", op, value), text
+        assert matcher_from_json(matcher_json(parsed)) == parsed
+    assert matcher_from_json({"name": "a", "value": "b", "isRegex": False}).op == "="
