@@ -16,12 +16,14 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, create_model
+from pydantic import Field, ValidationError, ValidationInfo, create_model, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from alert_jobs.config.families import RulesSection
 from alert_jobs.config.receivers import ConsoleReceiverConfig, ReceiverConfig
 from alert_jobs.config.routes import Defaults, InhibitRule, Route
 from alert_jobs.config.rules import RuleBase
+from alert_jobs.config.time_intervals import TimeIntervalConfig
 from alert_jobs.config.types import Strict
 from alert_jobs.core.routing import Router
 
@@ -47,13 +49,65 @@ def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
     return f"unknown {what} {name!r} (known {what}s: {', '.join(names) or 'none'})"
 
 
+def _raise(problems: Sequence[tuple[tuple[str | int, ...], str, object]]) -> None:
+    """Report problems found by a validator at their own YAML paths (below the field
+    being validated), so the loader names the path and line of each."""
+    if problems:
+        raise ValidationError.from_exception_data("RulesFile", [
+            InitErrorDetails(type=PydanticCustomError("reference", "{reason}",
+                                                      {"reason": reason}),
+                             loc=loc, input=value)
+            for loc, reason, value in problems])
+
+
 class RulesFile(Strict):
     version: Literal[1] = 1
     defaults: Defaults = Field(default_factory=Defaults)
     receivers: list[ReceiverConfig] = Field(default_factory=lambda: [_console()])
+    # Before ``route``: the route's check of the names it uses reads them.
+    time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     route: Route | None = None
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
+
+    @field_validator("time_intervals")
+    @classmethod
+    def _unique_intervals(cls, value: list[TimeIntervalConfig]) -> list[TimeIntervalConfig]:
+        seen: set[str] = set()
+        problems = []
+        for i, interval in enumerate(value):
+            if interval.name in seen:
+                problems.append(((i, "name"), f"time interval name {interval.name!r} is "
+                                              "used twice", interval.name))
+            seen.add(interval.name)
+        _raise(problems)
+        return value
+
+    @field_validator("route")
+    @classmethod
+    def _known_intervals(cls, route: Route | None, info: ValidationInfo) -> Route | None:
+        """Every time interval a route names is defined; the root names none (as in
+        Alertmanager: it would mute or limit every alert)."""
+        if route is None or "time_intervals" not in info.data:
+            return route  # time_intervals: itself is invalid; that is the error to fix
+        known = [t.name for t in info.data["time_intervals"]]
+        problems: list[tuple[tuple[str | int, ...], str, object]] = [
+            ((key,), f"the root route cannot have {key} (it would apply to every alert): "
+                     "put them on a child route", getattr(route, key))
+            for key in ("mute_time_intervals", "active_time_intervals") if getattr(route, key)]
+
+        def walk(node: Route, loc: tuple[str | int, ...]) -> None:
+            for key in ("mute_time_intervals", "active_time_intervals"):
+                for j, name in enumerate(getattr(node, key)):
+                    if name not in known:
+                        problems.append(((*loc, key, j),
+                                         unknown_name("time interval", name, known), name))
+            for k, child in enumerate(node.routes):
+                walk(child, (*loc, "routes", k))
+
+        walk(route, ())
+        _raise(problems)
+        return route
 
     def rules(self) -> list[RuleBase]:
         """Every rule of every family, in family order, then file order."""
@@ -102,7 +156,8 @@ class RulesFile(Strict):
     def router(self) -> Router:
         """The compiled route tree and inhibit rules of this file."""
         return Router(self.defaults.routing(), self.route.spec() if self.route else None,
-                      [rule.compile() for rule in self.inhibit_rules])
+                      [rule.compile() for rule in self.inhibit_rules],
+                      {t.name: t.compile() for t in self.time_intervals})
 
     def schedule_for(self, rule: RuleBase) -> str:
         return rule.schedule or self.defaults.schedule
