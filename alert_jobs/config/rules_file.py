@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, ValidationInfo, create_model, field_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from alert_jobs.config.families import RulesSection
@@ -49,6 +57,12 @@ def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
     return f"unknown {what} {name!r} (known {what}s: {', '.join(names) or 'none'})"
 
 
+#: The names under ``time_intervals:`` of the file being validated, read from its raw
+#: data, so a route's references are checked even when an interval itself is invalid
+#: (all errors at once).
+_INTERVAL_NAMES: ContextVar[list[str] | None] = ContextVar("_INTERVAL_NAMES", default=None)
+
+
 def _raise(problems: Sequence[tuple[tuple[str | int, ...], str, object]]) -> None:
     """Report problems found by a validator at their own YAML paths (below the field
     being validated), so the loader names the path and line of each."""
@@ -64,7 +78,6 @@ class RulesFile(Strict):
     version: Literal[1] = 1
     defaults: Defaults = Field(default_factory=Defaults)
     receivers: list[ReceiverConfig] = Field(default_factory=lambda: [_console()])
-    # Before ``route``: the route's check of the names it uses reads them.
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     route: Route | None = None
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
@@ -83,14 +96,27 @@ class RulesFile(Strict):
         _raise(problems)
         return value
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _interval_names(cls, data: Any, handler: ModelWrapValidatorHandler[RulesFile]
+                        ) -> RulesFile:
+        raw = data.get("time_intervals") if isinstance(data, dict) else None
+        names = [t["name"] for t in raw if isinstance(t, dict) and isinstance(
+            t.get("name"), str)] if isinstance(raw, list) else []
+        token = _INTERVAL_NAMES.set(names)
+        try:
+            return handler(data)
+        finally:
+            _INTERVAL_NAMES.reset(token)
+
     @field_validator("route")
     @classmethod
-    def _known_intervals(cls, route: Route | None, info: ValidationInfo) -> Route | None:
+    def _known_intervals(cls, route: Route | None) -> Route | None:
         """Every time interval a route names is defined; the root names none (as in
         Alertmanager: it would mute or limit every alert)."""
-        if route is None or "time_intervals" not in info.data:
-            return route  # time_intervals: itself is invalid; that is the error to fix
-        known = [t.name for t in info.data["time_intervals"]]
+        known = _INTERVAL_NAMES.get()
+        if route is None or known is None:
+            return route
         problems: list[tuple[tuple[str | int, ...], str, object]] = [
             ((key,), f"the root route cannot have {key} (it would apply to every alert): "
                      "put them on a child route", getattr(route, key))
