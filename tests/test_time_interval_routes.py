@@ -6,6 +6,7 @@ to every target that was told the alert fires."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -293,3 +294,17 @@ def test_interval_names_are_unique():
     dup = problems["time_intervals[1].name"]
     assert dup.reason == "time interval name 'deploy_window' is used twice"
     assert dup.line == _line_of(RULES, "  - name: business_hours")
+
+
+def test_the_documented_example_loads():
+    """docs/notifications.md "Maintenance windows" is a working rules file."""
+    doc = (Path(__file__).parent.parent / "docs" / "notifications.md").read_text()
+    example = doc.split("## Maintenance windows")[1].split("```yaml\n")[1].split("```")[0]
+    receivers = ("receivers:\n  - {name: console, type: console}\n"
+                 "  - {name: pager, type: webhook, url: 'http://127.0.0.1:9/p'}\n"
+                 "  - {name: team_slack, type: webhook, url: 'http://127.0.0.1:9/s'}\n")
+    router = parse_rules(receivers + example).router()
+    assert set(router.time_intervals) == {"deploy_window", "business_hours", "year_end_freeze"}
+    freeze = router.time_intervals["year_end_freeze"]
+    assert freeze.contains(datetime(2026, 12, 28, 12, 0, tzinfo=UTC))
+    assert not freeze.contains(datetime(2026, 12, 20, 12, 0, tzinfo=UTC))
