@@ -100,6 +100,7 @@ class RulesFile(Strict):
     @classmethod
     def _interval_names(cls, data: Any, handler: ModelWrapValidatorHandler[RulesFile]
                         ) -> RulesFile:
+        """Make the file's interval names (as written) known to the route's check."""
         raw = data.get("time_intervals") if isinstance(data, dict) else None
         names = [t["name"] for t in raw if isinstance(t, dict) and isinstance(
             t.get("name"), str)] if isinstance(raw, list) else []
