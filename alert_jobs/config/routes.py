@@ -28,6 +28,9 @@ class Route(Strict):
     """Alertmanager's route: matchers, receiver, grouping and timers, children, continue.
 
     Unset values are inherited from the parent; the root's defaults are in ``defaults``.
+    ``mute_time_intervals`` and ``active_time_intervals`` name entries of the file's
+    ``time_intervals:`` and, as in Alertmanager, are not inherited (the root may have
+    none): see :mod:`alert_jobs.config.time_intervals`.
     """
 
     receiver: str | None = None
@@ -38,6 +41,8 @@ class Route(Strict):
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
     escalation: list[EscalationStep] = Field(default_factory=list)
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
 
     def spec(self) -> RouteSpec:
@@ -49,7 +54,9 @@ class Route(Strict):
             group_wait=self.group_wait, group_interval=self.group_interval,
             repeat_interval=self.repeat_interval,
             escalation=tuple(Escalation(s.after, s.receiver) for s in self.escalation),
-            routes=tuple(child.spec() for child in self.routes))
+            routes=tuple(child.spec() for child in self.routes),
+            mute_time_intervals=tuple(self.mute_time_intervals),
+            active_time_intervals=tuple(self.active_time_intervals))
 
 
 class InhibitRule(Strict):

@@ -13,15 +13,25 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, create_model
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from alert_jobs.config.families import RulesSection
 from alert_jobs.config.receivers import ConsoleReceiverConfig, ReceiverConfig
 from alert_jobs.config.routes import Defaults, InhibitRule, Route
 from alert_jobs.config.rules import RuleBase
+from alert_jobs.config.time_intervals import TimeIntervalConfig
 from alert_jobs.config.types import Strict
 from alert_jobs.core.routing import Router
 
@@ -47,13 +57,84 @@ def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
     return f"unknown {what} {name!r} (known {what}s: {', '.join(names) or 'none'})"
 
 
+#: The names under ``time_intervals:`` of the file being validated, read from its raw
+#: data, so a route's references are checked even when an interval itself is invalid
+#: (all errors at once).
+_INTERVAL_NAMES: ContextVar[list[str] | None] = ContextVar("_INTERVAL_NAMES", default=None)
+
+
+def _raise(problems: Sequence[tuple[tuple[str | int, ...], str, object]]) -> None:
+    """Report problems found by a validator at their own YAML paths (below the field
+    being validated), so the loader names the path and line of each."""
+    if problems:
+        raise ValidationError.from_exception_data("RulesFile", [
+            InitErrorDetails(type=PydanticCustomError("reference", "{reason}",
+                                                      {"reason": reason}),
+                             loc=loc, input=value)
+            for loc, reason, value in problems])
+
+
 class RulesFile(Strict):
     version: Literal[1] = 1
     defaults: Defaults = Field(default_factory=Defaults)
     receivers: list[ReceiverConfig] = Field(default_factory=lambda: [_console()])
+    time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     route: Route | None = None
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
+
+    @field_validator("time_intervals")
+    @classmethod
+    def _unique_intervals(cls, value: list[TimeIntervalConfig]) -> list[TimeIntervalConfig]:
+        seen: set[str] = set()
+        problems = []
+        for i, interval in enumerate(value):
+            if interval.name in seen:
+                problems.append(((i, "name"), f"time interval name {interval.name!r} is "
+                                              "used twice", interval.name))
+            seen.add(interval.name)
+        _raise(problems)
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _interval_names(cls, data: Any, handler: ModelWrapValidatorHandler[RulesFile]
+                        ) -> RulesFile:
+        """Make the file's interval names (as written) known to the route's check."""
+        raw = data.get("time_intervals") if isinstance(data, dict) else None
+        names = [t["name"] for t in raw if isinstance(t, dict) and isinstance(
+            t.get("name"), str)] if isinstance(raw, list) else []
+        token = _INTERVAL_NAMES.set(names)
+        try:
+            return handler(data)
+        finally:
+            _INTERVAL_NAMES.reset(token)
+
+    @field_validator("route")
+    @classmethod
+    def _known_intervals(cls, route: Route | None) -> Route | None:
+        """Every time interval a route names is defined; the root names none (as in
+        Alertmanager: it would mute or limit every alert)."""
+        known = _INTERVAL_NAMES.get()
+        if route is None or known is None:
+            return route
+        problems: list[tuple[tuple[str | int, ...], str, object]] = [
+            ((key,), f"the root route cannot have {key} (it would apply to every alert): "
+                     "put them on a child route", getattr(route, key))
+            for key in ("mute_time_intervals", "active_time_intervals") if getattr(route, key)]
+
+        def walk(node: Route, loc: tuple[str | int, ...]) -> None:
+            for key in ("mute_time_intervals", "active_time_intervals"):
+                for j, name in enumerate(getattr(node, key)):
+                    if name not in known:
+                        problems.append(((*loc, key, j),
+                                         unknown_name("time interval", name, known), name))
+            for k, child in enumerate(node.routes):
+                walk(child, (*loc, "routes", k))
+
+        walk(route, ())
+        _raise(problems)
+        return route
 
     def rules(self) -> list[RuleBase]:
         """Every rule of every family, in family order, then file order."""
@@ -102,7 +183,8 @@ class RulesFile(Strict):
     def router(self) -> Router:
         """The compiled route tree and inhibit rules of this file."""
         return Router(self.defaults.routing(), self.route.spec() if self.route else None,
-                      [rule.compile() for rule in self.inhibit_rules])
+                      [rule.compile() for rule in self.inhibit_rules],
+                      {t.name: t.compile() for t in self.time_intervals})
 
     def schedule_for(self, rule: RuleBase) -> str:
         return rule.schedule or self.defaults.schedule

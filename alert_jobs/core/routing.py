@@ -9,15 +9,19 @@
   alert matching its ``source_matchers`` has equal values for every ``equal`` label (a
   missing label equals an empty one). An alert matching both sides is never muted by
   alerts that also match both sides, so an alert never inhibits itself.
+* Time intervals (Alertmanager's): a route's ``mute_time_intervals`` and
+  ``active_time_intervals`` are its own, never inherited by its children (the root may
+  have none); :meth:`Router.time_muted` says whether a target sends nothing now.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from alert_jobs.core.model import Matcher
+from alert_jobs.core.time_intervals import TimeInterval, time_mute
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class RouteSpec:
     repeat_interval: timedelta | None = None
     escalation: tuple[Escalation, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
+    mute_time_intervals: tuple[str, ...] = ()  # this route's own: not inherited
+    active_time_intervals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,13 @@ class RouteTarget:
     group_interval: timedelta
     repeat_interval: timedelta
     escalation: tuple[Escalation, ...] = ()
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
+
+    @property
+    def time_limited(self) -> bool:
+        """Whether time intervals can mute this target at all."""
+        return bool(self.mute_time_intervals or self.active_time_intervals)
 
     def group_labels(self, labels: dict[str, str]) -> dict[str, str]:
         if self.group_by == ("...",):
@@ -92,7 +105,8 @@ class Router:
     """Compiled routing of one rules file: receivers for an alert, inhibition checks."""
 
     def __init__(self, defaults: RoutingDefaults | None = None, route: RouteSpec | None = None,
-                 inhibit_rules: Sequence[CompiledInhibit] = ()):
+                 inhibit_rules: Sequence[CompiledInhibit] = (),
+                 time_intervals: Mapping[str, TimeInterval] | None = None):
         d = defaults or RoutingDefaults()
         first = (d.receivers or ("console",))[0]
         root = route or RouteSpec(receiver=first)
@@ -106,6 +120,7 @@ class Router:
         self.defaults = d
         self.has_routes = route is not None
         self.inhibit_rules = list(inhibit_rules)
+        self.time_intervals = dict(time_intervals or {})
 
     def _compile(self, route: RouteSpec, parent: RouteTarget, route_id: str) -> _Node:
         target = RouteTarget(
@@ -118,6 +133,9 @@ class Router:
             repeat_interval=(route.repeat_interval if route.repeat_interval is not None
                              else parent.repeat_interval),
             escalation=route.escalation or (parent.escalation if route_id != "root" else ()),
+            # Alertmanager: a route's time intervals are its own, not its parent's.
+            mute_time_intervals=route.mute_time_intervals,
+            active_time_intervals=route.active_time_intervals,
         )
         children = tuple(self._compile(child, target, f"{route_id}.{i}")
                          for i, child in enumerate(route.routes))
@@ -138,6 +156,15 @@ class Router:
                                 base.group_wait, base.group_interval, base.repeat_interval)
                     for r in direct_receivers]
         return [node.target for node in _walk(self.root, labels)]
+
+    def time_muted(self, target: RouteTarget, now: datetime) -> str | None:
+        """Why ``target`` sends nothing at ``now`` because of its route's time intervals
+        (``"muted by time interval night on route root.0"``), or None."""
+        if not target.time_limited:
+            return None
+        why = time_mute(target.mute_time_intervals, target.active_time_intervals,
+                        self.time_intervals, now)
+        return f"{why} on route {target.route_id}" if why else None
 
     def inhibited_by(self, labels: dict[str, str],
                      firing: Iterable[dict[str, str]]) -> str | None:

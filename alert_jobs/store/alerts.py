@@ -37,7 +37,7 @@ from alert_jobs.core.model import (
     alert_labels,
 )
 from alert_jobs.core.routing import Router
-from alert_jobs.store import episodes, grouping, rawsql, schema
+from alert_jobs.store import episodes, grouping, rawsql, schema, time_mutes
 from alert_jobs.store.context import read_context, read_one
 from alert_jobs.store.db import Database, TimelineError, pg_lock_or_create, utcnow
 from alert_jobs.store.events import event_row, write_events
@@ -329,12 +329,15 @@ class AlertStore:
                            for fp in sorted(plan.current) if fp not in created]
                 if updates:
                     conn.execute(_UPDATE_ALERT, updates)
+            # Maintenance windows: what a route's time intervals mute now is not queued
+            # for that target, and the timeline says so (store/time_mutes.py).
+            intents = time_mutes.mute_by_time(conn, plan.intents, router, now, plan.events)
             write_events(conn, plan.events)
             if sqlite:
                 rawsql.INSERT_EVALUATION.run(conn, plan.evaluations)
             else:
                 conn.execute(_INSERT_EVALUATION, plan.evaluations)
-            due = grouping.queue_many(conn, plan.intents, now=now, lock=self.db.lock_rows())
+            due = grouping.queue_many(conn, intents, now=now, lock=self.db.lock_rows())
             # The groups this call queued into that are due now (already locked) are
             # flushed here; groups due by time alone are flushed by delivery
             # (OutboxStore.flush_due), so a decision that queued nothing looks for none.

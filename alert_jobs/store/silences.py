@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,59 @@ def active_silences(conn: Connection, now: datetime) -> builtins.list[Silence]:
     return [silence_from_row(r) for r in conn.execute(_ACTIVE, {"now": now})]
 
 
+class SilenceNotFound(TimelineError):
+    """No silence has the id given (the API answers 404)."""
+
+
+def _new_silence(matchers: Sequence[Matcher], starts_at: datetime, ends_at: datetime,
+                 created_by: str, comment: str, silence_id: str | None = None) -> Silence:
+    if not matchers:
+        raise TimelineError("a silence needs at least one matcher")
+    if ends_at <= starts_at:
+        raise TimelineError("silence must end after it starts")
+    if not comment.strip():
+        raise TimelineError("a silence needs a comment saying why")
+    return Silence(silence_id or str(uuid.uuid4()), tuple(matchers), starts_at, ends_at,
+                   created_by, comment)
+
+
+def _insert(conn: Connection, silence: Silence, now: datetime, *, actor: str, source: str,
+            run_id: str | None = None, payload: dict[str, Any] | None = None) -> None:
+    conn.execute(schema.silences.insert().values(
+        id=silence.id, matchers=[[m.name, m.op, m.value] for m in silence.matchers],
+        starts_at=silence.starts_at, ends_at=silence.ends_at, created_by=silence.created_by,
+        comment=silence.comment, created_at=now, updated_at=now,
+    ))
+    write_event(conn, now, "silenced", silence.describe(), actor=actor, source=source,
+                run_id=run_id, payload={"silence_id": silence.id,
+                                        "ends_at": silence.ends_at.isoformat(),
+                                        **(payload or {})})
+    episodes.on_silence(conn, silence, now)
+
+
+def _end(conn: Connection, silence: Silence, now: datetime, *, by: str, source: str,
+         reason: str) -> None:
+    """End ``silence`` now; one not started yet starts and ends now (Alertmanager)."""
+    conn.execute(schema.silences.update().where(schema.silences.c.id == silence.id)
+                 .values(starts_at=min(now, silence.starts_at), ends_at=now, updated_at=now))
+    write_event(conn, now, "unsilenced", reason, actor=by, source=source,
+                payload={"silence_id": silence.id})
+
+
+def _can_update(old: Silence, matchers: tuple[Matcher, ...], starts_at: datetime,
+                ends_at: datetime, now: datetime) -> bool:
+    """Whether ``old`` may become the new times in place without rewriting what it
+    muted (Alertmanager's ``canUpdate``)."""
+    if old.matchers != matchers or ends_at <= starts_at:
+        return False
+    if old.starts_at <= now < old.ends_at:  # active
+        return (int(old.starts_at.timestamp()) == int(starts_at.timestamp())
+                and ends_at >= now)
+    if now < old.starts_at:  # pending
+        return starts_at >= now
+    return False  # expired
+
+
 class SilenceStore:
     def __init__(self, db: Database):
         self.db = db
@@ -43,28 +96,57 @@ class SilenceStore:
     def add(
         self, matchers: Sequence[Matcher], *, ends_at: datetime, created_by: str, comment: str,
         starts_at: datetime | None = None, source: str = "cli", run_id: str | None = None,
+        now: datetime | None = None, actor: str | None = None,
+    ) -> Silence:
+        """A new silence. ``actor`` is who asked (the timeline's actor; an API caller may
+        create a silence in someone else's name), ``created_by`` by default."""
+        now = now or utcnow()
+        silence = _new_silence(matchers, starts_at or now, ends_at, created_by, comment)
+        with self.db.tx() as conn:
+            _insert(conn, silence, now, actor=actor or created_by, source=source,
+                    run_id=run_id)
+        return silence
+
+    def replace(
+        self, silence_id: str, matchers: Sequence[Matcher], *, starts_at: datetime,
+        ends_at: datetime, created_by: str, comment: str, actor: str, source: str,
         now: datetime | None = None,
     ) -> Silence:
+        """Alertmanager's update of silence ``silence_id`` (exact id), in one transaction.
+
+        When the change does not rewrite history (same matchers; an active silence keeps
+        its start and still ends in the future; a pending one still starts in the
+        future), the silence is changed in place and keeps its id. Otherwise the old one
+        is expired (unless it already was) and a new one made, starting no earlier than
+        now. :class:`SilenceNotFound` when there is no such silence."""
         now = now or utcnow()
-        starts_at = starts_at or now
-        if not matchers:
-            raise TimelineError("a silence needs at least one matcher")
-        if ends_at <= starts_at:
-            raise TimelineError("silence must end after it starts")
-        if not comment.strip():
-            raise TimelineError("a silence needs a comment saying why")
-        silence = Silence(str(uuid.uuid4()), tuple(matchers), starts_at, ends_at, created_by,
-                          comment)
         with self.db.tx() as conn:
-            conn.execute(schema.silences.insert().values(
-                id=silence.id, matchers=[[m.name, m.op, m.value] for m in matchers],
-                starts_at=starts_at, ends_at=ends_at, created_by=created_by, comment=comment,
-                created_at=now, updated_at=now,
-            ))
-            write_event(conn, now, "silenced", silence.describe(), actor=created_by,
-                        source=source, run_id=run_id,
-                        payload={"silence_id": silence.id, "ends_at": ends_at.isoformat()})
-            episodes.on_silence(conn, silence, now)
+            row = conn.execute(sa.select(schema.silences).where(
+                schema.silences.c.id == silence_id).with_for_update()).first()
+            if row is None:
+                raise SilenceNotFound(f"no silence with id {silence_id!r}")
+            old = silence_from_row(row)
+            if _can_update(old, tuple(matchers), starts_at, ends_at, now):
+                silence = _new_silence(matchers, starts_at, ends_at, created_by, comment,
+                                       silence_id=old.id)
+                conn.execute(schema.silences.update().where(
+                    schema.silences.c.id == old.id).values(
+                    starts_at=starts_at, ends_at=ends_at, created_by=created_by,
+                    comment=comment, updated_at=now))
+                write_event(conn, now, "silence_updated",
+                            f"{silence.describe()} (updated by {actor})", actor=actor,
+                            source=source, payload={"silence_id": old.id,
+                                                    "starts_at": starts_at.isoformat(),
+                                                    "ends_at": ends_at.isoformat()})
+                episodes.on_silence(conn, silence, now)
+                return silence
+            silence = _new_silence(matchers, max(starts_at, now), ends_at, created_by,
+                                   comment)
+            if old.ends_at > now:
+                _end(conn, old, now, by=actor, source=source,
+                     reason=f"silence {old.id} replaced by {silence.id} by {actor}")
+            _insert(conn, silence, now, actor=actor, source=source,
+                    payload={"replaces": old.id})
         return silence
 
     def expire(self, silence_id: str, *, by: str, source: str = "cli",
@@ -85,11 +167,8 @@ class SilenceStore:
                                     "give more of the id")
             silence = silence_from_row(row[0])
             if silence.ends_at > now:
-                conn.execute(schema.silences.update().where(schema.silences.c.id == silence.id)
-                             .values(starts_at=min(now, silence.starts_at), ends_at=now,
-                                     updated_at=now))
-                write_event(conn, now, "unsilenced", f"silence {silence.id} expired by {by}",
-                            actor=by, source=source, payload={"silence_id": silence.id})
+                _end(conn, silence, now, by=by, source=source,
+                     reason=f"silence {silence.id} expired by {by}")
         return silence
 
     def get(self, silence_id: str) -> Silence | None:
@@ -99,6 +178,16 @@ class SilenceStore:
             row = conn.execute(sa.select(schema.silences).where(
                 schema.silences.c.id == silence_id)).first()
         return silence_from_row(row) if row else None
+
+    def updated_at(self, silence_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each of these silences was last changed (Alertmanager's ``updatedAt``)."""
+        ids = builtins.list(silence_ids)
+        if not ids:
+            return {}
+        c = schema.silences.c
+        with self.db.read() as conn:
+            return {r.id: r.updated_at
+                    for r in conn.execute(sa.select(c.id, c.updated_at).where(c.id.in_(ids)))}
 
     def list(self, *, include_expired: bool = False, ended_after: datetime | None = None,
              now: datetime | None = None) -> builtins.list[Silence]:
