@@ -1,16 +1,320 @@
-"""Placeholder: filled in by the alerts work of the Alertmanager API."""
+"""``GET /api/v2/alerts`` and ``GET /api/v2/alerts/groups``: every alert of the timeline
+in Alertmanager's ``gettableAlert`` and ``alertGroups`` shapes, so ``amtool alert query``,
+Grafana and scripts see our checks' alerts (and those Prometheus pushed) as they see
+Alertmanager's.
+
+What Alertmanager has no word for is mapped, not invented:
+
+* **Which alerts**: firing and recovering ones. Alertmanager only ever holds firing
+  alerts (Prometheus does not send pending ones); a recovering alert is still firing
+  for its receivers (``keep_firing_for``), so it is listed; a pending one is not.
+* **status**: ``suppressed`` while an active silence matches it (``silencedBy``: the
+  silence ids) or a firing alert inhibits it (``inhibitedBy``: the inhibiting alert's
+  fingerprint, as Alertmanager gives one); ``active`` otherwise. Snooze, ack and a
+  disabled rule are ours alone: such an alert counts as ``active`` (``amtool`` must not
+  hide an acked page from whoever is looking) and says so in its annotations
+  (``acked_by``, ``acked_at``, ``snoozed_until``, ``rule_disabled``). ``mutedBy`` (time
+  intervals) stays empty here. No alert of ours is ``unprocessed``.
+* **annotations**: ``summary`` (the last evaluation's), ``expected`` and ``value`` when
+  the check gave them, and the rule's ``why`` (as ``description``), ``runbook_url`` and
+  ``dashboard_url`` from the rules file.
+* **startsAt**: when it fired (else when it became active). **updatedAt**: its last
+  evaluation. **endsAt**: Alertmanager gives a firing alert the time it will resolve
+  unless re-sent; our alerts never time out (only a check resolves them), so it is the
+  time the next evaluation is due — the last evaluation plus the rule's evaluation
+  interval (the longest gap of its cron; ``defaults.schedule`` for a rule not in the
+  file), moved to now plus one interval when that is past (an overdue run must not make
+  a client think the alert ended). A recovering alert ends when its ``keep_firing_for``
+  does, if that is later.
+* **generatorURL**: the Dagster run that last changed its state, when known.
+* **receivers**: the route targets of its labels (a rule's own ``receivers:`` bypass
+  the tree, as when notifying). **Groups**: one per (route, receiver, ``group_by``
+  values), as the notifier groups; ``routeLabels`` is empty (no route labels here).
+
+Parameters as Alertmanager reads them: ``filter`` (repeatable matchers, ``name="value"``,
+``name=~"re"``), ``active``, ``silenced``, ``inhibited``, ``unprocessed`` (booleans,
+default true), ``receiver`` (a regex, anchored, on receiver names), ``receiver_matchers``
+(our receivers carry no labels, so none match, as in Alertmanager), and for groups
+``muted`` (false: leave out groups whose every alert is suppressed). A bad one is a 400
+with the reason as a JSON string.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from alert_jobs.config import RulesFile
+from alert_jobs.config import RuleBase, RulesError, RulesFile
+from alert_jobs.core.cron import longest_gap
+from alert_jobs.core.model import AlertRecord, AlertState, Matcher, alert_labels
+from alert_jobs.core.routing import Inhibition, Router, RouteTarget
 from alert_jobs.http.alertmanager.auth import ApiAuth
-from alert_jobs.store import Timeline
+from alert_jobs.http.alertmanager.errors import ApiError, api
+from alert_jobs.http.alertmanager.shapes import format_time, parse_bool, parse_matchers
+from alert_jobs.http.pages.alert_views import AlertRow, alert_rows
+from alert_jobs.store import Timeline, utcnow
+
+ACTIVE = "active"
+SUPPRESSED = "suppressed"
+
+
+# ----- the query --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    """The parameters of one listing, read and checked (a 400 for a bad one)."""
+
+    matchers: tuple[Matcher, ...] = ()
+    active: bool = True
+    silenced: bool = True
+    inhibited: bool = True
+    receiver: re.Pattern[str] | None = None
+    receiver_matchers: tuple[Matcher, ...] = ()
+    muted: bool = True  # groups only
+
+    @classmethod
+    def of(cls, request: Request) -> Query:
+        params = request.query_params
+        receiver = params.get("receiver") or None  # amtool may send it empty: no filter
+        pattern = None
+        if receiver is not None:
+            try:
+                pattern = re.compile(f"^(?:{receiver})$")
+            except re.error as exc:
+                raise ApiError(400, f"failed to parse receiver param: {exc}") from None
+        parse_bool(params.get("unprocessed"), "unprocessed")  # none of ours is: checked only
+        return cls(
+            matchers=tuple(parse_matchers(params.getlist("filter"), "filter")),
+            active=parse_bool(params.get("active"), "active"),
+            silenced=parse_bool(params.get("silenced"), "silenced"),
+            inhibited=parse_bool(params.get("inhibited"), "inhibited"),
+            receiver=pattern,
+            receiver_matchers=tuple(parse_matchers(params.getlist("receiver_matchers"),
+                                                   "receiver_matchers")),
+            muted=parse_bool(params.get("muted"), "muted"))
+
+    def wants_receiver(self, name: str) -> bool:
+        if self.receiver_matchers:  # receivers have no labels here: none can match
+            return False
+        return self.receiver is None or self.receiver.match(name) is not None
+
+    def wants_status(self, status: dict[str, Any]) -> bool:
+        """Alertmanager's filter: ``active=false`` drops unsuppressed alerts,
+        ``silenced=false`` silenced ones, ``inhibited=false`` inhibited ones."""
+        if not self.active and status["state"] == ACTIVE:
+            return False
+        if not self.silenced and status["silencedBy"]:
+            return False
+        return self.inhibited or not status["inhibitedBy"]
+
+
+# ----- the alerts -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One alert as the API shows it, with the route targets its groups come from."""
+
+    record: AlertRecord
+    labels: dict[str, str]
+    targets: list[RouteTarget]
+    body: dict[str, Any]
+
+    @property
+    def suppressed(self) -> bool:
+        return bool(self.body["status"]["state"] == SUPPRESSED)
+
+
+@functools.lru_cache(maxsize=256)
+def _interval(cron: str, timezone: str) -> timedelta:
+    return longest_gap(cron, timezone)
+
+
+def evaluation_interval(rules: RulesFile, rule: RuleBase | None) -> timedelta:
+    """How often the rule is evaluated (the longest gap of its cron)."""
+    if rule is None:
+        return _interval(rules.defaults.schedule, rules.defaults.timezone)
+    return _interval(rules.schedule_for(rule), rules.timezone_for(rule))
+
+
+def ends_at(record: AlertRecord, interval: timedelta, keep_firing_for: timedelta,
+            now: datetime) -> datetime:
+    """When the alert ends unless evaluated again (see the module docstring)."""
+    if record.state is AlertState.RECOVERING and record.recovering_since and keep_firing_for:
+        end = record.recovering_since + keep_firing_for
+        if end > now:
+            return end
+    base = record.last_eval_at or record.fired_at or record.active_since or now
+    end = base + interval
+    return end if end > now else now + interval
+
+
+def _annotations(row: AlertRow, rule: RuleBase | None) -> dict[str, str]:
+    record = row.record
+    out: dict[str, str] = {}
+    if record.last_summary:
+        out["summary"] = record.last_summary
+    if record.last_expected:
+        out["expected"] = record.last_expected
+    if record.last_value is not None:
+        out["value"] = f"{record.last_value:g}"
+    if rule is not None:
+        why = rule.annotations_for(record.labels).why
+        if why:
+            out["description"] = why
+    if row.runbook_url:
+        out["runbook_url"] = row.runbook_url
+    if row.dashboard_url:
+        out["dashboard_url"] = row.dashboard_url
+    for mute in row.mutes:  # ours alone: said, not counted as suppression
+        if mute.kind == "ack":
+            out["acked_by"] = record.acked_by or "someone"
+            if record.acked_at:
+                out["acked_at"] = format_time(record.acked_at)
+        elif mute.kind == "snooze" and mute.until:
+            out["snoozed_until"] = format_time(mute.until)
+        elif mute.kind == "disabled":
+            out["rule_disabled"] = "true"
+    return out
+
+
+class _Inhibitors:
+    """Which firing alert inhibits an inhibited one (Alertmanager names its fingerprint;
+    the router only says why): its inhibit rules' indexes, searched for the source."""
+
+    def __init__(self, router: Router, firing: Sequence[AlertRecord]):
+        sources = [(alert_labels(a, a.severity), a.fingerprint) for a in firing]
+        self.fingerprint_of = {id(labels): fp for labels, fp in sources}
+        self.inhibition = Inhibition(router.inhibit_rules, (labels for labels, _ in sources))
+
+    def of(self, labels: dict[str, str]) -> list[str]:
+        for rule, index in self.inhibition.rules:
+            for source in index.get(tuple(labels.get(k, "") for k in rule.equal), ()):
+                if rule.mutes(labels, [source]):
+                    return [self.fingerprint_of[id(source)]]
+        return []
+
+
+def listed_alerts(timeline: Timeline, rules: RulesFile, query: Query,
+                  now: datetime | None = None) -> list[Listed]:
+    """Every firing or recovering alert the query selects, in Alertmanager's shape,
+    sorted by fingerprint (blocking: reads the timeline)."""
+    now = now or utcnow()
+    active = timeline.alerts.list()
+    router = rules.router()
+    direct: dict[str, tuple[str, ...]] = {}
+    kept: list[tuple[AlertRecord, dict[str, str], list[RouteTarget]]] = []
+    for record in active:
+        if not record.state.is_active:
+            continue  # pending: Alertmanager never hears of it
+        labels = alert_labels(record, record.severity)
+        if not all(m.matches(labels) for m in query.matchers):
+            continue
+        if record.rule not in direct:
+            direct[record.rule] = rules.direct_receivers(record.rule)
+        targets = router.targets(labels, direct[record.rule])
+        if not any(query.wants_receiver(t.receiver) for t in targets):
+            continue
+        kept.append((record, labels, targets))
+    rows = alert_rows(timeline, rules, now, alerts=[r for r, _, _ in kept], active=active)
+    by_name = {rule.name: rule for rule in rules.rules()}
+    inhibitors: _Inhibitors | None = None
+    listed: list[Listed] = []
+    for (record, labels, targets), row in zip(kept, rows, strict=True):
+        silenced_by = [m.silence_id for m in row.mutes if m.kind == "silence" and m.silence_id]
+        inhibited_by: list[str] = []
+        if any(m.kind == "inhibited" for m in row.mutes):
+            if inhibitors is None:
+                inhibitors = _Inhibitors(router, [a for a in active
+                                                  if a.state is AlertState.FIRING])
+            inhibited_by = inhibitors.of(labels)
+        status = {"state": SUPPRESSED if silenced_by or inhibited_by else ACTIVE,
+                  "silencedBy": silenced_by, "inhibitedBy": inhibited_by, "mutedBy": []}
+        if not query.wants_status(status):
+            continue
+        rule = by_name.get(record.rule)
+        starts = record.fired_at or record.active_since or now
+        body = {
+            "labels": labels,
+            "annotations": _annotations(row, rule),
+            "startsAt": format_time(starts),
+            "endsAt": format_time(ends_at(record, evaluation_interval(rules, rule),
+                                          rule.keep_firing_for if rule else timedelta(0),
+                                          now)),
+            "updatedAt": format_time(record.last_eval_at or starts),
+            "generatorURL": row.run_url or "",
+            "fingerprint": record.fingerprint,
+            "receivers": [{"name": name} for name in _unique(t.receiver for t in targets)],
+            "status": status,
+        }
+        listed.append(Listed(record, labels, targets, body))
+    listed.sort(key=lambda item: item.record.fingerprint)
+    return listed
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+# ----- groups -----------------------------------------------------------------------
+
+
+def alert_groups(listed: Iterable[Listed], query: Query) -> list[dict[str, Any]]:
+    """Alertmanager's ``alertGroups``: one group per route, receiver and ``group_by``
+    values (the notifier's group key), its alerts sorted by labels; groups sorted by
+    labels, then receiver."""
+    groups: dict[str, tuple[RouteTarget, dict[str, str], list[Listed]]] = {}
+    for item in listed:
+        for target in item.targets:
+            if not query.wants_receiver(target.receiver):
+                continue
+            key = target.group_key(item.labels)
+            if key not in groups:
+                labels = {k: v for k, v in target.group_labels(item.labels).items() if v}
+                groups[key] = (target, labels, [])
+            groups[key][2].append(item)
+    kept = [(target, labels, members) for target, labels, members in groups.values()
+            if query.muted or not all(m.suppressed for m in members)]
+    kept.sort(key=lambda g: (sorted(g[1].items()), g[0].receiver))
+    out = []
+    for target, labels, members in kept:
+        members.sort(key=lambda m: sorted(m.labels.items()))
+        out.append({"labels": labels, "routeLabels": {},
+                    "receiver": {"name": target.receiver},
+                    "alerts": [m.body for m in members]})
+    return out
+
+
+# ----- endpoints --------------------------------------------------------------------
 
 
 def routes(auth: ApiAuth, get_timeline: Callable[[], Timeline],
            get_rules: Callable[[], RulesFile]) -> list[Route]:
-    return []
+    def rules() -> RulesFile:
+        try:
+            return get_rules()
+        except RulesError:  # a broken rules file must not hide the alerts
+            return RulesFile()
+
+    async def get_alerts(request: Request, caller: str) -> Response:
+        query = Query.of(request)
+        listed = await run_in_threadpool(listed_alerts, get_timeline(), rules(), query)
+        return JSONResponse([item.body for item in listed])
+
+    async def get_groups(request: Request, caller: str) -> Response:
+        query = Query.of(request)
+        listed = await run_in_threadpool(listed_alerts, get_timeline(), rules(), query)
+        return JSONResponse(alert_groups(listed, query))
+
+    return [Route("/api/v2/alerts", api(auth, get_alerts), methods=["GET"]),
+            Route("/api/v2/alerts/groups", api(auth, get_groups), methods=["GET"])]
