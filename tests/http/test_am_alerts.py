@@ -66,6 +66,11 @@ class Api:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.get(self.base + path, params=params, headers=headers, timeout=30)
 
+    def push(self, alerts: list[dict[str, Any]]) -> None:
+        response = httpx.post(self.base + "/api/v2/alerts", json=alerts, timeout=30,
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 200, response.text
+
     def alerts(self, params: Any = None) -> list[dict[str, Any]]:
         response = self.get("/api/v2/alerts", params)
         assert response.status_code == 200, response.text
@@ -156,6 +161,46 @@ def test_firing_and_recovering_alerts_are_listed_in_alertmanagers_shape(
         # recovering: ends when the rule's keep_firing_for (30m from 10 minutes ago) does
         ends = when(next(a for a in alerts if a["fingerprint"] == slow)["endsAt"])
         assert timedelta(minutes=19) < ends - now < timedelta(minutes=21)
+
+
+def test_alerts_pushed_by_prometheus_are_listed_as_it_sent_them(tmp_path: Path) -> None:
+    with served(tmp_path) as api:
+        checked = fire(api.timeline, "disk_full", {"host": "db1"})
+        starts = (utcnow() - timedelta(minutes=7)).replace(microsecond=0)
+        ends = (utcnow() + timedelta(minutes=4)).replace(microsecond=0)
+
+        def pushed(instance: str) -> dict[str, Any]:
+            return {"labels": {"alertname": "NodeDown", "instance": instance, "job": "node",
+                               "severity": "critical"},
+                    "annotations": {"summary": f"{instance} is down",
+                                    "runbook_url": "https://runbooks.example.com/node"},
+                    "startsAt": starts.isoformat().replace("+00:00", "Z"),
+                    "endsAt": ends.isoformat().replace("+00:00", "Z"),
+                    "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up"}
+
+        api.push([pushed("10.0.0.1:9100"), pushed("10.0.0.2:9100")])
+        alerts = api.alerts()
+        assert len(alerts) == 3  # ours and Prometheus's, side by side
+        node = [a for a in alerts if a["labels"]["alertname"] == "NodeDown"]
+        assert sorted(a["labels"]["instance"] for a in node) == ["10.0.0.1:9100",
+                                                                  "10.0.0.2:9100"]
+        one = next(a for a in node if a["labels"]["instance"] == "10.0.0.1:9100")
+        assert one["labels"] == {"alertname": "NodeDown", "instance": "10.0.0.1:9100",
+                                 "job": "node", "severity": "critical"}
+        assert one["annotations"] == {"summary": "10.0.0.1:9100 is down",
+                                      "runbook_url": "https://runbooks.example.com/node"}
+        assert when(one["startsAt"]) == starts and when(one["endsAt"]) == ends
+        assert one["generatorURL"] == "http://prometheus.example:9090/graph?g0.expr=up"
+        assert one["receivers"] == [{"name": "pager"}]  # critical: the pager route
+        assert one["status"]["state"] == "active"
+        # ours keeps its own annotations beside them
+        ours = next(a for a in alerts if a["fingerprint"] == checked)
+        assert ours["annotations"]["summary"] == "disk_full is bad"
+        assert api.alerts({"filter": "instance=~\"10.0.0.2.*\""})[0]["labels"][
+            "instance"] == "10.0.0.2:9100"
+        groups = api.get("/api/v2/alerts/groups", {"filter": "alertname=NodeDown"}).json()
+        assert [(g["labels"], g["receiver"]["name"], len(g["alerts"])) for g in groups] == [
+            ({"alertname": "NodeDown"}, "pager", 2)]  # no team label: one group
 
 
 def test_filters_select_by_label_and_receiver_and_bad_ones_are_a_400(tmp_path: Path) -> None:

@@ -27,9 +27,16 @@ What Alertmanager has no word for is mapped, not invented:
   a client think the alert ended). A recovering alert ends when its ``keep_firing_for``
   does, if that is later.
 * **generatorURL**: the Dagster run that last changed its state, when known.
-* **receivers**: the route targets of its labels (a rule's own ``receivers:`` bypass
-  the tree, as when notifying). **Groups**: one per (route, receiver, ``group_by``
-  values), as the notifier groups; ``routeLabels`` is empty (no route labels here).
+* **Alerts Prometheus pushed** (the ``external`` family) are shown as their sender sent
+  them: its annotations, ``generatorURL``, ``startsAt`` and ``endsAt`` (those of the
+  alert the engine follows when one instance has several, i.e. the highest severity
+  still firing), ``updatedAt`` = the last push. Their labels are the ones routes and
+  silences see here: ``severity`` is the engine's (a ``severity="page"`` label mapped by
+  ``external.severities`` shows as ``critical``).
+* **receivers**: the route targets of its labels (a rule's own ``receivers:``, or
+  ``external.receivers`` for pushed alerts, bypass the tree, as when notifying).
+* **Groups**: one per (route, receiver, ``group_by`` values), as the notifier groups;
+  ``routeLabels`` is empty (no route labels here).
 
 Parameters as Alertmanager reads them: ``filter`` (repeatable matchers, ``name="value"``,
 ``name=~"re"``), ``active``, ``silenced``, ``inhibited``, ``unprocessed`` (booleans,
@@ -57,6 +64,9 @@ from alert_jobs.config import RuleBase, RulesError, RulesFile
 from alert_jobs.core.cron import longest_gap
 from alert_jobs.core.model import AlertRecord, AlertState, Matcher, alert_labels
 from alert_jobs.core.routing import Inhibition, Router, RouteTarget
+from alert_jobs.families.external.check import Stored
+from alert_jobs.families.external.config import ExternalSettings
+from alert_jobs.families.external.store import ExternalStore
 from alert_jobs.http.alertmanager.auth import ApiAuth
 from alert_jobs.http.alertmanager.errors import ApiError, api
 from alert_jobs.http.alertmanager.shapes import format_time, parse_bool, parse_matchers
@@ -159,7 +169,8 @@ def ends_at(record: AlertRecord, interval: timedelta, keep_firing_for: timedelta
     return end if end > now else now + interval
 
 
-def _annotations(row: AlertRow, rule: RuleBase | None) -> dict[str, str]:
+def _check_notes(row: AlertRow, rule: RuleBase | None) -> dict[str, str]:
+    """A check's alert: what its last evaluation said and the rule's links."""
     record = row.record
     out: dict[str, str] = {}
     if record.last_summary:
@@ -176,7 +187,14 @@ def _annotations(row: AlertRow, rule: RuleBase | None) -> dict[str, str]:
         out["runbook_url"] = row.runbook_url
     if row.dashboard_url:
         out["dashboard_url"] = row.dashboard_url
-    for mute in row.mutes:  # ours alone: said, not counted as suppression
+    return out
+
+
+def _our_mutes(row: AlertRow) -> dict[str, str]:
+    """Ack, snooze and a disabled rule: ours alone, said, not counted as suppression."""
+    record = row.record
+    out: dict[str, str] = {}
+    for mute in row.mutes:
         if mute.kind == "ack":
             out["acked_by"] = record.acked_by or "someone"
             if record.acked_at:
@@ -186,6 +204,23 @@ def _annotations(row: AlertRow, rule: RuleBase | None) -> dict[str, str]:
         elif mute.kind == "disabled":
             out["rule_disabled"] = "true"
     return out
+
+
+@dataclass(frozen=True)
+class Times:
+    starts: datetime
+    ends: datetime
+    updated: datetime
+
+
+def _pushed_view(kept: Sequence[Stored], now: datetime) -> tuple[Stored, Times]:
+    """A pushed alert instance as its sender sent it: the alert the engine follows (the
+    highest severity still firing, as :func:`~alert_jobs.families.external.check.settle`
+    picks) for annotations and link, and the span of those still firing."""
+    live = [s for s in kept if s.firing(now)] or list(kept)
+    top = max(live, key=lambda s: (s.severity.rank, s.updated_at))
+    return top, Times(min(s.starts_at for s in live), max(s.ends_at for s in live),
+                      max(s.updated_at for s in live))
 
 
 class _Inhibitors:
@@ -212,22 +247,29 @@ def listed_alerts(timeline: Timeline, rules: RulesFile, query: Query,
     now = now or utcnow()
     active = timeline.alerts.list()
     router = rules.router()
+    by_name = {rule.name: rule for rule in rules.rules()}
+    selected = [(record, alert_labels(record, record.severity)) for record in active
+                if record.state.is_active]  # pending: Alertmanager never hears of it
+    selected = [(record, labels) for record, labels in selected
+                if all(m.matches(labels) for m in query.matchers)]
+    # Pushed alerts (the external family) have no rule in the file: what their sender
+    # sent is kept beside them, and their receivers are the family's.
+    pushed = ExternalStore(timeline).kept(record.fingerprint for record, _ in selected
+                                          if record.rule not in by_name)
+    pushed_receivers = tuple(rules.section(ExternalSettings).receivers)
     direct: dict[str, tuple[str, ...]] = {}
     kept: list[tuple[AlertRecord, dict[str, str], list[RouteTarget]]] = []
-    for record in active:
-        if not record.state.is_active:
-            continue  # pending: Alertmanager never hears of it
-        labels = alert_labels(record, record.severity)
-        if not all(m.matches(labels) for m in query.matchers):
-            continue
-        if record.rule not in direct:
-            direct[record.rule] = rules.direct_receivers(record.rule)
-        targets = router.targets(labels, direct[record.rule])
-        if not any(query.wants_receiver(t.receiver) for t in targets):
-            continue
-        kept.append((record, labels, targets))
+    for record, labels in selected:
+        if record.fingerprint in pushed:
+            receivers = pushed_receivers
+        else:
+            if record.rule not in direct:
+                direct[record.rule] = rules.direct_receivers(record.rule)
+            receivers = direct[record.rule]
+        targets = router.targets(labels, receivers)
+        if any(query.wants_receiver(t.receiver) for t in targets):
+            kept.append((record, labels, targets))
     rows = alert_rows(timeline, rules, now, alerts=[r for r, _, _ in kept], active=active)
-    by_name = {rule.name: rule for rule in rules.rules()}
     inhibitors: _Inhibitors | None = None
     listed: list[Listed] = []
     for (record, labels, targets), row in zip(kept, rows, strict=True):
@@ -243,16 +285,24 @@ def listed_alerts(timeline: Timeline, rules: RulesFile, query: Query,
         if not query.wants_status(status):
             continue
         rule = by_name.get(record.rule)
-        starts = record.fired_at or record.active_since or now
+        if record.fingerprint in pushed:
+            top, times = _pushed_view(pushed[record.fingerprint], now)
+            notes = dict(top.annotations)
+            generator = top.generator_url or row.run_url or ""
+        else:
+            starts = record.fired_at or record.active_since or now
+            times = Times(starts, ends_at(record, evaluation_interval(rules, rule),
+                                          rule.keep_firing_for if rule else timedelta(0), now),
+                          record.last_eval_at or starts)
+            notes = _check_notes(row, rule)
+            generator = row.run_url or ""
         body = {
             "labels": labels,
-            "annotations": _annotations(row, rule),
-            "startsAt": format_time(starts),
-            "endsAt": format_time(ends_at(record, evaluation_interval(rules, rule),
-                                          rule.keep_firing_for if rule else timedelta(0),
-                                          now)),
-            "updatedAt": format_time(record.last_eval_at or starts),
-            "generatorURL": row.run_url or "",
+            "annotations": {**notes, **_our_mutes(row)},
+            "startsAt": format_time(times.starts),
+            "endsAt": format_time(times.ends),
+            "updatedAt": format_time(times.updated),
+            "generatorURL": generator,
             "fingerprint": record.fingerprint,
             "receivers": [{"name": name} for name in _unique(t.receiver for t in targets)],
             "status": status,
