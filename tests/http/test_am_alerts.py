@@ -198,6 +198,21 @@ def test_alerts_pushed_by_prometheus_are_listed_as_it_sent_them(tmp_path: Path) 
         assert ours["annotations"]["summary"] == "disk_full is bad"
         assert api.alerts({"filter": "instance=~\"10.0.0.2.*\""})[0]["labels"][
             "instance"] == "10.0.0.2:9100"
+        # a second Alertmanager alert of the same instance (another severity label): the
+        # instance shows the one the engine follows (the highest severity firing) and
+        # the span of both
+        warning = {**pushed("10.0.0.1:9100"), "annotations": {"summary": "maybe down"}}
+        warning["labels"] = {**warning["labels"], "severity": "warning"}
+        warning["startsAt"] = (starts - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+        warning["endsAt"] = (ends + timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
+        api.push([warning])
+        both = next(a for a in api.alerts({"filter": 'instance="10.0.0.1:9100"'}))
+        assert both["labels"]["severity"] == "critical"
+        assert both["annotations"]["summary"] == "10.0.0.1:9100 is down"
+        assert when(both["startsAt"]) == starts - timedelta(minutes=5)
+        assert when(both["endsAt"]) == ends + timedelta(minutes=10)
+        assert len(api.alerts()) == 3  # still one alert of ours per instance
+
         groups = api.get("/api/v2/alerts/groups", {"filter": "alertname=NodeDown"}).json()
         assert [(g["labels"], g["receiver"]["name"], len(g["alerts"])) for g in groups] == [
             ({"alertname": "NodeDown"}, "pager", 2)]  # no team label: one group

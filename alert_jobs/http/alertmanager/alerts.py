@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -62,11 +63,10 @@ from starlette.routing import Route
 
 from alert_jobs.config import RuleBase, RulesError, RulesFile
 from alert_jobs.core.cron import longest_gap
-from alert_jobs.core.model import AlertRecord, AlertState, Matcher, alert_labels
+from alert_jobs.core.model import AlertRecord, AlertState, Matcher, Severity, alert_labels
 from alert_jobs.core.routing import Inhibition, Router, RouteTarget
-from alert_jobs.families.external.check import Stored
 from alert_jobs.families.external.config import ExternalSettings
-from alert_jobs.families.external.store import ExternalStore
+from alert_jobs.families.external.store import external_alerts
 from alert_jobs.http.alertmanager.auth import ApiAuth
 from alert_jobs.http.alertmanager.errors import ApiError, api
 from alert_jobs.http.alertmanager.shapes import format_time, parse_bool, parse_matchers
@@ -213,12 +213,55 @@ class Times:
     updated: datetime
 
 
-def _pushed_view(kept: Sequence[Stored], now: datetime) -> tuple[Stored, Times]:
+@dataclass(frozen=True)
+class Pushed:
+    """What the listing shows of one alert Prometheus pushed (a row the external family
+    keeps while it is open)."""
+
+    rank: int  # of its severity
+    annotations: dict[str, str]
+    generator_url: str
+    starts_at: datetime
+    ends_at: datetime
+    updated_at: datetime
+
+
+_RANK = {str(s): s.rank for s in Severity}
+_x = external_alerts
+_PUSHED = sa.select(_x.c.fingerprint, _x.c.severity, _x.c.annotations, _x.c.generator_url,
+                    _x.c.starts_at, _x.c.ends_at, _x.c.updated_at)
+#: Fingerprints asked for by ``IN (…)``, at most; more read the whole table (it holds
+#: only the open pushed alerts, and the listing reads every active alert anyway).
+_BY_KEY = 500
+
+
+def pushed_alerts(timeline: Timeline, fingerprints: Iterable[str]) -> dict[str, list[Pushed]]:
+    """The open pushed alerts of these alert instances, by fingerprint: only the columns
+    the listing shows, in one query (labels are the alert record's)."""
+    wanted = set(fingerprints)
+    if not wanted:
+        return {}
+    query = _PUSHED
+    if len(wanted) <= _BY_KEY:
+        query = query.where(_x.c.fingerprint.in_(sorted(wanted)))
+    out: dict[str, list[Pushed]] = {}
+    with timeline.read() as conn:
+        for fp, severity, notes, url, starts, ends, updated in conn.execute(query):
+            if fp in wanted:
+                out.setdefault(fp, []).append(Pushed(_RANK.get(severity, 0), dict(notes or {}),
+                                                     url or "", starts, ends, updated))
+    return out
+
+
+def _pushed_view(kept: Sequence[Pushed], now: datetime) -> tuple[Pushed, Times]:
     """A pushed alert instance as its sender sent it: the alert the engine follows (the
     highest severity still firing, as :func:`~alert_jobs.families.external.check.settle`
     picks) for annotations and link, and the span of those still firing."""
-    live = [s for s in kept if s.firing(now)] or list(kept)
-    top = max(live, key=lambda s: (s.severity.rank, s.updated_at))
+    if len(kept) == 1:
+        only = kept[0]
+        return only, Times(only.starts_at, only.ends_at, only.updated_at)
+    live = [s for s in kept if s.ends_at > now] or list(kept)
+    top = max(live, key=lambda s: (s.rank, s.updated_at))
     return top, Times(min(s.starts_at for s in live), max(s.ends_at for s in live),
                       max(s.updated_at for s in live))
 
@@ -254,8 +297,8 @@ def listed_alerts(timeline: Timeline, rules: RulesFile, query: Query,
                 if all(m.matches(labels) for m in query.matchers)]
     # Pushed alerts (the external family) have no rule in the file: what their sender
     # sent is kept beside them, and their receivers are the family's.
-    pushed = ExternalStore(timeline).kept(record.fingerprint for record, _ in selected
-                                          if record.rule not in by_name)
+    pushed = pushed_alerts(timeline, (record.fingerprint for record, _ in selected
+                                      if record.rule not in by_name))
     pushed_receivers = tuple(rules.section(ExternalSettings).receivers)
     direct: dict[str, tuple[str, ...]] = {}
     kept: list[tuple[AlertRecord, dict[str, str], list[RouteTarget]]] = []
