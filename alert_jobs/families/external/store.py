@@ -1,0 +1,154 @@
+"""``alert_external_alerts``: the pushed alerts still open, with their ``endsAt``.
+
+One row per Alertmanager alert (all its labels, severity included: ``key``), grouped by
+our alert instance (``fingerprint``). A row lives from the first push that fires it to
+the decision that resolves it (a push with a past ``endsAt``, or the sweep once
+``ends_at`` has passed): resolved alerts are forgotten, so the resolved alerts Prometheus
+keeps re-sending for a while find no row and change nothing. ``ends_at`` is indexed: the
+sweep reads only the rows past it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from alert_jobs.core.model import Severity
+from alert_jobs.families.external.check import Stored
+from alert_jobs.store import Timeline, schema
+
+external_alerts = sa.Table(
+    "alert_external_alerts",
+    schema.metadata,
+    sa.Column("key", sa.String(32), primary_key=True),
+    sa.Column("fingerprint", sa.String(32), nullable=False, index=True),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("severity_label", sa.Text),
+    sa.Column("annotations", sa.JSON, nullable=False),
+    sa.Column("generator_url", sa.Text, nullable=False, default=""),
+    sa.Column("starts_at", schema.UTCDateTime, nullable=False),
+    sa.Column("ends_at", schema.UTCDateTime, nullable=False, index=True),
+    sa.Column("timeout", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", schema.UTCDateTime, nullable=False),
+    sa.Column("pushed_by", sa.String(128), nullable=False, default=""),
+)
+
+#: Keys per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
+CHUNK = 500
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start:start + CHUNK]
+
+
+def _row(s: Stored) -> dict[str, Any]:
+    return {"key": s.key, "fingerprint": s.fingerprint, "rule": s.rule, "labels": s.labels,
+            "severity": str(s.severity), "severity_label": s.severity_label,
+            "annotations": s.annotations, "generator_url": s.generator_url,
+            "starts_at": s.starts_at, "ends_at": s.ends_at, "timeout": s.timeout,
+            "updated_at": s.updated_at, "pushed_by": s.pushed_by}
+
+
+def _stored(row: Any) -> Stored:
+    m = row._mapping
+    return Stored(m["key"], m["fingerprint"], m["rule"], dict(m["labels"]),
+                  Severity(m["severity"]), m["severity_label"], dict(m["annotations"]),
+                  m["generator_url"], m["starts_at"], m["ends_at"], bool(m["timeout"]),
+                  m["updated_at"], m["pushed_by"])
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` every other column."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise ValueError(f"unsupported timeline database {dialect!r}: use SQLite or "
+                         "PostgreSQL")
+    stmt = insert(external_alerts)
+    return stmt.on_conflict_do_update(
+        index_elements=[external_alerts.c.key],
+        set_={c.name: stmt.excluded[c.name] for c in external_alerts.c if c.name != "key"})
+
+
+class ExternalStore:
+    """Reads and writes of the open pushed alerts."""
+
+    def __init__(self, timeline: Timeline):
+        self.timeline = timeline
+
+    def by_key(self, conn: Connection, keys: Sequence[str]) -> dict[str, Stored]:
+        t = external_alerts
+        out: dict[str, Stored] = {}
+        for part in _chunks(sorted(set(keys))):
+            out.update((r.key, _stored(r)) for r in conn.execute(
+                sa.select(t).where(t.c.key.in_(part))))
+        return out
+
+    def of_fingerprints(self, conn: Connection, fingerprints: Iterable[str]
+                        ) -> dict[str, list[Stored]]:
+        """Every kept alert of these alert instances, by fingerprint."""
+        t = external_alerts
+        out: dict[str, list[Stored]] = {}
+        for part in _chunks(sorted(set(fingerprints))):
+            for r in conn.execute(sa.select(t).where(t.c.fingerprint.in_(part))):
+                out.setdefault(r.fingerprint, []).append(_stored(r))
+        return out
+
+    def upsert(self, conn: Connection, rows: Sequence[Stored]) -> None:
+        if rows:
+            conn.execute(_upsert(conn.dialect.name), [_row(s) for s in rows])
+
+    def push(self, merge: Any, keys: Sequence[str]) -> None:
+        """Read the kept alerts of ``keys``, let ``merge(prior_by_key)`` return the rows
+        to keep, and write them, in one transaction (the rows' locks on PostgreSQL)."""
+        with self.timeline.tx() as conn:
+            prior = self.by_key_locked(conn, keys)
+            self.upsert(conn, merge(prior))
+
+    def by_key_locked(self, conn: Connection, keys: Sequence[str]) -> dict[str, Stored]:
+        if not self.timeline.lock_rows():
+            return self.by_key(conn, keys)
+        t = external_alerts
+        out: dict[str, Stored] = {}
+        for part in _chunks(sorted(set(keys))):
+            out.update((r.key, _stored(r)) for r in conn.execute(
+                sa.select(t).where(t.c.key.in_(part)).order_by(t.c.key).with_for_update()))
+        return out
+
+    def kept(self, fingerprints: Iterable[str]) -> dict[str, list[Stored]]:
+        with self.timeline.read() as conn:
+            return self.of_fingerprints(conn, fingerprints)
+
+    def ended_fingerprints(self, now: datetime, limit: int = 10_000) -> list[str]:
+        """Alert instances with an alert past its ``endsAt`` (the sweep's work)."""
+        t = external_alerts
+        with self.timeline.read() as conn:
+            return sorted({r.fingerprint for r in conn.execute(
+                sa.select(t.c.fingerprint).where(t.c.ends_at <= now).limit(limit))})
+
+    def forget(self, keys: Sequence[str], now: datetime) -> int:
+        """Delete the alerts of ``keys`` that have still ended at ``now`` (a push that
+        fired one again meanwhile keeps it)."""
+        t = external_alerts
+        gone = 0
+        with self.timeline.tx() as conn:
+            for part in _chunks(sorted(set(keys))):
+                gone += conn.execute(sa.delete(t).where(t.c.key.in_(part),
+                                                        t.c.ends_at <= now)).rowcount or 0
+        return gone
+
+    def all(self) -> list[Stored]:
+        with self.timeline.read() as conn:
+            return [_stored(r) for r in conn.execute(
+                sa.select(external_alerts).order_by(external_alerts.c.key))]
