@@ -429,6 +429,13 @@ class AlertStore:
         with self.db.read() as conn:
             return [record_from_row(r) for r in conn.execute(query)]
 
+    def active_of(self, rule: str) -> builtins.list[AlertRecord]:
+        """The active alerts of one rule (read by the rule index)."""
+        t = schema.alerts
+        query = sa.select(t).where(t.c.rule == rule, t.c.state.in_(_ACTIVE))
+        with self.db.read() as conn:
+            return [record_from_row(r) for r in conn.execute(query)]
+
     def get(self, fingerprint: str) -> AlertRecord | None:
         with self.db.read() as conn:
             row = conn.execute(sa.select(schema.alerts).where(
