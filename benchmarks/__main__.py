@@ -9,6 +9,7 @@ import httpx
 import redis
 
 from benchmarks import (
+    am_push_bench,
     baseline_accuracy,
     baseline_cost,
     cli_bench,
@@ -90,6 +91,8 @@ def main() -> int:
     print()
     responder_failed = responder_bench.main([])  # prints, writes results/responder.json
     print()
+    am_push_failed = am_push_bench.main([])  # prints, writes results/am_push.json
+    print()
     deploy_scale.main([])  # 1,000 rules on a PostgreSQL timeline: results/deploy_scale.json
     print()
     redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
@@ -99,7 +102,7 @@ def main() -> int:
     baseline_failed = any(r.mismatches for r in baseline_results)
     return 1 if (failed or redis_failed or delivery_failed or drift_failed or cost_failed
                  or slo_failed or baseline_failed or heartbeat_failed or recovery_failed
-                 or ping_failed or daemon_failed or responder_failed) else 0
+                 or ping_failed or daemon_failed or responder_failed or am_push_failed) else 0
 
 
 if __name__ == "__main__":
