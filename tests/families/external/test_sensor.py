@@ -46,7 +46,8 @@ def env(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[dict[str, Any]]
 def test_the_sensor_resolves_an_alert_past_endsat_and_delivers_it(
         env: dict[str, Any], http_receiver: HttpReceiver) -> None:
     rules, timeline = env["rules"], env["timeline"]
-    (sensor,) = build_definitions(rules).sensors
+    (sensor,) = list(build_definitions(rules).sensors or [])
+    assert isinstance(sensor, dg.SensorDefinition)
     assert sensor.name == SENSOR_NAME and sensor.minimum_interval_seconds == 10
     resources = {"alert_jobs": env["resource"]}
 
@@ -60,6 +61,7 @@ def test_the_sensor_resolves_an_alert_past_endsat_and_delivers_it(
         == ["Gone", "Stays"]
 
     result = sensor(dg.build_sensor_context(instance=env["instance"], resources=resources))
+    assert isinstance(result, dg.SensorResult) and result.run_requests
     (request,) = result.run_requests
     assert request.tags[RAISED_BY_TAG] == SENSOR_NAME
     run = deliver_outbox_job.execute_in_process(
@@ -74,6 +76,7 @@ def test_the_sensor_resolves_an_alert_past_endsat_and_delivers_it(
 
     # Nothing more has ended: the next tick skips (and sends nothing).
     again = sensor(dg.build_sensor_context(instance=env["instance"], resources=resources))
+    assert isinstance(again, dg.SensorResult)
     assert not again.run_requests and again.skip_reason is not None
     assert "0 pushed alert(s) resolved" in str(again.skip_reason.skip_message)
     assert len(messages(http_receiver)) == 3
