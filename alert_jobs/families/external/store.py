@@ -11,7 +11,7 @@ sweep reads only the rows past it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,21 +87,17 @@ class ExternalStore:
     def __init__(self, timeline: Timeline):
         self.timeline = timeline
 
-    def by_key(self, conn: Connection, keys: Sequence[str]) -> dict[str, Stored]:
-        t = external_alerts
-        out: dict[str, Stored] = {}
-        for part in _chunks(sorted(set(keys))):
-            out.update((r.key, _stored(r)) for r in conn.execute(
-                sa.select(t).where(t.c.key.in_(part))))
-        return out
-
-    def of_fingerprints(self, conn: Connection, fingerprints: Iterable[str]
-                        ) -> dict[str, list[Stored]]:
-        """Every kept alert of these alert instances, by fingerprint."""
+    def of_fingerprints(self, conn: Connection, fingerprints: Iterable[str], *,
+                        lock: bool = False) -> dict[str, list[Stored]]:
+        """Every kept alert of these alert instances, by fingerprint (``lock``: their rows
+        locked, in key order, on PostgreSQL)."""
         t = external_alerts
         out: dict[str, list[Stored]] = {}
         for part in _chunks(sorted(set(fingerprints))):
-            for r in conn.execute(sa.select(t).where(t.c.fingerprint.in_(part))):
+            query = sa.select(t).where(t.c.fingerprint.in_(part))
+            if lock and self.timeline.lock_rows():
+                query = query.order_by(t.c.key).with_for_update()
+            for r in conn.execute(query):
                 out.setdefault(r.fingerprint, []).append(_stored(r))
         return out
 
@@ -109,22 +105,19 @@ class ExternalStore:
         if rows:
             conn.execute(_upsert(conn.dialect.name), [_row(s) for s in rows])
 
-    def push(self, merge: Any, keys: Sequence[str]) -> None:
-        """Read the kept alerts of ``keys``, let ``merge(prior_by_key)`` return the rows
-        to keep, and write them, in one transaction (the rows' locks on PostgreSQL)."""
+    def push(self, merge: Callable[[dict[str, list[Stored]]], list[Stored]],
+             fingerprints: Iterable[str]) -> dict[str, list[Stored]]:
+        """One push's writes in one transaction: read the kept alerts of these alert
+        instances, let ``merge(kept)`` return the rows to write, write them; returns every
+        kept alert of each instance after the push (what the engine decides it from)."""
         with self.timeline.tx() as conn:
-            prior = self.by_key_locked(conn, keys)
-            self.upsert(conn, merge(prior))
-
-    def by_key_locked(self, conn: Connection, keys: Sequence[str]) -> dict[str, Stored]:
-        if not self.timeline.lock_rows():
-            return self.by_key(conn, keys)
-        t = external_alerts
-        out: dict[str, Stored] = {}
-        for part in _chunks(sorted(set(keys))):
-            out.update((r.key, _stored(r)) for r in conn.execute(
-                sa.select(t).where(t.c.key.in_(part)).order_by(t.c.key).with_for_update()))
-        return out
+            kept = self.of_fingerprints(conn, fingerprints, lock=True)
+            rows = merge(kept)
+            self.upsert(conn, rows)
+        after = {fp: {s.key: s for s in alerts} for fp, alerts in kept.items()}
+        for s in rows:
+            after.setdefault(s.fingerprint, {})[s.key] = s
+        return {fp: list(alerts.values()) for fp, alerts in after.items()}
 
     def kept(self, fingerprints: Iterable[str]) -> dict[str, list[Stored]]:
         with self.timeline.read() as conn:
