@@ -40,6 +40,8 @@ external_alerts = sa.Table(
     sa.Column("pushed_by", sa.String(128), nullable=False, default=""),
 )
 
+#: The PostgreSQL advisory lock pushes take turns on (see :meth:`ExternalStore.push`).
+PUSH_LOCK = 7438219
 #: Keys per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500
 
@@ -87,17 +89,13 @@ class ExternalStore:
     def __init__(self, timeline: Timeline):
         self.timeline = timeline
 
-    def of_fingerprints(self, conn: Connection, fingerprints: Iterable[str], *,
-                        lock: bool = False) -> dict[str, list[Stored]]:
-        """Every kept alert of these alert instances, by fingerprint (``lock``: their rows
-        locked, in key order, on PostgreSQL)."""
+    def of_fingerprints(self, conn: Connection, fingerprints: Iterable[str]
+                        ) -> dict[str, list[Stored]]:
+        """Every kept alert of these alert instances, by fingerprint."""
         t = external_alerts
         out: dict[str, list[Stored]] = {}
         for part in _chunks(sorted(set(fingerprints))):
-            query = sa.select(t).where(t.c.fingerprint.in_(part))
-            if lock and self.timeline.lock_rows():
-                query = query.order_by(t.c.key).with_for_update()
-            for r in conn.execute(query):
+            for r in conn.execute(sa.select(t).where(t.c.fingerprint.in_(part))):
                 out.setdefault(r.fingerprint, []).append(_stored(r))
         return out
 
@@ -111,8 +109,13 @@ class ExternalStore:
         instances, let ``merge(kept)`` return the rows to write, write them; returns every
         kept alert of each instance after the push (what the engine decides it from)."""
         with self.timeline.tx() as conn:
-            kept = self.of_fingerprints(conn, fingerprints, lock=True)
-            rows = merge(kept)
+            if self.timeline.lock_rows():
+                # Pushes (an HA pair of Prometheus sends the same alerts at once) take
+                # turns here: a read-merge-write of overlapping rows must not interleave,
+                # and one lock cannot deadlock. SQLite's BEGIN IMMEDIATE does the same.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PUSH_LOCK})
+            kept = self.of_fingerprints(conn, fingerprints)
+            rows = sorted(merge(kept), key=lambda s: s.key)
             self.upsert(conn, rows)
         after = {fp: {s.key: s for s in alerts} for fp, alerts in kept.items()}
         for s in rows:

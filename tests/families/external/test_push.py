@@ -228,3 +228,40 @@ def test_not_json_oversized_and_unauthenticated_pushes(tmp_path: Path,
         assert served.timeline.alerts.list() == []
         assert served.push([alert()]).status_code == 200  # positive control
         assert len(served.timeline.alerts.list()) == 1
+
+
+def test_two_prometheus_servers_pushing_at_once_page_once(tmp_path: Path, db_url: str,
+                                                          http_receiver: HttpReceiver) -> None:
+    """An HA pair of Prometheus servers sends the same alerts at the same moment."""
+    import threading
+
+    from alert_jobs.families.external.check import parse_alerts
+    from alert_jobs.families.external.run import receive
+    from alert_jobs.runtime.deliver import deliver
+
+    rules = parse(rules_text(http_receiver))
+    with serve(tmp_path, rules, db_url=db_url) as served:
+        now = utcnow()
+        batch = [alert(f"A{i}", ends=now + timedelta(minutes=4)) for i in range(20)]
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def push(caller: str) -> None:
+            try:
+                start.wait()
+                receive(rules, served.timeline, parse_alerts(batch), now=utcnow(),
+                        caller=caller)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=push, args=(name,)) for name in ("p1", "p2")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        deliver(rules, served.timeline)
+        sent = sorted(a["labels"]["alertname"] for m in messages(http_receiver)
+                      for a in m["alerts"])
+        assert sent == sorted(f"A{i}" for i in range(20))  # each once
+        assert len(ExternalStore(served.timeline).all()) == 20
