@@ -265,3 +265,24 @@ def test_two_prometheus_servers_pushing_at_once_page_once(tmp_path: Path, db_url
                       for a in m["alerts"])
         assert sent == sorted(f"A{i}" for i in range(20))  # each once
         assert len(ExternalStore(served.timeline).all()) == 20
+
+
+def test_a_silence_on_the_prometheus_labels_mutes_a_pushed_alert(
+        tmp_path: Path, http_receiver: HttpReceiver) -> None:
+    from alert_jobs.core.model import Matcher
+
+    rules = parse(rules_text(http_receiver))
+    with serve(tmp_path, rules) as served:
+        now = utcnow()
+        served.timeline.silences.add(
+            [Matcher.parse('alertname="HighErrorRate"'), Matcher.parse('instance=~"api-.*"')],
+            ends_at=now + timedelta(hours=1), created_by="alice", comment="deploy")
+        muted = alert(instance="api-1", ends=now + timedelta(minutes=4))
+        heard = alert(instance="web-1", ends=now + timedelta(minutes=4))
+        assert served.push([muted, heard]).status_code == 200
+        (message,) = wait_for(lambda: messages(http_receiver), what="the unmuted alert")
+        assert [a["labels"]["instance"] for a in message["alerts"]] == ["web-1"]
+        time.sleep(0.3)
+        assert len(messages(http_receiver)) == 1
+        assert {a.labels["instance"]: a.state for a in served.timeline.alerts.list()} == {
+            "api-1": AlertState.FIRING, "web-1": AlertState.FIRING}  # muted, still firing
