@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from alert_jobs.core.model import Observation, Severity, Status, fingerprint
@@ -56,12 +57,12 @@ class PushedAlert:
     ends_at: datetime | None = None
     generator_url: str = ""
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """Our alert instance (the engine's identity)."""
         return fingerprint(self.rule, self.labels)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Alertmanager's alert: every label, severity included."""
         every = {**self.labels, "alertname": self.rule}

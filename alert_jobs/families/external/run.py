@@ -11,7 +11,7 @@ instances none of whose alerts was sent again before its ``endsAt``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -41,6 +41,11 @@ class PushReport:
     ignored: int = 0  # ended alerts nobody had pushed as firing (already resolved)
     swept: int = 0  # alert instances the sweep resolved
     outcomes: list[RuleOutcome] = field(default_factory=list)
+
+    @property
+    def notifies(self) -> bool:
+        """Whether it queued any notification (else there is nothing new to deliver)."""
+        return any(o.result.decision.notifications for o in self.outcomes)
 
     @property
     def outbox_ids(self) -> list[int]:
@@ -90,25 +95,31 @@ def decide(rules: RulesFile, timeline: Timeline, observations: Sequence[Observat
     return outcomes
 
 
-def _settle(rules: RulesFile, timeline: Timeline, fingerprints: Iterable[str], *,
+def _settle(rules: RulesFile, timeline: Timeline, kept: dict[str, list[Stored]], *,
             now: datetime) -> list[RuleOutcome]:
     """Decide these alert instances from their kept alerts, then forget those that ended."""
-    store = ExternalStore(timeline)
     observations: list[Observation] = []
     ended: list[str] = []
-    for kept in store.kept(fingerprints).values():
-        obs, gone = settle(kept, now)
+    for alerts in kept.values():
+        if not alerts:
+            continue
+        obs, gone = settle(alerts, now)
         observations.append(obs)
         ended += gone
     outcomes = decide(rules, timeline, observations, now=now)
-    store.forget(ended, now)
+    if ended:
+        ExternalStore(timeline).forget(ended, now)
     return outcomes
 
 
 def sweep(rules: RulesFile, timeline: Timeline, *, now: datetime) -> list[RuleOutcome]:
     """Resolve the alert instances whose alerts all passed ``endsAt`` unsent (Alertmanager:
     an alert not sent again before its end is resolved)."""
-    return _settle(rules, timeline, ExternalStore(timeline).ended_fingerprints(now), now=now)
+    store = ExternalStore(timeline)
+    ended = store.ended_fingerprints(now)
+    if not ended:
+        return []
+    return _settle(rules, timeline, store.kept(ended), now=now)
 
 
 def receive(rules: RulesFile, timeline: Timeline, alerts: Sequence[PushedAlert], *,
@@ -123,7 +134,8 @@ def receive(rules: RulesFile, timeline: Timeline, alerts: Sequence[PushedAlert],
         latest[alert.key] = alert
     touched: set[str] = set()
 
-    def merge(prior: dict[str, Stored]) -> list[Stored]:
+    def merge(kept: dict[str, list[Stored]]) -> list[Stored]:
+        prior = {s.key: s for alerts in kept.values() for s in alerts}
         rows = []
         for key, alert in latest.items():
             ended = alert.ends_at is not None and alert.ends_at <= now
@@ -138,8 +150,8 @@ def receive(rules: RulesFile, timeline: Timeline, alerts: Sequence[PushedAlert],
                                pushed_by=caller, prior=prior.get(key)))
         return rows
 
-    ExternalStore(timeline).push(merge, list(latest))
-    outcomes = _settle(rules, timeline, touched, now=now)
+    after = ExternalStore(timeline).push(merge, {a.fingerprint for a in latest.values()})
+    outcomes = _settle(rules, timeline, {fp: after[fp] for fp in sorted(touched)}, now=now)
     _record(timeline, outcomes, caller, now)
     report.outcomes = swept + outcomes
     return report

@@ -11,7 +11,7 @@ sweep reads only the rows past it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ external_alerts = sa.Table(
     sa.Column("pushed_by", sa.String(128), nullable=False, default=""),
 )
 
+#: The PostgreSQL advisory lock pushes take turns on (see :meth:`ExternalStore.push`).
+PUSH_LOCK = 7438219
 #: Keys per ``IN (…)`` list: well under SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500
 
@@ -87,14 +89,6 @@ class ExternalStore:
     def __init__(self, timeline: Timeline):
         self.timeline = timeline
 
-    def by_key(self, conn: Connection, keys: Sequence[str]) -> dict[str, Stored]:
-        t = external_alerts
-        out: dict[str, Stored] = {}
-        for part in _chunks(sorted(set(keys))):
-            out.update((r.key, _stored(r)) for r in conn.execute(
-                sa.select(t).where(t.c.key.in_(part))))
-        return out
-
     def of_fingerprints(self, conn: Connection, fingerprints: Iterable[str]
                         ) -> dict[str, list[Stored]]:
         """Every kept alert of these alert instances, by fingerprint."""
@@ -109,22 +103,24 @@ class ExternalStore:
         if rows:
             conn.execute(_upsert(conn.dialect.name), [_row(s) for s in rows])
 
-    def push(self, merge: Any, keys: Sequence[str]) -> None:
-        """Read the kept alerts of ``keys``, let ``merge(prior_by_key)`` return the rows
-        to keep, and write them, in one transaction (the rows' locks on PostgreSQL)."""
+    def push(self, merge: Callable[[dict[str, list[Stored]]], list[Stored]],
+             fingerprints: Iterable[str]) -> dict[str, list[Stored]]:
+        """One push's writes in one transaction: read the kept alerts of these alert
+        instances, let ``merge(kept)`` return the rows to write, write them; returns every
+        kept alert of each instance after the push (what the engine decides it from)."""
         with self.timeline.tx() as conn:
-            prior = self.by_key_locked(conn, keys)
-            self.upsert(conn, merge(prior))
-
-    def by_key_locked(self, conn: Connection, keys: Sequence[str]) -> dict[str, Stored]:
-        if not self.timeline.lock_rows():
-            return self.by_key(conn, keys)
-        t = external_alerts
-        out: dict[str, Stored] = {}
-        for part in _chunks(sorted(set(keys))):
-            out.update((r.key, _stored(r)) for r in conn.execute(
-                sa.select(t).where(t.c.key.in_(part)).order_by(t.c.key).with_for_update()))
-        return out
+            if self.timeline.lock_rows():
+                # Pushes (an HA pair of Prometheus sends the same alerts at once) take
+                # turns here: a read-merge-write of overlapping rows must not interleave,
+                # and one lock cannot deadlock. SQLite's BEGIN IMMEDIATE does the same.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PUSH_LOCK})
+            kept = self.of_fingerprints(conn, fingerprints)
+            rows = sorted(merge(kept), key=lambda s: s.key)
+            self.upsert(conn, rows)
+        after = {fp: {s.key: s for s in alerts} for fp, alerts in kept.items()}
+        for s in rows:
+            after.setdefault(s.fingerprint, {})[s.key] = s
+        return {fp: list(alerts.values()) for fp, alerts in after.items()}
 
     def kept(self, fingerprints: Iterable[str]) -> dict[str, list[Stored]]:
         with self.timeline.read() as conn:

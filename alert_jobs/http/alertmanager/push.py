@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -37,6 +38,10 @@ class Deliveries:
     during a round asks for one more (Prometheus pushes every few seconds under load:
     thousands of concurrent deliveries would only fight over the same outbox rows)."""
 
+    #: Deliveries in a row while each sends something (a backlog of 500 × ROUNDS rows
+    #: at most; the rest is the outbox sensor's).
+    ROUNDS = 20
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running = False
@@ -49,10 +54,13 @@ class Deliveries:
                 return
             self._running = True
         while True:
-            try:
-                deliver(rules, timeline)
-            except Exception:  # the outbox keeps it; the outbox sensor retries
-                log.exception("delivery after a push failed; the outbox sensor retries")
+            for _ in range(self.ROUNDS):  # one delivery sends a bounded batch: drain
+                try:
+                    if not deliver(rules, timeline).sent:
+                        break
+                except Exception:  # the outbox keeps it; the outbox sensor retries
+                    log.exception("delivery after a push failed; the outbox sensor retries")
+                    break
             with self._lock:
                 if self._again is None:
                     self._running = False
@@ -76,7 +84,15 @@ def routes(auth: ApiAuth, get_timeline: Callable[[], Timeline],
         except RulesError:
             rules = RulesFile()
         timeline = get_timeline()
-        await run_in_threadpool(receive, rules, timeline, alerts, now=utcnow(), caller=caller)
+        try:
+            report = await run_in_threadpool(receive, rules, timeline, alerts, now=utcnow(),
+                                             caller=caller)
+        except SQLAlchemyError as exc:  # Prometheus sends the alerts again at its next resend
+            log.exception("a push of %d alert(s) could not be stored", len(alerts))
+            raise ApiError(500, f"the alerts could not be stored ({type(exc).__name__}); "
+                                "send them again") from None
+        if not report.notifies:  # a re-send that changed nothing: nothing new to deliver
+            return Response(status_code=200)
         return Response(status_code=200,
                         background=BackgroundTask(deliveries.run, rules, timeline))
 

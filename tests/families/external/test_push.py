@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alert_jobs.core.model import AlertState, Severity
 from alert_jobs.families.external.store import ExternalStore
-from alert_jobs.store import utcnow
+from alert_jobs.store import Timeline, utcnow
 from tests.conftest import HttpReceiver
 from tests.families.external.support import (
     CALLER,
@@ -24,14 +25,15 @@ from tests.families.external.support import (
 )
 
 
-def _events(timeline, kinds=("pushed", "firing", "resolved")):  # type: ignore[no-untyped-def]
+def _events(timeline: Timeline, kinds: tuple[str, ...] = ("pushed", "firing", "resolved")
+            ) -> list[dict[str, Any]]:
     return [e for e in timeline.events.list(limit=1000) if e["kind"] in kinds]
 
 
-def test_a_pushed_alert_fires_once_and_resolves_once(tmp_path: Path,
+def test_a_pushed_alert_fires_once_and_resolves_once(tmp_path: Path, db_url: str,
                                                      http_receiver: HttpReceiver) -> None:
     rules = parse(rules_text(http_receiver))
-    with serve(tmp_path, rules) as served:
+    with serve(tmp_path, rules, db_url=db_url) as served:
         now = utcnow()
         firing = alert(starts=now - timedelta(minutes=2), ends=now + timedelta(minutes=4),
                        instance="api-1")
@@ -63,8 +65,7 @@ def test_a_pushed_alert_fires_once_and_resolves_once(tmp_path: Path,
         # Prometheus sends it again every resend delay: no new message, no new event.
         for _ in range(3):
             assert served.push([firing]).status_code == 200
-        resolve = {**firing, "endsAt": firing["startsAt"].replace("Z", "Z")}
-        resolve["endsAt"] = (now - timedelta(seconds=1)).isoformat()
+        resolve = {**firing, "endsAt": (now - timedelta(seconds=1)).isoformat()}
         time.sleep(0.3)
         assert len(messages(http_receiver)) == 1
         assert len(_events(served.timeline, ("firing",))) == 1
@@ -79,7 +80,8 @@ def test_a_pushed_alert_fires_once_and_resolves_once(tmp_path: Path,
             assert served.push([resolve]).status_code == 200
         time.sleep(0.3)
         assert len(messages(http_receiver)) == 2  # positive control: the 2 above arrived
-        assert served.timeline.alerts.get(record.fingerprint).state == AlertState.RESOLVED
+        after = served.timeline.alerts.get(record.fingerprint)
+        assert after is not None and after.state == AlertState.RESOLVED
         assert ExternalStore(served.timeline).all() == []  # forgotten once resolved
         assert [(e["kind"], e["source"]) for e in _events(served.timeline)] == [
             ("firing", "engine"), ("pushed", "api"), ("resolved", "engine"), ("pushed", "api")]
@@ -154,7 +156,7 @@ def test_severity_comes_from_the_label_and_a_mapping(tmp_path: Path,
 
 
 def test_a_warning_and_a_critical_of_one_target_are_one_alert_raised(
-        tmp_path: Path, http_receiver: HttpReceiver) -> None:
+        tmp_path: Path, db_url: str, http_receiver: HttpReceiver) -> None:
     """Prometheus rules often fire a warning and a critical of one alertname for one
     target; they are one alert instance here, at the highest severity while both fire,
     and resolving the critical alone leaves it firing."""
@@ -162,7 +164,7 @@ def test_a_warning_and_a_critical_of_one_target_are_one_alert_raised(
     from alert_jobs.families.external.run import receive
 
     rules = parse(rules_text(http_receiver))
-    with serve(tmp_path, rules) as served:
+    with serve(tmp_path, rules, db_url=db_url) as served:
         now = utcnow()
         later = now + timedelta(minutes=5)
         receive(rules, served.timeline, parse_alerts([
@@ -226,3 +228,61 @@ def test_not_json_oversized_and_unauthenticated_pushes(tmp_path: Path,
         assert served.timeline.alerts.list() == []
         assert served.push([alert()]).status_code == 200  # positive control
         assert len(served.timeline.alerts.list()) == 1
+
+
+def test_two_prometheus_servers_pushing_at_once_page_once(tmp_path: Path, db_url: str,
+                                                          http_receiver: HttpReceiver) -> None:
+    """An HA pair of Prometheus servers sends the same alerts at the same moment."""
+    import threading
+
+    from alert_jobs.families.external.check import parse_alerts
+    from alert_jobs.families.external.run import receive
+    from alert_jobs.runtime.deliver import deliver
+
+    rules = parse(rules_text(http_receiver))
+    with serve(tmp_path, rules, db_url=db_url) as served:
+        now = utcnow()
+        batch = [alert(f"A{i}", ends=now + timedelta(minutes=4)) for i in range(20)]
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def push(caller: str) -> None:
+            try:
+                start.wait()
+                receive(rules, served.timeline, parse_alerts(batch), now=utcnow(),
+                        caller=caller)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=push, args=(name,)) for name in ("p1", "p2")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        deliver(rules, served.timeline)
+        sent = sorted(a["labels"]["alertname"] for m in messages(http_receiver)
+                      for a in m["alerts"])
+        assert sent == sorted(f"A{i}" for i in range(20))  # each once
+        assert len(ExternalStore(served.timeline).all()) == 20
+
+
+def test_a_silence_on_the_prometheus_labels_mutes_a_pushed_alert(
+        tmp_path: Path, http_receiver: HttpReceiver) -> None:
+    from alert_jobs.core.model import Matcher
+
+    rules = parse(rules_text(http_receiver))
+    with serve(tmp_path, rules) as served:
+        now = utcnow()
+        served.timeline.silences.add(
+            [Matcher.parse('alertname="HighErrorRate"'), Matcher.parse('instance=~"api-.*"')],
+            ends_at=now + timedelta(hours=1), created_by="alice", comment="deploy")
+        muted = alert(instance="api-1", ends=now + timedelta(minutes=4))
+        heard = alert(instance="web-1", ends=now + timedelta(minutes=4))
+        assert served.push([muted, heard]).status_code == 200
+        (message,) = wait_for(lambda: messages(http_receiver), what="the unmuted alert")
+        assert [a["labels"]["instance"] for a in message["alerts"]] == ["web-1"]
+        time.sleep(0.3)
+        assert len(messages(http_receiver)) == 1
+        assert {a.labels["instance"]: a.state for a in served.timeline.alerts.list()} == {
+            "api-1": AlertState.FIRING, "web-1": AlertState.FIRING}  # muted, still firing
