@@ -112,13 +112,7 @@ def record_from_pg(row: tuple[Any, ...]) -> AlertRecord:
         moment = values[i]
         if moment is not None and moment.utcoffset():
             values[i] = moment.astimezone(UTC)
-    values[_STATE] = _STATES[values[_STATE]]
-    values[_SEVERITY] = _SEVERITIES[values[_SEVERITY]]
-    values[_LAST_STATUS] = _STATUSES[values[_LAST_STATUS]] if values[_LAST_STATUS] else None
-    values[2] = values[2] or {}  # labels
-    values[_SUMMARY] = values[_SUMMARY] or ""
-    values[_EXPECTED] = values[_EXPECTED] or ""
-    return AlertRecord(*values)
+    return _record(values)
 
 
 def record_from_raw(row: tuple[Any, ...]) -> AlertRecord:
@@ -127,6 +121,11 @@ def record_from_raw(row: tuple[Any, ...]) -> AlertRecord:
     for i, convert in _CONVERT:
         if values[i] is not None:
             values[i] = convert(values[i])
+    return _record(values)
+
+
+def _record(values: list[Any]) -> AlertRecord:
+    """The record of a driver row's values with times and JSON already converted."""
     values[_STATE] = _STATES[values[_STATE]]  # a dict lookup: Enum(value) costs more
     values[_SEVERITY] = _SEVERITIES[values[_SEVERITY]]
     values[_LAST_STATUS] = _STATUSES[values[_LAST_STATUS]] if values[_LAST_STATUS] else None

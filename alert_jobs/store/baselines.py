@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from alert_jobs.core.baseline import Point, Recent, Shift
 from alert_jobs.store import schema
-from alert_jobs.store.db import Database
+from alert_jobs.store.db import Database, upsert
 from alert_jobs.store.rawsql import bind_time_for, fetch_all, read_any_time
 
 baseline_points = sa.Table(
@@ -169,20 +169,9 @@ def _state(row: Any) -> BaselineState:
                          backfill_total=int(row.backfill_total or 0))
 
 
-@functools.cache
 def _upsert(dialect: str) -> Any:
     """``INSERT … ON CONFLICT (fingerprint) DO UPDATE`` every other column."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    else:
-        raise ValueError(f"unsupported timeline database {dialect!r}: use SQLite or "
-                         "PostgreSQL")
-    stmt = insert(baselines)
-    return stmt.on_conflict_do_update(
-        index_elements=[baselines.c.fingerprint],
-        set_={c.name: stmt.excluded[c.name] for c in baselines.c if c.name != "fingerprint"})
+    return upsert(dialect, baselines, "fingerprint")
 
 
 class BaselineStore:

@@ -106,6 +106,23 @@ def pg_lock_or_create(table: sa.Table, keys: tuple[str, ...]) -> Any:
             .returning(*table.c, sa.literal_column("(xmax = 0)").label("created")))
 
 
+@functools.cache
+def upsert(dialect: str, table: sa.Table, key: str) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` every other column of ``table`` (built
+    once per dialect and table), for the timeline's dialects."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise ValueError(f"unsupported timeline database {dialect!r}: use SQLite or "
+                         "PostgreSQL")
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != key})
+
+
 class Database:
     """One timeline database: an engine (one pool), its dialect and its schema.
 

@@ -10,7 +10,6 @@ sweep reads only the rows past it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Connection
 from alert_jobs.core.model import Severity
 from alert_jobs.families.external.check import Stored
 from alert_jobs.store import Timeline, schema
+from alert_jobs.store.db import upsert
 
 external_alerts = sa.Table(
     "alert_external_alerts",
@@ -67,20 +67,9 @@ def _stored(row: Any) -> Stored:
                   m["updated_at"], m["pushed_by"])
 
 
-@functools.cache
 def _upsert(dialect: str) -> Any:
     """``INSERT … ON CONFLICT (key) DO UPDATE`` every other column."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    else:
-        raise ValueError(f"unsupported timeline database {dialect!r}: use SQLite or "
-                         "PostgreSQL")
-    stmt = insert(external_alerts)
-    return stmt.on_conflict_do_update(
-        index_elements=[external_alerts.c.key],
-        set_={c.name: stmt.excluded[c.name] for c in external_alerts.c if c.name != "key"})
+    return upsert(dialect, external_alerts, "key")
 
 
 class ExternalStore:

@@ -16,18 +16,17 @@ that says so, never a crash.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from alert_jobs.config import RulesFile
-from alert_jobs.core.months import current_month, month_bounds
 from alert_jobs.families.quality.metrics import CONTENT_TYPE, render
 from alert_jobs.families.quality.report import to_html
 from alert_jobs.families.quality.review import monthly_review
+from alert_jobs.runtime.month_pages import month_routes
 from alert_jobs.store import Timeline
 
 REVIEW_PATH = "/quality/review"
@@ -57,21 +56,5 @@ def metrics_routes(get_timeline: Callable[[], Timeline],
 def review_routes(get_timeline: Callable[[], Timeline],
                   get_rules: Callable[[], RulesFile]) -> list[Route]:
     """``/quality/review`` and ``/quality/review/<YYYY-MM>``."""
-    def page(month: str) -> str:
-        return to_html(monthly_review(get_rules(), get_timeline(), month))
-
-    async def review(request: Request) -> Response:
-        month = request.path_params.get("month") or current_month(datetime.now(UTC))
-        try:
-            month_bounds(month)
-        except ValueError as exc:
-            return PlainTextResponse(f"{exc}\n", status_code=400)
-        try:
-            html = await run_in_threadpool(page, month)
-        except Exception as exc:  # the database is down: say so, do not crash
-            return PlainTextResponse(f"timeline unavailable: {type(exc).__name__}\n",
-                                     status_code=503)
-        return HTMLResponse(html)
-
-    return [Route(REVIEW_PATH, review, methods=["GET"]),
-            Route(REVIEW_PATH + "/{month}", review, methods=["GET"])]
+    return month_routes(REVIEW_PATH, lambda month: to_html(
+        monthly_review(get_rules(), get_timeline(), month)))
