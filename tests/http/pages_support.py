@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from alert_jobs.config import RulesFile, parse_rules
+from alert_jobs.http.alertmanager import ApiAuth
 from alert_jobs.http.app import create_app
 from alert_jobs.http.auth import AuthSettings
 from alert_jobs.http.auth.passwords import hash_password
@@ -40,12 +41,15 @@ class Served:
 
 @contextlib.contextmanager
 def serve(tmp_path: Path, *, rules: str | RulesFile = RULES, db_url: str | None = None,
-          auth: AuthSettings | None = None) -> Iterator[Served]:
-    """``alert-jobs serve``'s app on a free port, over a new timeline."""
+          auth: AuthSettings | None = None, api_auth: ApiAuth | None = None
+          ) -> Iterator[Served]:
+    """``alert-jobs serve``'s app on a free port, over a new timeline (the pages' accounts
+    by default; the Alertmanager API's callers from ``api_auth``)."""
     timeline = Timeline(db_url or f"sqlite:///{tmp_path / 'pages.db'}")
     timeline.ensure_schema()
     parsed = parse_rules(rules) if isinstance(rules, str) else rules
-    app = create_app(lambda: timeline, lambda: parsed, auth=auth or settings())
+    app = create_app(lambda: timeline, lambda: parsed, auth=auth or settings(),
+                     api_auth=api_auth)
     try:
         with served_app(app) as base:
             yield Served(base, timeline)

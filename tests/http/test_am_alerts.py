@@ -17,14 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from alert_jobs.config import parse_rules
 from alert_jobs.core.engine import RulePolicy
 from alert_jobs.core.model import Matcher, Observation, Severity, Status
 from alert_jobs.http.alertmanager import ApiAuth
-from alert_jobs.http.app import create_app
 from alert_jobs.store import Timeline, utcnow
-from tests.conftest import served_app
-from tests.http.pages_support import settings
+from tests.http.pages_support import serve
 
 TOKEN = "t" * 12 + "0123456789ab"
 RULES = """
@@ -80,16 +77,8 @@ class Api:
 
 @contextlib.contextmanager
 def served(tmp_path: Path) -> Iterator[Api]:
-    timeline = Timeline(f"sqlite:///{tmp_path / 'am.db'}")
-    timeline.ensure_schema()
-    rules = parse_rules(RULES)
-    app = create_app(lambda: timeline, lambda: rules, auth=settings(),
-                     api_auth=ApiAuth(tokens={TOKEN: "bot"}))
-    try:
-        with served_app(app) as base:
-            yield Api(base, timeline)
-    finally:
-        timeline.dispose()
+    with serve(tmp_path, rules=RULES, api_auth=ApiAuth(tokens={TOKEN: "bot"})) as app:
+        yield Api(app.base, app.timeline)
 
 
 def fire(timeline: Timeline, rule: str, labels: dict[str, str], *,

@@ -31,7 +31,7 @@ from alert_jobs.http.alertmanager.shapes import (
 from alert_jobs.http.app import create_app
 from alert_jobs.store import Timeline, schema
 from tests.conftest import served_app
-from tests.http.pages_support import HASHES, PASSWORD, settings
+from tests.http.pages_support import HASHES, PASSWORD, serve, settings
 
 TOKEN = "deploybot-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -78,14 +78,9 @@ class Api:
 
 @pytest.fixture
 def am(tmp_path: Path) -> Iterator[Api]:
-    timeline = Timeline(f"sqlite:///{tmp_path / 'am.db'}")
-    timeline.ensure_schema()
-    rules = parse_rules(RULES)
-    app = create_app(lambda: timeline, lambda: rules, auth=settings(),
-                     api_auth=ApiAuth(tokens={TOKEN: "deploybot"}, accounts=dict(HASHES)))
-    with served_app(app) as base:
-        yield Api(base, timeline)
-    timeline.dispose()
+    callers = ApiAuth(tokens={TOKEN: "deploybot"}, accounts=dict(HASHES))
+    with serve(tmp_path, rules=RULES, api_auth=callers) as app:
+        yield Api(app.base, app.timeline)
 
 
 def now() -> datetime:

@@ -25,6 +25,7 @@ from alert_jobs.http.auth import AuthSettings
 from alert_jobs.http.auth.passwords import hash_password
 from alert_jobs.store import Timeline
 from tests.conftest import served_app
+from tests.http.pages_support import serve
 
 AMTOOL = shutil.which("amtool")
 pytestmark = pytest.mark.skipif(
@@ -62,15 +63,10 @@ def http_config(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    timeline = Timeline(f"sqlite:///{tmp_path / 'amtool.db'}")
-    timeline.ensure_schema()
-    rules = parse_rules(RULES)
-    app = create_app(lambda: timeline, lambda: rules, auth=AuthSettings(),
-                     api_auth=ApiAuth(tokens={TOKEN: "amtool-bot"}))
     config = http_config(tmp_path / "bearer.yml", f"authorization:\n  credentials: {TOKEN}\n")
-    with served_app(app) as base:
-        yield Served(base, timeline, config)
-    timeline.dispose()
+    with serve(tmp_path, rules=RULES, auth=AuthSettings(),
+               api_auth=ApiAuth(tokens={TOKEN: "amtool-bot"})) as app:
+        yield Served(app.base, app.timeline, config)
 
 
 def test_amtool_adds_queries_and_expires_a_silence_with_a_bearer_token(served: Served
