@@ -42,7 +42,6 @@ import argparse
 import contextlib
 import gc
 import json
-import logging
 import socket
 import statistics
 import sys
@@ -71,7 +70,7 @@ from alert_jobs.http.app import create_app
 from alert_jobs.http.auth import AuthSettings
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import Timeline, schema, utcnow
-from benchmarks.delivery_bench import local_receiver
+from benchmarks.delivery_bench import local_receiver, quiet_log
 from benchmarks.pg_schema import drop_schema, scratch_schema
 from benchmarks.results_file import write_json
 from benchmarks.timeline_bench import BenchmarkError, aligned_table
@@ -358,30 +357,18 @@ def run(quick: bool = False) -> tuple[list[PushResult], dict[str, str]]:
     n_alerts, cycles = SIZES["quick" if quick else "full"]
     results: list[PushResult] = []
     skipped: dict[str, str] = {}
-    with _quiet(), _sqlite_url() as url:
+    with quiet_log("alert_jobs"), _sqlite_url() as url:
         results += measure("am_push_sqlite", url, n_alerts, cycles)
     pg_url, schema_name = scratch_schema("am_push")
     if pg_url is None:
         skipped["am_push_postgresql"] = schema_name
     else:
         try:
-            with _quiet():
+            with quiet_log("alert_jobs"):
                 results += measure("am_push_postgresql", pg_url, n_alerts, cycles)
         finally:
             drop_schema(schema_name)
     return results, skipped
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """alert-jobs' warnings off while measuring (delivery logs each message), then back."""
-    logger = logging.getLogger("alert_jobs")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def format_table(results: list[PushResult], skipped: dict[str, str]) -> str:

@@ -530,9 +530,10 @@ class SimulatedClock:
 
 
 @contextmanager
-def _quiet_outbox_log() -> Iterator[None]:
-    """Hide the outbox's one warning per failed attempt (750 of them); errors still show."""
-    logger = logging.getLogger("alert_jobs.outbox")
+def quiet_log(name: str = "alert_jobs.outbox") -> Iterator[None]:
+    """Only errors from the ``name`` logger while measuring (the outbox warns once per
+    failed attempt: 750 of them here), then as before."""
+    logger = logging.getLogger(name)
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
@@ -553,7 +554,7 @@ def bench_retry_after(rx: LocalReceiver, tmp: Path, base_delay: timedelta, messa
     try:
         _enqueue(timeline, _keys(tag, messages), now=T0)
         real_start = time.perf_counter()
-        with _quiet_outbox_log():
+        with quiet_log():
             while True:
                 report = deliver_due(timeline, receivers, limit=BATCH, concurrency=CONCURRENCY,
                                      base_delay=base_delay, now=clock)

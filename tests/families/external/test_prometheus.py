@@ -36,6 +36,7 @@ from tests.families.external.support import (
     serve,
     wait_for,
 )
+from tests.processes import stop_process
 
 SKIP = "Debian package prometheus is not installed (`apt-get install prometheus`)"
 
@@ -181,12 +182,7 @@ def test_prometheus_fires_and_resolves_through_the_api(
             wait_for(lambda: pushes() >= seen + 2, timeout=10, what="re-sent resolves")
             assert [m["status"] for m in messages(http_receiver)] == ["firing", "resolved"]
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=10)
         (record,) = served.timeline.alerts.list(include_inactive=True)
         assert record.state == AlertState.RESOLVED
         events = [(e["kind"], e["actor"], e["source"]) for e in served.timeline.events.list()

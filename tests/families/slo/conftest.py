@@ -38,6 +38,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.processes import stop_process
 
 #: Seconds between scrapes (and rule evaluations): Prometheus' smallest usual value.
 SCRAPE_INTERVAL = 1.0
@@ -251,12 +252,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
         _wait_ready(proc, url, log)
         yield PrometheusServer(url=url, target=target)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
         server.shutdown()
         server.server_close()
 
