@@ -170,6 +170,51 @@ def test_active_time_intervals_positive_control(timeline):
     assert "chat" in sent(timeline, "firing")
 
 
+ONLY_PAGER = """
+receivers:
+  - {name: pager, type: webhook, url: 'http://127.0.0.1:9/page'}
+defaults: {receivers: [pager], group_wait: 0s, group_interval: 5m, repeat_interval: 4h}
+time_intervals:
+  - name: deploy_window
+    time_intervals:
+      - weekdays: [tuesday]
+        times: [{start_time: "02:00", end_time: "04:00"}]
+        location: Europe/Berlin
+route:
+  receiver: pager
+  routes:
+    - {matchers: [team=payments], receiver: pager, mute_time_intervals: [deploy_window]}
+checks:
+  sql_metric:
+    - {name: orders_stuck, database: 'sqlite://', query: SELECT 1, expect: {max: 0},
+       labels: {team: payments}}
+"""
+AFTER_WINDOW = datetime(2026, 12, 1, 3, 1, tzinfo=UTC)  # 04:01 Berlin
+
+
+def test_an_alert_whose_every_target_is_in_a_window_is_sent_when_the_window_ends(timeline):
+    """Every route of the alert is muted: the engine treats it as muted (as a silenced
+    one), so nothing counts as sent and the first evaluation after the window sends it,
+    as Alertmanager's next group flush would, not only at the next repeat (4 h)."""
+    outcome = evaluate(timeline, Status.ALERT, IN_WINDOW, "run-in", ONLY_PAGER)
+    assert outcome.state == "firing" and sent(timeline, "firing") == []
+    record = outcome.result.decision.record
+    assert not record.notified_firing  # nobody was told
+    [event] = suppressed(timeline)
+    assert event["reason"] == "muted by time interval deploy_window on route root.0"
+    evaluate(timeline, Status.ALERT, IN_WINDOW + timedelta(minutes=30), "run-in-2", ONLY_PAGER)
+    assert sent(timeline, "firing") == []  # still inside
+    evaluate(timeline, Status.ALERT, AFTER_WINDOW, "run-after", ONLY_PAGER)
+    assert sent(timeline, "firing") == ["pager"]  # the positive control: told at once
+
+
+def test_an_alert_that_fires_and_clears_inside_its_window_is_never_sent(timeline):
+    evaluate(timeline, Status.ALERT, IN_WINDOW, "run-in", ONLY_PAGER)
+    evaluate(timeline, Status.OK, IN_WINDOW + timedelta(minutes=20), "run-ok", ONLY_PAGER)
+    evaluate(timeline, Status.OK, AFTER_WINDOW, "run-after", ONLY_PAGER)
+    assert sent(timeline, "firing") == [] and sent(timeline, "resolved") == []
+
+
 # ----- the rules file --------------------------------------------------------------------
 
 def test_child_routes_do_not_inherit_time_intervals():

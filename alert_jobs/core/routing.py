@@ -166,6 +166,20 @@ class Router:
                         self.time_intervals, now)
         return f"{why} on route {target.route_id}" if why else None
 
+    def all_time_muted(self, labels: dict[str, str], receivers: Sequence[str] | None,
+                       now: datetime) -> str | None:
+        """Why an alert with ``labels`` reaches no one at ``now``: every target it routes
+        to is muted by its route's time intervals (the reason of the first), or None.
+        The engine then treats the alert as muted, as it does a silenced one: nothing is
+        counted as sent, so once the window ends the next evaluation sends it, as
+        Alertmanager's next group flush would."""
+        if not self.time_intervals:
+            return None
+        reasons = [self.time_muted(target, now) for target in self.targets(labels, receivers)]
+        if reasons and all(reasons):
+            return reasons[0]
+        return None
+
     def inhibited_by(self, labels: dict[str, str],
                      firing: Iterable[dict[str, str]]) -> str | None:
         """Why an alert with ``labels`` is inhibited by one of the ``firing`` alerts, or None."""

@@ -293,9 +293,12 @@ class AlertStore:
                 plan = _Plan(priors)
                 for i in order:
                     obs, policy, message = items[i]
-                    inhibited = inhibition.inhibited_by(
-                        alert_labels(obs, obs.severity or policy.severity),
-                    ) if inhibition is not None else None
+                    labels = alert_labels(obs, obs.severity or policy.severity)
+                    inhibited = (inhibition.inhibited_by(labels)
+                                 if inhibition is not None else None)
+                    if inhibited is None and router.time_intervals:
+                        # every target in a maintenance window: muted as a whole
+                        inhibited = router.all_time_muted(labels, policy.receivers, now)
                     plan.add(i, fps[i], obs, message, evaluate(
                         obs, plan.prior(fps[i]), policy, now, silences,
                         obs.rule in disabled, inhibited), now, run_id,

@@ -16,9 +16,12 @@ transaction:
   alert's ``notified_firing`` is not enough: it says *some* target was told, and a
   window mutes only its own route's targets.)
 
-The engine decides per alert, before routing, so an alert whose firing a window muted
-counts as notified: if it still fires when the window ends it is sent with its next
-repeat (``repeat_interval``), not at once as Alertmanager's next group flush would.
+An alert whose every target is in a window never gets here: the engine mutes it as a
+whole (:meth:`Router.all_time_muted`, passed to the engine with the inhibition), so
+nothing counts as sent and the first evaluation after the window sends it. When only
+some targets are muted the alert counts as notified (the others were told): a muted
+target hears of a still-firing alert with its next repeat (``repeat_interval``), not at
+once as Alertmanager's next group flush would.
 """
 
 from __future__ import annotations
