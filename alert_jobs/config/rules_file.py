@@ -29,6 +29,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from alert_jobs.config.families import RulesSection
 from alert_jobs.config.receivers import ConsoleReceiverConfig, ReceiverConfig
+from alert_jobs.config.retention import RetentionConfig
 from alert_jobs.config.routes import Defaults, InhibitRule, Route
 from alert_jobs.config.rules import RuleBase
 from alert_jobs.config.time_intervals import TimeIntervalConfig
@@ -81,6 +82,7 @@ class RulesFile(Strict):
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     route: Route | None = None
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     checks: Checks = Field(default_factory=Checks)
 
     @field_validator("time_intervals")

@@ -118,10 +118,20 @@ class Family:
     #: Its assets write the timeline (so the ``alert_timeline`` asset is downstream of
     #: them); false for a family that only reads it (alert quality).
     writes_timeline: bool = True
+    #: Retention of the family's own tables (``timeline_retention``, daily):
+    #: ``trim(db, policy, now, trimmed)`` removes what the ``retention:`` settings say is
+    #: old, in batches (:func:`alert_jobs.store.retention.delete_in_batches`), and counts
+    #: it in ``trimmed``.
+    trim: Callable[..., None] | None = None
 
     def owns(self, rule: RuleBase) -> bool:
         model = self.rules.rule_model
         return model is not None and isinstance(rule, model)
+
+
+def family_trims() -> dict[str, Callable[..., None]]:
+    """Every installed family's retention hook, by family name."""
+    return {f.name: f.trim for f in installed_families() if f.trim is not None}
 
 
 def installed_families() -> tuple[Family, ...]:

@@ -20,4 +20,5 @@ FAMILY = Family(
     register_cli=lazy("alert_jobs.families.heartbeat.cli:register"),
     http_routes=lazy("alert_jobs.families.heartbeat.http:ping_routes"),
     simulate=lazy("alert_jobs.families.heartbeat.simulate:simulate"),
+    trim=lazy("alert_jobs.families.heartbeat.store:trim_pings"),
 )

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from alert_jobs.config.retention import RetentionConfig
 from alert_jobs.families.heartbeat.check import (
     Evaluation,
     HeartbeatState,
@@ -33,6 +34,8 @@ from alert_jobs.families.heartbeat.check import (
 )
 from alert_jobs.families.heartbeat.config import AUTO_RULE, HeartbeatCheck
 from alert_jobs.store import Timeline, TimelineError, schema
+from alert_jobs.store.db import Database
+from alert_jobs.store.retention import Trimmed, delete_in_batches
 
 heartbeats = sa.Table(
     "alert_heartbeats",
@@ -509,3 +512,21 @@ class HeartbeatStore:
                 item.pop("n")
                 out.setdefault(item["slug"], []).append(item)
         return out
+
+
+def trim_pings(db: Database, policy: RetentionConfig, now: datetime, trimmed: Trimmed) -> None:
+    """Retention (the family's ``trim`` hook): every check keeps its newest
+    ``pings_per_check`` pings; older ones go in batches, check by check."""
+    p = heartbeat_pings
+    keep = policy.pings_per_check
+    with db.read() as conn:
+        crowded = conn.execute(sa.select(p.c.slug).group_by(p.c.slug)
+                               .having(sa.func.count() > keep)).scalars().all()
+    for slug in crowded:
+        with db.read() as conn:
+            oldest_kept = conn.execute(
+                sa.select(p.c.id).where(p.c.slug == slug).order_by(p.c.id.desc())
+                .offset(keep - 1).limit(1)).scalar()
+        if oldest_kept is not None:
+            delete_in_batches(db, p, sa.and_(p.c.slug == slug, p.c.id < oldest_kept),
+                              policy.batch, trimmed)
