@@ -194,6 +194,25 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_db_trim(args: argparse.Namespace) -> int:
+    """What the daily ``timeline_retention`` asset does, now: the ``retention:`` settings
+    of the rules file (or its last good copy), every family's trim hook."""
+    from alert_jobs.runtime.family import family_trims
+    from alert_jobs.store import safe_url, utcnow
+    from alert_jobs.store.retention import trim
+
+    rules = rules_or_last_good(args, "trimming the timeline")
+    if not rules.retention.enabled:
+        print("retention is off (retention.enabled: false): nothing removed")
+        return EXIT_OK
+    timeline = timeline_of(args)
+    trimmed = trim(timeline, rules.retention, utcnow(), family_trims())
+    rows = ", ".join(f"{t} {n:,}" for t, n in sorted(trimmed.rows.items()) if n) or "nothing"
+    print(f"{safe_url(timeline.url)}: removed {rows} ({trimmed.batches} batches, "
+          f"{trimmed.seconds:.1f} s)")
+    return EXIT_OK
+
+
 def cmd_deliver(args: argparse.Namespace) -> int:
     from alert_jobs.runtime.deliver import deliver
 
@@ -223,6 +242,9 @@ def register(commands: Commands) -> None:
     db = commands.group("db", "timeline database commands")
     sp = db.add_parser("upgrade", help="create or migrate the timeline tables (idempotent)")
     sp.set_defaults(fn=cmd_db_upgrade)
+    sp = db.add_parser("trim", help="remove what the retention: settings say is old, now "
+                                    "(as the daily timeline_retention asset does)")
+    sp.set_defaults(fn=cmd_db_trim)
 
     commands.add("deliver", cmd_deliver, "send due notifications from the outbox now")
 
