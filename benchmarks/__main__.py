@@ -25,6 +25,7 @@ from benchmarks import (
     redis_bench,
     redis_restart_soak,
     responder_bench,
+    retention_bench,
     slo_bench,
     timeline_bench,
 )
@@ -93,6 +94,8 @@ def main() -> int:
     print()
     am_push_failed = am_push_bench.main([])  # prints, writes results/am_push.json
     print()
+    retention_failed = retention_bench.main([])  # prints, writes results/retention.json
+    print()
     deploy_scale.main([])  # 1,000 rules on a PostgreSQL timeline: results/deploy_scale.json
     print()
     redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
@@ -102,7 +105,8 @@ def main() -> int:
     baseline_failed = any(r.mismatches for r in baseline_results)
     return 1 if (failed or redis_failed or delivery_failed or drift_failed or cost_failed
                  or slo_failed or baseline_failed or heartbeat_failed or recovery_failed
-                 or ping_failed or daemon_failed or responder_failed or am_push_failed) else 0
+                 or ping_failed or daemon_failed or responder_failed or am_push_failed
+                 or retention_failed) else 0
 
 
 if __name__ == "__main__":

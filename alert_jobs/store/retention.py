@@ -16,7 +16,11 @@ reviews are computed from).
 How: each batch is one short transaction that deletes at most ``batch`` rows chosen by
 primary key (``DELETE … WHERE id IN (SELECT id … LIMIT n)``), oldest first, so an
 evaluation running meanwhile waits for one batch at most (SQLite has one writer) and
-PostgreSQL never holds a long lock; the loop ends when a batch comes back short.
+PostgreSQL never holds a long lock; the loop ends when a batch comes back short. Events
+are chosen by their time index; evaluations and notifications, which have none, by an
+``id`` bound below the first row written after the cutoff (found once, by a read), so
+no batch reads the rows that stay. A row written out of time order (a back-dated
+import) above that bound waits until the bound passes it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -50,11 +55,29 @@ class Trimmed:
 
 
 def delete_in_batches(db: Database, table: sa.Table, where: sa.ColumnElement[bool],
-                      batch: int, trimmed: Trimmed) -> None:
-    """Delete the rows of ``table`` matching ``where``, ``batch`` at a time by its ``id``,
-    oldest first, each batch its own transaction."""
+                      batch: int, trimmed: Trimmed, *,
+                      order_by: sa.ColumnElement[Any] | None = None,
+                      written_before: tuple[sa.Column[Any], datetime] | None = None) -> None:
+    """Delete the rows of ``table`` matching ``where``, ``batch`` at a time, oldest first
+    (by ``order_by``, an indexed column; else by ``id``), each batch its own transaction.
+
+    ``written_before=(column, moment)``: ``column`` is the time each row was written
+    (so it grows with ``id``); only rows written before ``moment`` are considered, by an
+    ``id`` bound found once. Without it, the last batch — the one that finds nothing
+    left — would read every row kept (evaluations have no index on their time), holding
+    SQLite's one writer lock all along: 171 ms over 1.7M rows, seconds at real size
+    (``benchmarks/retention_bench.py``).
+    """
     pk = table.c.id
-    chosen = sa.select(pk).where(where).order_by(pk).limit(batch).scalar_subquery()
+    if written_before is not None:
+        column, moment = written_before
+        with db.read() as conn:  # a read: writers are not held up meanwhile
+            boundary = conn.execute(sa.select(pk).where(column >= moment).order_by(pk)
+                                    .limit(1)).scalar()
+        if boundary is not None:
+            where = sa.and_(where, pk < boundary)
+    chosen = (sa.select(pk).where(where).order_by(pk if order_by is None else order_by)
+              .limit(batch).scalar_subquery())
     statement = table.delete().where(pk.in_(chosen))
     while True:
         with db.tx() as conn:
@@ -69,11 +92,14 @@ def trim_timeline(db: Database, policy: RetentionConfig, now: datetime,
                   trimmed: Trimmed) -> None:
     """The core tables (see the module docstring)."""
     e, v, o = schema.events, schema.evaluations, schema.outbox
-    delete_in_batches(db, e, e.c.at < now - policy.events, policy.batch, trimmed)
-    delete_in_batches(db, v, v.c.at < now - policy.evaluations, policy.batch, trimmed)
-    done = now - policy.delivered_notifications
+    events_before = now - policy.events  # by their time index
+    delete_in_batches(db, e, e.c.at < events_before, policy.batch, trimmed, order_by=e.c.at)
+    evaluations_before = now - policy.evaluations  # written at their time, in id order
+    delete_in_batches(db, v, v.c.at < evaluations_before, policy.batch, trimmed,
+                      written_before=(v.c.at, evaluations_before))
+    done = now - policy.delivered_notifications  # delivered after they were created
     delete_in_batches(db, o, sa.or_(o.c.delivered_at < done, o.c.failed_at < done),
-                      policy.batch, trimmed)
+                      policy.batch, trimmed, written_before=(o.c.created_at, done))
 
 
 FamilyTrim = Callable[[Database, RetentionConfig, datetime, Trimmed], None]
