@@ -144,7 +144,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # the collector from walking it again and again under load.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # proxy_headers=False: uvicorn would otherwise replace the peer address with one
+    # from X-Forwarded-For, and the trusted-proxy check of the sign-in (which must see the
+    # proxy's own address) would then judge an address the client chose.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False)
     return EXIT_OK
 
 

@@ -12,12 +12,13 @@ Code that needs one family's rules asks for them by type::
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
+    BaseModel,
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
@@ -27,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from alert_jobs.config.baseline import Baseline
 from alert_jobs.config.families import RulesSection
 from alert_jobs.config.receivers import ConsoleReceiverConfig, ReceiverConfig
 from alert_jobs.config.retention import RetentionConfig
@@ -34,6 +36,7 @@ from alert_jobs.config.routes import Defaults, InhibitRule, Route
 from alert_jobs.config.rules import RuleBase
 from alert_jobs.config.time_intervals import TimeIntervalConfig
 from alert_jobs.config.types import Strict
+from alert_jobs.core.durations import format_duration
 from alert_jobs.core.routing import Router
 
 R = TypeVar("R", bound=RuleBase)
@@ -46,6 +49,18 @@ class Checks(Strict):
 
 def _console() -> ReceiverConfig:
     return ConsoleReceiverConfig(name="console", type="console")
+
+
+def _baselines(model: Any) -> Iterator[Baseline]:
+    """Every ``Baseline`` inside a rule's settings (``expect.baseline``, a family's own)."""
+    if isinstance(model, Baseline):
+        yield model
+    elif isinstance(model, BaseModel):
+        for value in model.__dict__.values():
+            yield from _baselines(value)
+    elif isinstance(model, (list, tuple)):
+        for item in model:
+            yield from _baselines(item)
 
 
 def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
@@ -111,6 +126,25 @@ class RulesFile(Strict):
             return handler(data)
         finally:
             _INTERVAL_NAMES.reset(token)
+
+    @model_validator(mode="after")
+    def _retention_keeps_baseline_history(self) -> RulesFile:
+        """A baseline learns from the rule's own evaluations: retention must keep them at
+        least as long as its history (and a day), or the baseline would silently learn
+        from less than it says."""
+        if not self.retention.enabled:
+            return self
+        for rule in self.rules():
+            for baseline in _baselines(rule):
+                needed = baseline.history + timedelta(days=1)
+                if self.retention.evaluations < needed:
+                    raise ValueError(
+                        f"retention.evaluations ({format_duration(self.retention.evaluations)}) "
+                        f"is shorter than rule {rule.name!r}'s baseline history "
+                        f"({format_duration(baseline.history)}) and a day: retention would "
+                        f"cut the history it learns from; set retention.evaluations to at "
+                        f"least {format_duration(needed)}")
+        return self
 
     @field_validator("route")
     @classmethod

@@ -91,6 +91,7 @@ def create_app(timeline_factory: Callable[[], Timeline] | None = None,
     signin = Auth(auth if auth is not None else AuthSettings.from_env(), get_timeline)
     pages = Pages(signin, get_timeline, rules)
     api = api_auth if api_auth is not None else ApiAuth.from_env(signin.settings.accounts)
+    api.throttle = signin.throttle  # one count of failed sign-ins, pages and API alike
     app = Starlette(routes=[
         Route("/healthz", healthz),
         *action_routes(get_timeline, rules),

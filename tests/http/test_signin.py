@@ -103,7 +103,7 @@ def test_the_throttle_forgets_failures_after_its_window() -> None:
     assert throttle.retry_after("carol", "10.0.0.3", t0 + timedelta(minutes=2)) is None
     assert throttle.retry_after("alice", "10.0.0.1", t0 + timedelta(minutes=16)) is None
     throttle.failed("dave", "10.0.0.9", t0)
-    throttle.succeeded("dave")
+    throttle.succeeded("dave", "10.0.0.9")
     throttle.failed("dave", "10.0.0.8", t0)
     assert throttle.retry_after("dave", "10.0.0.7", t0) is None  # a success cleared it
 
@@ -211,3 +211,50 @@ def test_serve_refuses_a_broken_account_setting_at_start(tmp_path: Path) -> None
 
 def test_password_hashes_are_salted() -> None:
     assert hash_password(PASSWORD, n=2**10) != hash_password(PASSWORD, n=2**10)
+
+
+def test_parallel_wrong_passwords_cannot_outrun_the_throttle(tmp_path: Path) -> None:
+    """The check and the count are one step: a burst of guesses sent at once is limited
+    like guesses sent one after another."""
+    import concurrent.futures
+
+    with serve(tmp_path) as served:
+        def guess(_: int) -> int:
+            with served.client() as client:
+                return sign_in(client, password="guess").status_code
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+            codes = list(pool.map(guess, range(20)))
+        assert codes.count(401) == 5 and codes.count(429) == 15
+
+
+def test_a_form_from_another_site_is_refused_even_with_a_good_token(tmp_path: Path) -> None:
+    with serve(tmp_path) as served:
+        client = signed_in(served)
+        token = csrf_of(client.get("/alerts").text)
+        for site in ("cross-site", "same-site"):
+            refused = client.post("/silences", data={"csrf": token, "action": "create"},
+                                  headers={"Sec-Fetch-Site": site})
+            assert refused.status_code == 403 and "another site" in refused.text
+        own = client.post("/silences", data={"csrf": token, "action": "preview",
+                                             "matchers": "team=x", "comment": "c", "ends": "2h"},
+                          headers={"Sec-Fetch-Site": "same-origin"})
+        assert own.status_code == 200  # positive control: its own page's form
+        nul = client.post("/silences", data={"csrf": token, "comment": "a\x00b"})
+        assert nul.status_code == 400 and "NUL" in nul.text
+
+
+def test_the_api_basic_auth_shares_the_sign_in_throttle(tmp_path: Path) -> None:
+    """The Alertmanager API is no side door for guessing an account's password."""
+    from alert_jobs.http.alertmanager import ApiAuth
+
+    with serve(tmp_path, api_auth=ApiAuth(accounts=dict(HASHES))) as served:
+        client = served.client()
+        good = client.get("/api/v2/silences", auth=("alice", PASSWORD))
+        assert good.status_code == 200  # the positive control
+        codes = [client.get("/api/v2/silences", auth=("bob", "guess")).status_code
+                 for _ in range(6)]
+        assert codes == [401] * 5 + [429]
+        blocked = client.get("/api/v2/silences", auth=("bob", PASSWORD))
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+        assert sign_in(served.client(), user="bob").status_code == 429  # the pages too

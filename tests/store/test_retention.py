@@ -179,3 +179,20 @@ def test_an_evaluation_written_out_of_time_order_waits_and_nothing_young_goes(
     assert count(timeline, v) == 0
     timeline.dispose()
 
+
+
+def test_retention_may_not_cut_a_baselines_history() -> None:
+    from alert_jobs.config import RulesError, parse_rules
+
+    rule = """
+checks:
+  sql_metric:
+    - name: orders
+      database: sqlite://
+      query: SELECT 1
+      expect: {baseline: {history: 28d}}
+"""
+    with pytest.raises(RulesError, match=r"shorter than rule 'orders'.s baseline history"):
+        parse_rules(rule + "retention: {evaluations: 20d}\n")
+    assert parse_rules(rule + "retention: {evaluations: 29d}\n")  # a day more: fine
+    assert parse_rules(rule + "retention: {evaluations: 20d, enabled: false}\n")

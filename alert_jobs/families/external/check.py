@@ -81,12 +81,12 @@ def _time(value: Any, where: str, problems: list[str]) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
+        if moment.year <= 1:  # Go's zero time: unset
+            return None
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: outside years 1-9999 in UTC
         problems.append(f"{where}: {value!r} is not a valid time")
         return None
-    if moment.year <= 1:  # Go's zero time: unset
-        return None
-    return moment.astimezone(UTC)
 
 
 def _label_set(value: Any, where: str, problems: list[str]) -> dict[str, str]:

@@ -11,9 +11,13 @@ instances none of whose alerts was sent again before its ``endsAt``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+
+import sqlalchemy as sa
 
 from alert_jobs.config import RulesFile
 from alert_jobs.core.engine import RulePolicy
@@ -112,9 +116,41 @@ def _settle(rules: RulesFile, timeline: Timeline, kept: dict[str, list[Stored]],
     return outcomes
 
 
+#: Pushes and sweeps take turns, whole: merge, decision and forgetting. Two overlapping
+#: pushes (an HA pair of Prometheus servers) must not decide from stale snapshots: a
+#: resolve that forgot the alert, then a firing decided from before it, would leave the
+#: alert firing with nothing left for the sweep to resolve.
+_TURNS = threading.Lock()
+#: PostgreSQL: the same, across ``serve`` replicas and the sweep sensor (a session lock,
+#: another key than the per-transaction one of :meth:`ExternalStore.push`).
+WHOLE_PUSH_LOCK = 7438220
+
+
+@contextmanager
+def _one_at_a_time(timeline: Timeline) -> Iterator[None]:
+    with _TURNS:
+        if timeline.dialect != "postgresql":
+            yield
+            return
+        with timeline.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": WHOLE_PUSH_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"),
+                             {"key": WHOLE_PUSH_LOCK})
+                conn.commit()
+
+
 def sweep(rules: RulesFile, timeline: Timeline, *, now: datetime) -> list[RuleOutcome]:
     """Resolve the alert instances whose alerts all passed ``endsAt`` unsent (Alertmanager:
     an alert not sent again before its end is resolved)."""
+    with _one_at_a_time(timeline):
+        return _sweep(rules, timeline, now=now)
+
+
+def _sweep(rules: RulesFile, timeline: Timeline, *, now: datetime) -> list[RuleOutcome]:
     store = ExternalStore(timeline)
     ended = store.ended_fingerprints(now)
     if not ended:
@@ -124,10 +160,17 @@ def sweep(rules: RulesFile, timeline: Timeline, *, now: datetime) -> list[RuleOu
 
 def receive(rules: RulesFile, timeline: Timeline, alerts: Sequence[PushedAlert], *,
             now: datetime, caller: str) -> PushReport:
-    """One push, end to end but for delivery (the caller delivers what is due)."""
+    """One push, end to end but for delivery (the caller delivers what is due); one at
+    a time with other pushes and sweeps (see :data:`_TURNS`)."""
+    with _one_at_a_time(timeline):
+        return _receive(rules, timeline, alerts, now=now, caller=caller)
+
+
+def _receive(rules: RulesFile, timeline: Timeline, alerts: Sequence[PushedAlert], *,
+             now: datetime, caller: str) -> PushReport:
     settings = rules.section(ExternalSettings)
     report = PushReport(received=len(alerts))
-    swept = sweep(rules, timeline, now=now)
+    swept = _sweep(rules, timeline, now=now)
     report.swept = len(swept)
     latest: dict[str, PushedAlert] = {}
     for alert in alerts:  # an alert sent twice in one push: the later one counts

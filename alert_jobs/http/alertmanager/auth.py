@@ -23,16 +23,26 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 
-from alert_jobs.http.auth.passwords import PasswordHashError, verify_password
+from alert_jobs.http.auth.passwords import PasswordHashError, dummy_hash, verify_password
+from alert_jobs.http.auth.throttle import LoginThrottle
 
 TOKENS_ENV = "ALERT_JOBS_API_TOKENS"
 MIN_TOKEN = 24
 #: How long a verified basic-auth pair is remembered.
 BASIC_TTL_S = 300.0
 _NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+class Throttled(Exception):
+    """Too many failed basic-auth checks for the account or the address: retry later."""
+
+    def __init__(self, seconds: int):
+        super().__init__(f"too many failed sign-ins; try again in {seconds} s")
+        self.seconds = seconds
 
 
 class ApiAuthError(ValueError):
@@ -62,6 +72,8 @@ def parse_tokens(text: str) -> dict[str, str]:
 class ApiAuth:
     tokens: Mapping[str, str] = field(default_factory=dict)  # token → name
     accounts: Mapping[str, str] = field(default_factory=dict)  # name → scrypt hash
+    #: The responder pages' throttle (shared, so the API is no side door for guessing).
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _verified: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -76,7 +88,8 @@ class ApiAuth:
         return bool(self.tokens) or bool(self.accounts)
 
     def caller(self, request: Request) -> str | None:
-        """The authenticated caller's name, or ``None`` (blocking: scrypt on a miss)."""
+        """The authenticated caller's name, or ``None`` (blocking: scrypt on a miss);
+        raises :class:`Throttled` after too many failed basic-auth checks."""
         header = request.headers.get("authorization", "")
         scheme, _, credentials = header.partition(" ")
         credentials = credentials.strip()
@@ -86,28 +99,34 @@ class ApiAuth:
                     return name
             return None
         if scheme.lower() == "basic" and credentials:
-            return self._basic(credentials)
+            return self._basic(credentials, request.client.host if request.client else "")
         return None
 
-    def _basic(self, credentials: str) -> str | None:
+    def _basic(self, credentials: str, client: str) -> str | None:
         try:
             user, sep, password = base64.b64decode(credentials, validate=True).decode(
                 "utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        stored = self.accounts.get(user)
-        if not sep or stored is None:
+        if not sep:
             return None
+        stored = self.accounts.get(user)
         key = hashlib.sha256(f"{user}\0{password}\0{stored}".encode()).hexdigest()
         now = time.monotonic()
         with self._lock:
-            if self._verified.get(key, 0.0) > now:
+            if stored is not None and self._verified.get(key, 0.0) > now:
                 return user
+        # As the sign-in page: checked and counted at once, an unknown name costs a
+        # real scrypt check, and a success takes the count back.
+        wait = self.throttle.attempt(user, client, datetime.now(UTC))
+        if wait is not None:
+            raise Throttled(wait)
         try:
-            ok = verify_password(password, stored)
+            ok = verify_password(password, stored or dummy_hash()) and stored is not None
         except PasswordHashError:
             return None
         if ok:
+            self.throttle.succeeded(user, client)
             with self._lock:
                 if len(self._verified) > 1000:
                     self._verified.clear()

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from alert_jobs.http.alertmanager.auth import TOKENS_ENV, ApiAuth
+from alert_jobs.http.alertmanager.auth import TOKENS_ENV, ApiAuth, Throttled
 
 CHALLENGE = 'Bearer realm="alert-jobs", Basic realm="alert-jobs"'
 #: The largest body accepted (Prometheus sends alerts in batches of 64 by default).
@@ -43,7 +43,7 @@ async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
             raise ApiError(413, f"request body larger than {limit} bytes")
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # [[[[…: too deep
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
 
 
@@ -58,7 +58,12 @@ def api(auth: ApiAuth, handler: Handler) -> Callable[[Request], Awaitable[Respon
         if not auth.configured:
             return error(401, f"the Alertmanager API is off: set ${TOKENS_ENV} (bearer "
                               "tokens) or ALERT_JOBS_USERS (basic auth)")
-        caller = await run_in_threadpool(auth.caller, request)
+        try:
+            caller = await run_in_threadpool(auth.caller, request)
+        except Throttled as exc:
+            response = error(429, str(exc))
+            response.headers["Retry-After"] = str(exc.seconds)
+            return response
         if caller is None:
             response = error(401, "authentication required: a bearer token from "
                                   f"${TOKENS_ENV} or basic auth with an account")

@@ -58,7 +58,7 @@ def parse_time(value: Any, field: str) -> datetime:
         text = text.replace(fraction.group(0), "." + fraction.group(1)[:6], 1)
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: past year 9999 in UTC
         raise bad(f"{field} is not a valid date-time: {exc}") from None
 
 

@@ -149,11 +149,27 @@ def current_user(request: Request) -> User:
     return user
 
 
+def cross_site(request: Request) -> bool:
+    """Whether the browser says the form comes from another origin (``Sec-Fetch-Site``
+    other than ``same-origin``; a browser sends it on every request, proxies leave it
+    alone, and an old browser without it is left to the token). A second line behind the
+    token: a proxy user's token is a cookie, which a sibling subdomain could plant."""
+    site = request.headers.get("sec-fetch-site")
+    return site is not None and site not in ("same-origin", "none")
+
+
 async def checked_form(request: Request) -> dict[str, str]:
-    """The POSTed form (first value of each field), if its CSRF token is the user's."""
+    """The POSTed form (first value of each field), if its CSRF token is the user's and
+    it was not sent from another site."""
+    if cross_site(request):
+        raise FormRefused("This form was sent from another site; the pages accept only "
+                          "their own forms. Nothing changed.")
     body = await read_limited(request)
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"),
                                          keep_blank_values=True).items()}
+    if any("\x00" in v for v in form.values()):
+        raise FormRefused("The form holds a NUL character, which no field may contain. "
+                          "Nothing changed.", 400)
     sent = form.get(CSRF_FIELD, "")
     if not sent or not hmac.compare_digest(sent.encode(), current_user(request).csrf.encode()):
         raise FormRefused("This form's security token is missing or does not match your "

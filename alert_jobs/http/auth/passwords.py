@@ -9,6 +9,7 @@ configuration. scrypt is memory-hard, so a leaked hash is expensive to guess.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -39,6 +40,13 @@ def hash_password(password: str, *, n: int = N, r: int = R, p: int = P) -> str:
     key = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=MAXMEM,
                          dklen=KEY_BYTES)
     return f"{SCHEME}${n}${r}${p}${_b64(salt)}${_b64(key)}"
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of a random password, checked when a user name is unknown, so an unknown
+    name costs the same time as a wrong password (the answer's timing names no account)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def check_hash_format(stored: str) -> None:

@@ -48,15 +48,40 @@ class LoginThrottle:
                     waits.append((times[0] + self.window - now).total_seconds())
             return max(1, int(max(waits)) + 1) if waits else None
 
+    def attempt(self, username: str, client: str, now: datetime) -> int | None:
+        """Check and count one sign-in attempt at once (under the lock): the seconds to
+        wait if blocked (nothing counted), else ``None`` with the attempt counted as a
+        failure until :meth:`succeeded` clears it. Checking first and counting after the
+        slow password check would let a burst of parallel guesses all pass the check."""
+        with self._lock:
+            waits = []
+            for key in self._keys(username, client):
+                times = self._recent(key, now)
+                if len(times) >= self.limit:
+                    waits.append((times[0] + self.window - now).total_seconds())
+            if waits:
+                return max(1, int(max(waits)) + 1)
+            self._record(username, client, now)
+            return None
+
     def failed(self, username: str, client: str, now: datetime) -> None:
         with self._lock:
-            if len(self._failures) >= MAX_KEYS:  # drop the stalest keys
-                for key in sorted(self._failures, key=lambda k: self._failures[k][-1])[
-                        :MAX_KEYS // 10]:
-                    del self._failures[key]
-            for key in self._keys(username, client):
-                self._failures.setdefault(key, deque()).append(now)
+            self._record(username, client, now)
 
-    def succeeded(self, username: str) -> None:
+    def _record(self, username: str, client: str, now: datetime) -> None:
+        """Count a failure (the caller holds the lock)."""
+        if len(self._failures) >= MAX_KEYS:  # drop the stalest keys
+            for key in sorted(self._failures, key=lambda k: self._failures[k][-1])[
+                    :MAX_KEYS // 10]:
+                del self._failures[key]
+        for key in self._keys(username, client):
+            self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, username: str, client: str) -> None:
+        """A right password: the account's count is cleared, and the attempt that
+        :meth:`attempt` counted for the address is taken back."""
         with self._lock:
             self._failures.pop(f"user:{username.lower()}", None)
+            times = self._failures.get(f"addr:{client}")
+            if times:
+                times.pop()

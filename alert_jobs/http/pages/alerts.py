@@ -154,7 +154,7 @@ def routes(pages: Pages) -> list[Route]:
                 text = form.get("duration", "").strip()
                 try:
                     delta = parse_duration(text)
-                except DurationError as exc:
+                except (DurationError, OverflowError) as exc:
                     return refusal(request, "Cannot snooze", f"{exc}. Use a duration such "
                                    "as 30m, 1h or 6h.", 400)
                 if not timedelta(0) < delta <= MAX_SNOOZE:

@@ -20,15 +20,13 @@ from starlette.routing import Route
 
 from alert_jobs.http.auth import Auth, FormRefused
 from alert_jobs.http.auth.guard import SESSION_COOKIE, client_address, read_limited
-from alert_jobs.http.auth.passwords import hash_password, verify_password
+from alert_jobs.http.auth.passwords import dummy_hash, verify_password
 from alert_jobs.http.auth.settings import HEADER_ENV, USERS_ENV
 from alert_jobs.http.pages.render import page
 from alert_jobs.store import utcnow
 
 LOGIN_CSRF_COOKIE = "alert_jobs_login_csrf"
 log = logging.getLogger("alert_jobs.http.login")
-#: Checked against when the name is unknown, so that costs the same time as a real check.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
 def safe_next(target: str) -> str:
@@ -76,7 +74,9 @@ def login_routes(auth: Auth) -> list[Route]:
             return form(request, status=403, username=username, next_=next_,
                         error="No built-in accounts are configured on this server.")
         client, now = client_address(request), utcnow()
-        wait = auth.throttle.retry_after(username, client, now)
+        # Checked and counted at once, before the slow password check: parallel guesses
+        # cannot all slip through between a check and a count.
+        wait = auth.throttle.attempt(username, client, now)
         if wait is not None:
             log.warning("sign-in refused (too many failures): user=%r client=%s",
                         username, client)
@@ -85,13 +85,12 @@ def login_routes(auth: Auth) -> list[Route]:
                         error=f"Too many failed sign-ins. Try again in {wait} seconds.")
         stored = auth.settings.accounts.get(username)
         ok = await run_in_threadpool(verify_password, fields.get("password", ""),
-                                     stored or _DUMMY_HASH)
-        if not (ok and stored):
-            auth.throttle.failed(username, client, now)
+                                     stored or dummy_hash())
+        if not (ok and stored):  # already counted by attempt()
             log.warning("sign-in failed: user=%r client=%s", username, client)
             return form(request, status=401, username=username, next_=next_,
                         error="Wrong user name or password.")
-        auth.throttle.succeeded(username)
+        auth.throttle.succeeded(username, client)
         token, _ = await run_in_threadpool(
             auth.get_timeline().sessions.start, username,
             lifetime=auth.settings.session_lifetime)

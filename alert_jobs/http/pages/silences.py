@@ -88,9 +88,9 @@ def parse_moment(text: str, what: str) -> datetime:
     """A ``datetime-local`` value (``YYYY-MM-DDTHH:MM``, read as UTC) or an ISO time."""
     try:
         moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59-01:00 is past year 9999 in UTC
         raise ValueError(f"{what} {text.strip()!r} is not a time: write {TIME_HINT}.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_ends(text: str, starts_at: datetime) -> datetime:

@@ -4,7 +4,7 @@ a real webhook receiver, once per change; bad pushes are refused whole."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +286,45 @@ def test_a_silence_on_the_prometheus_labels_mutes_a_pushed_alert(
         assert len(messages(http_receiver)) == 1
         assert {a.labels["instance"]: a.state for a in served.timeline.alerts.list()} == {
             "api-1": AlertState.FIRING, "web-1": AlertState.FIRING}  # muted, still firing
+
+
+def test_a_firing_and_a_resolve_pushed_at_once_never_leave_a_stale_firing(
+        tmp_path: Path, db_url: str, http_receiver: HttpReceiver) -> None:
+    """One of an HA pair re-sends the alert firing while the other sends its resolve:
+    pushes take turns whole (merge, decision, forgetting), so the alert's state always
+    follows what is kept — never firing with nothing left for the sweep to resolve."""
+    import threading
+
+    from alert_jobs.core.model import AlertState
+    from alert_jobs.families.external.check import parse_alerts
+    from alert_jobs.families.external.run import receive
+
+    rules = parse(rules_text(http_receiver))
+    with serve(tmp_path, rules, db_url=db_url) as served:
+        for _ in range(8):
+            now = utcnow()
+            firing = parse_alerts([alert(ends=now + timedelta(minutes=4))])
+            receive(rules, served.timeline, firing, now=now, caller="p0")
+            start = threading.Barrier(2)
+
+            def push(ends: datetime, caller: str, start: threading.Barrier) -> None:
+                start.wait()
+                receive(rules, served.timeline, parse_alerts([alert(ends=ends)]),
+                        now=utcnow(), caller=caller)
+
+            threads = [threading.Thread(target=push, args=(ends, caller, start))
+                       for ends, caller in ((now + timedelta(minutes=4), "p1"),
+                                            (now - timedelta(seconds=1), "p2"))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            [record] = served.timeline.alerts.list(include_inactive=True)
+            kept = ExternalStore(served.timeline).all()
+            if not kept:  # the resolve came last: nothing kept, so not firing
+                assert record.state != AlertState.FIRING
+            else:  # the firing came last: kept and firing, the sweep can end it later
+                assert record.state == AlertState.FIRING
+            receive(rules, served.timeline,  # resolve for the next round
+                    parse_alerts([alert(ends=utcnow() - timedelta(seconds=1))]),
+                    now=utcnow(), caller="p0")
