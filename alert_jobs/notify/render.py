@@ -15,6 +15,11 @@ from alert_jobs.core.model import Observation, Severity
 from alert_jobs.notify.contract import AlertLinks, GroupMessage, group_title
 
 
+def run_link(dagster_url: str, run_id: str | None) -> str:
+    """The Dagster UI's page of a run, or ``""`` without a run (or a UI)."""
+    return f"{dagster_url.rstrip('/')}/runs/{run_id}" if dagster_url and run_id else ""
+
+
 def build_message(
     obs: Observation,
     *,
@@ -30,7 +35,7 @@ def build_message(
     actions: AlertLinks | None = None,
 ) -> dict[str, Any]:
     """One alert in the message standard's order (an :class:`AlertMessage` minus status)."""
-    run_url = f"{dagster_url.rstrip('/')}/runs/{run_id}" if dagster_url and run_id else ""
+    run_url = run_link(dagster_url, run_id)
     fp = obs.fingerprint
     return {
         "rule": obs.rule,

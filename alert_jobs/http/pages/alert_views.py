@@ -19,6 +19,7 @@ from typing import Any
 from alert_jobs.config import RuleBase, RulesFile
 from alert_jobs.core.model import AlertRecord, AlertState, Matcher, Severity, alert_labels
 from alert_jobs.core.muting import Mute, SilenceIndex, mutes
+from alert_jobs.notify.render import run_link
 from alert_jobs.store import Timeline
 
 STATE_ORDER = (AlertState.FIRING, AlertState.RECOVERING, AlertState.PENDING)
@@ -68,9 +69,7 @@ class Links:
         return notes.runbook_url or "", notes.dashboard_url or ""
 
     def run_url(self, run_id: str | None) -> str | None:
-        if not run_id:
-            return None
-        return f"{self.rules.defaults.dagster_url.rstrip('/')}/runs/{run_id}"
+        return run_link(self.rules.defaults.dagster_url, run_id) or None
 
 
 def matching(records: Iterable[AlertRecord], matchers: Sequence[Matcher]) -> list[AlertRecord]:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from alert_jobs.config import RulesError, RulesFile
 from alert_jobs.http.auth import Auth, FormRefused, checked_form
 from alert_jobs.http.pages.render import refusal
+from alert_jobs.notify.render import run_link
 from alert_jobs.store import Timeline
 
 #: ``source`` of the timeline events the pages write (links write "link", the CLI "cli").
@@ -32,9 +33,7 @@ class Pages:
 
     def run_url(self, run_id: str | None) -> str | None:
         """The Dagster UI's page of a run, or ``None``."""
-        if not run_id:
-            return None
-        return f"{self.rules().defaults.dagster_url.rstrip('/')}/runs/{run_id}"
+        return run_link(self.rules().defaults.dagster_url, run_id) or None
 
 
 FormHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
