@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -62,8 +64,18 @@ def make_engine(url: str) -> Engine:
         # below takes the write lock up front instead of failing mid-transaction.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Switching a new database to WAL can answer "database is locked" at once while
+        # another process is switching it too (the busy handler is not always asked):
+        # try again for a few seconds, as the busy timeout would.
+        for attempt in range(100):
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
