@@ -37,10 +37,14 @@ AUTO_RULE = "heartbeat"  # the rule name of checks created by their first ping
 RUN_FAILED = "dagster_run_failed"  # the instance-watch rules (watch.py)
 ASSET_CHECK_FAILED = "dagster_asset_check_failed"
 TICK_FAILED = "dagster_tick_failed"
+CHECK_STALE = "dagster_check_stale"  # watch_freshness.py
+RUN_HUNG = "dagster_run_hung"  # watch_runs.py
+LOCATION_FAILED = "dagster_location_failed"  # watch_locations.py
 RULES_FILE_INVALID = "rules_file_invalid"  # rules_file.py
 # Rule names the system alerts under itself: a rule of the file with one of them would
 # share its alerts, silences and severity, so the file may not use them.
-RESERVED_RULES = (AUTO_RULE, RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED, RULES_FILE_INVALID)
+RESERVED_RULES = (AUTO_RULE, RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED, CHECK_STALE, RUN_HUNG,
+                  LOCATION_FAILED, RULES_FILE_INVALID)
 
 
 def _slug(value: Any) -> str:
@@ -163,12 +167,48 @@ class SelfMonitoring(Strict):
     lookback: Duration = timedelta(hours=1)  # how far back the very first tick looks
     deadman_url: SecretOrText | None = None
     deadman_timeout: Duration = timedelta(seconds=3)
+    #: how often the instance-watch sensor looks (Dagster's minimum sensor interval)
+    watch_interval: Duration = timedelta(seconds=30)
+    # --- checks that stop running (watch_freshness.py) ---
+    #: a scheduled check asset not evaluated within this many of its schedule's longest
+    #: interval is stale (Dagster's freshness policy on the asset says the same)
+    freshness: bool = True
+    stale_after_intervals: float = Field(default=2.0, ge=1.0)
+    #: per family (``sql_metric: 15m``): a fixed window instead of the intervals above
+    stale_after: dict[str, Duration] = Field(default_factory=dict)
+    # --- runs that hang (watch_runs.py) ---
+    hung_runs: bool = True
+    #: per family (``sql_metric: 10m``) or ``default``: how long a run may be in
+    #: progress; unset, the limit comes from the job's own history of run times
+    hung_after: dict[str, Duration] = Field(default_factory=dict)
+    #: the history-based limit is this many times the job's p95 run time …
+    hung_history_factor: float = Field(default=3.0, ge=1.0)
+    #: … and never below this
+    hung_min: Duration = timedelta(minutes=2)
+    #: a job with fewer than 5 finished runs to learn from gets this limit
+    hung_without_history: Duration = timedelta(hours=1)
+    # --- code locations that fail to load (watch_locations.py) ---
+    location_errors: bool = True
+    #: the Dagster webserver's GraphQL endpoint (load errors live only in the webserver's
+    #: and the daemon's memory); default: ``defaults.dagster_url`` + ``/graphql``
+    graphql_url: str | None = None
+    graphql_timeout: Duration = timedelta(seconds=5)
 
     @model_validator(mode="after")
     def _url(self) -> SelfMonitoring:
         url = self.deadman_url
         if isinstance(url, str) and not url.startswith(("http://", "https://")):
             raise PydanticCustomError("url", "deadman_url must be an http(s) URL or {env: NAME}")
+        if self.graphql_url is not None and not self.graphql_url.startswith(
+                ("http://", "https://")):
+            raise PydanticCustomError("url", "graphql_url must be an http(s) URL")
+        if self.watch_interval < timedelta(seconds=5):
+            raise PydanticCustomError("interval", "watch_interval must be at least 5s")
+        for family, window in self.stale_after.items():
+            if window < timedelta(minutes=1):
+                raise PydanticCustomError(
+                    "stale_after", "stale_after.{family} must be at least 1m (Dagster's "
+                    "freshness policies cannot be shorter)", {"family": family})
         return self
 
 

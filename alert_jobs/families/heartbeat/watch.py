@@ -22,7 +22,10 @@ from alert_jobs.config import RuleBase, RulesFile, SecretMissingError, resolve
 from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.heartbeat.config import (
     ASSET_CHECK_FAILED,
+    CHECK_STALE,
+    LOCATION_FAILED,
     RUN_FAILED,
+    RUN_HUNG,
     TICK_FAILED,
     SelfMonitoring,
 )
@@ -36,11 +39,20 @@ WHY = {
                         "reading bad data.",
     TICK_FAILED: "A sensor or schedule that fails its ticks launches nothing: every job "
                  "it drives silently stops.",
+    CHECK_STALE: "A check that stopped running raises nothing: what it watches is "
+                 "unwatched until someone notices.",
+    RUN_HUNG: "A hung run evaluates nothing, and while it runs its batch's ticks start "
+              "no run: every rule of the batch is unwatched.",
+    LOCATION_FAILED: "A code location that does not load runs none of its schedules, "
+                     "sensors or jobs.",
 }
 DESCRIPTIONS = {
     RUN_FAILED: "A Dagster run failed (any code location of the instance)",
     ASSET_CHECK_FAILED: "A Dagster asset check failed (any asset of the instance)",
     TICK_FAILED: "A Dagster sensor or schedule tick failed",
+    CHECK_STALE: "A scheduled check was not evaluated within its freshness window",
+    RUN_HUNG: "A Dagster run has been in progress longer than its limit",
+    LOCATION_FAILED: "A Dagster code location fails to load",
 }
 
 
@@ -97,5 +109,6 @@ def ping_deadman(rules: RulesFile, *, body: str = "") -> str | None:
     return None
 
 
-__all__ = ["ASSET_CHECK_FAILED", "RUN_FAILED", "TICK_FAILED", "Status", "active_fingerprints",
+__all__ = ["ASSET_CHECK_FAILED", "CHECK_STALE", "LOCATION_FAILED", "RUN_FAILED", "RUN_HUNG",
+           "TICK_FAILED", "Status", "active_fingerprints",
            "instance_rule", "ping_deadman", "report"]
