@@ -8,6 +8,7 @@ croniter would accept. ``tests/core/test_cron.py`` compares the two over a corpu
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -42,6 +43,7 @@ def cron_iter(expression: str, start: datetime) -> croniter:
 _GAP_REFERENCE = datetime(2026, 1, 1)
 
 
+@functools.lru_cache(maxsize=512)
 def longest_gap(expression: str, timezone: str, *, samples: int = 400) -> timedelta:
     """The longest time between two consecutive fire times of ``expression`` in
     ``timezone``, over ``samples`` fire times from a fixed date (DST days included)."""

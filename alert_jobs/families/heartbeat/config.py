@@ -169,13 +169,8 @@ class SelfMonitoring(Strict):
     deadman_timeout: Duration = timedelta(seconds=3)
     #: how often the instance-watch sensor looks (Dagster's minimum sensor interval)
     watch_interval: Duration = timedelta(seconds=30)
-    # --- checks that stop running (watch_freshness.py) ---
-    #: a scheduled check asset not evaluated within this many of its schedule's longest
-    #: interval is stale (Dagster's freshness policy on the asset says the same)
-    freshness: bool = True
-    stale_after_intervals: float = Field(default=2.0, ge=1.0)
-    #: per family (``sql_metric: 15m``): a fixed window instead of the intervals above
-    stale_after: dict[str, Duration] = Field(default_factory=dict)
+    #: alert on scheduled checks that stopped running (windows: the ``freshness:`` section)
+    stale_checks: bool = True
     # --- runs that hang (watch_runs.py) ---
     hung_runs: bool = True
     #: per family (``sql_metric: 10m``) or ``default``: how long a run may be in
@@ -204,11 +199,6 @@ class SelfMonitoring(Strict):
             raise PydanticCustomError("url", "graphql_url must be an http(s) URL")
         if self.watch_interval < timedelta(seconds=5):
             raise PydanticCustomError("interval", "watch_interval must be at least 5s")
-        for family, window in self.stale_after.items():
-            if window < timedelta(minutes=1):
-                raise PydanticCustomError(
-                    "stale_after", "stale_after.{family} must be at least 1m (Dagster's "
-                    "freshness policies cannot be shorter)", {"family": family})
         return self
 
 

@@ -15,7 +15,11 @@ import dagster as dg
 
 from alert_jobs.config import RulesFile
 from alert_jobs.families.heartbeat.check import HeartbeatStatus, evaluate
-from alert_jobs.families.heartbeat.config import HeartbeatCheck, HeartbeatSettings
+from alert_jobs.families.heartbeat.config import (
+    HeartbeatCheck,
+    HeartbeatSettings,
+    SelfMonitoring,
+)
 from alert_jobs.families.heartbeat.instance_watch import build_instance_watch_sensor
 from alert_jobs.families.heartbeat.run import evaluate_due
 from alert_jobs.families.heartbeat.sensor import build_heartbeat_sensor
@@ -100,4 +104,5 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
     return dg.Definitions(
         assets=[heartbeats], schedules=[schedule],
         sensors=[build_heartbeat_sensor(settings.sensor_interval_seconds),
-                 build_instance_watch_sensor()])
+                 build_instance_watch_sensor(interval_seconds=round(
+                     rules.section(SelfMonitoring).watch_interval.total_seconds()))])

@@ -13,6 +13,12 @@ one engine:
   are skipped: their alerts already went through the engine;
 * ``dagster_tick_failed`` {instigator, type, location}: resolves on the next good tick.
 
+and, looked at afresh on every tick (states, not events):
+
+* ``dagster_check_stale`` {schedule, location}: scheduled checks of this code location
+  not evaluated within their freshness window, with the likely cause
+  (:mod:`.watch_freshness`).
+
 The first tick looks back ``self_monitoring.lookback`` (1 h), not at all history; that
 starting point is kept in the cursor, so a source with nothing seen yet is still read
 from there after a long daemon outage (not from "an hour ago" again).
@@ -32,15 +38,17 @@ from alert_jobs.core.model import Observation, Severity, Status, fingerprint
 from alert_jobs.families.heartbeat.config import SelfMonitoring
 from alert_jobs.families.heartbeat.watch import (
     ASSET_CHECK_FAILED,
+    CHECK_STALE,
     RUN_FAILED,
     TICK_FAILED,
     active_fingerprints,
     report,
 )
+from alert_jobs.families.heartbeat.watch_freshness import stale_observations
 from alert_jobs.runtime.delivery_job import delivery_request
 from alert_jobs.runtime.resources import DELIVERY_JOB, AlertJobsResource
 from alert_jobs.runtime.tick import tick_outbox_ids
-from alert_jobs.store import utcnow
+from alert_jobs.store import Timeline, utcnow
 
 SENSOR_NAME = "instance_watch_sensor"
 PAGE = 500  # records per source per tick; the cursor brings the rest next tick
@@ -71,13 +79,17 @@ class Cursor:
             # watches this sensor, so start over from the lookback window instead.
             data, self.error = {}, f"unreadable cursor ({exc}); starting from lookback"
         self.since: float | None = data.get("since")  # where the first tick started
+        #: when this sensor first ran: a check never evaluated is stale only once the
+        #: watch itself has watched for longer than the check's window
+        self.started: float | None = data.get("started")
         self.run_fail: int | None = data.get("run_fail")
         self.run_ok: int | None = data.get("run_ok")
         self.ticks: dict[str, int] = dict(data.get("ticks", {}))
 
     def dump(self) -> str:
-        return json.dumps({"since": self.since, "run_fail": self.run_fail,
-                           "run_ok": self.run_ok, "ticks": self.ticks}, sort_keys=True)
+        return json.dumps({"since": self.since, "started": self.started,
+                           "run_fail": self.run_fail, "run_ok": self.run_ok,
+                           "ticks": self.ticks}, sort_keys=True)
 
 
 def _run_changes(instance: dg.DagsterInstance, event_type: dg.DagsterEventType,
@@ -287,6 +299,26 @@ def watch_once(instance: dg.DagsterInstance, rules: RulesFile, cursor: Cursor, *
     return out
 
 
+def open_alert_labels(timeline: Timeline, rule: str) -> list[dict[str, str]]:
+    """The labels of the open alerts of ``rule`` (a state-based watch resolves them)."""
+    return [dict(a.labels) for a in timeline.alerts.list() if a.rule == rule]
+
+
+def watch_states(instance: dg.DagsterInstance, rules: RulesFile, timeline: Timeline, *,
+                 now: datetime, since: float, repository: Any, location: str
+                 ) -> list[Observation]:
+    """The state-based watches, looked at afresh each tick: stale scheduled checks."""
+    sm = rules.section(SelfMonitoring)
+    out: list[Observation] = []
+    if not sm.instance_watch:
+        return out
+    if sm.stale_checks and rules.freshness.enabled:
+        out += stale_observations(instance, repository, open_alert_labels(timeline, CHECK_STALE),
+                                  now=now, watching_since=since, location=location,
+                                  dagster_url=rules.defaults.dagster_url)
+    return out
+
+
 def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
                                 interval_seconds: int = 30) -> dg.SensorDefinition:
     """``own_assets``: asset keys whose checks this code location alerts on already (by
@@ -299,7 +331,8 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Alerts on failed runs, failed asset checks and failed sensor/schedule "
-                    "ticks of every code location in this Dagster instance.",
+                    "ticks of every code location in this Dagster instance, and on this "
+                    "location's scheduled checks that stopped running.",
     )
     def instance_watch_sensor(context: dg.SensorEvaluationContext,
                               alert_jobs: AlertJobsResource) -> dg.SensorResult:
@@ -309,10 +342,17 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         cursor = Cursor(context.cursor)
         if cursor.error:
             context.log.warning(cursor.error)
+        if cursor.started is None:
+            cursor.started = now.timestamp()
         active = active_fingerprints(timeline, (RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED))
         own = given if given is not None else location_asset_keys(context)
         observations = watch_once(context.instance, rules, cursor, now=now, active=active,
                                   own_assets=own)
+        origin = context.code_location_origin
+        observations += watch_states(
+            context.instance, rules, timeline, now=now, since=cursor.started,
+            repository=context.repository_def,
+            location=origin.location_name if origin is not None else "")
         flushed: list[int] = []
         outcomes = report(rules, timeline, observations, now=now, outbox_ids=flushed)
         for outcome in outcomes:

@@ -10,7 +10,7 @@ hit rate, memory. Any partition can be materialized by hand from the UI.
 # No `from __future__ import annotations` here: Dagster reads these annotations at
 # definition time to find context types and config classes.
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -20,6 +20,7 @@ from alert_jobs.core.model import Severity, Status
 from alert_jobs.families.redis_quota.config import RedisQuotaTarget
 from alert_jobs.families.redis_quota.run import TargetResult, check_targets
 from alert_jobs.runtime.deliver import deliver
+from alert_jobs.runtime.freshness_policy import freshness_fields
 from alert_jobs.runtime.no_overlap import batch_job_tags, unless_running
 from alert_jobs.runtime.resources import AlertJobsResource
 
@@ -58,7 +59,10 @@ def _check_result(results: list[TargetResult]) -> dg.AssetCheckResult:
     )
 
 
-def build_redis_quota_asset(target_names: list[str]) -> dg.AssetsDefinition:
+def build_redis_quota_asset(target_names: list[str],
+                            freshness: Mapping[str, Any] | None = None
+                            ) -> dg.AssetsDefinition:
+    """``freshness``: the asset's freshness policy and metadata (:func:`freshness_fields`)."""
     partitions = dg.StaticPartitionsDefinition(target_names)
 
     @dg.asset(
@@ -72,6 +76,7 @@ def build_redis_quota_asset(target_names: list[str]) -> dg.AssetsDefinition:
                                                    "healthy (hit rate, memory, clients)")],
         description="Redis command quota and health, one partition per target.",
         kinds={"redis"},
+        **(freshness or {}),
     )
     def redis_quota(context: dg.AssetExecutionContext,
                     alert_jobs: AlertJobsResource) -> Iterator[dg.AssetCheckResult]:
@@ -108,7 +113,9 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
     if not targets:
         return dg.Definitions()
     names = [t.name for t in targets]
-    asset = build_redis_quota_asset(names)
+    asset = build_redis_quota_asset(names, freshness_fields(
+        rules, "redis_quota", "redis_quota_schedule", rules.defaults.redis_quota_schedule,
+        rules.defaults.timezone))
     job = dg.define_asset_job("redis_quota_job", selection=[ASSET_KEY],
                               partitions_def=asset.partitions_def,
                               tags=batch_job_tags(BATCH, rules.defaults.redis_quota_schedule,

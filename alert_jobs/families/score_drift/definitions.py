@@ -20,7 +20,7 @@ reference vs current bins.
 # No `from __future__ import annotations` here: Dagster reads these annotations at
 # definition time to find context types and config classes.
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,7 @@ from alert_jobs.families.score_drift.run import (
     discover,
 )
 from alert_jobs.runtime.deliver import deliver
+from alert_jobs.runtime.freshness_policy import freshness_fields
 from alert_jobs.runtime.no_overlap import batch_job_tags, unless_running
 from alert_jobs.runtime.resources import AlertJobsResource
 
@@ -118,7 +119,10 @@ def check_result(results: list[SegmentResult]) -> dg.AssetCheckResult:
     )
 
 
-def build_score_drift_assets(rule: ScoreDriftRule) -> list[Any]:
+def build_score_drift_assets(rule: ScoreDriftRule,
+                             freshness: Mapping[str, Any] | None = None) -> list[Any]:
+    """The rule's scored rows (a source), its reference and its drift check;
+    ``freshness``: the drift asset's freshness policy and metadata."""
     name = rule.name
     partitions = partitions_for(rule)
     where = rule.table or rule.files or ""
@@ -177,6 +181,7 @@ def build_score_drift_assets(rule: ScoreDriftRule) -> list[Any]:
                     "reference: PSI, KS, high-score rate, null rates, volume.",
         kinds={"sql"},
         tags={"alert_jobs/family": GROUP},
+        **(freshness or {}),
     )
     def score_drift(context: dg.AssetExecutionContext,
                     alert_jobs: AlertJobsResource) -> Iterator[dg.AssetCheckResult]:
@@ -221,7 +226,9 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
     for rule in rules.rules_of(ScoreDriftRule):
         name = rule.name
         partitions = partitions_for(rule)
-        assets += build_score_drift_assets(rule)
+        assets += build_score_drift_assets(rule, freshness_fields(
+            rules, GROUP, f"{name}_drift_schedule", rule.schedule or DEFAULT_DRIFT_SCHEDULE,
+            rules.timezone_for(rule)))
         reference_job = dg.define_asset_job(
             f"{name}_reference_job", selection=[reference_key(name)], partitions_def=partitions,
             description=f"Rebuild the reference summaries of {name}.")

@@ -34,6 +34,7 @@ from alert_jobs.runtime.batch_assets import (
     results,
     selected_rules,
 )
+from alert_jobs.runtime.freshness_policy import freshness_fields
 from alert_jobs.runtime.resources import AlertJobsResource, check_severity
 
 GROUP = "slo"
@@ -110,13 +111,14 @@ def _kind(rule: SloRule | None) -> str:
     return "prometheus" if rule is not None and rule.sli.prometheus is not None else "sql"
 
 
-def build_batch_asset(batch: Batch, slos: Mapping[str, SloRule] | None = None
-                      ) -> dg.AssetsDefinition:
-    """The multi-asset of ``batch``: a spec and an asset check per SLO, subsettable."""
+def build_batch_asset(batch: Batch, slos: Mapping[str, SloRule] | None = None,
+                      freshness: Mapping[str, Any] | None = None) -> dg.AssetsDefinition:
+    """The multi-asset of ``batch``: a spec and an asset check per SLO, subsettable.
+    ``freshness``: the specs' freshness policy and metadata (:func:`freshness_fields`)."""
     slos = slos or {}
     specs = [dg.AssetSpec(asset_key(name), group_name=GROUP, kinds={_kind(slos.get(name))},
                           description=_describe(slos.get(name)) or f"SLO {name}",
-                          tags={"alert_jobs/family": GROUP})
+                          tags={"alert_jobs/family": GROUP}, **(freshness or {}))
              for name in batch.rules]
     checks = [dg.AssetCheckSpec(CHECK_NAME, asset=asset_key(name),
                                 description="no burn-rate pair holds (WARN: ticket, "
@@ -186,7 +188,8 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
     slos = {rule.name: rule for rule in rules.rules_of(SloRule)}
     assets, jobs, schedules = [], [], []
     for batch in batches_of(rules):
-        assets.append(build_batch_asset(batch, slos))
+        assets.append(build_batch_asset(batch, slos, freshness_fields(
+            rules, GROUP, batch.schedule_name, batch.cron, batch.timezone)))
         job, schedule = batch_job_and_schedule(batch, [asset_key(n) for n in batch.rules],
                                                what="SLO(s)")
         jobs.append(job)

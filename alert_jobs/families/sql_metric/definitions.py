@@ -40,6 +40,7 @@ from alert_jobs.runtime.batch_assets import (
     selected_rules,
 )
 from alert_jobs.runtime.evaluate import RuleOutcome
+from alert_jobs.runtime.freshness_policy import freshness_fields
 from alert_jobs.runtime.resources import AlertJobsResource, check_severity
 
 GROUP = "sql_metric"
@@ -117,13 +118,14 @@ def _check(rule: SqlMetricRule, outcome: RuleOutcome) -> dg.AssetCheckResult:
     )
 
 
-def build_batch_asset(batch: Batch, descriptions: Mapping[str, str] | None = None
-                      ) -> dg.AssetsDefinition:
-    """The multi-asset of ``batch``: a spec and an asset check per rule, subsettable."""
+def build_batch_asset(batch: Batch, descriptions: Mapping[str, str] | None = None,
+                      freshness: Mapping[str, Any] | None = None) -> dg.AssetsDefinition:
+    """The multi-asset of ``batch``: a spec and an asset check per rule, subsettable.
+    ``freshness``: the specs' freshness policy and metadata (:func:`freshness_fields`)."""
     descriptions = descriptions or {}
     specs = [dg.AssetSpec(asset_key(name), group_name=GROUP, kinds={"sql"},
                           description=descriptions.get(name) or f"sql_metric rule {name}",
-                          tags={"alert_jobs/family": GROUP})
+                          tags={"alert_jobs/family": GROUP}, **(freshness or {}))
              for name in batch.rules]
     checks = [dg.AssetCheckSpec(CHECK_NAME, asset=asset_key(name),
                                 description="value inside the rule's expected range")
@@ -177,7 +179,8 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
     descriptions = {rule.name: rule.description for rule in rules.rules_of(SqlMetricRule)}
     assets, jobs, schedules = [], [], []
     for batch in batches_of(rules):
-        assets.append(build_batch_asset(batch, descriptions))
+        assets.append(build_batch_asset(batch, descriptions, freshness_fields(
+            rules, GROUP, batch.schedule_name, batch.cron, batch.timezone)))
         job, schedule = batch_job_and_schedule(batch, [asset_key(n) for n in batch.rules],
                                                what="sql_metric rule(s)")
         jobs.append(job)
