@@ -5,8 +5,8 @@ does not load.
 One instance, one workspace with two code locations — alert-jobs, and a module whose
 import fails (``broken_pipeline``) — and a rules file with:
 
-* ``fresh_probe``, a cheap sql_metric rule on ``* * * * *`` whose freshness window is
-  90 s (``freshness.stale_after``);
+* ``fresh_probe``, a cheap sql_metric rule on ``* * * * *`` whose schedule's freshness
+  window is 90 s (``freshness.stale_after``);
 * ``slow_probe``, in its own batch on a yearly schedule, whose PostgreSQL query sleeps
   for minutes; the test launches its job through the webserver's GraphQL API, and
   ``self_monitoring.hung_after`` gives that job 15 s.
@@ -86,7 +86,7 @@ def _write(folder: Path, web: str, hook: str, pg: str) -> None:
         "receivers": [{"name": "hook", "type": "webhook", "url": hook,
                        "send_resolved": True}],
         "quality": {"start_date": datetime.now(UTC).date().isoformat()},
-        "freshness": {"stale_after": {"sql_metric": "90s"}},
+        "freshness": {"stale_after": {SCHEDULE: "90s"}},
         "self_monitoring": {"watch_interval": "5s", "receivers": ["hook"],
                             "hung_after": {SLOW_JOB: "15s"}},
         "checks": {"sql_metric": [

@@ -27,7 +27,8 @@ class FreshnessConfig(Strict):
     enabled: bool = True
     #: stale when not evaluated within this many of the schedule's longest interval
     intervals: float = Field(default=2.0, ge=1.0, le=1000.0)
-    #: a fixed window per family (``sql_metric: 15m``) instead
+    #: a fixed window instead, per schedule (``sql_metric_every_minute_schedule: 5m``)
+    #: or per family (``sql_metric: 15m``); a schedule's own comes first
     stale_after: dict[str, Duration] = Field(default_factory=dict)
 
     @field_validator("stale_after")
@@ -39,9 +40,10 @@ class FreshnessConfig(Strict):
                              "(Dagster's freshness policies cannot be shorter)")
         return value
 
-    def window(self, family: str, cron: str, timezone: str) -> timedelta:
-        """How long a check of ``family`` on ``cron`` may go unevaluated."""
-        fixed = self.stale_after.get(family)
+    def window(self, family: str, cron: str, timezone: str, schedule: str = "") -> timedelta:
+        """How long a check of ``family`` that ``schedule`` evaluates on ``cron`` may go
+        unevaluated."""
+        fixed = self.stale_after.get(schedule, self.stale_after.get(family))
         if fixed is not None:
             return fixed
         return max(MIN_WINDOW, self.intervals * longest_gap(cron, timezone))

@@ -31,6 +31,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from alert_jobs.config.baseline import Baseline
 from alert_jobs.config.families import RulesSection
 from alert_jobs.config.freshness import FreshnessConfig
+from alert_jobs.config.incidents import IncidentsConfig
 from alert_jobs.config.receivers import ConsoleReceiverConfig, ReceiverConfig
 from alert_jobs.config.retention import RetentionConfig
 from alert_jobs.config.routes import Defaults, InhibitRule, Route
@@ -100,6 +101,7 @@ class RulesFile(Strict):
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     freshness: FreshnessConfig = Field(default_factory=FreshnessConfig)
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     checks: Checks = Field(default_factory=Checks)
 
     @field_validator("time_intervals")

@@ -27,6 +27,6 @@ def freshness_fields(rules: RulesFile, family: str, schedule: str, cron: str, ti
     that ``schedule`` evaluates; none when ``freshness.enabled`` is off."""
     if not rules.freshness.enabled:
         return {}
-    window = rules.freshness.window(family, cron, timezone)
+    window = rules.freshness.window(family, cron, timezone, schedule)
     return {"freshness_policy": dg.FreshnessPolicy.time_window(fail_window=window),
             "metadata": {SCHEDULE_KEY: schedule, WINDOW_KEY: window.total_seconds()}}

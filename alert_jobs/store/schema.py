@@ -257,3 +257,34 @@ sessions = sa.Table(
     sa.Column("last_seen_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
+
+incidents = sa.Table(
+    "alert_incidents",  # what happened in an incident, for the review (migration 0014)
+    metadata,
+    # One row per alert episode someone described (fingerprint + episode), or per
+    # incident no rule caught (fingerprint NULL): how it was verified, whether it was a
+    # false positive, the mitigation, follow-ups, whether the runbook sufficed. Every
+    # change is also an ``incident`` event in alert_events (who, when, what). Kept like
+    # alert_episodes: retention never trims it.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(32)),
+    sa.Column("episode", sa.Integer),
+    sa.Column("rule", sa.String(128)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("detected_by", sa.Text),  # incidents without an alert: how it was noticed
+    sa.Column("verified", sa.Text),
+    sa.Column("false_positive", sa.Boolean),
+    sa.Column("mitigation", sa.Text),
+    sa.Column("follow_ups", sa.JSON, nullable=False),  # ticket links
+    sa.Column("runbook_sufficient", sa.Boolean),
+    sa.Column("runbook_missing", sa.Text),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("fingerprint", "episode", name="uq_alert_incidents_episode"),
+    sa.Index("ix_alert_incidents_started_at", "started_at"),
+    sa.Index("ix_alert_incidents_rule", "rule"),
+)

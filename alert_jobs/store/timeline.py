@@ -26,6 +26,7 @@ from alert_jobs.store.alerts import AlertStore
 from alert_jobs.store.baselines import BaselineStore
 from alert_jobs.store.db import Database, default_database_url
 from alert_jobs.store.events import EventStore
+from alert_jobs.store.incidents import IncidentStore
 from alert_jobs.store.outbox import OutboxStore
 from alert_jobs.store.rule_settings import RuleSettingsStore
 from alert_jobs.store.sessions import SessionStore
@@ -45,6 +46,7 @@ class Timeline(Database):
         self.events = EventStore(self)
         self.baselines = BaselineStore(self)
         self.sessions = SessionStore(self)
+        self.incidents = IncidentStore(self)
 
 
 _SHARED: dict[str, Timeline] = {}

@@ -17,7 +17,11 @@ and, looked at afresh on every tick (states, not events):
 
 * ``dagster_check_stale`` {schedule, location}: scheduled checks of this code location
   not evaluated within their freshness window, with the likely cause
-  (:mod:`.watch_freshness`).
+  (:mod:`.watch_freshness`);
+* ``dagster_run_hung`` {job, location}: a run in progress past its limit, with its link
+  (:mod:`.watch_runs`);
+* ``dagster_location_failed`` {location}: a code location that does not load, with the
+  error's first line, as the webserver's GraphQL API reports it (:mod:`.watch_locations`).
 
 The first tick looks back ``self_monitoring.lookback`` (1 h), not at all history; that
 starting point is kept in the cursor, so a source with nothing seen yet is still read
@@ -27,7 +31,7 @@ from there after a long daemon outage (not from "an hour ago" again).
 # No `from __future__ import annotations` here: Dagster reads these annotations.
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -39,12 +43,25 @@ from alert_jobs.families.heartbeat.config import SelfMonitoring
 from alert_jobs.families.heartbeat.watch import (
     ASSET_CHECK_FAILED,
     CHECK_STALE,
+    LOCATION_FAILED,
     RUN_FAILED,
+    RUN_HUNG,
     TICK_FAILED,
     active_fingerprints,
     report,
 )
-from alert_jobs.families.heartbeat.watch_freshness import stale_observations
+from alert_jobs.families.heartbeat.watch_freshness import (
+    job_families,
+    own_expectations,
+    stale_observations,
+)
+from alert_jobs.families.heartbeat.watch_locations import (
+    LocationQueryError,
+    location_observations,
+    location_statuses,
+    open_location_names,
+)
+from alert_jobs.families.heartbeat.watch_runs import hung_observations
 from alert_jobs.runtime.delivery_job import delivery_request
 from alert_jobs.runtime.resources import DELIVERY_JOB, AlertJobsResource
 from alert_jobs.runtime.tick import tick_outbox_ids
@@ -299,24 +316,43 @@ def watch_once(instance: dg.DagsterInstance, rules: RulesFile, cursor: Cursor, *
     return out
 
 
-def open_alert_labels(timeline: Timeline, rule: str) -> list[dict[str, str]]:
-    """The labels of the open alerts of ``rule`` (a state-based watch resolves them)."""
-    return [dict(a.labels) for a in timeline.alerts.list() if a.rule == rule]
-
-
 def watch_states(instance: dg.DagsterInstance, rules: RulesFile, timeline: Timeline, *,
-                 now: datetime, since: float, repository: Any, location: str
-                 ) -> list[Observation]:
-    """The state-based watches, looked at afresh each tick: stale scheduled checks."""
+                 now: datetime, since: float | None, repository: Any, location: str
+                 ) -> tuple[list[Observation], list[str]]:
+    """The state-based watches, looked at afresh each tick: stale scheduled checks,
+    hung runs, code locations that do not load. Returns the observations and what
+    could not be looked at (the webserver unreachable, say) for the tick's log."""
     sm = rules.section(SelfMonitoring)
     out: list[Observation] = []
+    problems: list[str] = []
     if not sm.instance_watch:
-        return out
+        return out, problems
+    dagster_url = rules.defaults.dagster_url
+    opened = [a for a in timeline.alerts.list()
+              if a.rule in (CHECK_STALE, RUN_HUNG, LOCATION_FAILED)]
+    expectations = own_expectations(repository)
     if sm.stale_checks and rules.freshness.enabled:
-        out += stale_observations(instance, repository, open_alert_labels(timeline, CHECK_STALE),
-                                  now=now, watching_since=since, location=location,
-                                  dagster_url=rules.defaults.dagster_url)
-    return out
+        out += stale_observations(
+            instance, repository, [dict(a.labels) for a in opened if a.rule == CHECK_STALE],
+            now=now, watching_since=since if since is not None else now.timestamp(),
+            location=location, dagster_url=dagster_url, expectations=expectations)
+    if sm.hung_runs:
+        hung: dict[str, Mapping[str, str]] = {a.fingerprint: dict(a.labels) for a in opened
+                                              if a.rule == RUN_HUNG}
+        out += hung_observations(instance, sm, hung, now=now, dagster_url=dagster_url,
+                                 families=job_families(repository, expectations))
+    if sm.location_errors:
+        failed = [a for a in opened if a.rule == LOCATION_FAILED]
+        url = sm.graphql_url or f"{dagster_url.rstrip('/')}/graphql"
+        try:
+            statuses = location_statuses(url, sm.graphql_timeout.total_seconds())
+        except LocationQueryError as exc:  # nothing raised or resolved on a blind tick
+            problems.append(f"code locations not checked: {exc}")
+        else:
+            out += location_observations(statuses, {a.fingerprint for a in failed},
+                                         dagster_url=dagster_url,
+                                         open_locations=open_location_names(failed))
+    return out, problems
 
 
 def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
@@ -331,8 +367,9 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Alerts on failed runs, failed asset checks and failed sensor/schedule "
-                    "ticks of every code location in this Dagster instance, and on this "
-                    "location's scheduled checks that stopped running.",
+                    "ticks, hung runs and code locations that fail to load in this Dagster "
+                    "instance, and on this location's scheduled checks that stopped "
+                    "running.",
     )
     def instance_watch_sensor(context: dg.SensorEvaluationContext,
                               alert_jobs: AlertJobsResource) -> dg.SensorResult:
@@ -349,10 +386,13 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         observations = watch_once(context.instance, rules, cursor, now=now, active=active,
                                   own_assets=own)
         origin = context.code_location_origin
-        observations += watch_states(
+        states, problems = watch_states(
             context.instance, rules, timeline, now=now, since=cursor.started,
             repository=context.repository_def,
             location=origin.location_name if origin is not None else "")
+        observations += states
+        for problem in problems:
+            context.log.warning(problem)
         flushed: list[int] = []
         outcomes = report(rules, timeline, observations, now=now, outbox_ids=flushed)
         for outcome in outcomes:
@@ -361,8 +401,8 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         runs = [delivery_request(f"instance-watch-{now.strftime('%Y-%m-%dT%H:%M:%S.%f')}",
                                  raised, SENSOR_NAME)] if raised else []
         return dg.SensorResult(run_requests=runs, cursor=cursor.dump(),
-                               skip_reason=None if runs else
-                               f"{len(observations)} new instance event(s)")
+                               skip_reason=None if runs else "; ".join(
+                                   [f"{len(observations)} instance observation(s)", *problems]))
 
     return instance_watch_sensor
 

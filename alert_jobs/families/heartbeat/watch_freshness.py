@@ -41,6 +41,9 @@ from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.heartbeat.config import CHECK_STALE
 from alert_jobs.runtime.freshness_policy import SCHEDULE_KEY, WINDOW_KEY
 
+#: The spec tag families put on their check assets.
+FAMILY_TAG = "alert_jobs/family"
+
 #: The scheduler daemon's heartbeat older than this: the daemon is not running.
 DAEMON_SILENT = timedelta(minutes=2)
 #: A schedule whose last tick is older than its interval plus this: the daemon is behind.
@@ -55,6 +58,7 @@ class Expectation:
     asset: dg.AssetKey
     schedule: str
     window: timedelta
+    family: str = ""
 
     @property
     def rule(self) -> str:
@@ -75,7 +79,21 @@ def own_expectations(repository: Any) -> list[Expectation]:
             schedule = spec.metadata.get(SCHEDULE_KEY)
             seconds = spec.metadata.get(WINDOW_KEY)
             if isinstance(schedule, str) and isinstance(seconds, int | float):
-                out.append(Expectation(spec.key, schedule, timedelta(seconds=seconds)))
+                family = spec.tags.get(FAMILY_TAG) or spec.key.path[0]
+                out.append(Expectation(spec.key, schedule, timedelta(seconds=seconds),
+                                       family))
+    return out
+
+
+def job_families(repository: Any, expectations: Iterable[Expectation]) -> dict[str, str]:
+    """Job name → family of the scheduled check jobs (a hung run's limit may be set
+    per family: ``self_monitoring.hung_after``)."""
+    by_schedule = {e.schedule: e.family for e in expectations}
+    out = {}
+    for schedule in getattr(repository, "schedule_defs", []):
+        family = by_schedule.get(schedule.name)
+        if family:
+            out[schedule.job_name] = family
     return out
 
 
@@ -272,5 +290,6 @@ def stale_observations(instance: dg.DagsterInstance, repository: Any,
     return out
 
 
-__all__ = ["Expectation", "ScheduleFacts", "is_stale", "likely_cause", "own_expectations",
+__all__ = ["Expectation", "ScheduleFacts", "is_stale", "job_families", "likely_cause",
+           "own_expectations",
            "schedule_facts", "stale_observation", "stale_observations"]

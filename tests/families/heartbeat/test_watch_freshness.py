@@ -66,6 +66,11 @@ def test_freshness_windows_follow_the_rules_file(tmp_path: Path) -> None:
     assert fields["metadata"] == {SCHEDULE_KEY: "s", WINDOW_KEY: 900.0}
     assert freshness_fields(rules, "slo", "s", "* * * * *", "UTC")["metadata"][WINDOW_KEY] \
         == 2700.0
+    # A schedule's own window comes before its family's.
+    path.write_text(text + "\nfreshness:\n  stale_after: {slo: 45m, slo_fast_schedule: 5m}\n")
+    by_schedule = freshness_fields(load_rules(path), "slo", "slo_fast_schedule", "* * * * *",
+                                   "UTC")
+    assert by_schedule["metadata"][WINDOW_KEY] == 300.0
     path.write_text(text + "\nfreshness: {enabled: false}\n")
     assert freshness_fields(load_rules(path), "sql_metric", "s", "* * * * *", "UTC") == {}
 

@@ -1,0 +1,98 @@
+"""``alert_incidents`` on SQLite and PostgreSQL: a record per alert episode and per
+incident no rule caught, each change an ``incident`` event with actor and source."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alert_jobs.store import Timeline
+from alert_jobs.store.incidents import IncidentError, runbook_answers
+
+T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def timeline(db_url: str) -> Iterator[Timeline]:
+    tl = Timeline(db_url)
+    tl.upgrade()
+    yield tl
+    tl.dispose()
+
+
+def _episode(tl: Timeline, **changes: object) -> object:
+    return tl.incidents.record(
+        "fp1", 3, changes, by="ana", source="link", rule="dead_letters",
+        title="dead_letters firing", labels={"team": "payments"}, started_at=T0,
+        ended_at=T0 + timedelta(minutes=40), now=T0 + timedelta(hours=1))
+
+
+def test_an_episode_record_keeps_each_answer_and_who_gave_it(timeline: Timeline) -> None:
+    timeline.events.record("acked", "acked by bo", fingerprint="fp1", rule="dead_letters",
+                           actor="bo", source="page", now=T0 + timedelta(minutes=5))
+    first = _episode(timeline, verified="dashboard: queue depth graph", false_positive=False)
+    again = timeline.incidents.record(
+        "fp1", 3, {"mitigation": "restarted the consumer", "false_positive": False,
+                   "follow_ups": ["https://tickets/OPS-12"], "runbook_sufficient": False,
+                   "runbook_missing": "how to find the stuck consumer"},
+        by="cy", source="cli", rule="dead_letters", title="ignored", labels={},
+        started_at=T0)
+    assert first.id == again.id  # one record per episode
+    got = timeline.incidents.for_episode("fp1", 3)
+    assert got is not None
+    assert (got.verified, got.false_positive, got.mitigation, got.follow_ups,
+            got.runbook_sufficient, got.runbook_missing) == (
+        "dashboard: queue depth graph", False, "restarted the consumer",
+        ["https://tickets/OPS-12"], False, "how to find the stuck consumer")
+    assert got.title == "dead_letters firing"  # the first answer described the episode
+    assert got.actors == ["ana", "bo", "cy"]  # everyone who acted, in order
+    events = timeline.events.list(fingerprint="fp1", kinds=["incident"])
+    reasons = sorted(e["reason"] for e in events)
+    # One event per changed field; false_positive did not change the second time.
+    assert len(events) == 6, reasons
+    assert any("runbook sufficient: no (by cy)" in r for r in reasons)
+    assert {e["source"] for e in events} == {"link", "cli"}
+
+
+def test_an_incident_without_an_alert_is_listed_apart(timeline: Timeline) -> None:
+    added = timeline.incidents.add("Checkout 500s for EU users", T0, by="dee",
+                                   detected_by="customer support tickets",
+                                   labels={"service": "checkout"})
+    _episode(timeline, verified="graph")
+    assert added.fingerprint is None and added.has_alert is False
+    without = timeline.incidents.list(with_alert=False)
+    assert [i.title for i in without] == ["Checkout 500s for EU users"]
+    assert len(timeline.incidents.list()) == 2  # positive control: both are there
+    assert timeline.incidents.list(since=T0 + timedelta(days=1)) == []
+    got = timeline.incidents.get(added.id)
+    assert got is not None and got.actors == ["dee"]
+    assert got.detected_by == "customer support tickets"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"colour": "red"}, "unknown incident field"),
+    ({"false_positive": "maybe"}, "yes or no"),
+    ({"follow_ups": "OPS-1"}, "list of links"),
+    ({"mitigation": "x" * 4001}, "4,000"),
+])
+def test_bad_answers_are_refused_and_nothing_is_written(timeline: Timeline,
+                                                        changes: dict[str, object],
+                                                        message: str) -> None:
+    with pytest.raises(IncidentError, match=message):
+        _episode(timeline, **changes)
+    assert timeline.incidents.list() == []
+    assert timeline.events.list(kinds=["incident"]) == []
+    with pytest.raises(IncidentError, match="title"):
+        timeline.incidents.add("  ", T0, by="x")
+    _episode(timeline, verified="ok")  # positive control
+    assert len(timeline.incidents.list()) == 1
+
+
+def test_runbook_answers_count_the_nos() -> None:
+    class I:  # noqa: N801 - a stand-in with the one field read
+        def __init__(self, value: bool | None) -> None:
+            self.runbook_sufficient = value
+
+    assert runbook_answers([I(True), I(False), I(None), I(False)]) == (3, 2)  # type: ignore[list-item]
