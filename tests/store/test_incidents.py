@@ -91,8 +91,9 @@ def test_bad_answers_are_refused_and_nothing_is_written(timeline: Timeline,
 
 
 def test_runbook_answers_count_the_nos() -> None:
-    class I:  # noqa: N801 - a stand-in with the one field read
+    class Answer:  # a stand-in with the one field read
         def __init__(self, value: bool | None) -> None:
             self.runbook_sufficient = value
 
-    assert runbook_answers([I(True), I(False), I(None), I(False)]) == (3, 2)  # type: ignore[list-item]
+    answers = [Answer(True), Answer(False), Answer(None), Answer(False)]
+    assert runbook_answers(answers) == (3, 2)  # type: ignore[arg-type]
