@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alert_jobs.store import Timeline
-from alert_jobs.store.incidents import IncidentError, runbook_answers
+from alert_jobs.store.incidents import Incident, IncidentError, runbook_answers
 
 T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 
@@ -22,7 +22,7 @@ def timeline(db_url: str) -> Iterator[Timeline]:
     tl.dispose()
 
 
-def _episode(tl: Timeline, **changes: object) -> object:
+def _episode(tl: Timeline, **changes: object) -> Incident:
     return tl.incidents.record(
         "fp1", 3, changes, by="ana", source="link", rule="dead_letters",
         title="dead_letters firing", labels={"team": "payments"}, started_at=T0,
