@@ -9,6 +9,7 @@ already counted nor goes negative.
 
 from __future__ import annotations
 
+import itertools
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -459,20 +460,281 @@ def _obs(target: str, check: str, labels: dict[str, str], ok: bool, value: float
                        severity=None if ok else severity)
 
 
-def judge_hit_rate(target: str, deltas: InfoDeltas, *, min_percent: float, min_lookups: int,
-                   labels: dict[str, str], severity: Severity = Severity.WARNING) -> Observation:
-    lookups = deltas.hits + deltas.misses
-    since = f"in the last {format_duration(deltas.interval)}"
-    expected = f"a cache hit rate of at least {fmt_number(min_percent)} %"
-    if lookups < min_lookups:
-        return _obs(target, "hit_rate", labels, True, None,
-                    f"Expected {expected} {since}; only {fmt_number(lookups)} lookups "
-                    f"(fewer than {min_lookups}), too few to judge", expected, severity)
-    rate = 100.0 * deltas.hits / lookups
-    summary = (f"Expected {expected} {since}; got {rate:.1f} % ({fmt_number(deltas.hits)} hits, "
-               f"{fmt_number(deltas.misses)} misses)")
-    return _obs(target, "hit_rate", labels, rate >= min_percent, rate, summary, expected,
-                severity)
+# ----- hit-rate bands and ops/s levels (the Redis guide's "Understanding the Metrics") ----
+
+
+@dataclass(frozen=True)
+class Band:
+    """A hit-rate band: below ``below`` percent is this band, alerting at ``severity``."""
+
+    below: float
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class HitRateSpec:
+    """good ≥ ``good_at``; bad < ``bad.below``; terrible < ``terrible.below`` (a band that
+    is ``None`` is off); judged over ``window`` once it holds ``min_reads`` reads."""
+
+    good_at: float = 80.0
+    bad: Band | None = Band(50.0, Severity.WARNING)
+    terrible: Band | None = Band(20.0, Severity.CRITICAL)
+    window: timedelta = timedelta(minutes=15)
+    min_reads: int = 100
+
+
+@dataclass(frozen=True)
+class Level:
+    """An ops/s level: at or above ``above`` for ``for_`` alerts at ``severity``."""
+
+    above: float
+    for_: timedelta
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class OpsSpec:
+    high: Level | None = Level(100.0, timedelta(minutes=10), Severity.WARNING)
+    dangerous: Level | None = Level(1000.0, timedelta(minutes=10), Severity.CRITICAL)
+
+
+@dataclass(frozen=True)
+class HistorySample:
+    """One counted sample of a target, as the store keeps it: ``increment`` is the
+    commands attributed to the interval ending here (corrected across resets); the
+    keyspace counters are ``None`` where the source has none (Upstash)."""
+
+    at: datetime
+    increment: float
+    server_id: str = ""
+    hits: float | None = None
+    misses: float | None = None
+
+
+@dataclass(frozen=True)
+class HitWindow:
+    """Reads in a span of samples: hits and misses (reset-aware), and over how long."""
+
+    hits: float
+    misses: float
+    span: timedelta
+
+    @property
+    def reads(self) -> float:
+        return self.hits + self.misses
+
+    @property
+    def percent(self) -> float | None:
+        return 100.0 * self.hits / self.reads if self.reads > 0 else None
+
+
+def _counter_delta(prev: HistorySample, cur: HistorySample, cur_value: float,
+                   prev_value: float) -> float:
+    if cur.server_id != prev.server_id or cur_value < prev_value:
+        return cur_value  # a restart or CONFIG RESETSTAT: the new value is growth from zero
+    return cur_value - prev_value
+
+
+def hit_window(samples: Sequence[HistorySample], now: datetime,
+               window: timedelta) -> HitWindow | None:
+    """Hits and misses over the samples of the last ``window`` (at least the last
+    interval: with checks further apart than ``window``, the interval since the
+    previous check). ``None`` with fewer than two samples that carry the counters."""
+    pts = sorted((s for s in samples if s.hits is not None and s.misses is not None
+                  and s.at <= now), key=lambda s: s.at)
+    if len(pts) < 2:
+        return None
+    inside = [i for i, s in enumerate(pts) if s.at >= now - window]
+    first = min(inside[0] if inside else len(pts) - 1, len(pts) - 2)
+    hits = misses = 0.0
+    for prev, cur in itertools.pairwise(pts[first:]):
+        assert prev.hits is not None and prev.misses is not None
+        assert cur.hits is not None and cur.misses is not None
+        hits += _counter_delta(prev, cur, cur.hits, prev.hits)
+        misses += _counter_delta(prev, cur, cur.misses, prev.misses)
+    return HitWindow(hits, misses, pts[-1].at - pts[first].at)
+
+
+def fmt_percent(value: float) -> str:
+    """``35 %``, ``49.5 %``: whole numbers stay whole, others keep one decimal."""
+    return f"{fmt_number(round(value, 1))} %"
+
+
+def fmt_over(span: timedelta) -> str:
+    """``15 minutes``: a span between checks, rounded to the minute once it is longer
+    than two (runs start a few seconds late; "14m58s" says nothing more)."""
+    seconds = span.total_seconds()
+    if seconds > 120:
+        span = timedelta(minutes=round(seconds / 60))
+    else:
+        span = timedelta(seconds=round(seconds))
+    return format_duration(span)
+
+
+HIT_RATE_MEANING = {
+    "good": "caching is working well",
+    "fair": "caching works, below the 80 % a well-used cache reaches",
+    "bad": "most reads miss the cache — check key expiry (TTL) and eviction",
+    "terrible": "the cache is barely used: no caching or wrong cache keys — check that "
+                "reads use the keys writes set",
+}
+
+
+def judge_hit_rate(target: str, reads: HitWindow | None, spec: HitRateSpec, *,
+                   labels: dict[str, str]) -> Observation:
+    """The hit rate over the last ``spec.window`` in the guide's bands: one alert per
+    target whose severity follows the band ("hit rate 35 % over the last 15 minutes is
+    bad (< 50 %): most reads miss the cache — check key expiry (TTL) and eviction").
+
+    Too few reads say nothing about a cache: under ``spec.min_reads`` the check does not
+    alert, and the message and ``details`` say why.
+    """
+    obs_labels = {**labels, "check": "hit_rate"}
+    worst = spec.bad or spec.terrible
+    expected = (f"a cache hit rate of at least {fmt_percent(worst.below)}" if worst
+                else "no hit-rate band")
+    if reads is None:
+        return Observation(target, Status.OK, obs_labels, None,
+                           summary="hit rate not known yet: it needs two samples of the "
+                                   "keyspace counters", expected=expected, seen="no reads",
+                           details={"judged": False})
+    over = f"over the last {fmt_over(reads.span)}"
+    details: dict[str, object] = {"reads": reads.reads, "hits": reads.hits,
+                                  "misses": reads.misses,
+                                  "window_seconds": reads.span.total_seconds()}
+    percent = reads.percent
+    if percent is None or reads.reads < spec.min_reads:
+        return Observation(
+            target, Status.OK, obs_labels, percent,
+            summary=(f"hit rate not judged: only {fmt_number(reads.reads)} reads {over} "
+                     f"(fewer than {fmt_number(spec.min_reads)}), too few to say how "
+                     "well the cache works"),
+            expected=expected, seen=f"{fmt_number(reads.reads)} reads", window=over,
+            details={**details, "judged": False, "low_traffic": True})
+    band, name = None, ("good" if percent >= spec.good_at else "fair")
+    for candidate, candidate_name in ((spec.terrible, "terrible"), (spec.bad, "bad")):
+        if candidate is not None and percent < candidate.below:
+            band, name = candidate, candidate_name
+            break
+    if band is not None:
+        bound = f"< {fmt_percent(band.below)}"
+    elif name == "good":
+        bound = f"≥ {fmt_percent(spec.good_at)}"
+    else:
+        bound = f"below {fmt_percent(spec.good_at)}"
+    summary = (f"hit rate {fmt_percent(percent)} {over} is {name} ({bound}): "
+               f"{HIT_RATE_MEANING[name]}")
+    seen = (f"{fmt_percent(percent)} ({fmt_number(reads.hits)} hits, "
+            f"{fmt_number(reads.misses)} misses)")
+    return Observation(target, Status.ALERT if band else Status.OK, obs_labels, percent,
+                       summary=summary, expected=expected, seen=seen, window=over,
+                       details={**details, "judged": True, "band": name},
+                       severity=band.severity if band else None)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The commands per second between two counted samples."""
+
+    start: datetime
+    end: datetime
+    rate: float
+
+
+def intervals(samples: Sequence[HistorySample]) -> list[Interval]:
+    """The rate of each interval between consecutive samples, oldest first."""
+    pts = sorted(samples, key=lambda s: s.at)
+    out = []
+    for prev, cur in itertools.pairwise(pts):
+        seconds = (cur.at - prev.at).total_seconds()
+        if seconds > 0:
+            out.append(Interval(prev.at, cur.at, cur.increment / seconds))
+    return out
+
+
+@dataclass(frozen=True)
+class Held:
+    """How long the rate has stayed at or above a level, up to the latest sample, and
+    the lowest interval rate in that time."""
+
+    duration: timedelta
+    lowest: float
+
+
+def held_above(spans: Sequence[Interval], level: float) -> Held | None:
+    """Walk back from the latest interval while its rate is at or above ``level``.
+
+    An interval's rate is all that is known of it, so a level held over an interval
+    counts from that interval's start. ``None`` when the latest interval is below.
+    """
+    held: list[Interval] = []
+    for span in reversed(spans):
+        if span.rate < level:
+            break
+        held.append(span)
+    if not held:
+        return None
+    return Held(held[0].end - held[-1].start, min(s.rate for s in held))
+
+
+OPS_MEANING = {
+    "high": "heavy usage — if none is expected, look for tight polling loops "
+            "(sleep(0.01) is 100 polls/s), caching without TTLs and duplicate background "
+            "workers",
+    "dangerous": "this is usually a cache bug or an infinite loop — look for tight "
+                 "polling loops",
+}
+
+
+def judge_ops_rate(target: str, samples: Sequence[HistorySample], spec: OpsSpec, *,
+                   labels: dict[str, str]) -> Observation:
+    """The guide's ops/s levels, each alerting only once the rate has stayed at or above
+    it for its ``for_`` ("ops/s has stayed above 1,000 for 10 minutes: this is usually a
+    cache bug or an infinite loop — look for tight polling loops"): a brief spike, or
+    the rate of a few seconds after a restart, pages no one. One alert per target whose
+    severity follows the highest level held long enough.
+
+    Sustained-ness comes from the target's own samples, not the engine's ``for``, which
+    is one per rule (the target), shared by the quota and every other check.
+    """
+    obs_labels = {**labels, "check": "ops_rate"}
+    spans = intervals(samples)
+    levels = [(name, lv) for name, lv in (("dangerous", spec.dangerous), ("high", spec.high))
+              if lv is not None]
+    lowest_level = min((lv.above for _, lv in levels), default=None)
+    expected = (f"under {fmt_number(lowest_level)} ops/s" if lowest_level is not None
+                else "no ops/s level")
+    if not spans:
+        return Observation(target, Status.OK, obs_labels, None,
+                           summary="ops/s not known yet: it needs two samples",
+                           expected=expected, seen="no rate", details={"judged": False})
+    latest = spans[-1]
+    now_rate = f"{_fmt_rate(latest.rate)} ops/s"
+    last = f"over the last {fmt_over(latest.end - latest.start)}"
+    details: dict[str, object] = {"judged": True, "rate": latest.rate}
+    building: list[str] = []
+    for name, level in levels:
+        held = held_above(spans, level.above)
+        if held is None:
+            continue
+        if held.duration >= level.for_:
+            summary = (f"ops/s has stayed above {fmt_number(level.above)} for "
+                       f"{fmt_over(level.for_)}: {OPS_MEANING[name]}")
+            seen = (f"{now_rate} {last}; at or above {fmt_number(level.above)} for "
+                    f"{fmt_over(held.duration)}, lowest {_fmt_rate(held.lowest)} ops/s")
+            details.update({"level": name, "held_seconds": held.duration.total_seconds(),
+                            "lowest_rate": held.lowest,
+                            "first_steps": FIRST_STEPS})
+            return Observation(target, Status.ALERT, obs_labels, latest.rate, summary=summary,
+                               expected=expected, seen=seen, window=last,
+                               details=details, severity=level.severity)
+        building.append(f"above {fmt_number(level.above)} for {fmt_over(held.duration)} "
+                        f"so far, {name} once it holds for {fmt_over(level.for_)}")
+    summary = f"ops/s {_fmt_rate(latest.rate)} {last}"
+    summary += f": {building[0]}" if building else \
+        (f", under {fmt_number(lowest_level)}" if lowest_level is not None else "")
+    return Observation(target, Status.OK, obs_labels, latest.rate, summary=summary,
+                       expected=expected, seen=now_rate, window=last, details=details)
 
 
 def judge_memory(target: str, used: float, maxmemory: float, *, max_percent: float,

@@ -1,5 +1,6 @@
 """``alert-jobs redis check``: check Redis targets now, like one scheduled run (the
-Redis guide's "test the monitor")."""
+Redis guide's "test the monitor"); ``alert-jobs redis presets``: the Upstash plans the
+``quota`` presets come from, with where and when their figures were read."""
 
 from __future__ import annotations
 
@@ -22,6 +23,37 @@ def register(commands: Commands) -> None:
                                       "exit 1 if any cannot be read")
     sp.add_argument("targets", nargs="*", metavar="TARGET")
     sp.set_defaults(fn=cmd_redis_check)
+    pp = sub.add_parser("presets", help="list the Upstash plans behind quota presets, with "
+                                        "their source and the date it was read")
+    pp.set_defaults(fn=cmd_redis_presets)
+
+
+def cmd_redis_presets(args: argparse.Namespace) -> int:
+    from alert_jobs.families.redis_quota.plans import (
+        LEGACY_FREE_DAILY,
+        PLANS,
+        PRICING_SOURCE,
+        PRICING_URL,
+    )
+
+    rows = [("preset", "plan", "price", "commands quota", "data", "bandwidth", "cmds/s")]
+    for plan in PLANS.values():
+        if plan.monthly_commands is not None:
+            quota = f"{plan.monthly_commands:,} / month"
+        elif plan.preset == "upstash_payg":
+            quota = "budget_usd ÷ $0.20 per 100K"
+        else:
+            quota = "none (not a quota preset)"
+        rows.append((plan.preset, plan.name, plan.price, quota, plan.data_size,
+                     plan.bandwidth, f"{plan.commands_per_second:,}"))
+    rows.append(("upstash_free_legacy_daily", "Free before Feb 2025", "$0",
+                 f"{LEGACY_FREE_DAILY:,} / day", "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(f"\nSource: {PRICING_SOURCE} (canonical page: {PRICING_URL}).")
+    print("Prices change: check the page before relying on a figure.")
+    return EXIT_OK
 
 
 def cmd_redis_check(args: argparse.Namespace) -> int:
@@ -55,6 +87,8 @@ def cmd_redis_check(args: argparse.Namespace) -> int:
             projected = (f", projected {fmt_number(round(m['projected']))}"
                          if "projected" in m else "")
             print(f"  rate: {r.text['rate_basis']}{projected}")
+        if "ops_rate" in r.text:
+            print(f"  ops/s: {r.text['ops_rate']}")
         if "keys" in m:
             hit = f"{m['hit_rate_percent']:.1f} %" if "hit_rate_percent" in m else "n/a"
             print(f"  keys: {fmt_number(m['keys'])}, hit rate: {hit}, "

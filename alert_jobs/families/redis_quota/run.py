@@ -25,7 +25,7 @@ from alert_jobs.core.model import (
     worst_observation,
 )
 from alert_jobs.families.redis_quota import check as q
-from alert_jobs.families.redis_quota.config import RedisQuotaTarget
+from alert_jobs.families.redis_quota.config import RedisQuotaDefaults, RedisQuotaTarget
 from alert_jobs.families.redis_quota.source import InfoSnapshot, RedisEndpoint, read_info
 from alert_jobs.families.redis_quota.store import RedisUsageStore
 from alert_jobs.families.redis_quota.upstash import UpstashUsage, read_usage
@@ -148,7 +148,8 @@ def record_and_judge(rules: RulesFile, target: RedisQuotaTarget, reading: Source
                                           {**target.labels, "check": "quota"})]
     else:
         try:
-            observations = _judge(target, reading, timeline, run_id, result)
+            observations = _judge(target, reading, timeline, run_id, result,
+                                  rules.section(RedisQuotaDefaults))
         except Exception as exc:  # e.g. the timeline database is down: say so, per target
             log.exception("recording %s failed", target.name)
             result.error = f"{target.name}: internal error: {type(exc).__name__}"
@@ -165,7 +166,8 @@ def record_and_judge(rules: RulesFile, target: RedisQuotaTarget, reading: Source
 
 
 def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
-           run_id: str | None, result: TargetResult) -> list[Observation]:
+           run_id: str | None, result: TargetResult,
+           defaults: RedisQuotaDefaults) -> list[Observation]:
     now = reading.at
     window = q.window_at(now, target.quota.window or "day", target.quota.timezone)
     store = RedisUsageStore(timeline)
@@ -238,6 +240,7 @@ def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
         result.metrics["monitor_commands"] = float(snapshot.commands_spent)
         observations += _info_observations(target, snapshot, recorded.previous, result,
                                            counted=recorded.step.counted)
+    observations += _bands(target, store, now, result, defaults, info=snapshot is not None)
     if target.command_rate is not None:
         # Over the last rate_window whatever the quota window: a rate is a rate across
         # midnight, and the baseline compares it with the same hour of past weeks.
@@ -245,6 +248,45 @@ def _judge(target: RedisQuotaTarget, reading: SourceReading, timeline: Timeline,
         observations.append(_command_rate(target, trailing.rate if trailing else None,
                                           timeline, now, result))
     return observations
+
+
+def _bands(target: RedisQuotaTarget, store: RedisUsageStore, now: datetime,
+           result: TargetResult, defaults: RedisQuotaDefaults, *,
+           info: bool) -> list[Observation]:
+    """The hit-rate bands and the sustained ops/s levels, both from the target's own
+    samples (one history query): the hit rate over the last ``hit_rate.window``, and
+    how long the rate between samples has stayed at or above each level. The engine's
+    ``for`` is one per target, shared by every check, so it cannot hold "dangerous" for
+    10 minutes while the quota alerts at once; the samples can."""
+    hit_spec = target.hit_rate_spec(defaults) if info else None  # Upstash: no keyspace
+    ops_spec = target.ops_spec(defaults)
+    levels = [lv for lv in (ops_spec.high, ops_spec.dangerous) if lv is not None] \
+        if ops_spec is not None else []
+    if hit_spec is None and not levels:
+        return []
+    spans = [lv.for_ for lv in levels] + ([hit_spec.window] if hit_spec is not None else [])
+    history = store.history(target.name, until=now, back_to=now - max(spans))
+    out: list[Observation] = []
+    if hit_spec is not None:
+        reads = q.hit_window(history, now, hit_spec.window)
+        obs = q.judge_hit_rate(target.name, reads, hit_spec, labels=target.labels)
+        out.append(obs)
+        if reads is not None:
+            result.metrics["hit_rate_reads"] = float(reads.reads)
+            result.metrics["hit_rate_window_seconds"] = reads.span.total_seconds()
+            if reads.percent is not None:
+                result.metrics["hit_rate_percent"] = float(reads.percent)
+        result.text["hit_rate"] = obs.summary
+    if ops_spec is not None and levels:
+        obs = q.judge_ops_rate(target.name, history, ops_spec, labels=target.labels)
+        out.append(obs)
+        if obs.value is not None:
+            result.metrics["ops_rate_per_sec"] = float(obs.value)
+        held = obs.details.get("held_seconds")
+        if isinstance(held, float):
+            result.metrics["ops_rate_held_seconds"] = held
+        result.text["ops_rate"] = obs.summary
+    return out
 
 
 def _command_rate(target: RedisQuotaTarget, rate: float | None, timeline: Timeline,
@@ -304,12 +346,6 @@ def _info_observations(target: RedisQuotaTarget, snap: InfoSnapshot,
     deltas = q.InfoDeltas(delta("keyspace_hits"), delta("keyspace_misses"),
                           delta("evicted_keys"), delta("rejected_connections"),
                           snap.at - previous["at"])
-    lookups = deltas.hits + deltas.misses
-    if lookups > 0:
-        result.metrics["hit_rate_percent"] = 100.0 * deltas.hits / lookups
-    if target.hit_rate_min_percent is not None:
-        out.append(q.judge_hit_rate(target.name, deltas, min_percent=target.hit_rate_min_percent,
-                                    min_lookups=target.min_lookups, labels=labels))
     if target.evicted_keys_max is not None:
         out.append(q.judge_counter(target.name, "evicted_keys", "evicted keys", deltas.evicted,
                                    target.evicted_keys_max, deltas.interval, labels=labels))

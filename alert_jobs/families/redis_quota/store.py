@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from alert_jobs.families.redis_quota.check import (
     CounterSample,
+    HistorySample,
     QuotaWindow,
     RatePoint,
     RestartNote,
@@ -127,6 +128,26 @@ class RedisUsageStore:
         points = [p for p in history if p.at >= sample.at - rate_span]
         return Recorded(step, points,
                         dict(previous._mapping) if previous is not None else None)
+
+    def history(self, target: str, *, until: datetime, back_to: datetime) -> list[HistorySample]:
+        """The counted samples from the last one at or before ``back_to`` to ``until``,
+        oldest first: what the hit-rate window and the ops/s levels look back over.
+
+        Starting from the sample at or before ``back_to`` (not after it) lets a level
+        held since before ``back_to`` be seen to have held all of that span.
+        """
+        t = redis_samples
+        counted = (t.c.target == target) & t.c.counted.is_(True) & (t.c.at <= until)
+        with self.timeline.engine.connect() as conn:
+            start = conn.execute(sa.select(sa.func.max(t.c.at))
+                                 .where(counted, t.c.at <= back_to)).scalar()
+            query = sa.select(t.c.at, t.c.increment, t.c.server_id, t.c.keyspace_hits,
+                              t.c.keyspace_misses).where(counted)
+            if start is not None:
+                query = query.where(t.c.at >= start)
+            rows = conn.execute(query.order_by(t.c.at, t.c.id)).all()
+        return [HistorySample(r.at, r.increment, r.server_id or "", r.keyspace_hits,
+                              r.keyspace_misses) for r in rows]
 
     def restarts(self, target: str, window: QuotaWindow) -> list[RestartNote]:
         """The restarts in ``window`` whose unseen commands were estimated, and how many.

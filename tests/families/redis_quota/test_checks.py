@@ -15,7 +15,6 @@ from alert_jobs.core.model import Severity, Status
 from alert_jobs.families.redis_quota.check import (
     FIRST_STEPS,
     CounterSample,
-    InfoDeltas,
     QuotaReading,
     QuotaWindow,
     RateMeasure,
@@ -28,7 +27,6 @@ from alert_jobs.families.redis_quota.check import (
     fmt_bytes,
     judge_clients,
     judge_counter,
-    judge_hit_rate,
     judge_keys,
     judge_memory,
     judge_quota,
@@ -750,42 +748,6 @@ def test_judge_quota_does_not_mutate_labels():
 
 
 # ----- INFO judgements ----------------------------------------------------------------
-
-
-def deltas(hits: float, misses: float) -> InfoDeltas:
-    return InfoDeltas(hits, misses, 0, 0, timedelta(minutes=15))
-
-
-@pytest.mark.parametrize(
-    ("d", "status", "value", "fragments"),
-    [
-        pytest.param(deltas(10, 5), Status.OK, None,
-                     ["only 15 lookups (fewer than 100), too few to judge",
-                      "in the last 15 minutes"], id="too-few"),
-        pytest.param(deltas(0, 0), Status.OK, None, ["only 0 lookups"], id="no-lookups"),
-        pytest.param(deltas(30, 70), Status.ALERT, 30.0,
-                     ["got 30.0 % (30 hits, 70 misses)", "at least 80 %"],
-                     id="exactly-min-lookups-below-floor"),
-        pytest.param(deltas(600, 400), Status.ALERT, 60.0, ["got 60.0 %"], id="below-floor"),
-        pytest.param(deltas(800, 200), Status.OK, 80.0, ["got 80.0 %"], id="at-floor"),
-        pytest.param(deltas(950, 50), Status.OK, 95.0, ["got 95.0 %"], id="above-floor"),
-    ],
-)
-def test_judge_hit_rate(d, status, value, fragments):
-    obs = judge_hit_rate("cache", d, min_percent=80, min_lookups=100, labels={"env": "prod"})
-    assert obs.status == status
-    assert obs.severity == (None if status == Status.OK else Severity.WARNING)
-    assert obs.labels == {"env": "prod", "check": "hit_rate"}
-    assert obs.value == (pytest.approx(value) if value is not None else None)
-    assert obs.summary.startswith("Expected a cache hit rate of at least 80 %")
-    for fragment in fragments:
-        assert fragment in obs.summary
-
-
-def test_judge_hit_rate_custom_severity():
-    obs = judge_hit_rate("cache", deltas(1, 999), min_percent=80, min_lookups=10, labels={},
-                         severity=Severity.CRITICAL)
-    assert obs.severity == Severity.CRITICAL
 
 
 @pytest.mark.parametrize(
