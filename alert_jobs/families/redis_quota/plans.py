@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Where every figure below comes from, and when it was read (the mirror of
-#: github.com/upstash/docs at commit ef0ce43, dated 2026-08-21; the page it renders is
-#: docs/redis/overall/billing, and Upstash names :data:`PRICING_URL` as the canonical one).
-PRICING_SOURCE = "upstash/docs redis/overall/billing.mdx @ ef0ce43, read 2026-08-21"
+#: Where every figure below comes from, and when it was read: the newest snapshot of
+#: github.com/upstash/docs available (commit ef0ce43 of 2026-08-21; the page last changed
+#: on 2026-06-18), read on 2026-11-30. The page it renders is docs/redis/overall/billing,
+#: and Upstash names :data:`PRICING_URL` as the canonical one.
+PRICING_SOURCE = "upstash/docs redis/overall/billing.mdx @ ef0ce43, read 2026-11-30"
 PRICING_URL = "https://upstash.com/pricing/redis"
-PRICING_READ = "2026-08-21"
+PRICING_READ = "2026-11-30"
 #: Pay-as-you-go: "$0.20 per 100K commands" (the same page).
 PAYG_USD_PER_100K_COMMANDS = 0.20
 

@@ -266,7 +266,7 @@ checks:
 
 
 def test_presets_come_from_upstash_pricing_with_their_source() -> None:
-    assert PRICING_SOURCE == "upstash/docs redis/overall/billing.mdx @ ef0ce43, read 2026-08-21"
+    assert PRICING_SOURCE == "upstash/docs redis/overall/billing.mdx @ ef0ce43, read 2026-11-30"
     assert all(p.source == PRICING_SOURCE for p in PLANS.values())
     assert PLANS["upstash_free"].monthly_commands == 500_000
     assert PLANS["upstash_fixed_500gb"].commands_per_second == 16_000
@@ -302,4 +302,4 @@ def test_cli_lists_the_presets_with_source_and_date(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "upstash_free " in out and "500,000 / month" in out
     assert "upstash_fixed_500gb" in out and "$1,500 / month" in out
-    assert "upstash/docs redis/overall/billing.mdx @ ef0ce43, read 2026-08-21" in out
+    assert "upstash/docs redis/overall/billing.mdx @ ef0ce43, read 2026-11-30" in out
