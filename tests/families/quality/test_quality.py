@@ -480,7 +480,8 @@ def test_migration_backfills_episodes_of_an_existing_timeline(db_url: str) -> No
     fresh = Timeline(db_url)
     assert fresh.upgrade() == ["6: alert quality", "7: action link uses",
                               "8: evaluations by run", "9: outbox by run", "10: slo buckets",
-                              "11: baselines", "12: responder pages", "13: external alerts"]
+                              "11: baselines", "12: responder pages", "13: external alerts",
+                              "14: incident records"]
     assert fresh.schema_version() == migrate.HEAD
     with fresh.engine.connect() as conn:
         assert sorted(conn.execute(sa.select(*cols)).all()) == live
