@@ -21,6 +21,7 @@ fingerprint overlaps it in time. *Actionable* and *noisy* follow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -207,3 +208,106 @@ def effective(rules: RulesFile, rule: RuleBase) -> RuleBase:
     """The rule as its family's judge needs it: its timezone resolved from the defaults
     (a baseline's season slots are local time)."""
     return rule.model_copy(update={"timezone": rules.timezone_for(rule)})
+
+
+# ----- a fixed threshold that keeps the actionable alerts -------------------------------
+
+#: The bounds a threshold suggestion moves, and which way is "less sensitive": a higher
+#: ``max`` (values above it fire) or a lower ``min`` (values below it fire).
+THRESHOLD_SIDES = ("max", "min")
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """A bound moved from ``current`` to ``value``, and what the month's replay says of it."""
+
+    key: str  # max | min
+    current: float
+    value: float
+    result: BacktestResult
+
+
+def roundest(lo: float, hi: float, *, key: str) -> float:
+    """The roundest number that fires exactly as ``lo`` (``max``: in ``[lo, hi)``) or as
+    ``hi`` (``min``: in ``(lo, hi]``) does: any bound between two neighbouring stored
+    values fires for the same evaluations, so the review may as well say ``180`` for
+    ``179.83``. Tries multiples of 10ⁿ from coarse to fine (down to 10⁻⁶)."""
+    span = max(abs(lo), abs(hi), 1e-9)
+    exponent = math.floor(math.log10(span)) + 1
+    while exponent >= -6:
+        step = 10.0 ** exponent
+        digits = max(0, -exponent)
+        if key == "max":
+            x = round(math.ceil(round(lo / step, 9)) * step, digits)
+            if lo <= x < hi:
+                return x
+        else:
+            x = round(math.floor(round(hi / step, 9)) * step, digits)
+            if lo < x <= hi:
+                return x
+        exponent -= 1
+    return lo if key == "max" else hi
+
+
+def threshold_candidates(values: Sequence[float], current: float, key: str) -> list[float]:
+    """Bounds to try, from the current one outward (each less sensitive than the one
+    before): one per distinct stored value beyond ``current``, made round by
+    :func:`roundest`. ``max=v`` stops ``v`` itself from firing (the good range is
+    inclusive), so a candidate at a value silences it and everything nearer."""
+    if key not in THRESHOLD_SIDES:
+        raise ValueError(f"a threshold is max or min, not {key!r}")
+    if key == "max":
+        beyond = sorted({v for v in values if math.isfinite(v) and v > current})
+        uppers = [*beyond[1:], beyond[-1] + max(abs(beyond[-1]), 1.0)] if beyond else []
+        return [roundest(v, nxt, key="max") for v, nxt in zip(beyond, uppers, strict=True)]
+    beyond = sorted({v for v in values if math.isfinite(v) and v < current}, reverse=True)
+    lowers = [*beyond[1:], beyond[-1] - max(abs(beyond[-1]), 1.0)] if beyond else []
+    return [roundest(nxt, v, key="min") for v, nxt in zip(beyond, lowers, strict=True)]
+
+
+def best_threshold(evaluations: Sequence[StoredEvaluation], stored: Sequence[StoredEpisode],
+                   base: RulePolicy, *, key: str, current: float,
+                   judge_for: Callable[[float], Judge], end: datetime,
+                   since: datetime | None = None) -> ThresholdChoice | None:
+    """The bound that still catches every stored episode labelled actionable and drops the
+    most noisy ones; on a tie the one nearest the current bound (it watches most
+    closely). None when no candidate keeps every actionable episode and drops a noisy one.
+
+    Pure: replays ``evaluations`` (judged by ``judge_for(bound)``) through the engine.
+    Moving a bound outward only ever removes alerting evaluations, so "keeps every
+    actionable episode" holds for a prefix of the candidates and the noise dropped only
+    grows along them: two binary searches find the choice in O(log n) replays (the last
+    candidate that keeps them all, then the first that drops as much noise as it does).
+    """
+    candidates = threshold_candidates([e.value for e in evaluations if e.value is not None],
+                                      current, key)
+    if not candidates:
+        return None
+    current_replay = replay(evaluations, base, judge_for(current), count_from=since)
+    counted = sum(1 for e in evaluations if since is None or e.at >= since)
+    results: dict[int, BacktestResult] = {}
+
+    def result(i: int) -> BacktestResult:
+        if i not in results:
+            changed = replay(evaluations, base, judge_for(candidates[i]), count_from=since)
+            results[i] = compare(stored, current_replay, changed, evaluations=counted, end=end)
+        return results[i]
+
+    keeping = _last_true(len(candidates), lambda i: result(i).actionable_missed == 0)
+    if keeping < 0 or result(keeping).noisy_dropped == 0:
+        return None
+    most = result(keeping).noisy_dropped
+    first = _last_true(keeping + 1, lambda i: result(i).noisy_dropped < most) + 1
+    return ThresholdChoice(key, current, candidates[first], result(first))
+
+
+def _last_true(n: int, holds: Callable[[int], bool]) -> int:
+    """The last index in ``range(n)`` where ``holds`` (true on a prefix), or -1."""
+    lo, hi = 0, n  # holds on [0, lo); fails on [hi, n)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if holds(mid):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1

@@ -28,6 +28,7 @@ import dagster as dg
 from alert_jobs.config import RulesFile
 from alert_jobs.core.months import month_bounds, previous_month
 from alert_jobs.families.quality.config import QualityConfig
+from alert_jobs.families.quality.report import markdown_advice
 from alert_jobs.families.quality.review import run_review
 from alert_jobs.families.quality.rollup import overall_durations, quality_rows, totals
 from alert_jobs.runtime.deliver import deliver
@@ -114,6 +115,8 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
             "review": dg.MetadataValue.md(result.markdown),
             "html_report": dg.MetadataValue.path(str(result.html_path)),
             "rules_to_act_on": len(result.review.to_act_on),
+            **result.review.counts(),
+            "recommendations": dg.MetadataValue.md(markdown_advice(result.review)),
             "fire_drills": dg.MetadataValue.md(
                 "\n".join(f"- {line}" for line in result.review.drills) or "no rules"),
         })

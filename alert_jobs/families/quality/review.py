@@ -1,5 +1,11 @@
 """Run the monthly review: roll the month up in SQL, write the HTML, tell the receiver.
 
+Beside the numbers it asks the guide's questions (:func:`guide_answers`): per rule the
+runbook answers of its incident records, "improve the runbook" with what responders said
+was missing, "tune or delete" with a backtested threshold
+(:mod:`~alert_jobs.families.quality.tuning`), and "add an alert" for each incident no
+rule caught, beside the rules that share its labels.
+
 Shared by the ``alert_quality_monthly`` asset and ``alert-jobs quality review``. The
 message goes through the outbox like any notification (retries, delivery events),
 with a dedup key per month and receiver, so re-running a month never sends it twice.
@@ -20,6 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from alert_jobs.config import RulesFile
 from alert_jobs.core.months import month_bounds
 from alert_jobs.families.quality.backtest import (
@@ -34,16 +42,26 @@ from alert_jobs.families.quality.backtest import (
 from alert_jobs.families.quality.check import QualityRow
 from alert_jobs.families.quality.config import QualityConfig
 from alert_jobs.families.quality.drills import drill_lines
+from alert_jobs.families.quality.questions import (
+    Advice,
+    RunbookAnswers,
+    advice_for,
+    needs_threshold,
+    runbook_by_rule,
+)
 from alert_jobs.families.quality.report import Review, build_review, to_html, to_markdown, to_text
 from alert_jobs.families.quality.rollup import quality_rows
+from alert_jobs.families.quality.tuning import threshold_finding
 from alert_jobs.notify.contract import AlertMessage, GroupMessage
 from alert_jobs.runtime.family import Rejudge
-from alert_jobs.store import Timeline, utcnow
+from alert_jobs.store import Timeline, schema, utcnow
 
 REVIEW_RULE = "alert_quality_review"
 
 #: The baseline widths the review backtests for a rule with noisy alerts.
 WIDTHS = (2.0, 3.0, 4.0, 5.0, 6.0)
+#: At most this many incident records of each kind are read for one month.
+INCIDENTS_READ = 10_000
 
 
 def report_dir(rules: RulesFile) -> Path:
@@ -72,8 +90,44 @@ def monthly_review(rules: RulesFile, timeline: Timeline, month: str) -> Review:
     q = rules.section(QualityConfig)
     review = build_review(month, rows, target=q.target_actionable,
                           min_actionable=q.min_actionable, max_resolve=q.max_resolve)
+    runbook, advice = guide_answers(rules, timeline, [r for r, _ in review.rows], start, end)
     return replace(review, tuning=width_suggestions(rules, timeline, rows, start, end),
-                   drills=drill_lines(timeline, [r.name for r in rules.rules()]))
+                   drills=drill_lines(timeline, [r.name for r in rules.rules()]),
+                   runbook=runbook, advice=advice)
+
+
+def guide_answers(rules: RulesFile, timeline: Timeline, rows: list[QualityRow],
+                  start: datetime, end: datetime
+                  ) -> tuple[dict[str, RunbookAnswers], list[Advice]]:
+    """The guide's questions for the month (:mod:`~alert_jobs.families.quality.questions`):
+    per rule the runbook answers on the records of its episodes that fired in
+    ``[start, end)``, and the recommendations — improve the runbook, tune or delete (with
+    a backtested threshold), add an alert for each incident no rule caught."""
+    q = rules.section(QualityConfig)
+    with_alert = timeline.incidents.list(since=start, until=end, with_alert=True,
+                                         limit=INCIDENTS_READ)
+    runbook = runbook_by_rule(with_alert)
+    findings = {r.rule: threshold_finding(rules, timeline, r, start, end)
+                for r in rows if needs_threshold(r, q.min_actionable)}
+    without = timeline.incidents.list(since=start, until=end, with_alert=False,
+                                      limit=INCIDENTS_READ)
+    labels = rule_labels(rules, timeline) if without else {}
+    return runbook, advice_for(rows, runbook, findings, without, labels,
+                               min_actionable=q.min_actionable, max_resolve=q.max_resolve)
+
+
+def rule_labels(rules: RulesFile, timeline: Timeline) -> dict[str, set[tuple[str, str]]]:
+    """Each rule of the rules file with every ``key=value`` it carries: its own
+    ``labels:`` and those of its alert instances in the timeline (a query's group-by
+    columns), one read of the alerts table."""
+    out: dict[str, set[tuple[str, str]]] = {
+        r.name: {(k, str(v)) for k, v in r.labels.items()} for r in rules.rules()}
+    a = schema.alerts
+    with timeline.read() as conn:
+        for name, labels in conn.execute(sa.select(a.c.rule, a.c.labels)
+                                         .where(a.c.rule.in_(list(out)))):
+            out[name].update((k, str(v)) for k, v in (labels or {}).items())
+    return out
 
 
 def run_review(rules: RulesFile, timeline: Timeline, month: str, *, send: bool = True,
