@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from alert_jobs.cli import admin, alerts, drill, rule_tests, users
+from alert_jobs.cli import admin, alerts, drill, incidents, rule_tests, users
 from alert_jobs.config import RulesError, family_problems
 from alert_jobs.runtime.commands import EXIT_FAILED, EXIT_USAGE, Commands, UsageError
 from alert_jobs.runtime.family import installed_families
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     rule_tests.register(commands)
     drill.register(commands)
     users.register(commands)
+    incidents.register(commands)
     for family in installed_families():
         if family.register_cli is not None:
             family.register_cli(commands)

@@ -21,9 +21,10 @@ Like ``alert_episodes``, retention never trims it.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,8 +50,31 @@ ACTING_KINDS = ("acked", "unacked", "snoozed", "outcome", "incident", "escalated
                 "silenced")
 
 
+#: Longest follow-up (a link or a ticket id) and most follow-ups on one record.
+MAX_FOLLOW_UP, MAX_FOLLOW_UPS = 500, 50
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class IncidentError(ValueError):
     """A record that cannot be written as asked (unknown field, bad value)."""
+
+
+@dataclass(frozen=True)
+class EpisodeFacts:
+    """What the timeline knows about one firing episode: the record's title, labels
+    and times come from here, so every way in (link, page, CLI) describes it alike."""
+
+    fingerprint: str
+    episode: int
+    rule: str
+    labels: dict[str, str]
+    fired_at: datetime
+    acked_at: datetime | None
+    resolved_at: datetime | None
+
+    @property
+    def title(self) -> str:
+        return f"{self.rule} firing"
 
 
 @dataclass(frozen=True)
@@ -115,7 +139,13 @@ def _check(changes: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(ups, list) or not all(isinstance(u, str) and u.strip()
                                                 for u in ups):
             raise IncidentError("follow_ups must be a list of links or ticket ids")
-        out["follow_ups"] = [u.strip() for u in ups]
+        out["follow_ups"] = list(dict.fromkeys(u.strip() for u in ups))
+        for up in out["follow_ups"]:
+            if len(up) > MAX_FOLLOW_UP or any(c.isspace() for c in up):
+                raise IncidentError(f"follow-up {_clip(up)!r} is not one link or ticket id "
+                                    f"(no spaces, at most {MAX_FOLLOW_UP} characters)")
+        if len(out["follow_ups"]) > MAX_FOLLOW_UPS:
+            raise IncidentError(f"at most {MAX_FOLLOW_UPS} follow-ups")
     if "title" in out and not str(out["title"] or "").strip():
         raise IncidentError("an incident needs a title")
     for key in ("verified", "mitigation", "runbook_missing", "detected_by"):
@@ -125,6 +155,46 @@ def _check(changes: Mapping[str, Any]) -> dict[str, Any]:
                 raise IncidentError(f"{key} is longer than 4,000 characters")
             out[key] = text or None
     return out
+
+
+def check_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The changes as they would be stored; :class:`IncidentError` saying what is wrong
+    (forms and the CLI check before they write, with the store's own rules)."""
+    return _check(changes)
+
+
+def _clip(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def parse_labels(pairs: Iterable[str]) -> dict[str, str]:
+    """``k=v`` items (each may hold several separated by commas: ``service=checkout,
+    team=payments``) → labels; :class:`IncidentError` naming the bad item."""
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        for item in pair.split(","):
+            if not item.strip():
+                continue
+            name, sep, value = item.partition("=")
+            name, value = name.strip(), value.strip().strip('"')
+            if not sep or not _LABEL_NAME.fullmatch(name) or not value:
+                raise IncidentError(f"label {item.strip()!r} is not name=value (a name is "
+                                    "letters, digits and _, not starting with a digit)")
+            labels[name] = value
+    return labels
+
+
+def month_range(text: str, now: datetime) -> tuple[str, datetime, datetime]:
+    """``YYYY-MM`` (empty: ``now``'s UTC month) → (the month, its first instant, the
+    next month's first); ValueError saying what a month looks like."""
+    raw = text.strip() or f"{now.astimezone(UTC):%Y-%m}"
+    try:
+        start = datetime.strptime(raw, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{raw[:20]!r} is not a month: write YYYY-MM, e.g. "
+                         f"{now.astimezone(UTC):%Y-%m}") from None
+    end = (start + timedelta(days=32)).replace(day=1)
+    return f"{start:%Y-%m}", start, end
 
 
 class IncidentStore:
@@ -148,9 +218,9 @@ class IncidentStore:
 
     def list(self, *, since: datetime | None = None, until: datetime | None = None,
              with_alert: bool | None = None, rule: str | None = None,
-             limit: int = 1000) -> builtins.list[Incident]:
+             fingerprint: str | None = None, limit: int = 1000) -> builtins.list[Incident]:
         """Incidents that started in [since, until), newest first; ``with_alert``
-        False: only those no rule caught."""
+        False: only those no rule caught; ``fingerprint``: one alert's episodes."""
         q = sa.select(_t).order_by(_t.c.started_at.desc(), _t.c.id.desc()).limit(limit)
         if since is not None:
             q = q.where(_t.c.started_at >= since)
@@ -161,8 +231,33 @@ class IncidentStore:
                         else _t.c.fingerprint.is_(None))
         if rule is not None:
             q = q.where(_t.c.rule == rule)
+        if fingerprint is not None:
+            q = q.where(_t.c.fingerprint == fingerprint)
         with self.db.read() as conn:
             return [_record(r) for r in conn.execute(q)]
+
+    def episode(self, fingerprint: str, episode: int) -> EpisodeFacts | None:
+        """The facts of one firing episode of an alert (``alert_episodes``), or ``None``
+        when the alert never had that episode. The alert's current episode is known
+        from the alert itself too (a fire drill's has no ``alert_episodes`` row)."""
+        a, ep = schema.alerts, schema.episodes
+        with self.db.read() as conn:
+            alert = conn.execute(sa.select(a.c.rule, a.c.labels, a.c.episode, a.c.fired_at,
+                                           a.c.acked_at, a.c.resolved_at)
+                                 .where(a.c.fingerprint == fingerprint)).first()
+            if alert is None or not 1 <= episode <= int(alert.episode or 0):
+                return None
+            row = conn.execute(sa.select(ep.c.fired_at, ep.c.first_ack_at, ep.c.resolved_at)
+                               .where(ep.c.fingerprint == fingerprint,
+                                      ep.c.episode == episode)).first()
+        labels = dict(alert.labels or {})
+        if row is not None:
+            return EpisodeFacts(fingerprint, episode, alert.rule, labels, row.fired_at,
+                                row.first_ack_at, row.resolved_at)
+        if episode == alert.episode and alert.fired_at is not None:
+            return EpisodeFacts(fingerprint, episode, alert.rule, labels, alert.fired_at,
+                                alert.acked_at, alert.resolved_at)
+        return None
 
     def _with_actors(self, conn: Connection, incident: Incident) -> Incident:
         """Everyone who acted: the incident's own events, and for an alert episode
@@ -172,6 +267,9 @@ class IncidentStore:
             q = sa.select(e.c.actor).where(
                 e.c.fingerprint == incident.fingerprint, e.c.kind.in_(ACTING_KINDS),
                 e.c.at >= incident.started_at)
+            own = e.c.payload["incident"].as_integer() == incident.id
+            # Other episodes' records are edited on the same fingerprint: not theirs.
+            q = q.where(sa.or_(e.c.kind != "incident", own))
             if incident.ended_at is not None:
                 q = q.where(sa.or_(e.c.at <= incident.ended_at, e.c.kind == "incident"))
         else:
@@ -206,9 +304,26 @@ class IncidentStore:
                 current: dict[str, Any] = {**values, "id": incident_id}
             else:
                 current = dict(row._mapping)
+                if current["ended_at"] is None and ended_at is not None:
+                    # The episode resolved since the record was made: a fact of the
+                    # timeline, not an answer, so no event (it bounds who acted).
+                    conn.execute(_t.update().where(_t.c.id == current["id"])
+                                 .values(ended_at=ended_at))
+                    current["ended_at"] = ended_at
             self._apply(conn, current, clean, by=by, source=source, now=now)
             fresh = conn.execute(sa.select(_t).where(_t.c.id == current["id"])).one()
         return _record(fresh)
+
+    def answer(self, fingerprint: str, episode: int, changes: Mapping[str, Any], *,
+               by: str, source: str, now: datetime | None = None) -> Incident:
+        """:meth:`record` for an episode described by the timeline (its rule, labels,
+        when it fired and resolved): what the link, the page and the CLI call."""
+        facts = self.episode(fingerprint, episode)
+        if facts is None:
+            raise IncidentError(f"alert {fingerprint[:12]} has no episode {episode}")
+        return self.record(fingerprint, episode, changes, by=by, source=source,
+                           rule=facts.rule, title=facts.title, labels=facts.labels,
+                           started_at=facts.fired_at, ended_at=facts.resolved_at, now=now)
 
     def add(self, title: str, started_at: datetime, *, by: str, source: str = "cli",
             detected_by: str = "", labels: Mapping[str, str] | None = None,
@@ -277,4 +392,5 @@ def runbook_answers(incidents: Sequence[Incident]) -> tuple[int, int]:
     return len(answered), sum(1 for i in answered if i.runbook_sufficient is False)
 
 
-__all__ = ["FIELDS", "Incident", "IncidentError", "IncidentStore", "runbook_answers"]
+__all__ = ["FIELDS", "EpisodeFacts", "Incident", "IncidentError", "IncidentStore",
+           "check_changes", "month_range", "parse_labels", "runbook_answers"]

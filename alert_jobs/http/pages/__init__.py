@@ -1,5 +1,5 @@
 """The responder's pages (``alert-jobs serve``): alerts, one alert's story, silences,
-heartbeats, behind sign-in (:mod:`alert_jobs.http.auth`). Server-rendered jinja2
+heartbeats, incidents, behind sign-in (:mod:`alert_jobs.http.auth`). Server-rendered jinja2
 templates in ``templates/pages``; no JavaScript."""
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from alert_jobs.http.pages.context import Pages
 
 
 def page_routes(pages: Pages) -> list[Route]:
-    from alert_jobs.http.pages import alerts, heartbeats, login, silences
+    from alert_jobs.http.pages import alerts, heartbeats, incidents, login, silences
 
     async def home(request: object) -> RedirectResponse:
         return RedirectResponse("/alerts", 303)
 
     return [Route("/", home, methods=["GET"]),
             *login.login_routes(pages.auth), *login.logout_routes(pages.auth),
-            *alerts.routes(pages), *silences.routes(pages), *heartbeats.routes(pages)]
+            *alerts.routes(pages), *silences.routes(pages), *heartbeats.routes(pages),
+            *incidents.routes(pages)]
 
 
 __all__ = ["Pages", "page_routes"]

@@ -7,13 +7,21 @@ Every action is a POST with the session's CSRF token, is written to the timeline
 the signed-in user as actor and ``source="page"``, and redirects back to the alert's
 page (post/redirect/get: a reload does not act twice). An ack is delivered at once, so
 an incident tool (PagerDuty) hears about it, as it does from a signed link.
+
+The page's **Incident** section shows the record of the alert's latest episode (how it
+was verified, false positive, mitigation, follow-ups, runbook) with the questions as a
+form (``POST /alerts/<fp>/incident``, the episode in a hidden field so an answer given
+while the alert fires again still lands on the episode that was shown), and links the
+records of earlier episodes (``/incidents/<id>``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import quote, urlencode
 
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -22,18 +30,25 @@ from starlette.routing import Route
 from alert_jobs.core.durations import DurationError, parse_duration, short_duration
 from alert_jobs.core.model import AckOutcome, AlertRecord, Matcher, MatcherError
 from alert_jobs.http.auth import current_user
+from alert_jobs.http.incident_form import (
+    IncidentFormError,
+    incident_form_html,
+    parse_incident_form,
+)
 from alert_jobs.http.pages.alert_views import SHOWN, alert_rows, counts, grouped, matching
 from alert_jobs.http.pages.context import SOURCE, Pages, posted
 from alert_jobs.http.pages.render import page, refusal, when
 from alert_jobs.runtime.actions import ack_alert
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import TimelineError, utcnow
+from alert_jobs.store.incidents import Incident, IncidentError
 
 SNOOZE_CHOICES = ("1h", "6h", "24h")
 MAX_SNOOZE = timedelta(days=30)
 #: What the alert page says after an action (``?done=``), so a reload shows no form resend.
 DONE = {"ack": "Acknowledged.", "unack": "Acknowledgement removed: it can page again.",
-        "snooze": "Snoozed.", "outcome": "Outcome recorded."}
+        "snooze": "Snoozed.", "outcome": "Outcome recorded.",
+        "incident": "Incident record saved."}
 EVENTS_SHOWN = 500
 
 
@@ -69,6 +84,16 @@ def silence_form_url(record: AlertRecord) -> str:
     return "/silences/new?" + urlencode([("matcher", m) for m in matchers])
 
 
+@dataclass
+class Shown:
+    """What the alert page shows besides the alert: its events and incident records."""
+
+    events: list[dict[str, object]] = field(default_factory=list)
+    row: object = None
+    incident: Incident | None = None  # the latest episode's record
+    earlier: list[Incident] = field(default_factory=list)  # other episodes' records
+
+
 def routes(pages: Pages) -> list[Route]:
     async def alert_list(request: Request) -> Response:
         text = request.query_params.get("filter", "").strip()
@@ -98,25 +123,35 @@ def routes(pages: Pages) -> list[Route]:
                            f"The timeline database did not answer ({type(exc).__name__}).",
                            503)
 
-    def load(fp: str) -> tuple[AlertRecord | None, list[dict[str, object]], object]:
+    def load(fp: str) -> tuple[AlertRecord | None, Shown]:
         timeline = pages.get_timeline()
         record = timeline.alerts.get(fp)
         if record is None:
-            return None, [], None
-        events = timeline.events.list(fingerprint=fp, limit=EVENTS_SHOWN)
-        row = alert_rows(timeline, pages.rules(), utcnow(), alerts=[record])[0]
-        return record, events, row
+            return None, Shown()
+        shown = Shown(events=timeline.events.list(fingerprint=fp, limit=EVENTS_SHOWN),
+                      row=alert_rows(timeline, pages.rules(), utcnow(), alerts=[record])[0])
+        if record.episode >= 1:
+            shown.incident = timeline.incidents.for_episode(fp, record.episode)
+            shown.earlier = [i for i in timeline.incidents.list(fingerprint=fp)
+                             if i.episode != record.episode]
+        return record, shown
 
     async def alert_page(request: Request) -> Response:
         fp = request.path_params["fingerprint"]
-        record, events, row = await run_in_threadpool(load, fp)
+        record, shown = await run_in_threadpool(load, fp)
         if record is None:
             return unknown(request, fp)
         done = DONE.get(request.query_params.get("done", ""), "")
-        return page(request, "alert.html", title=f"{record.rule}", alert=record, row=row,
-                    events=events, done=done, run_url=pages.run_url,
+        form = Markup(incident_form_html(
+            incident=shown.incident, config=pages.rules().incidents,
+            action=f"/alerts/{quote(fp)}/incident", ask_by=False,
+            extra_hidden={"csrf": current_user(request).csrf,
+                          "episode": str(record.episode)})) if record.episode >= 1 else ""
+        return page(request, "alert.html", title=f"{record.rule}", alert=record, row=shown.row,
+                    events=shown.events, done=done, run_url=pages.run_url,
                     silence_url=silence_form_url(record), outcomes=[str(o) for o in AckOutcome],
-                    snooze_choices=SNOOZE_CHOICES, events_shown=EVENTS_SHOWN)
+                    snooze_choices=SNOOZE_CHOICES, events_shown=EVENTS_SHOWN,
+                    incident=shown.incident, earlier=shown.earlier, incident_form=form)
 
     def unknown(request: Request, fp: str) -> Response:
         return refusal(request, "Unknown alert",
@@ -178,6 +213,30 @@ def routes(pages: Pages) -> list[Route]:
                            f"{str(exc)[1:]}.", 409)
         return back(fp, action)
 
+    async def answer(request: Request, form: dict[str, str]) -> Response:
+        """The incident questions for one episode, answered by the signed-in user."""
+        fp, user = request.path_params["fingerprint"], current_user(request)
+        timeline = pages.get_timeline()
+        record = await run_in_threadpool(timeline.alerts.get, fp)
+        if record is None:
+            return unknown(request, fp)
+        raw = form.get("episode", "").strip()
+        if not raw.isdigit() or not 1 <= int(raw) <= record.episode:
+            return refusal(request, "Nothing recorded",
+                           f"This alert has no episode {raw[:20]!r} (it has fired "
+                           f"{record.episode} time(s)). Nothing changed.", 400)
+        try:
+            _, changes = parse_incident_form({**form, "by": user.name},
+                                             pages.rules().incidents)
+        except IncidentFormError as exc:
+            return refusal(request, "Nothing recorded", f"{exc} Nothing changed.", 400)
+        try:
+            await run_in_threadpool(lambda: timeline.incidents.answer(
+                fp, int(raw), changes, by=user.name, source=SOURCE))
+        except IncidentError as exc:
+            return refusal(request, "Nothing recorded", f"{exc}. Nothing changed.", 400)
+        return RedirectResponse(f"/alerts/{quote(fp)}?done=incident#incident", 303)
+
     def bad_outcome(request: Request, outcome: str) -> Response:
         return refusal(request, "Unknown outcome",
                        f"{outcome!r} is not an outcome; use one of "
@@ -185,4 +244,5 @@ def routes(pages: Pages) -> list[Route]:
 
     return [Route("/alerts", alert_list, methods=["GET"]),
             Route("/alerts/{fingerprint}", alert_page, methods=["GET"]),
+            Route("/alerts/{fingerprint}/incident", posted(answer), methods=["POST"]),
             Route("/alerts/{fingerprint}/{action}", posted(act), methods=["POST"])]

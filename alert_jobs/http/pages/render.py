@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse
 from alert_jobs.core.durations import short_duration
 
 NAV = [("/alerts", "Alerts"), ("/silences", "Silences"), ("/heartbeats", "Heartbeats"),
+       ("/incidents", "Incidents"),
        ("/quality/review", "Alert quality"), ("/slo/budget", "SLO budgets")]
 
 
