@@ -242,11 +242,20 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
 
 
 def set_disabled(args: argparse.Namespace, disabled: bool) -> int:
+    """``disable RULE [--for 1d]`` (without --for: until enabled) or ``enable RULE``."""
+    from alert_jobs.store import utcnow
+
     timeline = timeline_of(args)
     if args.rule not in rule_names(args, timeline):
         raise UsageError(f"unknown rule {args.rule!r} (see `alert-jobs rules validate`)")
-    timeline.rule_settings.set_disabled(args.rule, disabled, by=args.by, note=args.note or "")
-    print(f"rule {args.rule} {'disabled' if disabled else 'enabled'}")
+    now = utcnow()
+    duration = getattr(args, "duration", None)
+    until = now + positive_duration(duration) if disabled and duration else None
+    timeline.rule_settings.set_disabled(args.rule, disabled, by=args.by, note=args.note or "",
+                                        now=now, until=until)
+    span = f" until {until:%Y-%m-%d %H:%M} UTC" if until else (
+        " until enabled (alert-jobs enable)" if disabled else "")
+    print(f"rule {args.rule} {'disabled' if disabled else 'enabled'}{span}")
     return EXIT_OK
 
 
@@ -306,3 +315,6 @@ def register(commands: Commands) -> None:
                           f"{name} a rule (no notifications while disabled)")
         sp.add_argument("rule")
         _actor(sp)
+        if disabled:
+            sp.add_argument("--for", dest="duration",
+                            help="how long (1h, 1d, 7d); without it: until enabled")

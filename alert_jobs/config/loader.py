@@ -106,7 +106,20 @@ def parse_rules(text: str, filename: str = DEFAULT_RULES_FILE, *,
         raise RulesError(filename, _in_file_order(schema_problems + problems)) from None
     if problems:
         raise RulesError(filename, _in_file_order(problems))
-    return rules
+    return rules.located(filename, rule_lines(data, lines))
+
+
+def rule_lines(data: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> dict[str, int]:
+    """Each rule's line (that of its ``name:``) from the index errors already use."""
+    checks = data.get("checks")
+    out: dict[str, int] = {}
+    for family, rules in (checks.items() if isinstance(checks, dict) else []):
+        for i, rule in enumerate(rules if isinstance(rules, list) else []):
+            if isinstance(rule, dict) and isinstance(rule.get("name"), str):
+                line = nearest_line(("checks", family, i, "name"), lines)
+                if line is not None:
+                    out.setdefault(rule["name"], line)
+    return out
 
 
 def _in_file_order(problems: list[RuleFileProblem]) -> list[RuleFileProblem]:

@@ -12,16 +12,24 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from alert_jobs.config.rules import Audience
 from alert_jobs.config.types import Duration, Name, SecretOrText, Strict
 
 
 class ReceiverBase(Strict):
-    """What every receiver has: a name rules and routes refer to, a timeout, and whether
-    it is told about resolves (``None``: its type's default)."""
+    """What every receiver has: a name rules and routes refer to, a timeout, whether it
+    is told about resolves (``None``: its type's default), and who reads it.
+
+    ``audience``: the words of which audience (a rule's ``audience_text``) this receiver
+    shows. Unset: each rule's own ``annotations.audience`` (``engineering`` unless the rule
+    says otherwise), as before receivers had one. Routes have no audience: a route picks
+    receivers, and a receiver is read by one audience (give other readers their own).
+    """
 
     name: Name
     timeout: Duration = timedelta(seconds=10)
     send_resolved: bool | None = None  # None: the receiver type's default
+    audience: Audience | None = None
 
 
 class ConsoleReceiverConfig(ReceiverBase):

@@ -7,10 +7,12 @@ The pydantic models validate what the user wrote; :meth:`Route.spec` and
 
 from __future__ import annotations
 
+import string
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from alert_jobs.config.types import Cron, Duration, MatcherText, Strict, Timezone
 from alert_jobs.core.model import Matcher
@@ -92,6 +94,18 @@ class Defaults(Strict):
     fallback_receiver: str | None = None  # default: console if defined, else receivers[0]
     action_base_url: str = ""  # where `alert-jobs serve` answers signed links
     action_link_ttl: Duration = timedelta(days=2)
+    #: Where a message's "edit rule" link opens the rule, e.g. a repository's web editor:
+    #: ``https://github.com/acme/alerts/edit/main/{file}#L{line}`` (placeholders
+    #: ``{file}``, ``{line}``, ``{rule}``). Empty: messages say "alerts.yaml line 42: rule X".
+    edit_url: str = ""
+    #: The rules file's path as ``{file}`` (e.g. its path in the repository); empty: the
+    #: file name as configured (``$ALERT_JOBS_RULES`` or the path given to the loader).
+    edit_path: str = ""
+
+    @field_validator("edit_url")
+    @classmethod
+    def _edit_template(cls, value: str) -> str:
+        return check_edit_template(value)
 
     def routing(self) -> RoutingDefaults:
         return RoutingDefaults(
@@ -99,3 +113,28 @@ class Defaults(Strict):
             group_wait=self.group_wait, group_interval=self.group_interval,
             repeat_interval=self.repeat_interval, max_alerts=self.max_alerts,
             external_url=self.dagster_url)
+
+
+EDIT_PLACEHOLDERS = ("file", "line", "rule")
+
+
+def check_edit_template(template: str) -> str:
+    """``template`` if it is an http(s) URL whose only placeholders are ``{file}``,
+    ``{line}`` and ``{rule}``; ValueError saying what is wrong otherwise."""
+    if not template:
+        return template
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"edit_url is not a valid template ({exc}); write placeholders as "
+                         "{file}, {line}, {rule} and a literal brace as {{ or }}") from None
+    for name, spec, conv in fields:
+        if name not in EDIT_PLACEHOLDERS or spec or conv:
+            shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"edit_url has an unknown placeholder {shown} (known: "
+                             + ", ".join("{" + p + "}" for p in EDIT_PLACEHOLDERS) + ")")
+    parts = urlsplit(template.replace("{", "").replace("}", ""))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"edit_url must be an http(s) URL, got {template!r}")
+    return template

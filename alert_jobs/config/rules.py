@@ -8,15 +8,36 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from alert_jobs.config.types import Cron, Duration, Name, Strict, Timezone
 from alert_jobs.core.model import NoDataPolicy, Severity
 
 Audience = Literal["engineering", "data_science", "business"]
+AUDIENCES: tuple[Audience, ...] = ("engineering", "data_science", "business")
+
+
+class AudienceText(Strict):
+    """What one audience reads about an alert (the ML guide's three columns): its own
+    words, the numbers it cares about, and where it looks.
+
+    ``metrics`` name numbers of the check's observation (its ``value`` or a detail the
+    family reports, e.g. ``psi``, ``projected``); each is shown as ``name: value`` after
+    the text, so a business reader sees orders, a data scientist the statistic.
+    A plain string is short for ``{text: ...}``.
+    """
+
+    text: str = ""
+    metrics: list[str] = Field(default_factory=list)
+    dashboard_url: str = ""  # replaces the rule's dashboard for this audience
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_alone(cls, data: Any) -> Any:
+        return {"text": data} if isinstance(data, str) else data
 
 
 class Annotations(Strict):
@@ -25,10 +46,12 @@ class Annotations(Strict):
     why: str = ""
     runbook_url: str = ""
     dashboard_url: str = ""
+    #: Who reads this rule's messages on receivers that do not say their own audience.
     audience: Audience = "engineering"
-    # Text per audience, e.g. {business: "Checkout conversions may drop."}; the rule's
-    # audience picks which one goes into messages.
-    audience_text: dict[Audience, str] = Field(default_factory=dict)
+    # Per audience, e.g. {business: "Checkout conversions may drop."} or {data_science:
+    # {text: ..., metrics: [psi], dashboard_url: ...}}; every audience's entry travels in
+    # the message and each receiver shows its audience's (receivers.audience).
+    audience_text: dict[Audience, AudienceText] = Field(default_factory=dict)
 
 
 class AnnotationsOverride(Strict):
@@ -39,7 +62,7 @@ class AnnotationsOverride(Strict):
     runbook_url: str | None = None
     dashboard_url: str | None = None
     audience: Audience | None = None
-    audience_text: dict[Audience, str] = Field(default_factory=dict)
+    audience_text: dict[Audience, AudienceText] = Field(default_factory=dict)
 
     def over(self, base: Annotations) -> Annotations:
         given = self.model_dump(exclude_none=True, exclude={"audience_text"})

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     Field,
     ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     create_model,
     field_validator,
@@ -103,6 +104,21 @@ class RulesFile(Strict):
     freshness: FreshnessConfig = Field(default_factory=FreshnessConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     checks: Checks = Field(default_factory=Checks)
+    #: Where the rules were read from (set by the loader): the file name as configured,
+    #: and each rule's line (its ``name:``), for "edit rule" links and texts.
+    _source_file: str = PrivateAttr(default="alerts.yaml")
+    _rule_lines: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    def located(self, file: str, rule_lines: dict[str, int]) -> RulesFile:
+        """Remember where this file's rules are (the loader calls it once); returns self."""
+        self._source_file, self._rule_lines = file, dict(rule_lines)
+        return self
+
+    def rule_location(self, name: str) -> tuple[str, int | None]:
+        """``(file, line)`` of rule ``name``: ``defaults.edit_path`` or the file name as
+        configured, and the line of its ``name:`` (None when unknown, e.g. a built-in
+        rule or rules not read from a file)."""
+        return self.defaults.edit_path or self._source_file, self._rule_lines.get(name)
 
     @field_validator("time_intervals")
     @classmethod

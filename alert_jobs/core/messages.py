@@ -28,8 +28,10 @@ class AlertLinks(TypedDict, total=False):
     false_positive: str
     noise: str
     duplicate: str
+    disable: str  # disable the rule (all its alerts), for a while or until enabled
+    incident: str  # resolve messages: "how did it go?" (the episode's incident record)
     silence: str  # CLI command text: silencing by matchers needs a human to choose them
-    edit_rule: str  # where the rule lives (file and rule name)
+    edit_rule: str  # where the rule lives: an editor URL, or "file line N: rule X"
 
 
 class AlertMessage(TypedDict, total=False):
@@ -50,6 +52,9 @@ class AlertMessage(TypedDict, total=False):
     first_steps: str
     audience: str  # engineering | data_science | business
     audience_text: str  # the rule's text for that audience, if any
+    # Every audience's view, {"business": {"text", "dashboard_url"}}: a receiver with its
+    # own audience shows that one (alert_jobs.notify.audience). Absent: one text for all.
+    audiences: dict[str, dict[str, str]]
     runbook_url: str
     dashboard_url: str
     run_url: str  # the Dagster run that decided it

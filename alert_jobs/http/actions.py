@@ -17,6 +17,16 @@ A link acts on the alert episode its message was sent for, once
   and overwrite the cookie, and the form of a page opened earlier would be refused.
   Lax still keeps the cookie off cross-site POSTs, which is what the token guards.
 
+Three links do more than one click (:func:`_special`):
+
+* ``disable`` (firing messages): the form asks who, why (required) and for how long
+  (1 h, 1 day, 7 days, until enabled); it disables the rule once (a ``disabled`` event
+  with the expiry), and the result page offers a signed ``enable`` link to undo it;
+* ``enable``: enables the rule again, once; bound to no episode;
+* ``incident`` (resolve messages, "how did it go?"): the episode's incident record form
+  (:mod:`alert_jobs.http.incident_form`); usable again while it lasts, each POST updates
+  the record; a bad answer is a 400 page naming it, and nothing is written.
+
 Every accepted action is a timeline event with its actor and ``source="link"``. The
 pages are jinja2 templates in ``templates/`` on ``base.html``; the template engine
 escapes every value shown.
@@ -27,10 +37,11 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -40,9 +51,13 @@ from alert_jobs.config import RulesError, RulesFile
 from alert_jobs.core.model import AlertRecord
 from alert_jobs.notify.html import escape
 from alert_jobs.notify.links import (
+    DISABLE,
+    ENABLE,
+    INCIDENT,
     VIEW,
     LinkAction,
     LinkError,
+    enable_link,
     link_secret,
     verify,
     view_token,
@@ -60,7 +75,16 @@ LABELS = {
     "false_positive": "Mark false positive",
     "noise": "Mark noise",
     "duplicate": "Mark duplicate",
+    DISABLE: "Disable this rule",
+    ENABLE: "Enable this rule again",
+    INCIDENT: "How did it go?",
 }
+#: A disable link's "for how long" answers: (form value, label, duration; None: until
+#: someone enables it).
+DISABLE_FOR: tuple[tuple[str, str, timedelta | None], ...] = (
+    ("1h", "1 hour", timedelta(hours=1)), ("1d", "1 day", timedelta(days=1)),
+    ("7d", "7 days", timedelta(days=7)), ("", "until enabled again", None))
+ENTER_WHY = "Say why the rule is disabled: the timeline and whoever enables it read it."
 OUTCOMES = {"actionable": "actionable", "false_positive": "false-positive", "noise": "noise",
             "duplicate": "duplicate"}
 #: Actions that only make sense while the alert is active (outcomes may follow a resolve).
@@ -91,6 +115,62 @@ def _when(moment: datetime | None) -> str:
 def link_use(action: LinkAction) -> LinkUse:
     return LinkUse(action.token_id, action.action, action.episode, action.fired_at,
                    active_only=action.action in ACTIVE_ONLY)
+
+
+def _set_csrf(response: HTMLResponse, csrf: str, request: Request) -> HTMLResponse:
+    response.set_cookie(CSRF_COOKIE, csrf, path="/a/", httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def _disable_form(alert: AlertRecord, request: Request, *, status: int = 200,
+                  error: str = "", by: str = "", note: str = "", chosen: str = "1d"
+                  ) -> HTMLResponse:
+    csrf = _csrf_token(request)
+    return _set_csrf(_page("disable.html", status, title=LABELS[DISABLE], alert=alert,
+                           csrf=csrf, error=error, by=by, note=note, chosen=chosen,
+                           durations=[(v, label) for v, label, _ in DISABLE_FOR]),
+                     csrf, request)
+
+
+def _enable_form(alert: AlertRecord, timeline: Timeline, request: Request, *,
+                 status: int = 200, error: str = "") -> HTMLResponse:
+    setting = timeline.rule_settings.get(alert.rule)
+    if setting is None or not setting.disabled:
+        state = "It is enabled now."
+    else:
+        span = f"until {_when(setting.until)}" if setting.until else "until enabled"
+        state = (f"It was disabled by {setting.changed_by} at {_when(setting.changed_at)}, "
+                 f"{span}" + (f": {setting.note}" if setting.note else "") + ".")
+    csrf = _csrf_token(request)
+    return _set_csrf(_page("enable.html", status, title=LABELS[ENABLE], rule=alert.rule,
+                           state=state, csrf=csrf, error=error), csrf, request)
+
+
+def _episode_times(alert: AlertRecord, action: LinkAction) -> tuple[datetime, datetime | None]:
+    """When the link's episode started and (if the alert is still in it) ended."""
+    started = (datetime.fromtimestamp(action.fired_at, UTC) if action.fired_at
+               else alert.fired_at or utcnow())
+    same = alert.episode == action.episode
+    ended = alert.resolved_at if same and not alert.state.is_active else None
+    return started, ended
+
+
+def _incident_page(alert: AlertRecord, action: LinkAction, timeline: Timeline,
+                   rules: RulesFile, request: Request, *, status: int = 200, error: str = "",
+                   saved: str = "") -> HTMLResponse:
+    from alert_jobs.http.incident_form import incident_form_html
+
+    csrf = _csrf_token(request)
+    incident = timeline.incidents.for_episode(alert.fingerprint, action.episode)
+    form = incident_form_html(incident=incident, config=rules.incidents,
+                              action=request.url.path, extra_hidden={CSRF_FIELD: csrf})
+    started, ended = _episode_times(alert, action)
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+    return _set_csrf(_page("incident.html", status, title=LABELS[INCIDENT], rule=alert.rule,
+                           labels=labels, fired=_when(started),
+                           ended=_when(ended) if ended else "", error=error, saved=saved,
+                           form=Markup(form)), csrf, request)
 
 
 def _gone(alert: AlertRecord) -> HTMLResponse:
@@ -146,6 +226,12 @@ def action_routes(get_timeline: Callable[[], Timeline],
                   get_rules: Callable[[], RulesFile]) -> list[Route]:
     """Routes for :func:`alert_jobs.http.app.create_app`."""
 
+    def _rules() -> RulesFile:
+        try:
+            return get_rules()
+        except RulesError:
+            return RulesFile()
+
     def check(request: Request) -> LinkAction:
         secret = link_secret()
         if secret is None:
@@ -163,13 +249,20 @@ def action_routes(get_timeline: Callable[[], Timeline],
             return _message("Unknown alert", "This alert no longer exists.", 404)
         if action.action == VIEW:
             return _view(alert)
-        if not is_current(alert, link_use(action)):
+        if action.action == INCIDENT:
+            return await run_in_threadpool(_incident_page, alert, action, timeline,
+                                           _rules(), request)
+        if action.action != ENABLE and not is_current(alert, link_use(action)):
             return _gone(alert)
         used = await run_in_threadpool(timeline.actions.link_used, action.token_id)
         if used is not None:
             return _done_before(AlreadyDone(
                 f"this link was already used by {used[0]} at {_when(used[1])}; "
                 "nothing changed", *used))
+        if action.action == DISABLE:
+            return _disable_form(alert, request)
+        if action.action == ENABLE:
+            return await run_in_threadpool(_enable_form, alert, timeline, request)
         return _form(alert, action, request)
 
     async def act(request: Request) -> Response:
@@ -190,12 +283,13 @@ def action_routes(get_timeline: Callable[[], Timeline],
         alert = await run_in_threadpool(timeline.alerts.get, action.fingerprint)
         if alert is None:
             return _message("Unknown alert", "This alert no longer exists.", 404)
+        rules = _rules()
+        if action.action in (DISABLE, ENABLE, INCIDENT):
+            fields = {k: v[0] for k, v in form.items() if v}
+            return await run_in_threadpool(_special, action, alert, fields, rules, timeline,
+                                           request)
         if not by:
             return _form(alert, action, request, status=400, error=ENTER_NAME)
-        try:
-            rules = get_rules()
-        except RulesError:
-            rules = RulesFile()
         try:
             # Database work and delivery are blocking (delivery runs its own event loop):
             # keep them off the server's loop.
@@ -211,6 +305,77 @@ def action_routes(get_timeline: Callable[[], Timeline],
 
     return [Route("/a/{token}", show, methods=["GET"]),
             Route("/a/{token}", act, methods=["POST"])]
+
+
+def _special(action: LinkAction, alert: AlertRecord, form: dict[str, str], rules: RulesFile,
+             timeline: Timeline, request: Request) -> Response:
+    """POST of a disable, enable or incident link (see the module's docstring)."""
+    by = form.get("by", "").strip()[:128]
+    if action.action == INCIDENT:
+        from alert_jobs.http.incident_form import IncidentFormError, parse_incident_form
+
+        try:
+            by, changes = parse_incident_form(form, rules.incidents)
+        except IncidentFormError as exc:
+            return _incident_page(alert, action, timeline, rules, request, status=400,
+                                  error=str(exc))
+        started, ended = _episode_times(alert, action)
+        labels = {k: v for k, v in alert.labels.items()}
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        timeline.incidents.record(
+            alert.fingerprint, action.episode, changes, by=by, source="link", rule=alert.rule,
+            title=f"{alert.rule} {{{shown}}}" if shown else alert.rule, labels=labels,
+            started_at=started, ended_at=ended)
+        return _incident_page(alert, action, timeline, rules, request,
+                              saved=f"Saved: thank you, {by}. You can change the answers "
+                                    "below until the link expires.")
+    if action.action == ENABLE:
+        if not by:
+            return _enable_form(alert, timeline, request, status=400, error=ENTER_NAME)
+        try:
+            timeline.rule_settings.set_disabled(alert.rule, False, by=by, source="link",
+                                                fingerprint=alert.fingerprint,
+                                                link=link_use(action))
+        except AlreadyDone as exc:
+            return _done_before(exc)
+        return _message("Done", f"Rule {alert.rule} enabled again by {by}.")
+    note = form.get("note", "").strip()[:500]
+    chosen = form.get("for", "")
+    durations = {v: d for v, _, d in DISABLE_FOR}
+    again = {"by": by, "note": note, "chosen": chosen}
+    if not by:
+        return _disable_form(alert, request, status=400, error=ENTER_NAME, **again)
+    if not note:
+        return _disable_form(alert, request, status=400, error=ENTER_WHY, **again)
+    if chosen not in durations:
+        return _disable_form(alert, request, status=400, error="Choose for how long: "
+                             + ", ".join(label for _, label, _ in DISABLE_FOR) + ".",
+                             **{**again, "chosen": "1d"})
+    now = utcnow()
+    span = durations[chosen]
+    until = now + span if span is not None else None
+    setting = timeline.rule_settings.get(alert.rule, now)
+    if setting is not None and setting.disabled:
+        return _done_before(AlreadyDone(
+            f"rule {alert.rule} was already disabled by {setting.changed_by} at "
+            f"{_when(setting.changed_at)}; nothing changed", setting.changed_by,
+            setting.changed_at))
+    try:
+        timeline.rule_settings.set_disabled(alert.rule, True, by=by, note=note, source="link",
+                                            now=now, until=until,
+                                            fingerprint=alert.fingerprint,
+                                            link=link_use(action))
+    except LinkGone as exc:
+        return _gone(exc.record)
+    except AlreadyDone as exc:
+        return _done_before(exc)
+    ttl = max(rules.defaults.action_link_ttl, span or timedelta(0)) + timedelta(hours=1)
+    enable = enable_link(rules.defaults.action_base_url, alert.fingerprint, now=now, ttl=ttl)
+    base = rules.defaults.action_base_url.rstrip("/")
+    enable_path = enable[len(base):] if base and enable.startswith(base) else enable
+    span_text = f"until {_when(until)}" if until else "until someone enables it"
+    return _page("disabled.html", title="Done", rule=alert.rule, enable=enable_path,
+                 message=f"Rule {alert.rule} disabled {span_text} by {by}: {note}")
 
 
 def perform(action: LinkAction, rules: RulesFile, timeline: Timeline, by: str) -> str:

@@ -31,6 +31,7 @@ from alert_jobs.config import (
     env_refs,
     resolve,
 )
+from alert_jobs.notify.audience import for_audience
 from alert_jobs.notify.contract import GroupMessage
 
 C = TypeVar("C", bound=ReceiverBase)
@@ -106,8 +107,10 @@ class Receiver(Generic[C]):
         return group.get("status") != "resolved" or self.send_resolved
 
     def prepare(self, group: GroupMessage) -> GroupMessage:
-        """The group as this receiver should see it: without resolved alerts when
-        ``send_resolved`` is off (Alertmanager does the same in mixed groups)."""
+        """The group as this receiver should see it: in its audience's words, and without
+        resolved alerts when ``send_resolved`` is off (Alertmanager does the same in
+        mixed groups)."""
+        group = for_audience(group, self.config.audience)
         if self.send_resolved or group.get("status") == "resolved":
             return group
         alerts = [a for a in group.get("alerts", []) if a.get("status") != "resolved"]

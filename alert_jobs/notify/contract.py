@@ -50,7 +50,10 @@ LINK_ACTIONS = (
     ("false_positive", "False positive"),
     ("noise", "Noise"),
     ("duplicate", "Duplicate"),
+    ("disable", "Disable rule"),
 )
+#: A resolve message's question: its episode's incident record (alert_jobs.http.actions).
+HOW_DID_IT_GO = "How did it go?"
 LINKS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("run_url", "Dagster run"))
 
 #: Labels every message already shows in its headline.
@@ -148,7 +151,8 @@ def chat_body_lines(alert: AlertMessage, *, bold: Callable[[str], str],
                     cut: Callable[[str, int], str], link: Callable[[str, str], str],
                     resolved_icon: str) -> list[str]:
     """One alert's body for a chat receiver, in the standard's order: summary (or the
-    resolve line), why, first steps, audience text, then the links line. The receiver
+    resolve line), why, first steps, audience text, then the links line (a resolve's with
+    "How did it go?"). The receiver
     supplies its markup (``bold``), its escaping cut and its link syntax."""
     firing = alert.get("status", "firing") != "resolved"
     lines: list[str] = []
@@ -165,6 +169,9 @@ def chat_body_lines(alert: AlertMessage, *, bold: Callable[[str], str],
     if alert.get("audience_text"):
         lines.append(cut(alert.get("audience_text", ""), CAP_PROSE))
     links = [link(str(alert.get(key, "")), label) for key, label in LINKS if alert.get(key)]
+    incident = (alert.get("actions") or {}).get("incident", "")
+    if not firing and incident.startswith(("http://", "https://")):
+        links.append(link(incident, HOW_DID_IT_GO))
     if links:
         lines.append(" · ".join(links))
     return lines

@@ -117,8 +117,11 @@ def _embed(alert: AlertMessage, common: dict[str, str]) -> dict[str, Any]:
         if buttons:
             lines.append(" · ".join(buttons))
         for key, name in (("silence", "Silence"), ("edit_rule", "Edit rule")):
-            if actions.get(key):
-                fields.append(_field(name, _code(str(actions.get(key, "")))))
+            value = str(actions.get(key, ""))
+            if value.startswith(("http://", "https://")):
+                fields.append(_field(name, _link(value, name)))
+            elif value:
+                fields.append(_field(name, _code(value)))
     own = {k: v for k, v in alert.get("labels", {}).items() if common.get(k) != v}
     if other_labels(own):
         fields.append(_field("Labels", _md_cut(other_labels(own), CAP_FIELD), inline=True))

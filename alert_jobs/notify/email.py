@@ -224,17 +224,18 @@ def _links(alert: AlertMessage) -> list[tuple[str, str]]:
 
 
 def _actions(alert: AlertMessage) -> list[tuple[str, str]]:
-    """Ack/snooze/silence only while firing; the outcome vote also after resolution."""
+    """Ack/snooze/disable/silence only while firing; the outcome vote also after
+    resolution, with "how did it go?" first."""
     a = alert.get("actions", {})
     outcome = [("Was it actionable? Yes", a.get("actionable", "")),
                ("No, false positive", a.get("false_positive", "")),
                ("Noise", a.get("noise", "")), ("Duplicate", a.get("duplicate", ""))]
     if alert.get("status") == "resolved":
-        actions = outcome
+        actions = [("How did it go?", a.get("incident", "")), *outcome]
     else:
         actions = [("Acknowledge", a.get("ack", "")), ("Snooze 1 h", a.get("snooze_1h", "")),
                    ("Snooze 6 h", a.get("snooze_6h", "")), *outcome,
-                   ("Silence", a.get("silence", ""))]
+                   ("Disable rule", a.get("disable", "")), ("Silence", a.get("silence", ""))]
     actions.append(("Edit rule", a.get("edit_rule", "")))
     return [(name, value) for name, value in actions if value]
 

@@ -32,9 +32,13 @@ def build_message(
     run_id: str | None = None,
     audience: str = "engineering",
     audience_text: str = "",
+    audiences: dict[str, dict[str, str]] | None = None,
     actions: AlertLinks | None = None,
 ) -> dict[str, Any]:
-    """One alert in the message standard's order (an :class:`AlertMessage` minus status)."""
+    """One alert in the message standard's order (an :class:`AlertMessage` minus status).
+
+    ``audience``/``audience_text``: what receivers without an audience show; ``audiences``:
+    every audience's view (:func:`alert_jobs.notify.audience.audience_views`)."""
     run_url = run_link(dagster_url, run_id)
     fp = obs.fingerprint
     return {
@@ -53,6 +57,7 @@ def build_message(
         "first_steps": str(obs.details.get("first_steps", "")),
         "audience": audience,
         "audience_text": audience_text,
+        **({"audiences": audiences} if audiences else {}),
         "runbook_url": runbook_url,
         "dashboard_url": dashboard_url,
         "run_url": run_url,
@@ -92,8 +97,10 @@ def render_text(message: dict[str, Any]) -> str:
         lines.append("  ·  ".join(f"{label}: {actions[key]}" for label, key in (
             ("Ack", "ack"), ("Snooze 1h", "snooze_1h"), ("Snooze 6h", "snooze_6h"),
             ("Actionable", "actionable"), ("False positive", "false_positive"),
-            ("Noise", "noise"), ("Duplicate", "duplicate"), ("Silence", "silence"),
-            ("Edit rule", "edit_rule")) if actions.get(key)))
+            ("Noise", "noise"), ("Duplicate", "duplicate"), ("Disable rule", "disable"),
+            ("Silence", "silence"), ("Edit rule", "edit_rule")) if actions.get(key)))
+    elif actions.get("incident"):
+        lines.append(f"How did it go? {actions['incident']}")
     labels = {k: v for k, v in message.get("labels", {}).items()
               if k not in ("alertname", "severity")}
     if labels:

@@ -111,8 +111,11 @@ def _alert_blocks(alert: AlertMessage, common: dict[str, str]) -> list[dict[str,
     small = [_esc_cut(_identity(alert, common), CAP_IDENTITY)]
     if firing and actions.get("silence"):
         small.append(f"Silence: `{_esc_cut(actions.get('silence', ''), CAP_SILENCE)}`")
-    if firing and actions.get("edit_rule"):
-        small.append(f"Edit rule: `{_esc_cut(actions.get('edit_rule', ''), CAP_EDIT_RULE)}`")
+    edit = str(actions.get("edit_rule", ""))
+    if firing and edit.startswith(("http://", "https://")):
+        small.append(_link(edit, "Edit rule"))
+    elif firing and edit:
+        small.append(f"Edit rule: `{_esc_cut(edit, CAP_EDIT_RULE)}`")
     return [{"type": "divider"}, section, _context(small)]
 
 

@@ -16,6 +16,7 @@ from alert_jobs.config import RuleBase, RulesFile
 from alert_jobs.core.engine import Decision, RulePolicy
 from alert_jobs.core.model import AlertRecord, AlertState, Observation, Status, alert_labels
 from alert_jobs.core.routing import Router
+from alert_jobs.notify.audience import audience_views
 from alert_jobs.notify.links import action_links
 from alert_jobs.notify.render import build_message
 from alert_jobs.store import ProcessResult, Timeline
@@ -128,12 +129,15 @@ def _message(rules: RulesFile, rule: RuleBase, obs: Observation, why: str,
     is sent: the decision and the message are written in one transaction)."""
     notes = rule.annotations_for(obs.labels)  # a segment may have its own
     audience = notes.audience
+    # Every audience's words travel in the message; receivers without an audience of
+    # their own show the rule's audience's (its text, metrics and dashboard).
+    views = audience_views(notes, obs)
+    own = views.get(audience, {"text": "", "dashboard_url": notes.dashboard_url})
     return build_message(
         obs, severity=obs.severity or rule.severity, description=rule.description,
         why=notes.why or why, runbook_url=notes.runbook_url,
-        dashboard_url=notes.dashboard_url, dagster_url=rules.defaults.dagster_url,
-        run_id=run_id, audience=audience,
-        audience_text=notes.audience_text.get(audience, ""),
+        dashboard_url=own["dashboard_url"], dagster_url=rules.defaults.dagster_url,
+        run_id=run_id, audience=audience, audience_text=own["text"], audiences=views,
     )
 
 
@@ -142,10 +146,15 @@ def links_for(rules: RulesFile, now: datetime) -> Callable[[AlertRecord], Mappin
     its episode (evaluations and fire drills alike: a drill checks that ack works too)."""
 
     def links(record: AlertRecord) -> Mapping[str, object]:
-        """The message's action links, bound to the episode the engine just decided."""
+        """The message's action links, bound to the episode the engine just decided: a
+        firing message can disable the rule, a resolve asks "how did it go?"."""
+        file, line = rules.rule_location(record.rule)
         return action_links(record.fingerprint, record.rule, episode=record.episode,
                             fired_at=record.fired_at, base_url=rules.defaults.action_base_url,
-                            now=now, ttl=rules.defaults.action_link_ttl)
+                            now=now, ttl=rules.defaults.action_link_ttl, rule_path=file,
+                            rule_line=line, edit_url=rules.defaults.edit_url,
+                            resolved=record.state == AlertState.RESOLVED,
+                            incident_ttl=rules.incidents.link_ttl)
 
     return links
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from alert_jobs.core.model import Matcher, Silence
 from alert_jobs.store import rawsql, schema
+from alert_jobs.store.rule_settings import still_disabled
 from alert_jobs.store.silences import silence_from_row
 
 _s, _r = schema.silences, schema.rule_settings
@@ -27,7 +28,7 @@ _SILENCES = sa.select(sa.literal_column("'s'").label("what"), _s.c.id, _s.c.matc
 
 def _disabled(where: sa.ColumnElement[bool]) -> sa.Select[tuple[object, ...]]:
     return sa.select(sa.literal_column("'r'"), _r.c.rule, sa.null(), sa.null(), sa.null(),
-                     sa.null(), sa.null()).where(where, _r.c.disabled.is_(True))
+                     sa.null(), sa.null()).where(where, still_disabled(_NOW))
 
 
 # One rule (the common case) needs no expanding IN, which costs a re-render per call.
@@ -67,7 +68,7 @@ _ONE_ALERT = sa.select(
 ).select_from(
     _ANCHOR.outerjoin(_a, _a.c.fingerprint == sa.bindparam("fp"))
     .outerjoin(_s, sa.and_(_s.c.starts_at <= _NOW, _s.c.ends_at > _NOW))
-    .outerjoin(_r, sa.and_(_r.c.rule == sa.bindparam("rule"), _r.c.disabled.is_(True))))
+    .outerjoin(_r, sa.and_(_r.c.rule == sa.bindparam("rule"), still_disabled(_NOW))))
 
 
 _ONE_ALERT_SQL = rawsql.compiled(_ONE_ALERT)

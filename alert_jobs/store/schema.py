@@ -161,6 +161,9 @@ rule_settings = sa.Table(
     sa.Column("changed_at", UTCDateTime, nullable=False),
     sa.Column("changed_by", sa.String(128), nullable=False),
     sa.Column("note", sa.Text, nullable=False, default=""),
+    # NULL: disabled until someone enables it; else it counts as enabled again from
+    # this time on (migration 0015), read where disabled rules are read.
+    sa.Column("disabled_until", UTCDateTime, nullable=True),
 )
 
 notify_queue = sa.Table(

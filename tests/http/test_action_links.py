@@ -114,7 +114,9 @@ def fire_resolve_fire(incident: Incident) -> tuple[dict[str, str], dict[str, str
 def test_links_name_the_episode_of_their_message(incident: Incident) -> None:
     first, resolved, second = fire_resolve_fire(incident)
     assert set(first) == {"ack", "snooze_1h", "snooze_6h", "actionable", "false_positive",
-                          "noise", "duplicate"}
+                          "noise", "duplicate", "disable"}
+    # A resolve asks "how did it go?" instead of offering to disable the rule.
+    assert set(resolved) == set(first) - {"disable"} | {"incident"}
     assert first["actionable"] != resolved["actionable"] != second["actionable"]
 
 

@@ -86,7 +86,7 @@ def test_a_pre_alembic_timeline_is_upgraded_in_place_with_its_data(db_url: str) 
                                   "9: outbox by run",
                                   "10: slo buckets", "11: baselines",
                                   "12: responder pages", "13: external alerts",
-                                  "14: incident records"]
+                                  "14: incident records", "15: rules disabled for a while"]
     assert timeline.upgrade() == []  # and again
     assert _counts(db_url) == before
     with timeline.engine.connect() as conn:
@@ -167,7 +167,7 @@ def test_a_pre_alembic_timeline_at_an_older_version_gets_the_rest(db_url: str) -
     assert timeline.upgrade() == ["5: heartbeats", "6: alert quality", "7: action link uses",
         "8: evaluations by run", "9: outbox by run", "10: slo buckets", "11: baselines",
                                   "12: responder pages", "13: external alerts",
-                                  "14: incident records"]
+                                  "14: incident records", "15: rules disabled for a while"]
     assert timeline.schema_version() == migrate.HEAD and _diffs_from_the_code(db_url) == []
     counts = _counts(db_url)
     assert counts["alert_alerts"] == 21 and counts["alert_heartbeats"] == 0
@@ -218,7 +218,8 @@ def test_downgrade_and_upgrade_again_rebuild_the_episodes(db_url: str) -> None:
                                           "8: evaluations by run", "9: outbox by run",
                                           "10: slo buckets", "11: baselines",
                                           "12: responder pages", "13: external alerts",
-                                          "14: incident records"]
+                                          "14: incident records",
+                                          "15: rules disabled for a while"]
     with timeline.engine.connect() as conn:
         assert sorted(conn.execute(sa.select(*cols)).all()) == live
 

@@ -31,7 +31,8 @@ REVISIONS = ["1: initial timeline schema", "2: redis quota samples and windows",
              "3: grouped notifications", "4: drift reference summaries", "5: heartbeats",
              "6: alert quality", "7: action link uses",
              "8: evaluations by run", "9: outbox by run", "10: slo buckets", "11: baselines",
-             "12: responder pages", "13: external alerts", "14: incident records"]
+             "12: responder pages", "13: external alerts", "14: incident records",
+             "15: rules disabled for a while"]
 
 
 def test_upgrade_is_idempotent(db_url: str) -> None:

@@ -481,7 +481,7 @@ def test_migration_backfills_episodes_of_an_existing_timeline(db_url: str) -> No
     assert fresh.upgrade() == ["6: alert quality", "7: action link uses",
                               "8: evaluations by run", "9: outbox by run", "10: slo buckets",
                               "11: baselines", "12: responder pages", "13: external alerts",
-                              "14: incident records"]
+                              "14: incident records", "15: rules disabled for a while"]
     assert fresh.schema_version() == migrate.HEAD
     with fresh.engine.connect() as conn:
         assert sorted(conn.execute(sa.select(*cols)).all()) == live
