@@ -49,6 +49,11 @@ from starlette.routing import Route
 
 from alert_jobs.config import RulesError, RulesFile
 from alert_jobs.core.model import AlertRecord
+from alert_jobs.http.incident_form import (
+    IncidentFormError,
+    incident_form_html,
+    parse_incident_form,
+)
 from alert_jobs.notify.html import escape
 from alert_jobs.notify.links import (
     DISABLE,
@@ -65,6 +70,7 @@ from alert_jobs.notify.links import (
 from alert_jobs.runtime.actions import ack_alert
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import Timeline, TimelineError, utcnow
+from alert_jobs.store.incidents import IncidentError
 from alert_jobs.store.link_uses import LIVE, AlreadyDone, LinkGone, LinkUse, is_current
 
 LABELS = {
@@ -159,8 +165,6 @@ def _episode_times(alert: AlertRecord, action: LinkAction) -> tuple[datetime, da
 def _incident_page(alert: AlertRecord, action: LinkAction, timeline: Timeline,
                    rules: RulesFile, request: Request, *, status: int = 200, error: str = "",
                    saved: str = "") -> HTMLResponse:
-    from alert_jobs.http.incident_form import incident_form_html
-
     csrf = _csrf_token(request)
     incident = timeline.incidents.for_episode(alert.fingerprint, action.episode)
     form = incident_form_html(incident=incident, config=rules.incidents,
@@ -312,20 +316,17 @@ def _special(action: LinkAction, alert: AlertRecord, form: dict[str, str], rules
     """POST of a disable, enable or incident link (see the module's docstring)."""
     by = form.get("by", "").strip()[:128]
     if action.action == INCIDENT:
-        from alert_jobs.http.incident_form import IncidentFormError, parse_incident_form
-
         try:
             by, changes = parse_incident_form(form, rules.incidents)
         except IncidentFormError as exc:
             return _incident_page(alert, action, timeline, rules, request, status=400,
                                   error=str(exc))
-        started, ended = _episode_times(alert, action)
-        labels = {k: v for k, v in alert.labels.items()}
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        timeline.incidents.record(
-            alert.fingerprint, action.episode, changes, by=by, source="link", rule=alert.rule,
-            title=f"{alert.rule} {{{shown}}}" if shown else alert.rule, labels=labels,
-            started_at=started, ended_at=ended)
+        try:  # the episode's rule, labels and times, as the page and the CLI describe it
+            timeline.incidents.answer(alert.fingerprint, action.episode, changes, by=by,
+                                      source="link")
+        except IncidentError as exc:
+            return _incident_page(alert, action, timeline, rules, request, status=400,
+                                  error=str(exc))
         return _incident_page(alert, action, timeline, rules, request,
                               saved=f"Saved: thank you, {by}. You can change the answers "
                                     "below until the link expires.")

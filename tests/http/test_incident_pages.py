@@ -181,3 +181,32 @@ def test_the_incident_pages_need_a_signed_in_user(tmp_path: Path) -> None:
         assert posted.status_code in (303, 401, 403)
         assert written(served.timeline) == (0, 0)
         assert signed_in(served).get("/incidents").status_code == 200  # positive control
+
+
+def test_the_alert_page_offers_disable_and_edit_for_its_rule(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disable: the same signed link a message carries (it opens the confirm form);
+    edit: the rules file's editor URL at the rule's line. Without a link secret and
+    template, the page says the commands instead (the control)."""
+    monkeypatch.setenv("ALERT_JOBS_LINK_SECRET", "s" * 32)
+    rules = ("defaults:\n  receivers: [console]\n  action_base_url: http://alerts.example\n"
+             "  edit_url: https://git.example/edit/main/{file}#L{line}\n"
+             "checks:\n  sql_metric:\n    - name: dead_letters\n"
+             "      database: sqlite:///x.db\n      query: SELECT 1\n"
+             "      expect: {max: 0}\n")
+    with serve(tmp_path, rules=rules) as served:
+        fp = fire(served.timeline)
+        page = signed_in(served).get(f"/alerts/{fp}").text
+        disable = re.search(r'href="(http://alerts\.example/a/[^"]+)">Disable this rule', page)
+        assert disable, text_of(page)
+        assert 'href="https://git.example/edit/main/alerts.yaml#L7"' in page  # its name: line
+        # The link is a real disable link: its form asks for how long.
+        form = served.client().get(disable.group(1).replace("http://alerts.example", ""))
+        assert form.status_code == 200 and "until" in form.text.lower()
+    monkeypatch.delenv("ALERT_JOBS_LINK_SECRET")
+    (tmp_path / "plain").mkdir()
+    with serve(tmp_path / "plain", rules=RULES) as served:
+        fp = fire(served.timeline)
+        shown = text_of(signed_in(served).get(f"/alerts/{fp}").text)
+        assert "alert-jobs disable dead_letters --for 1d --note WHY" in shown
+        assert "edit: alerts.yaml: rule dead_letters" in shown

@@ -38,6 +38,7 @@ from alert_jobs.http.incident_form import (
 from alert_jobs.http.pages.alert_views import SHOWN, alert_rows, counts, grouped, matching
 from alert_jobs.http.pages.context import SOURCE, Pages, posted
 from alert_jobs.http.pages.render import page, refusal, when
+from alert_jobs.notify.links import rule_links
 from alert_jobs.runtime.actions import ack_alert
 from alert_jobs.runtime.deliver import deliver
 from alert_jobs.store import TimelineError, utcnow
@@ -147,8 +148,10 @@ def routes(pages: Pages) -> list[Route]:
             action=f"/alerts/{quote(fp)}/incident", ask_by=False,
             extra_hidden={"csrf": current_user(request).csrf,
                           "episode": str(record.episode)})) if record.episode >= 1 else ""
+        links = rule_links(pages.rules(), record.rule, record.fingerprint,
+                           episode=record.episode, fired_at=record.fired_at, now=utcnow())
         return page(request, "alert.html", title=f"{record.rule}", alert=record, row=shown.row,
-                    events=shown.events, done=done, run_url=pages.run_url,
+                    events=shown.events, done=done, run_url=pages.run_url, rule_links=links,
                     silence_url=silence_form_url(record), outcomes=[str(o) for o in AckOutcome],
                     snooze_choices=SNOOZE_CHOICES, events_shown=EVENTS_SHOWN,
                     incident=shown.incident, earlier=shown.earlier, incident_form=form)
