@@ -292,6 +292,7 @@ class Watch:
     cursor: str | None = None
     #: what the last call of each case saw (observations; GraphQL requests)
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    settings: SelfMonitoring | None = None
 
     def tick(self, state_watches: bool) -> dg.SensorResult:
         sensor = self.defs.get_sensor_def(SENSOR)
@@ -309,8 +310,10 @@ class Watch:
                                   dagster_url=DAGSTER_URL)
 
     def hung(self) -> list[Any]:
-        sm = load_rules(self.setup.rules_file(True)).section(SelfMonitoring)
-        return hung_observations(self.instance, sm, {}, now=utcnow(), dagster_url=DAGSTER_URL)
+        if self.settings is None:  # read once, untimed: the sensor reads the rules anyway
+            self.settings = load_rules(self.setup.rules_file(True)).section(SelfMonitoring)
+        return hung_observations(self.instance, self.settings, {}, now=utcnow(),
+                                 dagster_url=DAGSTER_URL)
 
     def case(self, name: str) -> Callable[[], int]:
         """The callable timed for case ``name``; it returns how many observations the
@@ -586,6 +589,14 @@ def _measure(backend: str, setup: Setup, size: Size, stub: GraphqlStub,
                       problems)
 
 
+def dagster_postgres_url(url: str) -> str:
+    """The URL with psycopg2 named: dagster-postgres sends ``NOTIFY run_events, %s``,
+    which psycopg 3 (SQLAlchemy 2.1's default PostgreSQL driver) binds server-side and
+    PostgreSQL refuses."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg2://{rest}" if scheme in ("postgresql", "postgres") else url
+
+
 def run(quick: bool = False) -> tuple[list[BackendRun], dict[str, str]]:
     size = SIZES["quick" if quick else "full"]
     runs: list[BackendRun] = []
@@ -603,7 +614,7 @@ def run(quick: bool = False) -> tuple[list[BackendRun], dict[str, str]]:
     try:
         with tempfile.TemporaryDirectory(prefix="alert-jobs-watch-") as tmp:
             runs.append(measure("postgresql", Path(tmp), size, pg_url,
-                                dagster_storage_url=pg_url))
+                                dagster_storage_url=dagster_postgres_url(pg_url)))
     except Exception as exc:  # dagster-postgres cannot use it: say why, keep SQLite's
         skipped["postgresql"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     finally:
