@@ -28,6 +28,7 @@ from benchmarks import (
     retention_bench,
     slo_bench,
     timeline_bench,
+    watch_bench,
 )
 
 
@@ -96,6 +97,8 @@ def main() -> int:
     print()
     retention_failed = retention_bench.main([])  # prints, writes results/retention.json
     print()
+    watch_failed = watch_bench.main([])  # prints, writes results/watch.json
+    print()
     deploy_scale.main([])  # 1,000 rules on a PostgreSQL timeline: results/deploy_scale.json
     print()
     redis_restart_soak.main(["--reps", "3"])  # prints, writes results/redis_restart.json
@@ -106,7 +109,7 @@ def main() -> int:
     return 1 if (failed or redis_failed or delivery_failed or drift_failed or cost_failed
                  or slo_failed or baseline_failed or heartbeat_failed or recovery_failed
                  or ping_failed or daemon_failed or responder_failed or am_push_failed
-                 or retention_failed) else 0
+                 or retention_failed or watch_failed) else 0
 
 
 if __name__ == "__main__":
