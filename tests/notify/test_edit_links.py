@@ -63,6 +63,8 @@ def test_without_a_template_messages_name_the_file_and_line(tmp_path: Path) -> N
 
 def test_a_template_becomes_a_link_to_the_rules_line(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # No link secret (`make test` exports one): the page's disable link is then "".
+    monkeypatch.delenv("ALERT_JOBS_LINK_SECRET", raising=False)
     template = ('  edit_url: "https://github.com/acme/alerts/edit/main/{file}#L{line}"\n'
                 '  edit_path: deploy/alerts.yaml\n'
                 '  action_base_url: https://alerts.example.com')
