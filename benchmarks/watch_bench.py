@@ -54,7 +54,7 @@ share of one core the sensor's evaluation takes in the code server; the wall-tim
 is the upper bound (with PostgreSQL, the server's own CPU is not in the process's CPU
 time). The daemon's own work around each tick (gRPC, storing the tick) is not included.
 
-Run alone: ``python -m benchmarks.watch_bench [--quick]`` (quick: N=50, 3 repetitions,
+Run alone: ``python -m benchmarks.watch_bench [--quick]`` (quick: N=20, 2 repetitions,
 SQLite only); ``TEST_DATABASE_URL=postgresql://… python -m benchmarks.watch_bench``
 adds PostgreSQL.
 """
@@ -139,7 +139,7 @@ class Size:
     cold_cases: tuple[str, ...] = COLD_CASES
 
 
-SIZES = {"full": Size(1000, 7, 3), "quick": Size(50, 3, 1, ("watch_on", BASELINE))}
+SIZES = {"full": Size(1000, 7, 3), "quick": Size(20, 2, 1, ("watch_on", BASELINE))}
 
 
 # ----- the webserver's GraphQL endpoint, stubbed ----------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from alert_jobs.families.heartbeat import instance_watch
 from benchmarks import watch_bench
 
-#: About 20 s on an idle 2-core machine (a batch run of 50 checks, two new processes).
+#: About 20 s on an idle 2-core machine (a batch run of 20 checks, two new processes).
 pytestmark = pytest.mark.long_running
 
 
@@ -21,7 +21,7 @@ def test_the_quick_watch_benchmark_runs_on_sqlite(monkeypatch: pytest.MonkeyPatc
     assert "postgresql" in skipped  # quick: SQLite only, whatever the environment says
     (run,) = runs
     quick = watch_bench.SIZES["quick"]
-    assert run.backend == "sqlite" and run.checks == quick.checks == 50
+    assert run.backend == "sqlite" and run.checks == quick.checks == 20
     assert run.problems == []
     assert run.made["assets"] == run.made["freshness_records"] == quick.checks
     assert run.all_stale_rules == quick.checks  # every rule, once all are stale …
@@ -45,7 +45,7 @@ def test_the_quick_watch_benchmark_runs_on_sqlite(monkeypatch: pytest.MonkeyPatc
     for r in run.results:
         assert r.wall_ms > 0 and r.cpu_ms >= 0 and r.ratio > 0, r
         assert r.reps == (quick.reps if r.mode == "warm" else quick.cold_reps)
-        assert r.per_check_us == pytest.approx(r.wall_ms * 1000 / 50)
+        assert r.per_check_us == pytest.approx(r.wall_ms * 1000 / quick.checks)
         assert r.core_share == pytest.approx(r.cpu_ms / 1000 / 30)
     assert results["warm", watch_bench.BASELINE].ratio == 1.0
     cold = results["cold", "watch_on"]
@@ -54,6 +54,6 @@ def test_the_quick_watch_benchmark_runs_on_sqlite(monkeypatch: pytest.MonkeyPatc
 
     text = watch_bench.format_table(runs, skipped)
     assert "ratio to watch_off" in text and "core share @30s" in text
-    assert "sqlite: at 50 checks and one tick every 30 s the watch takes" in text
+    assert "sqlite: at 20 checks and one tick every 30 s the watch takes" in text
     assert "PROBLEM" not in text and "skipped postgresql: quick size" in text
     assert run.as_json()["results"][0]["name"] == "watch_warm_watch_on_sqlite"

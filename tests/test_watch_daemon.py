@@ -6,18 +6,19 @@ One instance, one workspace with two code locations — alert-jobs, and a module
 import fails (``broken_pipeline``) — and a rules file with:
 
 * ``fresh_probe``, a cheap sql_metric rule on ``* * * * *`` whose schedule's freshness
-  window is 90 s (``freshness.stale_after``);
+  window is 60 s, Dagster's shortest (``freshness.stale_after``);
 * ``slow_probe``, in its own batch on a yearly schedule, whose PostgreSQL query sleeps
   for minutes; the test launches its job through the webserver's GraphQL API, and
   ``self_monitoring.hung_after`` gives that job 15 s.
 
 The instance watch looks every 5 s and reports to a local webhook receiver. The test
 waits for: the broken location's alert (its first line names the missing module); the
-hung run's alert (with the run link), resolved once the run is terminated; the first
-scheduled evaluation of ``fresh_probe``; then it stops the schedule, sees the stale
-alert naming the rule, the schedule, when it last ran and "the schedule … is stopped",
-starts the schedule again and sees the resolve. Three minutes or so, mostly waiting for
-schedule ticks — all three watches share one daemon so that ``make test`` pays for one.
+hung run's alert (with the run link), resolved once the run is terminated; an
+evaluation of ``fresh_probe`` (its batch's job launched at once, not waiting for a
+tick); then it stops the schedule, sees the stale alert naming the rule, the schedule,
+when it last ran and "the schedule … is stopped", starts the schedule again and sees the
+next tick resolve it. About two and a half minutes, mostly waiting — all three watches
+share one daemon so that ``make test`` pays for one.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ pytestmark = [pytest.mark.timeout(480), pytest.mark.long_running]
 ROOT = Path(__file__).resolve().parents[1]
 SCHEDULE = "sql_metric_every_minute_schedule"
 SLOW_JOB = "sql_metric_slow_job"
+PROBE_JOB = "sql_metric_every_minute_job"
 BROKEN = "broken_pipeline"
 MISSING = "nonexistent_dep_for_watch_test"
 
@@ -86,7 +88,7 @@ def _write(folder: Path, web: str, hook: str, pg: str) -> None:
         "receivers": [{"name": "hook", "type": "webhook", "url": hook,
                        "send_resolved": True}],
         "quality": {"start_date": datetime.now(UTC).date().isoformat()},
-        "freshness": {"stale_after": {SCHEDULE: "90s"}},
+        "freshness": {"stale_after": {SCHEDULE: "60s"}},
         "self_monitoring": {"watch_interval": "5s", "receivers": ["hook"],
                             "hung_after": {SLOW_JOB: "15s"}},
         "checks": {"sql_metric": [
@@ -130,22 +132,22 @@ def _mutate(web: str, query: str, variables: dict[str, Any], field: str) -> dict
     return dict(result)
 
 
-def _launch(web: str) -> str:
+def _launch(web: str, job: str) -> str:
     result = _mutate(web, """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
         __typename ... on LaunchRunSuccess { run { runId } }
         ... on PythonError { message } ... on InvalidSubsetError { message }
         ... on RunConfigValidationInvalid { errors { message } } } }""",
-        {"p": {"selector": _selector(SLOW_JOB, "jobName"), "runConfigData": {}}}, "launchRun")
+        {"p": {"selector": _selector(job, "jobName"), "runConfigData": {}}}, "launchRun")
     assert result["__typename"] == "LaunchRunSuccess", result
     return str(result["run"]["runId"])
 
 
-def _scheduled_success(web: str) -> bool:
-    data = graphql(web, """query($f: RunsFilter) { runsOrError(filter: $f, limit: 1) {
-        ... on Runs { results { runId } } } }""",
-        {"f": {"tags": [{"key": "dagster/schedule_name", "value": SCHEDULE}],
-               "statuses": ["SUCCESS"]}})
-    return bool(data["runsOrError"]["results"])
+def _succeeded(web: str, run_id: str) -> bool:
+    data = graphql(web, """query($r: ID!) { runOrError(runId: $r) {
+        ... on Run { status } } }""", {"r": run_id})
+    status = data["runOrError"].get("status")
+    assert status not in ("FAILURE", "CANCELED"), f"run {run_id} ended {status}"
+    return status == "SUCCESS"
 
 
 def test_stopped_schedule_hung_run_and_broken_location_each_alert_and_resolve(
@@ -175,7 +177,8 @@ def test_stopped_schedule_hung_run_and_broken_location_each_alert_and_resolve(
         procs.wait_for("the webserver", lambda: webserver_up(web), 120)
 
         # A run that hangs: its query sleeps for minutes, its job may take 15 s.
-        run_id = _launch(web)
+        run_id = _launch(web, SLOW_JOB)
+        probe_run = _launch(web, PROBE_JOB)  # an evaluation now, not at the next tick
         hung = procs.wait_for("the hung run's alert", lambda: _alert(
             timeline, "dagster_run_hung", job=SLOW_JOB), 120)
         assert f"{web}/runs/{run_id}" in hung.last_summary
@@ -198,8 +201,8 @@ def test_stopped_schedule_hung_run_and_broken_location_each_alert_and_resolve(
         procs.wait_for("the hung run's resolve", lambda: _episode_resolved(
             timeline, "dagster_run_hung", terminated), 60)
 
-        # The schedule's first run, then the schedule stopped by hand.
-        procs.wait_for("a scheduled run of fresh_probe", lambda: _scheduled_success(web), 150)
+        # fresh_probe evaluated, then its schedule stopped by hand.
+        procs.wait_for("fresh_probe's run", lambda: _succeeded(web, probe_run), 120)
         assert _alert(timeline, "dagster_check_stale") is None  # fresh so far
         stopped = time.time()
         _mutate(web, """mutation($id: String) { stopRunningSchedule(id: $id) { __typename
@@ -208,7 +211,7 @@ def test_stopped_schedule_hung_run_and_broken_location_each_alert_and_resolve(
         stale = procs.wait_for("the stale check's alert", lambda: _alert(
             timeline, "dagster_check_stale", schedule=SCHEDULE), 150)
         waited = time.time() - stopped
-        assert waited > 30, "stale long before its 90 s window: a false alarm"
+        assert waited > 30, "stale long before its 60 s window: a false alarm"
         for text in ("fresh_probe", SCHEDULE, "last evaluated", "not evaluated within",
                      f"the schedule {SCHEDULE} is stopped"):
             assert text in stale.last_summary, (text, stale.last_summary)
