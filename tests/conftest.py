@@ -32,11 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker per core, plus one. The long tests (a real daemon, the
-    chaos and topology tests) spend minutes waiting for schedule ticks; with a worker of
-    their own beside one per core, the rest of the suite keeps every core busy meanwhile
-    (on 2 cores: 8 min 45 s instead of 10 min 27 s)."""
-    return (os.cpu_count() or 1) + 1
+    """``-n auto``: one worker per core, plus two. The long tests (three real daemons,
+    the chaos test) spend minutes waiting for schedule ticks; with workers of their own
+    beside one per core, the rest of the suite keeps every core busy meanwhile (on 2
+    cores, with one extra worker: 8 min 45 s instead of 10 min 27 s; a fourth long test
+    made that 10 min 57 s, hence a second extra worker)."""
+    return (os.cpu_count() or 1) + 2
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

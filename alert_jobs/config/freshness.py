@@ -17,7 +17,7 @@ from datetime import timedelta
 from pydantic import Field, field_validator
 
 from alert_jobs.config.types import Duration, Strict
-from alert_jobs.core.cron import longest_gap
+from alert_jobs.core.cron import longest_quiet
 
 #: Dagster refuses freshness windows under a minute.
 MIN_WINDOW = timedelta(minutes=1)
@@ -46,4 +46,4 @@ class FreshnessConfig(Strict):
         fixed = self.stale_after.get(schedule, self.stale_after.get(family))
         if fixed is not None:
             return fixed
-        return max(MIN_WINDOW, self.intervals * longest_gap(cron, timezone))
+        return max(MIN_WINDOW, self.intervals * longest_quiet(cron, timezone))

@@ -15,6 +15,7 @@ import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
+from pathlib import PurePath
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -115,10 +116,12 @@ class RulesFile(Strict):
         return self
 
     def rule_location(self, name: str) -> tuple[str, int | None]:
-        """``(file, line)`` of rule ``name``: ``defaults.edit_path`` or the file name as
-        configured, and the line of its ``name:`` (None when unknown, e.g. a built-in
+        """``(file, line)`` of rule ``name``: ``defaults.edit_path``, else the file's
+        base name (a deployment's absolute path is no repository path, and messages need
+        not show it), and the line of its ``name:`` (None when unknown, e.g. a built-in
         rule or rules not read from a file)."""
-        return self.defaults.edit_path or self._source_file, self._rule_lines.get(name)
+        return (self.defaults.edit_path or PurePath(self._source_file).name,
+                self._rule_lines.get(name))
 
     @field_validator("time_intervals")
     @classmethod

@@ -49,6 +49,7 @@ from starlette.routing import Route
 
 from alert_jobs.config import RulesError, RulesFile
 from alert_jobs.core.model import AlertRecord
+from alert_jobs.http.auth.guard import FormRefused, read_limited
 from alert_jobs.http.incident_form import (
     IncidentFormError,
     incident_form_html,
@@ -276,7 +277,14 @@ def action_routes(get_timeline: Callable[[], Timeline],
             return _message("Link refused", str(exc), 403)
         if action.action == VIEW:
             return _message("Read-only link", "This link only shows the alert.", 405)
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        try:  # the pages' limit (64 KiB): the incident link stays usable for days
+            body = await read_limited(request)
+        except FormRefused as exc:
+            return _message("Form refused", str(exc), exc.status)
+        form = parse_qs(body.decode("utf-8", "replace"))
+        if any("\x00" in v for values in form.values() for v in values):
+            return _message("Form refused", "The form holds a NUL character, which no "
+                            "field may contain. Nothing changed.", 400)
         sent = (form.get(CSRF_FIELD) or [""])[0]
         cookie = request.cookies.get(CSRF_COOKIE, "")
         if not (sent and cookie and hmac.compare_digest(sent.encode(), cookie.encode())):

@@ -292,6 +292,20 @@ class IncidentStore:
         ``incident`` event per field that changed; none when nothing did."""
         now = now or utcnow()
         clean = _check(changes)
+        try:
+            return self._record(fingerprint, episode, clean, by=by, source=source, rule=rule,
+                                title=title, labels=labels, started_at=started_at,
+                                ended_at=ended_at, now=now)
+        except sa.exc.IntegrityError:
+            # Two first answers at once (the link and the page): the other made the
+            # record between our look and our insert; ours now updates it.
+            return self._record(fingerprint, episode, clean, by=by, source=source, rule=rule,
+                                title=title, labels=labels, started_at=started_at,
+                                ended_at=ended_at, now=now)
+
+    def _record(self, fingerprint: str, episode: int, clean: Mapping[str, Any], *, by: str,
+                source: str, rule: str, title: str, labels: Mapping[str, str],
+                started_at: datetime, ended_at: datetime | None, now: datetime) -> Incident:
         with self.db.tx() as conn:
             row = conn.execute(sa.select(_t).where(_t.c.fingerprint == fingerprint,
                                                    _t.c.episode == episode)).first()

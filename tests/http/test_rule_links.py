@@ -188,8 +188,6 @@ def test_forged_and_expired_disable_links_are_refused(server: Server) -> None:
 
 
 def test_how_did_it_go_link_records_the_episode_again_and_again(server: Server) -> None:
-    pytest.importorskip("alert_jobs.http.incident_form",
-                        reason="the incident form is another helper's module, not merged yet")
     now = utcnow()
     fp = server.observe(Status.ALERT, now - timedelta(minutes=30))
     assert "incident" not in server.links()
@@ -215,3 +213,11 @@ def test_how_did_it_go_link_records_the_episode_again_and_again(server: Server) 
     events = server.timeline.events.list(kinds=["incident"])
     assert {e["source"] for e in events} == {"link"} and {e["actor"] for e in events} == {
         "ana", "bob"}
+
+    # The link lasts for days and takes free text: a body over the pages' 64 KiB is
+    # refused before it is read whole, a NUL character before the database sees it.
+    huge = submit(server.base, link, {"by": "eve", "mitigation": "x" * 70_000})
+    nul = submit(server.base, link, {"by": "eve", "mitigation": "a\x00b"})
+    assert (huge.status_code, nul.status_code) == (413, 400)
+    assert {e["actor"] for e in server.timeline.events.list(kinds=["incident"])} == {
+        "ana", "bob"}  # nothing written by either

@@ -56,9 +56,11 @@ def test_without_a_template_messages_name_the_file_and_line(tmp_path: Path) -> N
     line = rule_line(text)
     payload = queued(rules, tmp_path)
     edit = payload["alerts"][0]["actions"]["edit_rule"]
-    assert edit == f"{path} line {line}: rule dead_letters"
+    # The base name: the deployment's absolute path is no repository path.
+    assert edit == f"team-alerts.yaml line {line}: rule dead_letters"
     body = build_receivers(rules.receivers)["chat"].render(payload)
-    assert f"Edit rule: `{path} line {line}: rule dead_letters`" in str(body)
+    assert f"Edit rule: `team-alerts.yaml line {line}: rule dead_letters`" in str(body)
+    assert str(tmp_path) not in str(body)
 
 
 def test_a_template_becomes_a_link_to_the_rules_line(tmp_path: Path,

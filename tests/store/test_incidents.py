@@ -88,6 +88,7 @@ def test_bad_answers_are_refused_and_nothing_is_written(timeline: Timeline,
         timeline.incidents.add("  ", T0, by="x")
     _episode(timeline, verified="ok")  # positive control
     assert len(timeline.incidents.list()) == 1
+    timeline.dispose()
 
 
 def test_runbook_answers_count_the_nos() -> None:
@@ -97,3 +98,33 @@ def test_runbook_answers_count_the_nos() -> None:
 
     answers = [Answer(True), Answer(False), Answer(None), Answer(False)]
     assert runbook_answers(answers) == (3, 2)  # type: ignore[arg-type]
+
+
+def test_two_first_answers_at_once_make_one_record(pg_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link and the page answer the same episode at the same moment: the second
+    insert meets the first's row (the unique episode) and updates it instead. PostgreSQL
+    only: SQLite transactions take the write lock at BEGIN, so there the two cannot
+    interleave."""
+    from alert_jobs.store import incidents as module
+
+    timeline = Timeline(pg_url)
+    timeline.upgrade()
+    real = module._insert
+    raced: list[bool] = []
+
+    def insert_after_a_rival(conn: object, values: dict[str, object]) -> int:
+        if not raced:
+            raced.append(True)
+            other = Timeline(timeline.url)  # the page's answer, committed first
+            other.incidents.record("fp1", 3, {"verified": "logs"}, by="bo", source="page",
+                                   rule="dead_letters", title="t", labels={}, started_at=T0)
+            other.dispose()
+        return real(conn, values)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "_insert", insert_after_a_rival)
+    got = _episode(timeline, mitigation="restarted")
+    assert raced  # the race happened (positive control)
+    assert (got.verified, got.mitigation) == ("logs", "restarted")
+    assert len(timeline.incidents.list()) == 1
+    timeline.dispose()

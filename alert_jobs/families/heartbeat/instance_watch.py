@@ -96,15 +96,17 @@ class Cursor:
             # watches this sensor, so start over from the lookback window instead.
             data, self.error = {}, f"unreadable cursor ({exc}); starting from lookback"
         self.since: float | None = data.get("since")  # where the first tick started
-        #: when this sensor first ran: a check never evaluated is stale only once the
-        #: watch itself has watched for longer than the check's window
-        self.started: float | None = data.get("started")
+        #: when the watch first saw each check never evaluated yet (rule → epoch s): it
+        #: is stale only once the watch has seen it for longer than its window
+        unseen = data.get("unseen", {})
+        self.unseen: dict[str, float] = {str(k): float(v) for k, v in unseen.items()} \
+            if isinstance(unseen, dict) else {}
         self.run_fail: int | None = data.get("run_fail")
         self.run_ok: int | None = data.get("run_ok")
         self.ticks: dict[str, int] = dict(data.get("ticks", {}))
 
     def dump(self) -> str:
-        return json.dumps({"since": self.since, "started": self.started,
+        return json.dumps({"since": self.since, "unseen": self.unseen,
                            "run_fail": self.run_fail, "run_ok": self.run_ok,
                            "ticks": self.ticks}, sort_keys=True)
 
@@ -317,31 +319,39 @@ def watch_once(instance: dg.DagsterInstance, rules: RulesFile, cursor: Cursor, *
 
 
 def watch_states(instance: dg.DagsterInstance, rules: RulesFile, timeline: Timeline, *,
-                 now: datetime, since: float | None, repository: Any, location: str
-                 ) -> tuple[list[Observation], list[str]]:
+                 now: datetime, first_seen: dict[str, float], repository: Any,
+                 location: str) -> tuple[list[Observation], list[str]]:
     """The state-based watches, looked at afresh each tick: stale scheduled checks,
     hung runs, code locations that do not load. Returns the observations and what
-    could not be looked at (the webserver unreachable, say) for the tick's log."""
+    could not be looked at (the webserver unreachable, say) for the tick's log. A watch
+    switched off resolves the alerts it had open (nothing would resolve them else)."""
     sm = rules.section(SelfMonitoring)
     out: list[Observation] = []
     problems: list[str] = []
-    if not sm.instance_watch:
-        return out, problems
     dagster_url = rules.defaults.dagster_url
     opened = [a for a in timeline.alerts.list()
               if a.rule in (CHECK_STALE, RUN_HUNG, LOCATION_FAILED)]
-    expectations = own_expectations(repository)
-    if sm.stale_checks and rules.freshness.enabled:
+    on = {CHECK_STALE: sm.instance_watch and sm.stale_checks and rules.freshness.enabled,
+          RUN_HUNG: sm.instance_watch and sm.hung_runs,
+          LOCATION_FAILED: sm.instance_watch and sm.location_errors}
+    out += [Observation(a.rule, Status.OK, dict(a.labels), 0.0,
+                        summary=f"No longer watched: {SWITCH[a.rule]} is off")
+            for a in opened if not on[a.rule]]
+    if on[CHECK_STALE]:
+        expectations = own_expectations(repository)
         out += stale_observations(
             instance, repository, [dict(a.labels) for a in opened if a.rule == CHECK_STALE],
-            now=now, watching_since=since if since is not None else now.timestamp(),
-            location=location, dagster_url=dagster_url, expectations=expectations)
-    if sm.hung_runs:
+            now=now, first_seen=first_seen, location=location, dagster_url=dagster_url,
+            expectations=expectations)
+    else:
+        expectations = []
+    if on[RUN_HUNG]:
         hung: dict[str, Mapping[str, str]] = {a.fingerprint: dict(a.labels) for a in opened
                                               if a.rule == RUN_HUNG}
         out += hung_observations(instance, sm, hung, now=now, dagster_url=dagster_url,
-                                 families=job_families(repository, expectations))
-    if sm.location_errors:
+                                 families=job_families(
+                                     repository, expectations or own_expectations(repository)))
+    if on[LOCATION_FAILED]:
         failed = [a for a in opened if a.rule == LOCATION_FAILED]
         url = sm.graphql_url or f"{dagster_url.rstrip('/')}/graphql"
         try:
@@ -353,6 +363,12 @@ def watch_states(instance: dg.DagsterInstance, rules: RulesFile, timeline: Timel
                                          dagster_url=dagster_url,
                                          open_locations=open_location_names(failed))
     return out, problems
+
+
+#: The setting that switches each state watch off, for the resolve that says so.
+SWITCH = {CHECK_STALE: "self_monitoring.stale_checks (or freshness.enabled)",
+          RUN_HUNG: "self_monitoring.hung_runs",
+          LOCATION_FAILED: "self_monitoring.location_errors"}
 
 
 def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
@@ -379,15 +395,13 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         cursor = Cursor(context.cursor)
         if cursor.error:
             context.log.warning(cursor.error)
-        if cursor.started is None:
-            cursor.started = now.timestamp()
         active = active_fingerprints(timeline, (RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED))
         own = given if given is not None else location_asset_keys(context)
         observations = watch_once(context.instance, rules, cursor, now=now, active=active,
                                   own_assets=own)
         origin = context.code_location_origin
         states, problems = watch_states(
-            context.instance, rules, timeline, now=now, since=cursor.started,
+            context.instance, rules, timeline, now=now, first_seen=cursor.unseen,
             repository=context.repository_def,
             location=origin.location_name if origin is not None else "")
         observations += states

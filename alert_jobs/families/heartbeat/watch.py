@@ -14,7 +14,7 @@ logged, and failures are reported by exception type only.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -60,8 +60,12 @@ def instance_rule(rules: RulesFile, name: str) -> RuleBase:
     """The rule behind one kind of instance alert; severity and receivers from config.
     An asset check's own WARN/ERROR severity overrides the severity per observation."""
     sm = rules.section(SelfMonitoring)
-    return RuleBase(name=name, severity=sm.severity, receivers=sm.receivers,
-                    description=DESCRIPTIONS[name])
+    # A location answers "failed" for a moment while it is redeployed (its code server
+    # restarting): only one that still fails two looks later pages.
+    held = 2 * sm.watch_interval if name == LOCATION_FAILED else timedelta(0)
+    return RuleBase.model_validate({"name": name, "severity": sm.severity,
+                                    "receivers": sm.receivers,
+                                    "description": DESCRIPTIONS[name], "for": held})
 
 
 def report(rules: RulesFile, timeline: Timeline, observations: list[Observation], *,

@@ -35,7 +35,7 @@ from typing import Any
 
 import dagster as dg
 
-from alert_jobs.core.cron import longest_gap
+from alert_jobs.core.cron import longest_quiet
 from alert_jobs.core.durations import format_duration
 from alert_jobs.core.model import Observation, Status
 from alert_jobs.families.heartbeat.config import CHECK_STALE
@@ -119,7 +119,7 @@ class ScheduleFacts:
 
     def interval(self) -> timedelta:
         try:
-            return longest_gap(self.cron, self.timezone) if self.cron else timedelta(0)
+            return longest_quiet(self.cron, self.timezone) if self.cron else timedelta(0)
         except (ValueError, KeyError):
             return timedelta(0)
 
@@ -127,8 +127,8 @@ class ScheduleFacts:
 def is_stale(window: timedelta, last_at: float | None, dagster_state: str | None,
              dagster_at: float | None, *, now: float, watching_since: float) -> bool:
     """Stale: last evaluated longer ago than ``window``, or never evaluated while the
-    watch has been watching for longer than it, or Dagster's freshness daemon said
-    FAIL after the last evaluation."""
+    watch has seen the check for longer than it (``watching_since``: when it first saw
+    it), or Dagster's freshness daemon said FAIL after the last evaluation."""
     if dagster_state == "FAIL" and dagster_at is not None and (
             last_at is None or dagster_at >= last_at):
         return True
@@ -251,11 +251,15 @@ def schedule_facts(instance: dg.DagsterInstance, repository: Any, names: Iterabl
 
 def stale_observations(instance: dg.DagsterInstance, repository: Any,
                        open_alerts: Iterable[Mapping[str, str]], *, now: datetime,
-                       watching_since: float, location: str, dagster_url: str,
+                       first_seen: dict[str, float], location: str, dagster_url: str,
                        expectations: list[Expectation] | None = None) -> list[Observation]:
     """An alert per schedule of this location with stale checks (every tick: the
     summary's "ago" keeps current); a resolve per open alert (``open_alerts``: their
-    labels) whose schedule has none stale now, or no longer exists."""
+    labels) whose schedule has none stale now, or no longer exists.
+
+    ``first_seen``: when the watch first saw each check that was never evaluated (kept
+    in the sensor's cursor, updated here: new ones added, evaluated or removed ones
+    dropped) — a rule deployed a minute ago is not stale for never having run."""
     expected = expectations if expectations is not None else own_expectations(repository)
     keys = [e.asset for e in expected]
     at = now.timestamp()
@@ -270,9 +274,13 @@ def stale_observations(instance: dg.DagsterInstance, repository: Any,
         state = _status(record.freshness_state) if record is not None else None
         state_at = record.updated_at.timestamp() if record is not None else None
         windows[e.schedule] = max(windows.get(e.schedule, e.window), e.window)
-        if is_stale(e.window, last_at, state, state_at, now=at,
-                    watching_since=watching_since):
+        seen = first_seen.setdefault(e.rule, at) if last_at is None else at
+        if is_stale(e.window, last_at, state, state_at, now=at, watching_since=seen):
             stale.setdefault(e.schedule, []).append((e.rule, last_at))
+    never = {e.rule for e in expected if materialized.get(e.asset) is None}
+    for rule in list(first_seen):
+        if rule not in never:
+            del first_seen[rule]
     out: list[Observation] = []
     facts = schedule_facts(instance, repository, stale, location) if stale else {}
     for name, rules in stale.items():

@@ -141,13 +141,17 @@ def _location(run: dg.DagsterRun) -> str:
     return origin.location_name if origin is not None else ""
 
 
-def past_durations(instance: dg.DagsterInstance, job: str) -> list[timedelta]:
-    """Run times of the job's last :data:`HISTORY_RUNS` successful runs, newest first."""
+def past_durations(instance: dg.DagsterInstance, job: str,
+                   location: str | None = None) -> list[timedelta]:
+    """Run times of the job's last :data:`HISTORY_RUNS` successful runs, newest first;
+    of ``location``'s job only, when given (``__ASSET_JOB`` is in every location)."""
     records = instance.get_run_records(
-        dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=HISTORY_RUNS)
+        dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS]),
+        limit=HISTORY_RUNS * (5 if location is not None else 1))
     return [timedelta(seconds=r.end_time - r.start_time) for r in records
             if r.start_time is not None and r.end_time is not None
-            and r.end_time >= r.start_time]
+            and r.end_time >= r.start_time
+            and (location is None or _location(r.dagster_run) == location)][:HISTORY_RUNS]
 
 
 def open_hung_alerts(timeline: Timeline) -> dict[str, dict[str, str]]:
@@ -174,7 +178,7 @@ def hung_observations(instance: dg.DagsterInstance, sm: SelfMonitoring,
     for record in instance.get_run_records(dg.RunsFilter(statuses=list(IN_PROGRESS))):
         run = record.dagster_run
         groups.setdefault((run.job_name, _location(run)), []).append(record)
-    history: dict[str, list[timedelta]] = {}
+    history: dict[tuple[str, str], list[timedelta]] = {}
     out: list[Observation] = []
     hung: set[str] = set()
     for (job, location), records in sorted(groups.items()):
@@ -185,9 +189,9 @@ def hung_observations(instance: dg.DagsterInstance, sm: SelfMonitoring,
         if limit is None:
             if not history_needed(elapsed, sm):
                 continue
-            if job not in history:
-                history[job] = past_durations(instance, job)
-            limit = hung_limit(history[job], sm, job, family)
+            if (job, location) not in history:
+                history[job, location] = past_durations(instance, job, location)
+            limit = hung_limit(history[job, location], sm, job, family)
         if elapsed <= limit[0]:
             continue
         labels = {"job": job, "location": location}

@@ -124,17 +124,16 @@ class HitRateBands(Strict):
 
     def spec(self, *, bad_below: float | None = None) -> q.HitRateSpec:
         """As plain values for :func:`~.check.judge_hit_rate`; ``bad_below`` overrides
-        the bad band's threshold (``hit_rate_min_percent``), the terrible band staying at
-        or below it."""
+        the bad band's threshold (``hit_rate_min_percent``); a terrible band that would
+        not be below it is dropped (the shorthand's one threshold, one warning band)."""
         bad = terrible = None
         if self.bad is not None:
             bad = q.Band(bad_below if bad_below is not None else self.bad.below or 50.0,
                          self.bad.severity or Severity.WARNING)
         if self.terrible is not None:
             below = self.terrible.below or 20.0
-            if bad is not None:
-                below = min(below, bad.below)
-            terrible = q.Band(below, self.terrible.severity or Severity.CRITICAL)
+            if bad is None or below < bad.below:
+                terrible = q.Band(below, self.terrible.severity or Severity.CRITICAL)
         return q.HitRateSpec(self.good_at, bad, terrible, self.window, self.min_reads)
 
 
@@ -238,7 +237,7 @@ class RedisQuotaTarget(RuleBase):
     project_after: Duration = timedelta(minutes=15)
     hit_rate: HitRateBands | None = None
     ops_rate: OpsLevels | None = None
-    hit_rate_min_percent: Annotated[float, Field(gt=0, le=100)] | None = 50
+    hit_rate_min_percent: Annotated[float, Field(ge=0, le=100)] | None = 50
     min_lookups: Annotated[int, Field(ge=1)] = 100
     memory_max_percent: Annotated[float, Field(gt=0, le=100)] | None = 90
     clients_max_percent: Annotated[float, Field(gt=0, le=100)] | None = 90
@@ -300,8 +299,8 @@ class RedisQuotaTarget(RuleBase):
         """
         if "hit_rate" in self.model_fields_set:
             return self.hit_rate.spec() if self.hit_rate is not None else None
-        if "hit_rate_min_percent" in self.model_fields_set and self.hit_rate_min_percent is None:
-            return None
+        if "hit_rate_min_percent" in self.model_fields_set and not self.hit_rate_min_percent:
+            return None  # null, or 0 as before the bands: a hit rate never below it
         if defaults.hit_rate is None:
             return None
         bad_below = (self.hit_rate_min_percent

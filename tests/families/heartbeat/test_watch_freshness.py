@@ -15,6 +15,7 @@ import pytest
 
 from alert_jobs.assets.operator_jobs import deliver_outbox_job
 from alert_jobs.config import load_rules
+from alert_jobs.core.cron import longest_quiet
 from alert_jobs.core.model import Status
 from alert_jobs.definitions import build_definitions
 from alert_jobs.families.heartbeat import instance_watch
@@ -49,8 +50,7 @@ def test_every_scheduled_check_asset_expects_twice_its_schedules_interval() -> N
         schedule = schedules[e.schedule]  # a schedule that exists …
         job = repo.get_job(schedule.job_name)
         assert e.asset in job.asset_layer.executable_asset_keys  # … and evaluates it
-        from alert_jobs.core.cron import longest_gap
-        gap = longest_gap(str(schedule.cron_schedule), schedule.execution_timezone or "UTC")
+        gap = longest_quiet(str(schedule.cron_schedule), schedule.execution_timezone or "UTC")
         assert e.window == 2 * gap, e
         spec = next(s for s in repo.assets_defs_by_key[e.asset].specs if s.key == e.asset)
         policy: Any = spec.freshness_policy
@@ -87,6 +87,20 @@ def test_bad_freshness_settings_are_refused_with_their_reason(tmp_path: Path, se
     with pytest.raises(Exception, match=message) as info:
         load_rules(path)
     assert "freshness" in str(info.value)
+
+
+@pytest.mark.parametrize("cron, quiet", [
+    ("* * * * *", timedelta(minutes=1)),
+    ("*/5 * * * 1-5", timedelta(days=2, minutes=5)),  # Friday 23:55 → Monday 00:00
+    ("* 9-17 * * *", timedelta(hours=15, minutes=1)),  # 17:59 → 09:00
+    ("0 9 * * 1", timedelta(days=7)),
+    ("0 9 1 * *", timedelta(days=31)),
+])
+def test_a_schedule_is_quiet_for_its_nights_and_weekends_too(cron: str,
+                                                            quiet: timedelta) -> None:
+    """The window is twice the longest silence, not twice the usual interval: a
+    weekday schedule is not stale on Saturday (400 fire times of */5 never reach it)."""
+    assert longest_quiet(cron, "Europe/Berlin") == quiet
 
 
 # ----- the verdict and the cause (pure) -------------------------------------------------
@@ -169,12 +183,12 @@ def test_a_stale_check_alerts_naming_rule_schedule_last_run_and_cause(tmp_path: 
         kw: dict[str, Any] = dict(location="here", dagster_url="http://dagster")
         # Just materialized, and the watch just started: nothing is stale (the never
         # materialized one neither) …
-        assert stale_observations(instance, repo, [], now=now,
-                                  watching_since=now.timestamp(), **kw) == []
+        seen: dict[str, float] = {}
+        assert stale_observations(instance, repo, [], now=now, first_seen=seen, **kw) == []
+        assert seen == {"never_run": now.timestamp()}  # first seen now: not stale yet
         # … three minutes later both are (positive control of the line above).
         later = now + 3 * MINUTE
-        (obs,) = stale_observations(instance, repo, [], now=later,
-                                    watching_since=now.timestamp(), **kw)
+        (obs,) = stale_observations(instance, repo, [], now=later, first_seen=seen, **kw)
         assert obs.status == Status.ALERT and obs.rule == "dagster_check_stale"
         assert obs.labels == {"schedule": "probe_schedule", "location": "here"}
         assert obs.value == 2.0
@@ -190,7 +204,7 @@ def test_a_stale_check_alerts_naming_rule_schedule_last_run_and_cause(tmp_path: 
                   {"schedule": "removed_schedule", "location": "here"},
                   {"schedule": "elsewhere", "location": "another"}]
         got = stale_observations(instance, repo, opened, now=fresh,
-                                 watching_since=fresh.timestamp() - 30, **kw)
+                                 first_seen={"never_run": fresh.timestamp() - 30}, **kw)
         assert [(o.status, o.labels["schedule"]) for o in got] == [
             (Status.OK, "probe_schedule"), (Status.OK, "removed_schedule")]
         assert "no longer defined" in got[1].summary
@@ -198,9 +212,10 @@ def test_a_stale_check_alerts_naming_rule_schedule_last_run_and_cause(tmp_path: 
 
 def test_the_sensor_alerts_once_the_watch_has_watched_longer_than_the_window(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Through the instance-watch sensor of a real location: its first tick sets when
-    it started watching; a check never evaluated is stale only past its window from
-    there, and the alert is delivered through the engine once."""
+    """Through the instance-watch sensor of a real location: a check never evaluated
+    is stale only once the watch has seen it for longer than its window (kept per
+    check in the cursor, so a rule deployed later is not stale on arrival), and the
+    alert is delivered through the engine once."""
     defs, probe, rules_path = _location(tmp_path)
     db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
     resource = AlertJobsResource(rules_file=str(rules_path), database_url=db_url)
@@ -213,10 +228,10 @@ def test_the_sensor_alerts_once_the_watch_has_watched_longer_than_the_window(
         with dg.instance_for_test() as instance:
             dg.materialize([probe], instance=instance)
 
-            def tick(at: Any, cursor: str | None) -> Any:
+            def tick(at: Any, cursor: str | None, where: Any = location) -> Any:
                 monkeypatch.setattr(instance_watch, "utcnow", lambda: at)
                 ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                              definitions=location,
+                                              definitions=where,
                                               resources={"alert_jobs": resource})
                 return sensor(ctx)
 
@@ -228,8 +243,30 @@ def test_the_sensor_alerts_once_the_watch_has_watched_longer_than_the_window(
             (alert,) = timeline.alerts.list()
             assert alert.rule == "dagster_check_stale" and str(alert.state) == "firing"
             assert "never_run, probe" in alert.last_summary
-            tick(start + 4 * MINUTE, third.cursor)  # still stale: still one alert
+            # A deploy adds a rule to the schedule: not stale on arrival …
+            fields = freshness_fields(load_rules(rules_path), "sql_metric", "probe_schedule",
+                                      "* * * * *", "UTC")
+
+            @dg.asset(key="added_later", **fields)
+            def added_later() -> None:
+                return None
+
+            deployed = dg.Definitions.merge(location, dg.Definitions(assets=[added_later]))
+            fourth = tick(start + 4 * MINUTE, third.cursor, deployed)
+            (alert,) = timeline.alerts.list()  # still stale: still one alert
+            assert "added_later" not in alert.last_summary
             assert len(timeline.events.list(rule="dagster_check_stale",
                                             kinds=["firing"])) == 1
+            # … but once it has gone unevaluated for its window, it is named too.
+            fifth = tick(start + 7 * MINUTE, fourth.cursor, deployed)
+            (alert,) = timeline.alerts.list()
+            assert "added_later, never_run, probe" in alert.last_summary
+            # Switching the watch off resolves what it had open (nothing else would).
+            rules_path.write_text(rules_path.read_text()
+                                  + "self_monitoring: {stale_checks: false}\n")
+            tick(start + 8 * MINUTE, fifth.cursor, deployed)
+            assert timeline.alerts.list() == []
+            (resolved,) = timeline.events.list(rule="dagster_check_stale", kinds=["resolved"])
+            assert "stale_checks" in resolved["reason"] or "No longer watched" in str(resolved)
     finally:
         timeline.dispose()

@@ -227,6 +227,11 @@ def test_off_per_target() -> None:
     assert specs(", hit_rate_min_percent: null")[0] is None
     hit, _ = specs(", hit_rate_min_percent: 60, min_lookups: 10")
     assert (hit.bad.below, hit.terrible.below, hit.min_reads) == (60, 20, 10)
+    # A shorthand at or under the terrible band keeps its one warning band (as before the
+    # bands: below 10 % warns, nothing pages); 0 (allowed before) is off.
+    hit, _ = specs(", hit_rate_min_percent: 10")
+    assert (hit.bad.below, hit.bad.severity, hit.terrible) == (10, Severity.WARNING, None)
+    assert specs(", hit_rate_min_percent: 0")[0] is None
 
 
 @pytest.mark.parametrize(
