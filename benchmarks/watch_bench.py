@@ -306,7 +306,7 @@ class Watch:
     def stale(self, later: timedelta = timedelta(0)) -> list[Any]:
         now = utcnow() + later
         return stale_observations(self.instance, self.defs.get_repository_def(), [], now=now,
-                                  watching_since=now.timestamp() - 60, location="alert_jobs",
+                                  first_seen={}, location="alert_jobs",
                                   dagster_url=DAGSTER_URL)
 
     def hung(self) -> list[Any]:
@@ -444,8 +444,7 @@ w3 = time.perf_counter()
 w, c = time.perf_counter(), time.process_time()
 if spec["case"] == "stale_checks":
     now = utcnow()
-    found = len(stale_observations(instance, repository, [], now=now,
-                                   watching_since=now.timestamp() - 60,
+    found = len(stale_observations(instance, repository, [], now=now, first_seen={},
                                    location="alert_jobs", dagster_url=spec["dagster_url"]))
 else:
     context = dg.build_sensor_context(

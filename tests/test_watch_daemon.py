@@ -158,9 +158,7 @@ def test_stopped_schedule_hung_run_and_broken_location_each_alert_and_resolve(
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
            "ALERT_JOBS_RULES": str(tmp_path / "alerts.yaml"),
            "ALERT_JOBS_DATABASE_URL": f"sqlite:///{tmp_path / 'timeline.db'}",
-           # Dagster's freshness daemon judges every 5 s instead of 30 (our watch does
-           # not wait for it; the UI's freshness badge does)
-           "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5", "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1"}
     env.pop("ALERT_JOBS_LINK_SECRET", None)
     for argv in ([tool("dagster"), "instance", "migrate"], [tool("alert-jobs"), "db", "upgrade"]):
         subprocess.run(argv, env=env, cwd=tmp_path, check=True, capture_output=True,
