@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from alert_jobs.cli.main import main
 from alert_jobs.core.engine import RulePolicy
 from alert_jobs.core.model import AlertRecord, AlertState, Matcher, Observation, Status
 from alert_jobs.store import Timeline, utcnow
+from tests.cli.cli_env import CliEnv
 
 RULES = """\
 version: 1
@@ -50,25 +50,7 @@ checks:
 """
 
 
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
-
-
-@dataclass
-class Env:
-    url: str
-    rules: Path
-    timeline: Timeline
-    capsys: pytest.CaptureFixture[str]
-
-    def run(self, *args: str) -> Result:
-        self.capsys.readouterr()
-        rc = main(["--database-url", self.url, "--rules", str(self.rules), *args])
-        out, err = self.capsys.readouterr()
-        return Result(rc, out, err)
+class Env(CliEnv):
 
     def fire(self, rule: str = "dead_letters", labels: dict[str, str] | None = None,
              summary: str = "3 dead letters in the last 30m",

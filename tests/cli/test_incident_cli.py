@@ -4,16 +4,15 @@ timeline (SQLite and PostgreSQL); bad input exits 2 with a message and writes no
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from alert_jobs.cli.main import main
 from alert_jobs.core.engine import RulePolicy
 from alert_jobs.core.model import Observation, Status, fingerprint
 from alert_jobs.store import Timeline, utcnow
+from tests.cli.cli_env import CliEnv
 
 RULES = """\
 version: 1
@@ -26,25 +25,7 @@ incidents:
 """
 
 
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
-
-
-@dataclass
-class Env:
-    url: str
-    rules: Path
-    timeline: Timeline
-    capsys: pytest.CaptureFixture[str]
-
-    def run(self, *args: str) -> Result:
-        self.capsys.readouterr()
-        rc = main(["--database-url", self.url, "--rules", str(self.rules), *args])
-        out, err = self.capsys.readouterr()
-        return Result(rc, out, err)
+class Env(CliEnv):
 
     def observe(self, status: Status, *, labels: dict[str, str] | None = None,
                 ago: timedelta = timedelta(hours=1)) -> str:
