@@ -17,8 +17,8 @@ Dagster's verdict is used where it fits and the watch's own where it does not:
 * the watch does not *wait* for Dagster's verdict: the freshness daemon records state
   changes only, so if it is switched off (``freshness: {enabled: false}`` in
   ``dagster.yaml``) or dies, its last PASS stands forever; and a check that was never
-  materialized is UNKNOWN to it, while here it is stale once the watch has been
-  watching for longer than its window (a schedule that never ran since the deploy);
+  materialized is UNKNOWN to it, while here it is stale once the watch has seen it for
+  longer than its window (a schedule that never ran since the deploy);
 * the cause is the watch's own (:func:`likely_cause`): Dagster's state has none.
 
 A code location that does not load is its own alert (``dagster_location_failed``). The
@@ -299,5 +299,4 @@ def stale_observations(instance: dg.DagsterInstance, repository: Any,
 
 
 __all__ = ["Expectation", "ScheduleFacts", "is_stale", "job_families", "likely_cause",
-           "own_expectations",
-           "schedule_facts", "stale_observation", "stale_observations"]
+           "own_expectations", "schedule_facts", "stale_observation", "stale_observations"]
