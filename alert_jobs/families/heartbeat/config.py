@@ -173,8 +173,9 @@ class SelfMonitoring(Strict):
     stale_checks: bool = True
     # --- runs that hang (watch_runs.py) ---
     hung_runs: bool = True
-    #: per family (``sql_metric: 10m``) or ``default``: how long a run may be in
-    #: progress; unset, the limit comes from the job's own history of run times
+    #: per job (``nightly_export: 2h``), per family (``sql_metric: 10m``) or
+    #: ``default``: how long a run may be in progress; unset, the limit comes from the
+    #: job's own history of run times
     hung_after: dict[str, Duration] = Field(default_factory=dict)
     #: the history-based limit is this many times the job's p95 run time …
     hung_history_factor: float = Field(default=3.0, ge=1.0)
