@@ -31,13 +31,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # ----- PostgreSQL -------------------------------------------------------------------
 
 
+#: The tests that run real Dagster daemons for minutes, mostly waiting for schedule
+#: ticks (topology, chaos, the daemon batch, the instance watch under a daemon).
+DAEMON_TESTS = 4
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker per core, plus two. The long tests (three real daemons,
-    the chaos test) spend minutes waiting for schedule ticks; with workers of their own
-    beside one per core, the rest of the suite keeps every core busy meanwhile (on 2
-    cores, with one extra worker: 8 min 45 s instead of 10 min 27 s; a fourth long test
-    made that 10 min 57 s, hence a second extra worker)."""
-    return (os.cpu_count() or 1) + 2
+    """``-n auto``: one worker per core, plus one per minutes-long daemon test. Those
+    start first (:func:`pytest_collection_modifyitems`) and spend most of their minutes
+    waiting; with a worker each beside one per core, the rest of the suite keeps the
+    cores busy meanwhile. (On 2 cores: one extra worker for three daemon tests took
+    8 min 45 s instead of 10 min 27 s; with four daemon tests, two extra workers took
+    9 min 40 s to 11 min 47 s, all four workers waiting on daemons at first.)"""
+    return (os.cpu_count() or 1) + DAEMON_TESTS
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
