@@ -50,7 +50,10 @@ lint: install
 	$(BIN)/mypy alert_jobs
 	$(BIN)/lint-imports
 
+# First the benchmarks' own tests (their quick runs, left out of `make test`'s
+# 10-minute budget), then the benchmarks.
 bench: install
+	$(BIN)/python -m pytest -m benchmark
 	$(BIN)/python -m benchmarks
 
 clean:

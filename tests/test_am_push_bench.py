@@ -14,6 +14,9 @@ from alert_jobs.store import Timeline
 from benchmarks import am_push_bench
 from benchmarks.timeline_bench import BenchmarkError
 
+#: A benchmark's quick run: `make bench` checks it, `make test` leaves it out.
+pytestmark = pytest.mark.benchmark
+
 
 def test_the_quick_push_benchmark_runs_on_sqlite_and_counts_what_routing_says(
         monkeypatch: pytest.MonkeyPatch) -> None:

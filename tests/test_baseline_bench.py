@@ -16,6 +16,9 @@ from alert_jobs.store import Timeline, schema
 from benchmarks import baseline_accuracy as acc
 from benchmarks import baseline_cost as cost
 
+#: A benchmark's quick run: `make bench` checks it, `make test` leaves it out.
+pytestmark = pytest.mark.benchmark
+
 # ----- accuracy ----------------------------------------------------------------------------
 
 

@@ -341,6 +341,7 @@ def test_helm_values_and_the_serve_manifest_agree() -> None:
 # ----- the scale benchmark -------------------------------------------------------------
 
 
+@pytest.mark.benchmark  # `make bench` checks it, `make test` leaves it out
 def test_the_scale_benchmark_quick_mode_reports_rows_per_tick(
         tmp_path: Path, pg_base_url: str) -> None:
     out = tmp_path / "deploy_scale.json"

@@ -3,7 +3,12 @@ page lists the alerts it must, and the CLI table loses none."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import responder_bench
+
+#: A benchmark's quick run: `make bench` checks it, `make test` leaves it out.
+pytestmark = pytest.mark.benchmark
 
 
 def test_the_quick_responder_benchmark_runs_on_sqlite(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,9 @@ import pytest
 
 from benchmarks import retention_bench
 
+#: A benchmark's quick run: `make bench` checks it, `make test` leaves it out.
+pytestmark = pytest.mark.benchmark
+
 
 def test_the_quick_retention_benchmark_runs_on_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_DATABASE_URL", raising=False)

@@ -15,6 +15,9 @@ from alert_jobs.families.slo.store import SloBucketStore
 from alert_jobs.store import Timeline
 from benchmarks import slo_bench
 
+#: A benchmark's quick run: `make bench` checks it, `make test` leaves it out.
+pytestmark = pytest.mark.benchmark
+
 
 def test_a_tiny_run_agrees_between_the_two_paths(tmp_path: Path) -> None:
     results, skipped = slo_bench.run(3, 2, reps=2, cold=False, postgres=False,

@@ -12,7 +12,7 @@ from alert_jobs.families.heartbeat import instance_watch
 from benchmarks import watch_bench
 
 #: About 20 s on an idle 2-core machine (a batch run of 20 checks, two new processes).
-pytestmark = pytest.mark.long_running
+pytestmark = [pytest.mark.long_running, pytest.mark.benchmark]
 
 
 def test_the_quick_watch_benchmark_runs_on_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:

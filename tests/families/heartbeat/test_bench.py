@@ -6,6 +6,9 @@ import pytest
 
 from benchmarks import heartbeat_bench
 
+#: A benchmark's quick run: `make bench` checks it, `make test` leaves it out.
+pytestmark = pytest.mark.benchmark
+
 
 def test_heartbeat_bench_quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_DATABASE_URL", raising=False)  # SQLite only: keep it short

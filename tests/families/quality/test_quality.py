@@ -454,6 +454,7 @@ def test_rules_file_rejects_unknown_review_receiver() -> None:
         parse_rules("quality: {review_receiver: x}")
 
 
+@pytest.mark.benchmark  # `make bench` checks it, `make test` leaves it out
 def test_benchmark_runs_at_tiny_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The benchmark's own smoke test: SQL and pandas agree on a small timeline."""
     from benchmarks import quality_bench

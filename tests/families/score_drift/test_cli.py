@@ -114,6 +114,7 @@ def test_business_audience_gets_plain_sentences(tmp_path: Path) -> None:
     assert "look different from the previous 7 days" in by["distribution"].summary
 
 
+@pytest.mark.benchmark  # `make bench` checks it, `make test` leaves it out
 def test_benchmark_runs_at_tiny_size(tmp_path: Path) -> None:
     out = tmp_path / "drift.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
