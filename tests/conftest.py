@@ -33,8 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: The tests that run real Dagster daemons for minutes, mostly waiting for schedule
 #: ticks (topology, chaos, the daemon batch, the instance watch under a daemon).
-DAEMON_MODULES = ("test_topology", "test_chaos", "test_daemon_batch", "test_watch_daemon")
-DAEMON_TESTS = len(DAEMON_MODULES)
+DAEMON_TESTS = 4
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -48,26 +47,13 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Long tests that mostly wait (a real daemon for minutes, the demo) go first, each
-    followed by a short one.
+    """Long tests that mostly wait (a real daemon for minutes, the demo) go first.
 
-    pytest-xdist's ``load`` scheduling hands each worker a first chunk of consecutive
-    tests — two, with ``--maxschedchunk 1`` (pyproject.toml) — then one at a time. A
-    three-minute test collected last would run alone at the end; long tests side by
-    side in one chunk would run one after the other on one worker (the topology test
-    then finished a minute after the rest). Long, short, long, short …: each worker
-    starts one long test at once and the short ones fill the cores meanwhile.
+    pytest-xdist hands tests out in collection order, so a three-minute test collected
+    last would run alone at the end while the other worker idles; started first, it
+    overlaps the rest of the suite.
     """
-    long = sorted((i for i in items if i.get_closest_marker("long_running") is not None),
-                  key=lambda i: i.module is None or i.module.__name__.rsplit(".", 1)[-1]
-                  not in DAEMON_MODULES)  # the four longest first
-    short = [i for i in items if i.get_closest_marker("long_running") is None]
-    ordered: list[pytest.Item] = []
-    for item in long:
-        ordered.append(item)
-        if short:
-            ordered.append(short.pop(0))
-    items[:] = ordered + short
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
 
 
 def _reachable(url: str) -> bool:
