@@ -5,7 +5,7 @@ machine's own ``chromium`` package through ``executable_path``, which ``.ci/run`
 installs with apt. Where no chromium can be found (or Playwright is not installed) the
 browser tests skip and say why; a chromium that is there but fails to start fails them.
 
-One browser per pytest-xdist worker (a session fixture lives per worker); each test gets
+One browser per test module (see :func:`browser` for why not per worker); each test gets
 a fresh context, so no cookie or session leaks from one test into the next.
 """
 
@@ -41,9 +41,14 @@ def find_chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium for this worker (``--no-sandbox``: CI runs as root)."""
+    """Headless Chromium for this module's tests (``--no-sandbox``: CI runs as root).
+
+    Not per session: Playwright's sync API keeps its event loop marked running in the
+    worker's thread until it exits, and every later test there that calls
+    ``asyncio.run`` (delivery does) would fail with "cannot be called from a running
+    event loop" — seen when the browser tests ran early on a worker."""
     executable = find_chromium()
     if executable is None:
         pytest.skip(MISSING)
