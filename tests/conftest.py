@@ -43,7 +43,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     cores busy meanwhile. (On 2 cores: one extra worker for three daemon tests took
     8 min 45 s instead of 10 min 27 s; with four daemon tests, two extra workers took
     9 min 40 s to 11 min 47 s, all four workers waiting on daemons at first.)"""
-    return (os.cpu_count() or 1) + DAEMON_TESTS
+    # Half of them: with a worker for every daemon test (six on 2 cores) the daemons'
+    # runs starved (a batch run over a minute, a rules reload missed) on a slow day.
+    return (os.cpu_count() or 1) + DAEMON_TESTS // 2
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
