@@ -47,7 +47,6 @@ from alert_jobs.families.heartbeat.watch import (
     RUN_FAILED,
     RUN_HUNG,
     TICK_FAILED,
-    active_fingerprints,
     report,
 )
 from alert_jobs.families.heartbeat.watch_freshness import (
@@ -320,16 +319,18 @@ def watch_once(instance: dg.DagsterInstance, rules: RulesFile, cursor: Cursor, *
 
 def watch_states(instance: dg.DagsterInstance, rules: RulesFile, timeline: Timeline, *,
                  now: datetime, first_seen: dict[str, float], repository: Any,
-                 location: str) -> tuple[list[Observation], list[str]]:
+                 location: str, alerts: list[Any] | None = None
+                 ) -> tuple[list[Observation], list[str]]:
     """The state-based watches, looked at afresh each tick: stale scheduled checks,
     hung runs, code locations that do not load. Returns the observations and what
     could not be looked at (the webserver unreachable, say) for the tick's log. A watch
-    switched off resolves the alerts it had open (nothing would resolve them else)."""
+    switched off resolves the alerts it had open (nothing would resolve them else).
+    ``alerts``: the open alerts, when the caller has read them already (one read a tick)."""
     sm = rules.section(SelfMonitoring)
     out: list[Observation] = []
     problems: list[str] = []
     dagster_url = rules.defaults.dagster_url
-    opened = [a for a in timeline.alerts.list()
+    opened = [a for a in (alerts if alerts is not None else timeline.alerts.list())
               if a.rule in (CHECK_STALE, RUN_HUNG, LOCATION_FAILED)]
     on = {CHECK_STALE: sm.instance_watch and sm.stale_checks and rules.freshness.enabled,
           RUN_HUNG: sm.instance_watch and sm.hung_runs,
@@ -395,7 +396,9 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         cursor = Cursor(context.cursor)
         if cursor.error:
             context.log.warning(cursor.error)
-        active = active_fingerprints(timeline, (RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED))
+        alerts = timeline.alerts.list()  # read once: the event and the state watches share it
+        active = {a.fingerprint for a in alerts
+                  if a.rule in (RUN_FAILED, ASSET_CHECK_FAILED, TICK_FAILED)}
         own = given if given is not None else location_asset_keys(context)
         observations = watch_once(context.instance, rules, cursor, now=now, active=active,
                                   own_assets=own)
@@ -403,7 +406,7 @@ def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
         states, problems = watch_states(
             context.instance, rules, timeline, now=now, first_seen=cursor.unseen,
             repository=context.repository_def,
-            location=origin.location_name if origin is not None else "")
+            location=origin.location_name if origin is not None else "", alerts=alerts)
         observations += states
         for problem in problems:
             context.log.warning(problem)
