@@ -32,28 +32,51 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 #: The tests that run real Dagster daemons for minutes, mostly waiting for schedule
-#: ticks (topology, chaos, the daemon batch, the instance watch under a daemon).
-DAEMON_TESTS = 4
+#: ticks, in two chains: each chain runs on one worker, one test after the other
+#: (:func:`pytest_xdist_make_scheduler`). Two daemons at a time, never four: four at
+#: once starved their runs of CPU on 2 cores (a batch run over a minute, a rules reload
+#: missed), and all on one worker (what ``worksteal`` and ``load`` did with their first
+#: contiguous chunks) made them one serial chain as long as the whole suite.
+DAEMON_CHAINS = {
+    "tests/test_topology.py": "daemons_1",
+    "tests/test_chaos.py": "daemons_1",
+    "tests/test_daemon_batch.py": "daemons_2",
+    "tests/test_watch_daemon.py": "daemons_2",
+}
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker per core, plus one per minutes-long daemon test. Those
-    start first (:func:`pytest_collection_modifyitems`) and spend most of their minutes
-    waiting; with a worker each beside one per core, the rest of the suite keeps the
-    cores busy meanwhile. (On 2 cores: one extra worker for three daemon tests took
-    8 min 45 s instead of 10 min 27 s; with four daemon tests, two extra workers took
-    9 min 40 s to 11 min 47 s, all four workers waiting on daemons at first.)"""
-    # Half of them: with a worker for every daemon test (six on 2 cores) the daemons'
-    # runs starved (a batch run over a minute, a rules reload missed) on a slow day.
-    return (os.cpu_count() or 1) + DAEMON_TESTS // 2
+    """``-n auto``: one worker per core, plus one per daemon chain. The chains start
+    first and spend most of their minutes waiting; with a worker each beside one per
+    core, the rest of the suite keeps the cores busy meanwhile."""
+    return (os.cpu_count() or 1) + len(set(DAEMON_CHAINS.values()))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist load`` (pyproject's addopts), but a daemon chain is one unit of work.
+
+    xdist's ``loadscope`` hands out one unit at a time to whichever worker runs low,
+    largest units first (the chains), then in collection order (the other long tests
+    first, :func:`pytest_collection_modifyitems`); a unit here is a chain or a single
+    test. (``--dist loadgroup`` with ``xdist_group`` marks would say the same, but with
+    pytest 9 and xdist 3.8 it groups nothing: the marked tests keep their node ids.)
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DaemonChainScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return DAEMON_CHAINS.get(nodeid.split("::", 1)[0], nodeid)
+
+    return DaemonChainScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Long tests that mostly wait (a real daemon for minutes, the demo) go first.
 
-    pytest-xdist hands tests out in collection order, so a three-minute test collected
-    last would run alone at the end while the other worker idles; started first, it
-    overlaps the rest of the suite.
+    A three-minute test collected last would run alone at the end while the other
+    workers idle; started first, it overlaps the rest of the suite.
     """
     items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
 

@@ -1,5 +1,11 @@
-"""Under a real ``dagster-daemon``: 200 sql_metric rules on ``* * * * *`` are one batch,
+"""Under a real ``dagster-daemon``: 100 sql_metric rules on ``* * * * *`` are one batch,
 evaluated once per minute each, by runs that never overlap.
+
+``make bench`` runs the same harness with 200 rules for three ticks
+(``benchmarks/daemon_bench.py``, which fails on the same problems). Here it is 100: on
+2 cores shared with the rest of ``make test`` a 200-rule run took 37 to 64 s of wall
+time (16 s alone: Dagster's SQLite event log opens a new engine per event, about 80 ms
+of CPU per rule), and one that ends after the next tick makes that minute skip.
 
 The daemon runs until two scheduled runs of the batch have finished (about two and a
 half minutes: code-location start-up, the wait for the first full minute, two ticks;
@@ -19,11 +25,11 @@ from benchmarks.daemon_bench import BATCH, DaemonSetup, report, run_daemon
 
 pytestmark = [pytest.mark.timeout(480), pytest.mark.long_running]
 
-RULES = 200
+RULES = 100
 TICKS = 2
 
 
-def test_200_rules_every_minute_one_run_per_minute_never_overlapping(tmp_path: Path) -> None:
+def test_100_rules_every_minute_one_run_per_minute_never_overlapping(tmp_path: Path) -> None:
     setup = DaemonSetup(tmp_path, rules=RULES)
     setup.prepare()
     result = run_daemon(setup, ticks=TICKS, min_seconds=120, timeout=300)
@@ -41,7 +47,7 @@ def test_200_rules_every_minute_one_run_per_minute_never_overlapping(tmp_path: P
         "has no evaluation; on an overloaded machine the runs are slower than a minute.\n"
         f"daemon log tail:\n{result.log_tail[-1500:]}")
     assert result.seconds >= 120  # the daemon ran for at least two minutes
-    # Positive controls: each tick was one run of all 200 rules, and the check above
+    # Positive controls: each tick was one run of all the rules, and the check above
     # compared real spans (every finished run has a start and an end).
     assert all(r.start and r.end and r.end > r.start for r in done)
     assert len(result.evaluations) >= RULES * TICKS

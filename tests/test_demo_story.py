@@ -42,6 +42,7 @@ from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.runtime.evaluate import RuleOutcome
 from alert_jobs.store import Timeline
 from tests.conftest import ROOT, free_port
+from tests.seeded import seeded_copy
 
 T0 = datetime(2026, 3, 10, 14, 2, 0, tzinfo=UTC)  # `make run` starts (a Tuesday, 14:02 UTC)
 MIN = timedelta(minutes=1)
@@ -96,7 +97,7 @@ def _rules(tmp_path: Path, db: Path, redis_url: str = "redis://127.0.0.1:1/0") -
 
 def _demo(tmp_path: Path, *, live: bool, redis_url: str = "redis://127.0.0.1:1/0",
           slo_burst: bool = True) -> Demo:
-    db = seed(tmp_path / "demo.db", now=T0, slo_burst=slo_burst)
+    db = seeded_copy(tmp_path / "demo.db", now=T0, slo_burst=slo_burst)
     rules = _rules(tmp_path, db, redis_url)
     timeline = Timeline(f"sqlite:///{tmp_path / 'alerts.db'}")
     demo = Demo(db, rules, timeline, live)
@@ -185,7 +186,7 @@ def test_the_seeded_orders_follow_the_day_and_the_week(tmp_path: Path) -> None:
     weekends 30 % less; indexed on created_at (the backfill runs thousands of counts)."""
     import sqlite3
 
-    db = seed(tmp_path / "demo.db", now=T0)
+    db = seeded_copy(tmp_path / "demo.db", now=T0)
 
     def hour(start: datetime) -> int:
         with sqlite3.connect(db) as conn:
