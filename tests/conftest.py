@@ -257,6 +257,19 @@ def redis_binary() -> str:
     return found
 
 
+@contextlib.contextmanager
+def in_memory_instance() -> Iterator[Any]:
+    """A Dagster instance in memory, for tests whose runs stay in this process.
+
+    ``dg.instance_for_test()`` keeps its events in SQLite files, and Dagster's SQLite
+    event log opens a new engine for every event (about 15 ms of CPU each, a few hundred
+    ms a run); tests that start other processes, read ticks or need ``DAGSTER_HOME``
+    keep using it."""
+    import dagster as dg
+
+    yield dg.DagsterInstance.ephemeral()
+
+
 def free_port() -> int:
     import socket
 

@@ -26,6 +26,7 @@ from alert_jobs.families.sql_metric.definitions import CHECK_NAME, asset_key, bu
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.sensors.outbox import outbox_retry_sensor
 from alert_jobs.store import Timeline
+from tests.conftest import in_memory_instance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +76,7 @@ def setup(tmp_path: Path, http_receiver, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("TEST_HOOK_URL", http_receiver.url)
     db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
     resource = AlertJobsResource(rules_file=str(rules), database_url=db_url)
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         yield {"rules": rules, "data": data, "db_url": db_url, "resource": resource,
                "instance": instance, "defs": build_definitions(str(rules)),
                "receiver": http_receiver}

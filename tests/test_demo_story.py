@@ -41,7 +41,7 @@ from alert_jobs.families.sql_metric import run as sql_run
 from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.runtime.evaluate import RuleOutcome
 from alert_jobs.store import Timeline
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, in_memory_instance
 from tests.seeded import seeded_copy
 
 T0 = datetime(2026, 3, 10, 14, 2, 0, tzinfo=UTC)  # `make run` starts (a Tuesday, 14:02 UTC)
@@ -452,7 +452,7 @@ def test_quality_catchup_shows_figures_within_minutes(tmp_path: Path,
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     daily_job = defs.resolve_job_def("alert_quality_daily_job")
     today = datetime.now(UTC).date()
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         ticks = 0
         while True:
             result = sensor(dg.build_sensor_context(instance=instance))
@@ -496,7 +496,7 @@ def test_quality_catchup_requests_nothing_when_done_and_only_the_missing(
     monthly = dg.MonthlyPartitionsDefinition(start_date="2025-09-01", timezone="UTC")
     now = datetime(2026, 3, 10, 12, tzinfo=UTC)
     keys = daily.get_partition_keys(current_time=now)[-35:]
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         for key in keys:
             if key != "2026-02-20":
                 instance.report_runless_asset_event(
@@ -524,7 +524,7 @@ def test_quality_catchup_keeps_at_most_3_runs_in_flight() -> None:
     daily = dg.DailyPartitionsDefinition(start_date="2025-09-01", timezone="UTC")
     monthly = dg.MonthlyPartitionsDefinition(start_date="2025-09-01", timezone="UTC")
     now = datetime(2026, 3, 10, 12, tzinfo=UTC)
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         first = catchup_requests(instance, daily, monthly, now=now)
         assert [r.partition_key for r in first] == ["2026-03-09", "2026-03-08", "2026-03-07"]
         assert len(first) == CATCHUP_PER_TICK

@@ -18,7 +18,7 @@ from alert_jobs.config.drills import DrillsConfig
 from alert_jobs.runtime.drill import DRILL_FINISHED, FAILED_RULE
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline
-from tests.conftest import HttpReceiver
+from tests.conftest import HttpReceiver, in_memory_instance
 
 RULES = """
 receivers:
@@ -93,7 +93,7 @@ def _run(setup: dict, instance: dg.DagsterInstance, rule: str) -> dg.ExecuteInPr
 
 
 def test_dagster_fire_drill_job(setup: dict) -> None:
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         ok = _run(setup, instance, "dead_letters")
         assert ok.success and len(setup["receiver"].requests) == 2
         setup["receiver"].default = 500
@@ -133,7 +133,7 @@ drills: {enabled: true, schedule: "0 10 1 * *", timezone: Europe/Berlin,
     # instance's state storage stays the process's current one after it is gone (the
     # next Definitions built in this worker then fails with "undefined DagsterInstance
     # weakref").
-    with dg.instance_for_test() as instance, dg.build_schedule_context(
+    with in_memory_instance() as instance, dg.build_schedule_context(
             instance=instance, scheduled_execution_time=tick) as context:
         (request,) = schedule.evaluate_tick(context).run_requests or []
     assert request.run_key == f"dead_letters:{tick.isoformat()}"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from alert_jobs.assets.operator_jobs import notify_test_job
 from alert_jobs.cli.main import main
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline
+from tests.conftest import in_memory_instance
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_cli_unknown_receiver_exits_2(setup: dict, capsys) -> None:
 def test_dagster_job(setup: dict) -> None:
     resources = {"alert_jobs": AlertJobsResource(rules_file=str(setup["rules"]),
                                                  database_url=setup["db"])}
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         ok = notify_test_job.execute_in_process(
             run_config={"ops": {"notify_test": {"config": {"receiver": "hook"}}}},
             resources=resources, instance=instance)

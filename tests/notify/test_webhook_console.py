@@ -19,7 +19,7 @@ from alert_jobs.notify.contract import sample_group
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.sensors.escalation import escalation_sensor
 from alert_jobs.store import Timeline
-from tests.conftest import make_receiver
+from tests.conftest import in_memory_instance, make_receiver
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -72,7 +72,7 @@ route:
           RulePolicy(rule="dead_letters", severity=Severity.CRITICAL, receivers=()), {})],
         now=fired_at, router=rules.router())
     resources = {"alert_jobs": AlertJobsResource(rules_file=str(rules_file), database_url=db)}
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         first = escalation_sensor(dg.build_sensor_context(instance=instance,
                                                           resources=resources))
         assert isinstance(first, dg.SensorResult) and len(first.run_requests or []) == 1

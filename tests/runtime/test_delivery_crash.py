@@ -27,7 +27,7 @@ from alert_jobs.runtime.batch import LEASE_ENV, delivery_lease
 from alert_jobs.runtime.commands import UsageError
 from alert_jobs.runtime.deliver import deliver_due
 from alert_jobs.store import Timeline, utcnow
-from tests.conftest import make_receiver
+from tests.conftest import in_memory_instance, make_receiver
 
 MESSAGES = 200
 LEASE_S = 2.0  # short, so the test waits seconds; the default is 30
@@ -245,7 +245,7 @@ def test_retry_sensor_launches_a_run_for_a_dead_workers_rows(tmp_path: Path) -> 
     queue(timeline, 3)
     resources = {"alert_jobs": AlertJobsResource(rules_file=str(tmp_path / "none.yaml"),
                                                  database_url=db_url)}
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         def tick() -> dg.SensorResult | dg.SkipReason:
             return outbox_retry_sensor(dg.build_sensor_context(instance=instance,
                                                                resources=resources))

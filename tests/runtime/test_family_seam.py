@@ -24,7 +24,7 @@ from alert_jobs.definitions import build_definitions
 from alert_jobs.runtime.family import family_of, installed_families
 from alert_jobs.runtime.resources import TIMELINE_KEY, AlertJobsResource
 from alert_jobs.store import Timeline
-from tests.conftest import write_rules
+from tests.conftest import in_memory_instance, write_rules
 from tests.runtime.example_family import FAMILY, DiskSpaceRule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +117,7 @@ def test_its_definitions_join_the_code_location(family: None, tmp_path: Path) ->
     resource = AlertJobsResource(rules_file=str(rules_file),
                                  database_url=f"sqlite:///{tmp_path / 'alerts.db'}")
     (asset,) = FAMILY.definitions(parse_rules(rules_file.read_text())).assets or []
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         result = dg.materialize([asset], instance=instance,
                                 resources={"alert_jobs": resource})
     (check,) = result.get_asset_check_evaluations()

@@ -21,6 +21,7 @@ from alert_jobs.runtime.family import family_trims
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline, schema
 from alert_jobs.store.retention import trim
+from tests.conftest import in_memory_instance
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -118,7 +119,7 @@ def test_the_retention_asset_reports_what_it_removed(tmp_path: Path) -> None:
     rules = tmp_path / "alerts.yaml"
     rules.write_text("retention: {events: 30d, evaluations: 7d}\n")
     resource = AlertJobsResource(rules_file=str(rules), database_url=db_url)
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         result = dg.materialize([timeline_retention], instance=instance,
                                 resources={"alert_jobs": resource})
     assert result.success
@@ -130,7 +131,7 @@ def test_the_retention_asset_reports_what_it_removed(tmp_path: Path) -> None:
         n for k, n in metadata.items() if k.startswith("removed_") and k != "removed_rows")
     assert count(timeline, schema.events, schema.events.c.at < datetime.now(UTC) - 30 * DAY) == 0
     rules.write_text("retention: {enabled: false}\n")  # off: nothing removed
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         off = dg.materialize([timeline_retention], instance=instance,
                              resources={"alert_jobs": resource})
     [event] = off.get_asset_materialization_events()

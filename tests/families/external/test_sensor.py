@@ -25,7 +25,7 @@ from alert_jobs.runtime.deliver import deliver
 from alert_jobs.runtime.delivery_job import RAISED_BY_TAG, deliver_outbox_job
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline, utcnow
-from tests.conftest import HttpReceiver
+from tests.conftest import HttpReceiver, in_memory_instance
 from tests.families.external.support import alert, messages, parse, rules_text
 
 
@@ -37,7 +37,7 @@ def env(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[dict[str, Any]]
     db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
     timeline = Timeline(db_url)
     timeline.upgrade()
-    with added_family(FAMILY), dg.instance_for_test() as instance:
+    with added_family(FAMILY), in_memory_instance() as instance:
         yield {"resource": AlertJobsResource(rules_file=str(path), database_url=db_url),
                "instance": instance, "timeline": timeline, "rules": parse(text)}
     timeline.dispose()

@@ -31,7 +31,13 @@ from alert_jobs.http.app import create_app
 from alert_jobs.notify.links import SECRET_ENV, sign
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline, episodes, migrate, schema
-from tests.conftest import make_receiver, served_app, submit_link_form, write_rules
+from tests.conftest import (
+    in_memory_instance,
+    make_receiver,
+    served_app,
+    submit_link_form,
+    write_rules,
+)
 
 T0 = datetime(2026, 10, 5, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -219,7 +225,7 @@ def test_dagster_ack_job_records_outcome(tmp_path: Path) -> None:
     fp = _fire_now(timeline)
     rules = write_rules(tmp_path / "alerts.yaml", "defaults: {receivers: [console]}\n")
     resource = AlertJobsResource(rules_file=str(rules), database_url=db_url)
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         result = ack_alert_job.execute_in_process(
             run_config={"ops": {"ack_alert": {"config": {
                 "target": fp, "by": "erin", "outcome": "false-positive"}}}},
@@ -392,7 +398,7 @@ def test_monthly_review_and_daily_assets(tmp_path: Path, http_receiver) -> None:
     defs = build_definitions(rules)
     quality_assets, schedules = list(defs.assets or []), list(defs.schedules or [])
     resource = AlertJobsResource(rules_file=str(rules_path), database_url=db_url)
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         daily = dg.materialize(quality_assets[0:1], partition_key=DAY1, instance=instance,
                                resources={"alert_jobs": resource})
         assert daily.success
@@ -599,7 +605,7 @@ def test_monthly_schedule_asks_for_a_month_that_has_ended_in_utc(
     monthly = schedules[1]
     assert monthly.execution_timezone == tz
     when = local.replace(tzinfo=ZoneInfo(tz))
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         request = monthly(dg.build_schedule_context(instance=instance,
                                                     scheduled_execution_time=when))
     assert request.partition_key == month

@@ -50,7 +50,7 @@ from alert_jobs.families.sql_metric.config import SqlMetricRule
 from alert_jobs.runtime.evaluate import policy_for
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline
-from tests.conftest import write_rules
+from tests.conftest import in_memory_instance, write_rules
 
 OCT = datetime(2026, 10, 3, tzinfo=UTC)
 DEC = datetime(2026, 12, 3, tzinfo=UTC)
@@ -254,7 +254,7 @@ def test_the_asset_metadata_and_the_cli_carry_the_answers(seeded_sqlite: Seeded,
     timeline, rules, path, ids = seeded_sqlite
     assets = list(build_definitions(rules).assets or [])
     resource = AlertJobsResource(rules_file=str(path), database_url=timeline.url)
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         result = dg.materialize(assets[1:2], partition_key="2026-10-01", instance=instance,
                                 resources={"alert_jobs": resource})
     assert result.success

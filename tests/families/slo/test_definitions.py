@@ -19,7 +19,7 @@ from alert_jobs.definitions import build_definitions
 from alert_jobs.families.slo.batches import batches_of
 from alert_jobs.families.slo.definitions import CHECK_NAME, asset_key, build_batch_asset
 from alert_jobs.runtime.resources import AlertJobsResource
-from tests.conftest import HttpReceiver
+from tests.conftest import HttpReceiver, in_memory_instance
 from tests.families.slo.slo_env import MIN, Traffic, rules_file, slo_yaml
 
 NOW = datetime.now(UTC)
@@ -52,7 +52,7 @@ def setup(tmp_path: Path, http_receiver: HttpReceiver) -> Iterator[dict[str, Any
         defaults="{receivers: [hook], group_wait: 0s}"))
     db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
     resource = AlertJobsResource(rules_file=str(rules), database_url=db_url)
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         yield {"rules": rules, "resource": resource, "instance": instance,
                "receiver": http_receiver}
 

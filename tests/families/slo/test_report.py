@@ -34,7 +34,7 @@ from alert_jobs.families.slo.report_assets import (
 from alert_jobs.families.slo.store import SloBucketStore
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline
-from tests.conftest import write_rules
+from tests.conftest import in_memory_instance, write_rules
 
 MONTH = "2026-10"
 START = datetime(2026, 10, 5, tzinfo=UTC)
@@ -206,7 +206,7 @@ def test_monthly_asset_materializes_markdown_numbers_and_html(tmp_path: Path) ->
     # it reads the buckets every SLO asset stores in the timeline: downstream of it
     assert {k.to_user_string() for k in asset.dependency_keys} == {"alert_timeline"}
     resource = AlertJobsResource(rules_file=str(path), database_url=db_url)
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         result = dg.materialize([asset], partition_key="2026-10-01", instance=instance,
                                 resources={"alert_jobs": resource},
                                 selection=[REPORT_KEY])

@@ -26,6 +26,7 @@ from alert_jobs.families.sql_metric.run import BackfillBudget, evaluate_batch
 from alert_jobs.runtime.baseline import BackfillProgress
 from alert_jobs.runtime.resources import AlertJobsResource
 from alert_jobs.store import Timeline, utcnow
+from tests.conftest import in_memory_instance
 from tests.families.sql_metric.seasonal_source import NOW, QUERY, seasonal_db
 
 HOUR = timedelta(hours=1)
@@ -263,7 +264,7 @@ checks:
     db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
     resource = AlertJobsResource(rules_file=str(rules_path), database_url=db_url)
     family = sql_definitions(parse_rules(rules_path.read_text()))
-    with dg.instance_for_test() as instance:
+    with in_memory_instance() as instance:
         result = dg.materialize(list(family.assets or []), selection=[asset_key(NAME)],
                                 instance=instance, resources={"alert_jobs": resource})
         assert result.success
