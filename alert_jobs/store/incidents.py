@@ -21,6 +21,7 @@ Like ``alert_episodes``, retention never trims it.
 from __future__ import annotations
 
 import builtins
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -292,16 +293,15 @@ class IncidentStore:
         ``incident`` event per field that changed; none when nothing did."""
         now = now or utcnow()
         clean = _check(changes)
+        attempt = functools.partial(
+            self._record, fingerprint, episode, clean, by=by, source=source, rule=rule,
+            title=title, labels=labels, started_at=started_at, ended_at=ended_at, now=now)
         try:
-            return self._record(fingerprint, episode, clean, by=by, source=source, rule=rule,
-                                title=title, labels=labels, started_at=started_at,
-                                ended_at=ended_at, now=now)
+            return attempt()
         except sa.exc.IntegrityError:
             # Two first answers at once (the link and the page): the other made the
             # record between our look and our insert; ours now updates it.
-            return self._record(fingerprint, episode, clean, by=by, source=source, rule=rule,
-                                title=title, labels=labels, started_at=started_at,
-                                ended_at=ended_at, now=now)
+            return attempt()
 
     def _record(self, fingerprint: str, episode: int, clean: Mapping[str, Any], *, by: str,
                 source: str, rule: str, title: str, labels: Mapping[str, str],

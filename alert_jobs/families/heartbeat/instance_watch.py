@@ -317,6 +317,12 @@ def watch_once(instance: dg.DagsterInstance, rules: RulesFile, cursor: Cursor, *
     return out
 
 
+#: The setting that switches each state watch off, for the resolve that says so.
+SWITCH = {CHECK_STALE: "self_monitoring.stale_checks (or freshness.enabled)",
+          RUN_HUNG: "self_monitoring.hung_runs",
+          LOCATION_FAILED: "self_monitoring.location_errors"}
+
+
 def watch_states(instance: dg.DagsterInstance, rules: RulesFile, timeline: Timeline, *,
                  now: datetime, first_seen: dict[str, float], repository: Any,
                  location: str, alerts: list[Any] | None = None
@@ -338,20 +344,18 @@ def watch_states(instance: dg.DagsterInstance, rules: RulesFile, timeline: Timel
     out += [Observation(a.rule, Status.OK, dict(a.labels), 0.0,
                         summary=f"No longer watched: {SWITCH[a.rule]} is off")
             for a in opened if not on[a.rule]]
+    # The check assets and their schedules, read once for both watches that need them.
+    expectations = own_expectations(repository) if on[CHECK_STALE] or on[RUN_HUNG] else []
     if on[CHECK_STALE]:
-        expectations = own_expectations(repository)
         out += stale_observations(
             instance, repository, [dict(a.labels) for a in opened if a.rule == CHECK_STALE],
             now=now, first_seen=first_seen, location=location, dagster_url=dagster_url,
             expectations=expectations)
-    else:
-        expectations = []
     if on[RUN_HUNG]:
         hung: dict[str, Mapping[str, str]] = {a.fingerprint: dict(a.labels) for a in opened
                                               if a.rule == RUN_HUNG}
         out += hung_observations(instance, sm, hung, now=now, dagster_url=dagster_url,
-                                 families=job_families(
-                                     repository, expectations or own_expectations(repository)))
+                                 families=job_families(repository, expectations))
     if on[LOCATION_FAILED]:
         failed = [a for a in opened if a.rule == LOCATION_FAILED]
         url = sm.graphql_url or f"{dagster_url.rstrip('/')}/graphql"
@@ -364,12 +368,6 @@ def watch_states(instance: dg.DagsterInstance, rules: RulesFile, timeline: Timel
                                          dagster_url=dagster_url,
                                          open_locations=open_location_names(failed))
     return out, problems
-
-
-#: The setting that switches each state watch off, for the resolve that says so.
-SWITCH = {CHECK_STALE: "self_monitoring.stale_checks (or freshness.enabled)",
-          RUN_HUNG: "self_monitoring.hung_runs",
-          LOCATION_FAILED: "self_monitoring.location_errors"}
 
 
 def build_instance_watch_sensor(own_assets: Iterable[str] | None = None,
