@@ -25,6 +25,13 @@ RSS does not leak into the figure, which a direct fork would do on Linux).
   of ``BASELINE_REPS``, interleaved with the tick.
 * **Targets** (printed pass/fail): CPU per rule at least 100× less than the single-rule
   run's; the whole tick under 60 s on 2 cores; peak RSS under 500 MB.
+* **Dagster alone** (``sql_metric`` only, same run): the same asset shape with nothing
+  evaluated — as many asset specs and checks as rules, in multi-assets of
+  :data:`~alert_jobs.runtime.batching.PART_SIZE`, each yielding one number and a passed
+  check (:data:`FLOOR_MODULE`) — run the same way, and its own single-asset run. What
+  the tick costs beyond it is alert-jobs' share; what it costs alone is Dagster's
+  bookkeeping (events, planned events, check targets), which no evaluation code can
+  take away.
 
 Cold start (``cold_start`` rows): in a fresh process, the import of the family's run
 module (timed on its own), then the first evaluation, then ``WARM_REPS`` more (median);
@@ -102,6 +109,37 @@ with open(spec["log"], "ab") as log:
 print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "user_s": ru.ru_utime,
                   "sys_s": ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024,
                   "exit_code": proc.returncode}))
+"""
+
+
+# Dagster alone: point 1's shape (one asset spec and one check per rule, multi-assets of
+# PART_SIZE rules, one job, in-process executor) doing nothing but yield what a rule yields
+# at least: one plain number and a passed check.
+FLOOR_MODULE = r"""
+import os
+import dagster as dg
+
+N, PART = int(os.environ["FLOOR_RULES"]), int(os.environ["FLOOR_PART"])
+
+
+def part(first, last):
+    keys = [dg.AssetKey(["floor", f"r{i:04d}"]) for i in range(first, last)]
+
+    @dg.multi_asset(name=f"floor_part_{first // PART + 1}", can_subset=True,
+                    specs=[dg.AssetSpec(k) for k in keys],
+                    check_specs=[dg.AssetCheckSpec("ok", asset=k) for k in keys])
+    def _part(context: dg.AssetExecutionContext):
+        for k in keys:
+            if k in context.selected_asset_keys:
+                yield dg.MaterializeResult(asset_key=k, metadata={"value": 1.0}, check_results=[
+                    dg.AssetCheckResult(asset_key=k, check_name="ok", passed=True)])
+    return _part
+
+
+defs = dg.Definitions(
+    assets=[part(i, min(i + PART, N)) for i in range(0, N, PART)],
+    jobs=[dg.define_asset_job("floor_job", selection=dg.AssetSelection.all())],
+    executor=dg.in_process_executor)
 """
 
 
@@ -192,6 +230,7 @@ class TickResult:
     baseline_wall_s: list[float]
     baseline_maxrss_mb: float
     evaluations: dict[str, int]
+    floor: dict[str, float] | None = None  # Dagster alone: tick/single CPU and wall
 
     @property
     def cpu_per_unit(self) -> float:
@@ -219,7 +258,18 @@ class TickResult:
                              "median_cpu_s": self.baseline_cpu},
                 "cpu_ratio": self.cpu_ratio,
                 "cpu_ratio_meaning": "baseline CPU per run / tick CPU per rule",
-                "targets": self.targets()}
+                "targets": self.targets(), **self.floor_json()}
+
+    def floor_json(self) -> dict[str, Any]:
+        if self.floor is None:
+            return {}
+        f = self.floor
+        return {"dagster_alone": {
+            "name": "the same asset shape with nothing evaluated (FLOOR_MODULE)", **f,
+            "cpu_per_unit_s": f["tick_cpu_s"] / self.units,
+            "cpu_ratio": f["single_cpu_s"] / (f["tick_cpu_s"] / self.units),
+            "alert_jobs_cpu_per_unit_s": (self.tick_cpu_s - f["tick_cpu_s"]) / self.units,
+            "share_of_tick_cpu": f["tick_cpu_s"] / self.tick_cpu_s}}
 
 
 @dataclass
@@ -588,6 +638,7 @@ def bench_tick(w: Workload, baseline_reps: int, sample_runs: int) -> TickResult:
     if evaluations.get("status_error"):
         raise BenchmarkError(f"{evaluations['status_error']} evaluations of the tick were "
                              f"errors; the workload is broken ({evaluations})")
+    floor = bench_floor(w, baseline_reps) if w.family == "sql_metric" else None
     scale = len(tick.runs) / len(planned)
     cpu = sum(m.cpu_s for m in measured) * scale
     if extrapolated:
@@ -599,7 +650,31 @@ def bench_tick(w: Workload, baseline_reps: int, sample_runs: int) -> TickResult:
         w.family, w.backend, w.units, w.unit_name, len(tick.runs), len(planned), extrapolated,
         len(tick.schedules), tick.how, wall, cpu, max(m.maxrss_mb for m in measured),
         [m.cpu_s for m in measured], [m.cpu_s for m in baseline], [m.wall_s for m in baseline],
-        max(m.maxrss_mb for m in baseline), evaluations)
+        max(m.maxrss_mb for m in baseline), evaluations, floor)
+
+
+def bench_floor(w: Workload, reps: int) -> dict[str, float]:
+    """Dagster alone (:data:`FLOOR_MODULE`): one tick-sized run and ``reps`` single-asset
+    runs, launched like the product's, on a fresh instance of their own."""
+    from alert_jobs.runtime.batching import PART_SIZE
+
+    home = w.home.parent / f"{w.home.name}-floor"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    module = home / "cost_floor.py"
+    module.write_text(FLOOR_MODULE)
+    env = {**w.env(), "DAGSTER_HOME": str(home), "FLOOR_RULES": str(w.units),
+           "FLOOR_PART": str(PART_SIZE)}
+    dagster = str(Path(sys.executable).parent / "dagster")
+    print(f"  Dagster alone: {w.units} assets and checks, nothing evaluated …",
+          file=sys.stderr, flush=True)
+    single = [launch([dagster, "asset", "materialize", "-f", str(module), "--select",
+                      "floor/r0000"], env, home / f"single-{i}.log") for i in range(reps)]
+    tick = launch([dagster, "job", "execute", "-f", str(module), "-j", "floor_job"], env,
+                  home / "tick.log")
+    return {"tick_cpu_s": tick.cpu_s, "tick_wall_s": tick.wall_s,
+            "single_cpu_s": statistics.median(m.cpu_s for m in single),
+            "single_wall_s": statistics.median(m.wall_s for m in single)}
 
 
 # ----- cold start ---------------------------------------------------------------------
@@ -778,6 +853,17 @@ def format_table(ticks: list[TickResult], colds: list[ColdResult],
                          f"{t.evaluations}; single-rule run wall "
                          f"{_secs(statistics.median(t.baseline_wall_s))}, peak RSS "
                          f"{t.baseline_maxrss_mb:,.0f} MB")
+    for t in ticks:
+        if t.floor is None:
+            continue
+        f = t.floor_json()["dagster_alone"]
+        lines.append(
+            f"  Dagster alone ({t.family}/{t.backend}: {t.units:,} assets and checks, nothing "
+            f"evaluated): tick {_secs(f['tick_cpu_s'])} CPU, {_secs(f['tick_wall_s'])} wall, "
+            f"{_secs(f['cpu_per_unit_s'])} per rule = {f['cpu_ratio']:,.1f}x less than its "
+            f"single-asset run ({_secs(f['single_cpu_s'])}); that is "
+            f"{f['share_of_tick_cpu']:.0%} of the tick's CPU; alert-jobs' own share "
+            f"{_secs(f['alert_jobs_cpu_per_unit_s'])} per rule")
     if colds:
         lines.append("")
         header = ("cold start", "import", "load rules", "first evaluation", "warm (median)",

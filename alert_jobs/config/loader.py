@@ -88,13 +88,24 @@ def load_rules(path: str | os.PathLike[str] | None = None, *,
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its data, from one parse (what
+    ``yaml.load`` does, keeping the nodes: parsing twice doubled the cost)."""
+    loader = _LOADER(text)  # a safe loader (C or Python)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def parse_rules(text: str, filename: str = DEFAULT_RULES_FILE, *,
                 families: tuple[RulesSection, ...] | None = None) -> RulesFile:
     """Validate rules given as YAML text; ``filename`` is only used in messages."""
     chosen = sections() if families is None else families
     try:
-        data = yaml.load(text, Loader=_LOADER)  # a safe loader (C or Python)
-        lines = line_index(yaml.compose(text, Loader=_LOADER))
+        node, data = _parse(text)
+        lines = line_index(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         reason = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"

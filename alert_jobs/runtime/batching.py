@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 from alert_jobs.core.cron import cron_slug, zone_slug
 
+#: Rules per step of a batch's run (:meth:`Batch.parts`).
+PART_SIZE = 100
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -33,6 +36,23 @@ class Batch:
     @property
     def schedule_name(self) -> str:
         return f"{self.name}_schedule"
+
+    def parts(self, size: int | None = None) -> list[Batch]:
+        """The batch's steps: one multi-asset each, all in the batch's one run.
+
+        Dagster's work per asset output grows with the number of outputs of its step
+        (its run-time bookkeeping scans the step's outputs and checks for each one), so
+        a step of 1,000 rules costs far more than ten of 100. A batch of at most
+        ``size`` rules is one step named after the batch; a larger one is
+        ``<batch>_part_1``, ``<batch>_part_2``, … of ``size`` rules each, in order
+        (default :data:`PART_SIZE`). The job, its schedule and its one run per tick are
+        the batch's, whatever its parts.
+        """
+        size = size or PART_SIZE
+        if len(self.rules) <= size:
+            return [self]
+        return [Batch(f"{self.name}_part_{i // size + 1}", self.cron, self.timezone,
+                      self.rules[i:i + size]) for i in range(0, len(self.rules), size)]
 
 
 def default_batch_name(prefix: str, cron: str, timezone: str) -> str:

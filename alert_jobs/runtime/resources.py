@@ -1,7 +1,7 @@
 """The Dagster side every family shares: the resources, and how results look in the UI.
 
 * :class:`AlertJobsResource`: where the rules file and the timeline database are. The
-  rules file is re-read at every call to :meth:`~AlertJobsResource.load_rules`, so
+  rules file is read once per run (:meth:`~AlertJobsResource.load_rules`), so
   editing a threshold takes effect at the next run with no redeploy; adding or renaming
   a rule changes the asset graph and needs a code-location reload.
 * :class:`ReceiversResource`: the rules file's receivers as the UI shows them — type,
@@ -52,17 +52,28 @@ class AlertJobsResource(dg.ConfigurableResource):
     )
 
     _log: Any = PrivateAttr(default=None)
+    _run_id: str | None = PrivateAttr(default=None)
+    _run_rules: tuple[str, RulesFile] | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._log = context.log  # the run's log: where a fallback must be said
+        self._run_id = context.run_id
 
     def load_rules(self) -> RulesFile:
         """The rules file, else its last good copy (a broken edit keeps checks on); a
-        run on the copy says so in its run log, naming every problem of the file."""
+        run on the copy says so in its run log, naming every problem of the file.
+
+        Inside a run the file is read once: every step of the run (a large batch is
+        several) evaluates the same rules, and a 1,000-rule file is not parsed again
+        per step. The next run reads it afresh."""
+        if self._run_rules is not None and self._run_rules[0] == self._run_id:
+            return self._run_rules[1]
         loaded = load_rules_or_last_good(self.rules_file)
         if loaded.error is not None:
             (self._log or logging.getLogger("alert_jobs.rules")).warning(
                 fallback_message(self.rules_file, loaded))
+        if self._run_id is not None:
+            self._run_rules = (self._run_id, loaded.rules)
         return loaded.rules
 
     def timeline(self) -> Timeline:

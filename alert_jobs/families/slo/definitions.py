@@ -2,7 +2,8 @@
 asset check ``burn_rate_ok``, one run per schedule tick.
 
 SLOs that share a cron and timezone form a batch (:mod:`.batches`; every minute by
-default): one multi-asset with a spec and a check per SLO, one job and one running
+default): one multi-asset with a spec and a check per SLO (one per 100 SLOs of a larger
+batch: :meth:`~alert_jobs.runtime.batching.Batch.parts`), one job and one running
 schedule. A tick is one run that reads every SLO's new buckets concurrently, writes all
 decisions together, delivers what they queued, and reports each SLO's own
 materialization: plain numbers the UI plots (``sli_percent`` over the period,
@@ -186,10 +187,12 @@ def build_definitions(rules: RulesFile) -> dg.Definitions:
     """A multi-asset, a job and a running schedule (explicit timezone) per batch, and
     the monthly budget report (:mod:`.report_assets`)."""
     slos = {rule.name: rule for rule in rules.rules_of(SloRule)}
-    assets, jobs, schedules = [], [], []
+    assets: list[dg.AssetsDefinition] = []
+    jobs, schedules = [], []
     for batch in batches_of(rules):
-        assets.append(build_batch_asset(batch, slos, freshness_fields(
-            rules, GROUP, batch.schedule_name, batch.cron, batch.timezone)))
+        freshness = freshness_fields(rules, GROUP, batch.schedule_name, batch.cron,
+                                     batch.timezone)
+        assets.extend(build_batch_asset(part, slos, freshness) for part in batch.parts())
         job, schedule = batch_job_and_schedule(batch, [asset_key(n) for n in batch.rules],
                                                what="SLO(s)")
         jobs.append(job)

@@ -2,11 +2,13 @@
 schedule tick.
 
 Rules that share a cron and timezone form a batch (:mod:`.batches`): one multi-asset
-with a spec and a check per rule (``sql_metric/<rule>``, check ``within_expected``), one
-job and one schedule. A tick is one run that reads every rule's source concurrently,
-writes all decisions together, delivers what they queued and reports each rule's own
-materialization (plain-number metadata that the UI plots) and check result. The
-multi-asset can be subset: Materialize on one rule in the UI evaluates only that rule.
+with a spec and a check per rule (``sql_metric/<rule>``, check ``within_expected``; one
+multi-asset per 100 rules of a larger batch, each a step of the same run:
+:meth:`~alert_jobs.runtime.batching.Batch.parts`), one job and one schedule. A tick is
+one run that reads every rule's source concurrently, writes all decisions together,
+delivers what they queued and reports each rule's own materialization (plain-number
+metadata that the UI plots) and check result. The multi-asset can be subset:
+Materialize on one rule in the UI evaluates only that rule.
 
 A query that fails or hangs is that rule's ``error`` alert and failed check, never a
 crashed run; the other rules of the batch are materialized as usual.
@@ -175,12 +177,16 @@ def _log(context: dg.AssetExecutionContext, outcomes: list[RuleOutcome]) -> None
 
 
 def build_definitions(rules: RulesFile) -> dg.Definitions:
-    """A multi-asset, a job and a running schedule (explicit timezone) per batch."""
+    """A job and a running schedule (explicit timezone) per batch, and a multi-asset per
+    part of it."""
     descriptions = {rule.name: rule.description for rule in rules.rules_of(SqlMetricRule)}
-    assets, jobs, schedules = [], [], []
+    assets: list[dg.AssetsDefinition] = []
+    jobs, schedules = [], []
     for batch in batches_of(rules):
-        assets.append(build_batch_asset(batch, descriptions, freshness_fields(
-            rules, GROUP, batch.schedule_name, batch.cron, batch.timezone)))
+        freshness = freshness_fields(rules, GROUP, batch.schedule_name, batch.cron,
+                                     batch.timezone)
+        assets.extend(build_batch_asset(part, descriptions, freshness)
+                      for part in batch.parts())
         job, schedule = batch_job_and_schedule(batch, [asset_key(n) for n in batch.rules],
                                                what="sql_metric rule(s)")
         jobs.append(job)

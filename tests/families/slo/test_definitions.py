@@ -139,6 +139,25 @@ def test_the_code_location_loads_with_slos(setup: dict[str, Any]) -> None:
     assert graph.get(report).parent_keys == {dg.AssetKey("alert_timeline")}
 
 
+def test_a_batch_larger_than_a_part_is_one_job_of_several_steps(
+        setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two SLOs in parts of one (100 in production): two multi-assets, one job that
+    runs both steps; a batch that fits in a part stays one multi-asset."""
+    import alert_jobs.runtime.batching as batching
+
+    monkeypatch.setattr(batching, "PART_SIZE", 1)
+    defs = build_definitions(str(setup["rules"]))
+    job = defs.resolve_job_def(defs.resolve_schedule_def("slo_every_minute_schedule").job_name)
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "slo/burning", "slo/broken"}
+    assert {node.name for node in job.graph.nodes} == {"slo_every_minute_part_1",
+                                                       "slo_every_minute_part_2"}
+    monkeypatch.setattr(batching, "PART_SIZE", 100)
+    whole = build_definitions(str(setup["rules"]))
+    job = whole.resolve_job_def(whole.resolve_schedule_def("slo_every_minute_schedule").job_name)
+    assert {node.name for node in job.graph.nodes} == {"slo_every_minute"}
+
+
 def test_defaults_schedule_applies_only_when_the_file_sets_it(tmp_path: Path) -> None:
     from alert_jobs.config import parse_rules
 

@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from alert_jobs.config import parse_rules
+from alert_jobs.config import load_rules_or_last_good, parse_rules
 from alert_jobs.families.redis_quota.definitions import build_definitions as redis_definitions
 from alert_jobs.families.score_drift.definitions import build_definitions as drift_definitions
 from alert_jobs.families.sql_metric.definitions import CHECK_NAME, asset_key
@@ -151,6 +151,64 @@ def test_materialize_on_one_rule_runs_only_that_rule(setup: dict) -> None:
         instance=setup["instance"], resources=setup["resources"])
     assert only_check.success
     assert materialized(only_check) == {} and checks(only_check) == {"letters": False}
+
+
+def test_a_batch_in_parts_is_still_one_run_and_one_rule_runs_one_step(
+        tmp_path: Path, http_receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch larger than a part (two rules per part here, 100 in production) is one
+    job whose run evaluates every part's rules once; Materialize on a rule of the last
+    part runs that step alone."""
+    import alert_jobs.runtime.batching as batching
+    import alert_jobs.runtime.resources as resources_module
+
+    monkeypatch.setattr(batching, "PART_SIZE", 2)
+    reads: list[str] = []  # the rules file is read once per run, not once per part
+
+    def counted(path: Any) -> Any:
+        reads.append(str(path))
+        return load_rules_or_last_good(path)
+
+    monkeypatch.setattr(resources_module, "load_rules_or_last_good", counted)
+    rules_file = write_rules(tmp_path)
+    data = tmp_path / "data.db"
+    more = "".join(f'    - {{name: {name}, database: "sqlite:///{data}", query: "SELECT 1", '
+                   "expect: {max: 5}}\n" for name in ("more_a", "more_b"))
+    text = rules_file.read_text().replace("    - {name: nightly", more + "    - {name: nightly")
+    rules_file.write_text(text)
+    monkeypatch.setenv("TEST_HOOK_URL", http_receiver.url)
+    db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    resources = {"alert_jobs": AlertJobsResource(rules_file=str(rules_file),
+                                                 database_url=db_url)}
+    family = sql_definitions(parse_rules(text))
+    steps = sorted(a.op.name for a in family.assets or [] if a.op.name.startswith(BATCH))
+    assert steps == [f"{BATCH}_part_{i}" for i in (1, 2, 3)]
+    defs = dg.Definitions(assets=family.assets, jobs=family.jobs,
+                          schedules=family.schedules, resources=resources)
+    job = defs.resolve_job_def(defs.resolve_schedule_def(f"{BATCH}_schedule").job_name)
+    rule_names = ("letters", "broken", "quiet", "more_a", "more_b")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance)
+        assert result.success
+        assert set(materialized(result)) == set(rule_names)
+        assert checks(result) == {"letters": False, "broken": False, "quiet": True,
+                                  "more_a": True, "more_b": True}
+        timeline = Timeline(db_url)
+        for name in rule_names:  # once each, all in the one run
+            assert [e["run_id"] for e in timeline.alerts.evaluations(name)] == [result.run_id]
+        step_keys = {e.step_key for e in result.all_events if e.step_key}
+        assert step_keys == {f"{BATCH}_part_{i}" for i in (1, 2, 3)}
+        assert reads == [str(rules_file)]
+
+        one = dg.materialize(list(defs.assets or []), selection=[asset_key("more_b")],
+                             instance=instance, resources=resources)
+        assert one.success and set(materialized(one)) == {"more_b"}
+        assert {e.step_key for e in one.all_events if e.step_key} == {f"{BATCH}_part_3"}
+        assert len(timeline.alerts.evaluations("more_b")) == 2
+        assert len(timeline.alerts.evaluations("letters")) == 1
+        assert len(reads) == 2  # the next run reads the file afresh
+    sent = sorted(a["labels"]["alertname"] for r in http_receiver.requests
+                  for a in r.json()["alerts"])
+    assert sent == ["broken", "letters"]
 
 
 def _blocking_run(instance: dg.DagsterInstance, batch: str) -> tuple[threading.Event,

@@ -245,3 +245,20 @@ def test_one_rule_alone_goes_the_same_way(source: str, sqlite_url: str) -> None:
     outcome = evaluate_rule(rules, rules.rules_of(SqlMetricRule)[0], Timeline(sqlite_url),
                             now=NOW, run_id="r")
     assert outcome.observation.value == 5 and str(outcome.state) == "firing"
+
+
+def test_a_large_batch_is_evaluated_in_parts_of_a_hundred_rules_in_order() -> None:
+    """Dagster's bookkeeping per asset output grows with its step's outputs, so a batch
+    of 250 rules is three steps (multi-assets) of at most 100, in rules-file order; a
+    batch of 100 stays one step named after the batch."""
+    names = [f"r{i:03d}" for i in range(250)]
+    rules = parse_rules(rules_text(*(rule(n) for n in names)))
+    (batch,) = batches_of(rules)
+    parts = batch.parts()
+    assert [p.name for p in parts] == [f"sql_metric_every_5m_part_{i}" for i in (1, 2, 3)]
+    assert [len(p.rules) for p in parts] == [100, 100, 50]
+    assert [r for p in parts for r in p.rules] == names
+    assert {(p.cron, p.timezone) for p in parts} == {("*/5 * * * *", "UTC")}
+    small = parse_rules(rules_text(*(rule(n) for n in names[:100])))
+    assert [(p.name, len(p.rules)) for p in batches_of(small)[0].parts()] == [
+        ("sql_metric_every_5m", 100)]
