@@ -171,7 +171,8 @@ class HttpReceiver:
 
     ``script`` is consumed one entry per request: an int status, or a tuple
     ``(status, headers)``, or ``"hang"`` (sleep past the client's timeout), or
-    ``"close"`` (drop the connection). When empty, ``default`` answers.
+    ``"close"`` (drop the connection). When empty, ``default`` answers. Every answer
+    comes ``delay_seconds`` after the request (a slow receiver).
     """
 
     url: str
@@ -179,6 +180,7 @@ class HttpReceiver:
     script: list[Any] = field(default_factory=list)
     default: Any = 200
     hang_seconds: float = 3.0
+    delay_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_answer(self) -> Any:
@@ -195,6 +197,8 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             answer = receiver.next_answer()
+            if receiver.delay_seconds:
+                time.sleep(receiver.delay_seconds)
             rec = Recorded("POST", self.path, dict(self.headers.items()), body)
             with receiver.lock:  # every request that arrived, answered or not (0)
                 receiver.requests.append(rec)

@@ -213,11 +213,12 @@ def _tls_context() -> ssl.SSLContext:
 #: Threads a batch starts with, and how the pool grows: every ``TUNE_EVERY_S`` the
 #: reader looks at this process's CPU use; while it is below ``BUSY_CPU`` of one core
 #: (the GIL), the threads mostly wait on receivers, so ``GROW_BY`` more start, up to
-#: ``concurrency``. Against a receiver that answers at once a few threads already keep
+#: ``concurrency``. Against a receiver that answers at once one thread already keeps
 #: the GIL busy and more would only fight over it (measured: 16 threads cost 0.3-0.4
-#: ms more CPU per message than 4); against a slow one the pool grows to what hides
-#: the latency.
-START_THREADS = 4
+#: ms more CPU per message than 4, and 4 about 0.1 ms more than one: 1.82x the
+#: sequential loop's CPU per message against 1.28x); against a slow one the pool grows
+#: to what hides the latency (tests/notify/test_send_workers.py).
+START_THREADS = 1
 TUNE_EVERY_S = 0.02
 BUSY_CPU = 0.8
 GROW_BY = 1
@@ -353,8 +354,10 @@ def send_all(items: Sequence[M], receivers: Mapping[str, Receiver[Any]], *, conc
         return []
     position = {id(item): i for i, item in enumerate(items)}
     out: list[Outcome[M] | None] = [None] * len(items)
+    got = 0
     with SendWorkers(items, receivers, concurrency=concurrency, deadline=deadline) as workers:
-        while not workers.done:
-            for outcome in workers.collect(timeout=3600.0):
+        while not workers.done:  # woken once every send is done, not at each
+            for outcome in workers.collect(timeout=3600.0, count=len(items) - got):
                 out[position[id(outcome[0])]] = outcome
+                got += 1
     return [o for o in out if o is not None]
