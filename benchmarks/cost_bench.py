@@ -253,7 +253,8 @@ class TickResult:
     def as_json(self) -> dict[str, Any]:
         return {"name": f"cost: one tick, {self.units} {self.unit_name} [{self.family}, "
                         f"{self.backend}]",
-                **asdict(self), "cpu_per_unit_s": self.cpu_per_unit,
+                **{k: v for k, v in asdict(self).items() if k != "floor"},
+                "cpu_per_unit_s": self.cpu_per_unit,
                 "baseline": {"name": "single-rule run (dagster asset materialize)",
                              "median_cpu_s": self.baseline_cpu},
                 "cpu_ratio": self.cpu_ratio,

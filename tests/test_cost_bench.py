@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks import cost_bench
 
 
@@ -59,3 +61,29 @@ def test_a_sample_spreads_over_the_runs() -> None:
     picked = cost_bench.sample(runs, 5)
     assert [r.job for r in picked] == ["j0", "j200", "j400", "j600", "j800"]
     assert cost_bench.sample(runs[:3], 5) == runs[:3]
+
+
+def test_dagster_alone_has_the_tick_shape_and_materializes_every_rule(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floor the benchmark compares the tick with: as many asset specs and checks as
+    rules, in multi-assets of the part size, one job; its run yields one number and a
+    passed check per rule."""
+    import runpy
+
+    import dagster as dg
+
+    monkeypatch.setenv("FLOOR_RULES", "5")
+    monkeypatch.setenv("FLOOR_PART", "2")
+    module = tmp_path / "cost_floor.py"
+    module.write_text(cost_bench.FLOOR_MODULE)
+    defs = runpy.run_path(str(module), run_name="cost_floor")["defs"]
+    job = defs.resolve_job_def("floor_job")
+    assert {node.name for node in job.graph.nodes} == {"floor_part_1", "floor_part_2",
+                                                       "floor_part_3"}
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance)
+    assert result.success
+    assert sorted(m.asset_key.path[-1] for m in result.get_asset_materialization_events()) == [
+        f"r{i:04d}" for i in range(5)]
+    assert [c.passed for c in result.get_asset_check_evaluations()] == [True] * 5
+
