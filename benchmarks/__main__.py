@@ -19,6 +19,7 @@ from benchmarks import (
     deploy_scale,
     drift_bench,
     heartbeat_bench,
+    open_alerts_bench,
     ping_bench,
     quality_bench,
     recovery_bench,
@@ -96,6 +97,8 @@ def main() -> int:
     am_push_failed = am_push_bench.main([])  # prints, writes results/am_push.json
     print()
     retention_failed = retention_bench.main([])  # prints, writes results/retention.json
+    print()
+    open_alerts_bench.main([])  # prints, writes results/open_alerts.json
     print()
     watch_failed = watch_bench.main([])  # prints, writes results/watch.json
     print()

@@ -187,8 +187,9 @@ def resolve_vanished(rules: RulesFile, rule: RuleBase, timeline: Timeline, produ
     send their resolve. Call only with a *complete* evaluation (not after a source
     error, which says nothing about the other instances).
     """
-    stale = [a for a in timeline.alerts.list() if a.rule == rule.name
-             and a.fingerprint not in produced]
+    # The rule's own open alerts, by the rule index: a batch calls this per target or
+    # segment, and reading every open alert each time grew with the whole timeline.
+    stale = [a for a in timeline.alerts.active_of(rule.name) if a.fingerprint not in produced]
     items = [(vanished(a), "") for a in stale]
     if not items:
         return []

@@ -393,8 +393,8 @@ def _resolve_gone(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline, se
                   result: SegmentResult, *, now: datetime, run_id: str | None) -> None:
     """Resolve this segment's instances that were not produced (other segments untouched)."""
     mine = rule.segment_labels(segment)
-    others = {a.fingerprint for a in timeline.alerts.list() if a.rule == rule.name
-              and any(a.labels.get(k) != v for k, v in mine.items())}
+    others = {a.fingerprint for a in timeline.alerts.active_of(rule.name)
+              if any(a.labels.get(k) != v for k, v in mine.items())}
     produced = {o.observation.fingerprint for o in result.outcomes}
     resolve_vanished(rules, rule, timeline, produced | others, now=now, run_id=run_id,
                      flush=False)
