@@ -18,6 +18,7 @@ first scrape (about 5 s after start, see ``conftest.py``).
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from alert_jobs.families.slo.prometheus import (
     read_buckets,
 )
 from tests.conftest import free_port
-from tests.families.slo.conftest import PrometheusServer, PrometheusStub
+from tests.families.slo.conftest import SCRAPE_INTERVAL, PrometheusServer, PrometheusStub
 
 PER_SERIES = 3.0  # events; see the module docstring
 GOOD_RATE, BAD_RATE = 40.0, 4.0
@@ -63,6 +64,30 @@ def true_count(prometheus: PrometheusServer, code: str, start: float, end: float
     """Events the target counted in ``(start, end]``."""
     series = prometheus.need_target().series[f'demo_requests_total{{code="{code}"}}']
     return series.value_at(end) - series.value_at(start)
+
+
+def steady(prometheus: PrometheusServer, seconds: int, attempts: int = 4) -> float:
+    """An aligned moment ``t`` whose last ``seconds`` were scraped on time: one sample per
+    interval in ``(t − seconds, t]``, each 1 ± 0.1 s after the one before.
+
+    The counts' tolerance (module docstring) rests on that. A loaded machine can make a
+    scrape late; a window then holds a sample too few or too many and ``increase()``
+    extrapolates it by a third or a half (a CI run counted 390 events for 360). That is
+    Prometheus' sampling, not the source's reading, so the next window is taken; after
+    ``attempts`` late windows the test fails and says why."""
+    t = prometheus.wait_history(seconds + 1)
+    seen = []
+    for _ in range(attempts):
+        [series] = prometheus.query(f'demo_requests_total{{code="200"}}[{seconds}s]', at=t)
+        times = [float(stamp) for stamp, _ in series["values"]]
+        gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
+        if len(times) == seconds and all(abs(g - SCRAPE_INTERVAL) <= 0.1 for g in gaps):
+            return t
+        seen.append(gaps)
+        time.sleep(seconds)
+        t = prometheus.aligned(time.time())
+    pytest.fail(f"Prometheus scraped late in {attempts} windows of {seconds} s (gaps "
+                f"between samples: {seen}); exact counts need scrapes on time")
 
 
 # ----- pure helpers ----------------------------------------------------------------------
@@ -257,7 +282,7 @@ def test_several_series_ask_for_sum(prometheus: PrometheusServer) -> None:
 
 
 def test_instant_counts_match_counter_increments(prometheus: PrometheusServer) -> None:
-    t = prometheus.wait_history(4)
+    t = steady(prometheus, 3)
     good_true = true_count(prometheus, "200", t - 3, t)
     bad_true = true_count(prometheus, "500", t - 3, t)
     assert good_true == pytest.approx(GOOD_RATE * 3, abs=1)  # the target itself
@@ -296,7 +321,7 @@ def test_range_query_backfills_the_instant_buckets(prometheus: PrometheusServer)
     """One range query per expression gives the buckets that instant queries at each
     bucket's end give (the same evaluation), consecutive and oldest first; and they add
     up to the events counted over the whole range."""
-    t = prometheus.wait_history(10)
+    t = steady(prometheus, 9)
     start, end = at(t - 9), at(t)
     ranged = read_buckets(sli(prometheus.url), start, end, STEP)
     assert [(b.start, b.end) for b in ranged] == [
