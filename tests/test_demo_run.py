@@ -3,7 +3,7 @@ ports, Dagster runs checks, and Ctrl-C (SIGINT) stops everything cleanly.
 
 What the issue saw before the launcher: KeyboardInterrupt tracebacks from every Python
 process, a "Segmentation fault" from make (``trap 'kill 0'``), and a run launched while
-the demo was stopping. Here: exit code 0, no traceback, no process left, no run created
+the demo was stopping. Here: exit code 0, no traceback, no process left, no run launched
 after the stop, and the positive controls that the demo really ran (the webserver
 answered, runs were launched, pings and feed rows arrived).
 """
@@ -151,10 +151,13 @@ def test_make_run_starts_the_demo_and_ctrl_c_stops_it_cleanly(tmp_path: Path) ->
     daemon = re.search(r"Dagster daemon stopped after ([\d.]+) s; no run is launched", output)
     assert daemon, output[-3000:]
     assert re.search(r"alert-jobs demo: stopped in [\d.]+ s", output)
-    # No run was created once the stop began (a schedule or sensor tick would create one),
-    # and none was launched once the daemon had exited.
+    # No run created once the stop began was launched: a tick already under way at
+    # Ctrl-C may still queue one (the daemon finishes its current ticks: README; seen on
+    # an overloaded machine), but it stays queued. And none was launched once the daemon
+    # had exited.
     late = [r for r in _runs(home) if r[2] > stop_at]
-    assert late == [], f"runs created after Ctrl-C: {late}"
+    assert all(status in ("QUEUED", "NOT_STARTED") for _, status, _ in late), (
+        f"runs created after Ctrl-C and launched: {late}")
     daemon_exit = stop_at + float(daemon.group(1))
     launched = _launch_times(home)
     assert launched  # positive control: launches are seen at all

@@ -70,11 +70,11 @@ def steady(prometheus: PrometheusServer, seconds: int, attempts: int = 4) -> flo
     """An aligned moment ``t`` whose last ``seconds`` were scraped on time: one sample per
     interval in ``(t − seconds, t]``, each 1 ± 0.1 s after the one before.
 
-    The counts' tolerance (module docstring) rests on that. A loaded machine can make a
-    scrape late; a window then holds a sample too few or too many and ``increase()``
-    extrapolates it by a third or a half (a CI run counted 390 events for 360). That is
-    Prometheus' sampling, not the source's reading, so the next window is taken; after
-    ``attempts`` late windows the test fails and says why."""
+    The counts' tolerance (module docstring) rests on that: a window a sample short or
+    over is extrapolated by a third or a half. On a loaded machine Prometheus itself can
+    scrape late; that is its sampling, not the source's reading, so the next window is
+    taken, and after ``attempts`` late windows the test fails and says why. (Values that
+    arrive late are the target's business: ``CounterTarget.scrape_moment``.)"""
     t = prometheus.wait_history(seconds + 1)
     seen = []
     for _ in range(attempts):
