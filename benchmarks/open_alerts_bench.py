@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ from benchmarks.timeline_bench import (
     BenchmarkError,
     aligned_table,
     postgres_database,
+    sqlite_database,
 )
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "open_alerts.json"
@@ -53,8 +53,8 @@ RULES = ("version: 1\nreceivers: [{name: console, type: console}]\n"
 @contextmanager
 def _database(backend: str) -> Iterator[str]:
     if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="alert-jobs-open-") as tmp:
-            yield f"sqlite:///{Path(tmp) / 'timeline.db'}"
+        with sqlite_database() as url:
+            yield url
         return
     with postgres_database(os.environ[TEST_DATABASE_URL_ENV]) as url:
         yield url

@@ -37,18 +37,17 @@ class Batch:
     def schedule_name(self) -> str:
         return f"{self.name}_schedule"
 
-    def parts(self, size: int | None = None) -> list[Batch]:
+    def parts(self) -> list[Batch]:
         """The batch's steps: one multi-asset each, all in the batch's one run.
 
         Dagster's work per asset output grows with the number of outputs of its step
         (its run-time bookkeeping scans the step's outputs and checks for each one), so
         a step of 1,000 rules costs far more than ten of 100. A batch of at most
-        ``size`` rules is one step named after the batch; a larger one is
-        ``<batch>_part_1``, ``<batch>_part_2``, … of ``size`` rules each, in order
-        (default :data:`PART_SIZE`). The job, its schedule and its one run per tick are
-        the batch's, whatever its parts.
+        :data:`PART_SIZE` rules is one step named after the batch; a larger one is
+        ``<batch>_part_1``, ``<batch>_part_2``, … of that many rules each, in order. The
+        job, its schedule and its one run per tick are the batch's, whatever its parts.
         """
-        size = size or PART_SIZE
+        size = PART_SIZE  # read at call time: tests set it smaller
         if len(self.rules) <= size:
             return [self]
         return [Batch(f"{self.name}_part_{i // size + 1}", self.cron, self.timezone,

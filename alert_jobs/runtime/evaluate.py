@@ -178,18 +178,21 @@ def routed(decision: Decision, router: Router) -> Decision:
 
 
 def resolve_vanished(rules: RulesFile, rule: RuleBase, timeline: Timeline, produced: set[str],
-                     *, now: datetime, run_id: str | None, flush: bool = True
-                     ) -> list[RuleOutcome]:
+                     *, now: datetime, run_id: str | None, flush: bool = True,
+                     within: Mapping[str, str] | None = None) -> list[RuleOutcome]:
     """Resolve the rule's open alerts that this evaluation no longer produces.
 
     Editing a rule's ``labels`` (or turning one of a target's checks off) changes which
     alert instances exist; the old ones would otherwise stay firing forever and never
     send their resolve. Call only with a *complete* evaluation (not after a source
-    error, which says nothing about the other instances).
+    error, which says nothing about the other instances). ``within``: only instances
+    with these labels were evaluated (one segment of a rule); the others are left.
     """
     # The rule's own open alerts, by the rule index: a batch calls this per target or
     # segment, and reading every open alert each time grew with the whole timeline.
-    stale = [a for a in timeline.alerts.active_of(rule.name) if a.fingerprint not in produced]
+    scope = within or {}
+    stale = [a for a in timeline.alerts.active_of(rule.name) if a.fingerprint not in produced
+             and all(a.labels.get(k) == v for k, v in scope.items())]
     items = [(vanished(a), "") for a in stale]
     if not items:
         return []

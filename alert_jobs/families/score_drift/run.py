@@ -392,12 +392,9 @@ def evaluate(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline, *, now:
 def _resolve_gone(rules: RulesFile, rule: ScoreDriftRule, timeline: Timeline, segment: str,
                   result: SegmentResult, *, now: datetime, run_id: str | None) -> None:
     """Resolve this segment's instances that were not produced (other segments untouched)."""
-    mine = rule.segment_labels(segment)
-    others = {a.fingerprint for a in timeline.alerts.active_of(rule.name)
-              if any(a.labels.get(k) != v for k, v in mine.items())}
     produced = {o.observation.fingerprint for o in result.outcomes}
-    resolve_vanished(rules, rule, timeline, produced | others, now=now, run_id=run_id,
-                     flush=False)
+    resolve_vanished(rules, rule, timeline, produced, now=now, run_id=run_id, flush=False,
+                     within=rule.segment_labels(segment))
 
 
 def expected_rows_of(rule: ScoreDriftRule, slots: list[ReferenceSlot],
